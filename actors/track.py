@@ -1,0 +1,17 @@
+"""A track's run → verify → repair loop as a Ray task with explicit resources."""
+from __future__ import annotations
+
+import ray
+
+from iml_ray.blueprint import Candidate
+from iml_ray.candidate import TrackAgents, TrackJob, run_track
+
+from .agents import ActorProxy
+
+
+@ray.remote(max_retries=0)
+def run_track_task(job: TrackJob, prep_coder, model_coder, assembler, error_analyzer, debugger, evaluator,
+                   coordinator) -> Candidate:
+    agents = TrackAgents(*(ActorProxy(h) for h in (prep_coder, model_coder, assembler, error_analyzer, debugger,
+                                                    evaluator, coordinator)))
+    return run_track(job, agents)

@@ -1,0 +1,158 @@
+"""The agents of a run, as plain classes (no Ray here; `actors/` wraps them).
+
+Each agent has the same inputs and typed output whichever policy drives it;
+today the policy is `rules`. Constructors only store configuration.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .assemble import ModuleSource, assemble, section_lines
+from .blueprint import Blueprint, Candidate, InterfaceContract, PrepPlan, TrackPlan, TrainPlan
+from .knowledge.retriever import Knowledge, retrieve
+from .profile import Profile, profile_task
+from .rules import debugger as rules_debugger
+from .rules.guideline import make_blueprint, make_contract
+from .task import TaskSummary, analyze_task
+from .tracks.render import render_prep, render_runner, render_traditional
+
+
+class TaskAnalyzer:
+    def __init__(self, policy: str = "rules"):
+        self.policy = policy
+
+    def analyze(self, task_dir: str) -> TaskSummary:
+        return analyze_task(task_dir)
+
+
+class Profiler:
+    def __init__(self, policy: str = "rules"):
+        self.policy = policy
+
+    def profile(self, summary: TaskSummary) -> Profile:
+        return profile_task(summary)
+
+
+class KnowledgeRetriever:
+    def __init__(self, policy: str = "rules"):
+        self.policy = policy
+
+    def retrieve(self, summary: TaskSummary, profile: Profile, tracks: tuple[str, ...]) -> Knowledge:
+        return retrieve(summary, profile, tracks)
+
+
+class GuidelineAgent:
+    def __init__(self, policy: str = "rules"):
+        self.policy = policy
+
+    def plan(self, summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
+             seed: int, holdout_fraction: float, num_threads: int) -> tuple[Blueprint, InterfaceContract]:
+        blueprint = make_blueprint(summary, profile, knowledge, tracks, seed, holdout_fraction, num_threads)
+        return blueprint, make_contract(summary, blueprint.prep)
+
+
+class PreprocessingCoder:
+    def __init__(self, policy: str = "rules"):
+        self.policy = policy
+
+    def write(self, summary: TaskSummary, plan: PrepPlan) -> str:
+        return render_prep(summary, plan)
+
+
+class ModelingCoder:
+    def __init__(self, policy: str = "rules"):
+        self.policy = policy
+
+    def write(self, summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
+        if plan.track != "traditional":
+            raise NotImplementedError(f"the rules policy has no template for track {plan.track}")
+        return render_traditional(summary, plan, train, contract)
+
+
+class Assembler:
+    def __init__(self, policy: str = "rules"):
+        self.policy = policy
+
+    def assemble(self, summary: TaskSummary, contract: InterfaceContract, track: str, prep_code: str,
+                 model_code: str) -> tuple[str, dict[str, tuple[int, int]]]:
+        """The standalone pipeline and the line range of each section (to localise tracebacks)."""
+        modules = [ModuleSource("prep", prep_code), ModuleSource("model", model_code),
+                   ModuleSource("runner", render_runner(summary, contract))]
+        script = assemble(modules, name=summary.name, problem_type=summary.problem_type, metric=summary.metric, track=track)
+        return script, section_lines(script)
+
+
+class ErrorAnalyzer:
+    def __init__(self, policy: str = "rules"):
+        self.policy = policy
+
+    def analyze(self, failure: rules_debugger.Failure) -> rules_debugger.Diagnosis:
+        return rules_debugger.diagnose(failure)
+
+
+class Debugger:
+    def __init__(self, policy: str = "rules"):
+        self.policy = policy
+
+    def repair(self, diagnosis: rules_debugger.Diagnosis, plans: rules_debugger.Plans,
+               n_rows: int) -> rules_debugger.Repair | None:
+        return rules_debugger.repair(diagnosis, plans, n_rows)
+
+
+class Evaluator:
+    def __init__(self, policy: str = "rules"):
+        self.policy = policy
+
+    def score(self, valid_predictions_csv: str, summary: TaskSummary) -> float:
+        import pandas as pd
+
+        from .evaluate import score_valid_predictions
+
+        frame = pd.read_csv(valid_predictions_csv, low_memory=False)
+        frame.columns = [str(c) for c in frame.columns]
+        return score_valid_predictions(frame, summary)
+
+
+@dataclass
+class TrackStatus:
+    track: str
+    phase: str = "waiting"
+    round: int = 0
+    score: float | None = None
+    started: float = field(default_factory=time.time)
+    detail: str = ""
+
+
+class Coordinator:
+    """Holds the leaderboard and the live status of every track; picks the winner."""
+
+    def __init__(self, metric: str, higher_is_better: bool):
+        self.metric = metric
+        self.higher_is_better = higher_is_better
+        self.candidates: dict[str, Candidate] = {}
+        self.status: dict[str, TrackStatus] = {}
+
+    def update(self, track: str, phase: str, round: int = 0, detail: str = "", score: float | None = None) -> None:
+        status = self.status.setdefault(track, TrackStatus(track))
+        status.phase, status.round, status.detail = phase, round, detail
+        if score is not None:
+            status.score = score
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return {k: {"phase": s.phase, "round": s.round, "score": s.score, "elapsed": time.time() - s.started,
+                    "detail": s.detail} for k, s in self.status.items()}
+
+    def report(self, candidate: Candidate) -> None:
+        self.candidates[candidate.track] = candidate
+        self.update(candidate.track, candidate.status, candidate.repair_rounds, candidate.failure or "", candidate.valid_score)
+
+    def leaderboard(self) -> list[Candidate]:
+        verified = [c for c in self.candidates.values() if c.status == "verified" and c.valid_score is not None]
+        ordered = sorted(verified, key=lambda c: c.valid_score, reverse=self.higher_is_better)
+        return ordered + [c for c in self.candidates.values() if c not in ordered]
+
+    def best(self) -> Candidate | None:
+        board = self.leaderboard()
+        return board[0] if board and board[0].status == "verified" else None

@@ -1,0 +1,97 @@
+"""Join the preprocessing and model modules and the runner into one standalone pipeline.py.
+
+The result imports nothing from iml_ray: `python pipeline.py --data TASK --out DIR`
+rebuilds the submission anywhere the libraries it names are installed.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+HEADER = '''"""Standalone pipeline for task '{name}' ({problem_type}, metric: {metric}), track: {track}.
+
+Built by iml-ray. It imports nothing from iml-ray; rerun it with
+    python pipeline.py --data <task dir> --out <dir>
+to rebuild <dir>/submission.csv from train and test.
+Sections: preprocessing (Preprocessor), model (fit_model / predict_model), runner (main).
+"""
+'''
+
+
+class AssemblyError(ValueError):
+    """The modules cannot be joined (syntax error, clashing names, missing entry points)."""
+
+    def __init__(self, message: str, module: str):
+        super().__init__(message)
+        self.module = module
+
+
+@dataclass(frozen=True)
+class ModuleSource:
+    role: str          # "prep" | "model" | "runner"
+    code: str
+
+
+REQUIRED = {"prep": {"Preprocessor"}, "model": {"fit_model", "predict_model", "describe_model"}, "runner": {"main"}}
+
+
+def top_level_names(code: str, role: str) -> set[str]:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        raise AssemblyError(f"{role} module has a syntax error at line {exc.lineno}: {exc.msg}", role) from None
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def assemble(modules: list[ModuleSource], *, name: str, problem_type: str, metric: str, track: str) -> str:
+    seen: dict[str, str] = {}
+    for module in modules:
+        names = top_level_names(module.code, module.role)
+        missing = REQUIRED.get(module.role, set()) - names
+        if missing:
+            raise AssemblyError(f"{module.role} module does not define {', '.join(sorted(missing))}", module.role)
+        for item in names:
+            if item in seen:
+                raise AssemblyError(f"{module.role} and {seen[item]} modules both define '{item}'", module.role)
+            seen[item] = module.role
+    parts = [HEADER.format(name=name, problem_type=problem_type, metric=metric, track=track)]
+    for module in modules:
+        bar = "#" * 72
+        parts.append(f"\n{bar}\n# {module.role}\n{bar}\n{_strip_docstring(module.code)}")
+    script = "\n".join(parts)
+    ast.parse(script)
+    return script
+
+
+def _strip_docstring(code: str) -> str:
+    """Module docstrings become comments: only the header may be the script's docstring."""
+    tree = ast.parse(code)
+    if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(getattr(tree.body[0], "value", None), ast.Constant) \
+            and isinstance(tree.body[0].value.value, str):
+        first = tree.body[0]
+        lines = code.splitlines()
+        doc = [f"# {line}".rstrip() for line in first.value.value.strip().splitlines()]
+        return "\n".join(doc + lines[first.end_lineno:])
+    return code
+
+
+def section_lines(script: str) -> dict[str, tuple[int, int]]:
+    """Line ranges of the '# prep' / '# model' / '# runner' sections of an assembled script."""
+    lines = script.splitlines()
+    starts = []
+    for number, line in enumerate(lines, start=1):
+        if line in ("# prep", "# model", "# runner") and number > 1 and lines[number - 2].startswith("####"):
+            starts.append((line[2:], number))
+    ranges = {}
+    for i, (role, start) in enumerate(starts):
+        end = starts[i + 1][1] - 2 if i + 1 < len(starts) else len(lines)
+        ranges[role] = (start, end)
+    return ranges

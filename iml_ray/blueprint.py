@@ -1,0 +1,204 @@
+"""The plan of a run and what comes out of it, as frozen dataclasses ⇄ JSON.
+
+Blueprint <prep, model (tracks), train, eval> and the InterfaceContract between
+the preprocessing module and the model modules are written by the
+GuidelineAgent; a Candidate is one track's verified (or failed) attempt.
+Each lands in the run directory as JSON, so a run can be read, resumed, diffed.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def _tuples_to_lists(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_tuples_to_lists(v) for v in value]
+    if isinstance(value, list):
+        return [_tuples_to_lists(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _tuples_to_lists(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class PrepPlan:
+    """Which columns become which features, and the knobs of each transformation."""
+
+    numeric: tuple[str, ...] = ()
+    numeric_coerce: tuple[str, ...] = ()     # strings that parse as numbers ('?' etc. become missing)
+    categorical: tuple[str, ...] = ()
+    text: tuple[str, ...] = ()
+    datetime: tuple[str, ...] = ()
+    dropped: dict[str, str] = field(default_factory=dict)   # column → why
+    missing_indicators: bool = True
+    max_categories: int = 200
+    min_category_count: int = 2
+    frequency_encoding: bool = False
+    tfidf_max_features: int = 20000
+    tfidf_ngram_max: int = 2
+    tfidf_min_df: int = 2
+    datetime_parts: tuple[str, ...] = ("year", "month", "day", "dayofweek", "dayofyear", "hour", "elapsed_days")
+
+    def replace(self, **changes: Any) -> "PrepPlan":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def used_columns(self) -> tuple[str, ...]:
+        return self.numeric + self.numeric_coerce + self.categorical + self.text + self.datetime
+
+    def to_json(self) -> dict:
+        return _tuples_to_lists(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: dict) -> "PrepPlan":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class TrackPlan:
+    """One modelling track: which models, with which settings."""
+
+    track: str
+    models: tuple[str, ...] = ("lightgbm", "linear")
+    lightgbm: dict[str, Any] = field(default_factory=dict)
+    linear: dict[str, Any] = field(default_factory=dict)
+    class_weight: str | None = None
+    target_transform: str | None = None       # "log1p" for RMSLE
+    clip_min: float | None = None
+    num_threads: int = 1
+    reasons: tuple[str, ...] = ()
+
+    def replace(self, **changes: Any) -> "TrackPlan":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict:
+        return _tuples_to_lists(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrackPlan":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    seed: int = 0
+    holdout_fraction: float = 0.2
+    stratified: bool = True
+    inner_valid_fraction: float = 0.15
+    max_train_rows: int | None = None          # subsample cap, lowered by the Debugger on resource failures
+
+    def replace(self, **changes: Any) -> "TrainPlan":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    metric: str
+    higher_is_better: bool
+    submission_kind: str
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    prep: PrepPlan
+    tracks: tuple[TrackPlan, ...]
+    train: TrainPlan
+    eval: EvalPlan
+    cards: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def track(self, name: str) -> TrackPlan:
+        return next(t for t in self.tracks if t.track == name)
+
+    def to_json(self) -> dict:
+        return {
+            "prep": self.prep.to_json(),
+            "tracks": [t.to_json() for t in self.tracks],
+            "train": asdict(self.train),
+            "eval": asdict(self.eval),
+            "cards": list(self.cards),
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Blueprint":
+        return cls(
+            prep=PrepPlan.from_json(data["prep"]),
+            tracks=tuple(TrackPlan.from_json(t) for t in data["tracks"]),
+            train=TrainPlan(**data["train"]),
+            eval=EvalPlan(**data["eval"]),
+            cards=tuple(data.get("cards", ())),
+            notes=tuple(data.get("notes", ())),
+        )
+
+
+@dataclass(frozen=True)
+class InterfaceContract:
+    """What the preprocessing module promises the model modules, checked at run time."""
+
+    input_columns: tuple[str, ...]
+    n_train_rows: int
+    n_test_rows: int
+    prep_class: str = "Preprocessor"
+    prep_api: tuple[str, ...] = ("fit(frame: DataFrame) -> self", "transform(frame: DataFrame) -> matrix",
+                                 "categorical_indices: list[int]")
+    matrix: str = "float32 numpy.ndarray or scipy.sparse CSR, one row per input row, same order"
+    finite: bool = True                        # no NaN or inf anywhere in the matrix
+    model_api: tuple[str, ...] = ("fit_model(X, y, categorical_indices) -> model", "predict_model(model, X) -> ndarray")
+    target_encoding: str = "class index 0..k-1 in `classes` order"   # or "float" for regression
+    classes: tuple[Any, ...] = ()
+    prediction: str = "n × k class probabilities"                    # or "n values"
+
+    def to_json(self) -> dict:
+        return _tuples_to_lists(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: dict) -> "InterfaceContract":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class RepairRound:
+    """One execution of a candidate and, when it failed, what was changed for the next."""
+
+    round: int
+    status: str                 # sandbox status, or "invalid" when verification failed
+    wall_s: float
+    failure: str | None = None  # one line
+    blamed: str | None = None   # "prep" | "model" | "contract" | "resources"
+    diagnosis: str | None = None
+    change: str | None = None   # what the Debugger changed for the next round
+    diff_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One track's attempt: where its code is and how the framework scored it."""
+
+    track: str
+    code_dir: str
+    status: str                       # "verified" | "failed"
+    metric: str
+    valid_score: float | None = None  # computed by the Evaluator, never parsed from stdout
+    aps: float = 0.0
+    repair_rounds: int = 0
+    rounds: tuple[RepairRound, ...] = ()
+    failure: str | None = None
+    wall_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    pipeline_path: str | None = None
+    submission_path: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)   # informational output of the run (never used for ranking)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["rounds"] = [asdict(r) for r in self.rounds]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Candidate":
+        data = dict(data)
+        data["rounds"] = tuple(RepairRound(**r) for r in data.get("rounds", ()))
+        return cls(**data)

@@ -1,0 +1,250 @@
+"""One track's run → verify → repair loop, ending in a Candidate.
+
+Plain Python: the agents it talks to are passed in (Ray actor proxies in a run,
+plain objects in tests). Every round leaves its modules, logs and the
+Debugger's diff in `candidates/<track>/round_<n>/`.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .blueprint import Candidate, InterfaceContract, RepairRound
+from .contract import PREP_PROBE, check_prep_report, check_submission, check_valid_predictions, prep_probe_spec, read_prep_report
+from .evaluate import aps
+from .rules.debugger import Failure, Plans
+from .sandbox import SandboxLimits, SandboxResult, run_python
+from .task import TaskSummary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrackJob:
+    """Everything a track needs, picklable so it can travel to a Ray worker."""
+
+    summary: TaskSummary
+    contract: InterfaceContract
+    plans: Plans
+    code_dir: str
+    holdout_path: str
+    deadline: float                 # time.time() by which the track must be finished
+    memory_mb: int
+    cpus: int
+    gpu_ids: tuple[int, ...] = ()
+    max_rounds: int = 10
+    max_log_bytes: int = 20_000_000
+    min_round_s: float = 15.0       # a repair round is not started with less time than this
+
+
+class TrackAgents:
+    """The agents the loop talks to; attributes are objects with the agents' methods."""
+
+    def __init__(self, prep_coder: Any, model_coder: Any, assembler: Any, error_analyzer: Any, debugger: Any,
+                 evaluator: Any, coordinator: Any = None):
+        self.prep_coder = prep_coder
+        self.model_coder = model_coder
+        self.assembler = assembler
+        self.error_analyzer = error_analyzer
+        self.debugger = debugger
+        self.evaluator = evaluator
+        self.coordinator = coordinator
+
+
+def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
+    started = time.time()
+    track = job.plans.track.track
+    code_dir = Path(job.code_dir)
+    code_dir.mkdir(parents=True, exist_ok=True)
+    notify = _notifier(agents.coordinator, track)
+    plans = job.plans
+    prep_code = agents.prep_coder.write(job.summary, plans.prep)
+    model_code = agents.model_coder.write(job.summary, plans.track, plans.train, job.contract)
+    rounds: list[RepairRound] = []
+    peak = 0.0
+    prep_verified_code: str | None = None
+    failure_line = None
+
+    for number in range(1, job.max_rounds + 2):
+        round_dir = code_dir / f"round_{number}"
+        round_dir.mkdir(parents=True, exist_ok=True)
+        (round_dir / "prep.py").write_text(prep_code)
+        (round_dir / f"model_{track}.py").write_text(model_code)
+        round_started = time.time()
+        failure: Failure | None = None
+        result: SandboxResult | None = None
+
+        remaining = job.deadline - time.time()
+        if remaining < min(job.min_round_s, 5.0):
+            failure_line = f"out of time before round {number}"
+            break
+
+        if prep_code != prep_verified_code:
+            notify("prep check", number)
+            failure, result = _probe_prep(job, round_dir, prep_code)
+            peak = max(peak, result.peak_rss_mb)
+            if failure is None:
+                prep_verified_code = prep_code
+
+        score = None
+        if failure is None:
+            notify("running", number)
+            try:
+                script, sections = agents.assembler.assemble(job.summary, job.contract, track, prep_code, model_code)
+            except ValueError as exc:
+                failure = Failure("assemble", "invalid", str(exc), failing_section=getattr(exc, "module", None))
+                script, sections = None, {}
+            if script is not None:
+                pipeline = round_dir / f"pipeline_{track}.py"
+                pipeline.write_text(script)
+                out = round_dir / "output"
+                if out.exists():
+                    shutil.rmtree(out)   # an old submission must never pass for a new one
+                result = run_python(pipeline, ["--data", job.summary.task_dir, "--out", str(out), "--holdout", job.holdout_path],
+                                    round_dir, _limits(job), log_prefix="pipeline")
+                peak = max(peak, result.peak_rss_mb)
+                if result.status != "ok":
+                    failure = Failure("pipeline", result.status, result.describe(), result.stderr_tail(),
+                                      failing_section=_failing_section(result.stderr_tail(), pipeline.name, sections))
+                else:
+                    failure, score = _verify(job, agents, out)
+
+        if failure is None:
+            notify("verified", number, score=score)
+            rounds.append(RepairRound(number, "ok", round(time.time() - round_started, 2)))
+            final = code_dir / f"pipeline_{track}.py"
+            shutil.copyfile(round_dir / f"pipeline_{track}.py", final)
+            shutil.copyfile(round_dir / "prep.py", code_dir / "prep.py")
+            shutil.copyfile(round_dir / f"model_{track}.py", code_dir / f"model_{track}.py")
+            details = _read_json(round_dir / "output" / "run_info.json")
+            return Candidate(track=track, code_dir=str(code_dir), status="verified", metric=job.summary.metric,
+                             valid_score=score, aps=aps(job.summary.metric, score), repair_rounds=number - 1,
+                             rounds=tuple(rounds), wall_s=round(time.time() - started, 2), peak_rss_mb=round(peak, 1),
+                             pipeline_path=str(final), submission_path=str(round_dir / "output" / "submission.csv"),
+                             details={"run_info": details, "plans": _plans_json(plans)})
+
+        notify("repairing", number, detail=failure.message)
+        diagnosis = agents.error_analyzer.analyze(failure)
+        repair = None
+        if number <= job.max_rounds:
+            repair = agents.debugger.repair(diagnosis, plans, job.summary.n_train)
+        diff_file = None
+        change = None
+        if repair is not None:
+            old = prep_code if repair.module == "prep" else model_code
+            plans = repair.plans
+            if repair.module == "prep":
+                prep_code = agents.prep_coder.write(job.summary, plans.prep)
+            model_code = agents.model_coder.write(job.summary, plans.track, plans.train, job.contract)
+            new = prep_code if repair.module == "prep" else model_code
+            name = "prep.py" if repair.module == "prep" else f"model_{track}.py"
+            diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{name}", f"b/{name}"))
+            (round_dir / "repair.diff").write_text(diff)
+            diff_file = str(round_dir / "repair.diff")
+            change = repair.change
+        rounds.append(RepairRound(number, failure.status, round(time.time() - round_started, 2), failure.message,
+                                  diagnosis.blamed, f"{diagnosis.kind}: {diagnosis.explanation}"[:500], change, diff_file))
+        log.info("track %s round %d failed (%s, blamed %s); %s", track, number, failure.message, diagnosis.blamed,
+                 change or "no repair")
+        if repair is None:
+            failure_line = f"{failure.message} (blamed {diagnosis.blamed}; no repair known for {diagnosis.kind})" \
+                if number <= job.max_rounds else f"{failure.message} (still failing after {job.max_rounds} repair rounds)"
+            break
+
+    notify("failed", len(rounds), detail=failure_line or "")
+    return Candidate(track=track, code_dir=str(code_dir), status="failed", metric=job.summary.metric,
+                     repair_rounds=max(0, len(rounds) - 1), rounds=tuple(rounds), failure=failure_line,
+                     wall_s=round(time.time() - started, 2), peak_rss_mb=round(peak, 1),
+                     details={"plans": _plans_json(plans)})
+
+
+def _limits(job: TrackJob) -> SandboxLimits:
+    timeout = max(1.0, job.deadline - time.time())
+    return SandboxLimits(timeout_s=timeout, memory_mb=job.memory_mb, max_log_bytes=job.max_log_bytes,
+                         cpus=job.cpus, gpu_ids=job.gpu_ids)
+
+
+def _probe_prep(job: TrackJob, round_dir: Path, prep_code: str) -> tuple[Failure | None, SandboxResult]:
+    probe_dir = round_dir / "prep_check"
+    probe_dir.mkdir(exist_ok=True)
+    (probe_dir / "spec.json").write_text(json.dumps(prep_probe_spec(job.summary, job.contract)))
+    (probe_dir / "probe.py").write_text(PREP_PROBE)
+    report_path = probe_dir / "report.json"
+    report_path.unlink(missing_ok=True)
+    result = run_python(probe_dir / "probe.py", [str(probe_dir / "spec.json"), str(round_dir / "prep.py"), str(report_path)],
+                        probe_dir, _limits(job), log_prefix="probe")
+    if result.status not in ("ok", "error"):
+        return Failure("prep_probe", result.status, "prep check " + result.describe(), result.stderr_tail(),
+                       failing_section="prep"), result
+    report = read_prep_report(report_path)
+    violations = check_prep_report(report, job.contract)
+    if violations:
+        message = violations[0] if report.get("ok") else f"prep failed: {report.get('error', result.describe())}"
+        return Failure("prep_probe", "invalid" if report.get("ok") else "error", message,
+                       report.get("traceback", result.stderr_tail()), tuple(violations), "prep"), result
+    return None, result
+
+
+def _verify(job: TrackJob, agents: TrackAgents, out: Path) -> tuple[Failure | None, float | None]:
+    rows = np.asarray(json.loads(Path(job.holdout_path).read_text()), dtype=np.int64)
+    problems, _ = check_valid_predictions(out / "valid_predictions.csv", job.summary, rows)
+    problems += check_submission(out / "submission.csv", job.summary)
+    if problems:
+        return Failure("verify", "invalid", problems[0], violations=tuple(problems), failing_section="runner"), None
+    try:
+        score = float(agents.evaluator.score(str(out / "valid_predictions.csv"), job.summary))
+    except ValueError as exc:
+        return Failure("verify", "invalid", f"validation predictions cannot be scored: {exc}", failing_section="model"), None
+    if not np.isfinite(score):
+        return Failure("verify", "invalid", f"validation score is {score}", failing_section="model"), None
+    return None, score
+
+
+TRACE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def _failing_section(stderr: str, script_name: str, sections: dict[str, tuple[int, int]]) -> str | None:
+    """The section of the pipeline holding the innermost traceback frame in the script itself."""
+    hits = [int(line) for path, line in TRACE_LINE.findall(stderr) if path.endswith(script_name)]
+    if not hits:
+        return None
+    line = hits[-1]
+    for role, (start, end) in sections.items():
+        if start <= line <= end:
+            return role
+    return None
+
+
+def _notifier(coordinator: Any, track: str) -> Callable[..., None]:
+    def notify(phase: str, number: int, detail: str = "", score: float | None = None) -> None:
+        if coordinator is not None:
+            try:
+                coordinator.update(track, phase, number, detail[:200], score)
+            except Exception:  # progress is best effort; never fail a track over it
+                log.debug("progress update failed", exc_info=True)
+    return notify
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _plans_json(plans: Plans) -> dict:
+    from dataclasses import asdict
+
+    return {"prep": plans.prep.to_json(), "track": plans.track.to_json(), "train": asdict(plans.train)}
+
+
+

@@ -1,0 +1,120 @@
+"""`iml` — the command line.
+
+Only argparse is imported at module level, so `iml --help` is instant; the
+engine (Ray, pandas, sklearn) loads when a command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iml", description="iml-ray: code-driven AutoML on Ray.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command")
+
+    run = commands.add_parser("run", help="solve one competition: verified submission.csv + standalone pipeline.py",
+                              description="Solve one task directory (MLE-bench layout) end to end.")
+    run.add_argument("task_dir", help="directory with train.csv, test.csv, sample_submission.csv, description.md")
+    run.add_argument("--out", help="output directory (default: runs/<task name>)")
+    run.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-clock budget for the whole run (default 600)")
+    run.add_argument("--seed", type=int, help="seed of the validation split and the models (default 0)")
+    run.add_argument("--tracks", help="comma-separated tracks to explore (default: traditional)")
+    run.add_argument("--config", type=Path, help="YAML file with RunConfig fields")
+    group = run.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the earlier run in --out")
+    group.add_argument("--force", action="store_true", help="replace the earlier run in --out")
+    run.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(f"iml-ray {__version__}")
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command == "run":
+        return _run(args)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .errors import UserError
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    for noisy in ("ray", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        config = _config(args)
+        task_dir = Path(args.task_dir)
+        out = Path(args.out) if args.out else Path("runs") / _task_name(task_dir)
+        from .engine import Run
+        from .progress import make_progress
+
+        progress = make_progress(config.time_budget_s)
+        try:
+            result = Run(task_dir, out, config, resume=args.resume, force=args.force, progress=progress).execute()
+        finally:
+            progress.close()
+    except UserError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: the run directory is resumable with --resume", file=sys.stderr)
+        return 130
+    _print_summary(result)
+    return 0 if result.status == "ok" else 1
+
+
+def _config(args: argparse.Namespace):
+    from .config import RunConfig
+
+    overrides = {"time_budget_s": args.time_budget, "seed": args.seed,
+                 "tracks": tuple(args.tracks.split(",")) if args.tracks else None}
+    if args.config:
+        return RunConfig.from_yaml(args.config, **overrides)
+    return RunConfig.from_mapping({k: v for k, v in overrides.items() if v is not None})
+
+
+def _task_name(task_dir: Path) -> str:
+    resolved = task_dir.expanduser().resolve()
+    return resolved.parent.name if resolved.name == "public" else resolved.name
+
+
+def _print_summary(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    task = result.report["task"]
+    table = Table(title=f"{task['name']}: {task['problem_type']}, metric {task['metric']}", title_justify="left")
+    for column in ("track", "status", "validation score", "repair rounds", "seconds", "note"):
+        table.add_column(column)
+    for row in result.report["leaderboard"]:
+        score = "" if row["valid_score"] is None else f"{row['valid_score']:.5g}"
+        note = row["failure"] or (f"model: {row['model']['choice']}" if row.get("model") else "")
+        table.add_row(row["track"], row["status"], score, str(row["repair_rounds"]), f"{row['wall_s']:.0f}", note or "")
+    console.print(table)
+    if result.status == "ok":
+        best = result.best
+        console.print(f"chosen: [bold]{best.track}[/bold], validation {best.metric} = {best.valid_score:.5g} "
+                      f"(scored by iml-ray on a {result.report['validation']['holdout_fraction']:.0%} holdout)")
+        console.print(f"submission: {result.submission}")
+        console.print(f"pipeline:   {result.pipeline}   (rerun: python {result.pipeline} --data {task['task_dir']} --out DIR)")
+    else:
+        console.print("[bold red]no candidate passed verification[/bold red]; see the leaderboard above and "
+                      f"{result.out / 'report.json'}")
+    console.print(f"report:     {result.out / 'report.json'}   ({result.report['timings_s']['total']:.0f}s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""RunConfig: every knob of a run, with defaults a user never has to touch.
+
+CLI flags and an optional YAML file override it; environment variables are only
+for secrets and endpoints.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+TRACKS = ("traditional", "pretrained", "custom_nn")
+POLICIES = ("rules",)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    time_budget_s: float = 600.0
+    seed: int = 0
+    holdout_fraction: float = 0.2
+    tracks: tuple[str, ...] = ("traditional",)
+    policy: str = "rules"
+    max_repair_rounds: int = 10
+    # Per-candidate limits; None means "derive from the machine / cluster".
+    memory_mb: int | None = None
+    cpus_per_track: int | None = None
+    max_log_bytes: int = 20_000_000
+    # Seconds kept back from the budget for assembling and writing the report.
+    reserve_s: float = 10.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.time_budget_s <= 0:
+            raise ConfigError(f"time budget must be positive, got {self.time_budget_s}",
+                              "Pass --time-budget with a number of seconds, e.g. --time-budget 600.")
+        if not 0.05 <= self.holdout_fraction <= 0.5:
+            raise ConfigError(f"holdout_fraction {self.holdout_fraction} is outside [0.05, 0.5]",
+                              "Set holdout_fraction between 0.05 and 0.5.")
+        unknown = [t for t in self.tracks if t not in TRACKS]
+        if unknown or not self.tracks:
+            raise ConfigError(f"unknown track(s) {unknown or '(none given)'}",
+                              f"Choose from: {', '.join(TRACKS)}.")
+        if self.policy not in POLICIES:
+            raise ConfigError(f"unknown policy '{self.policy}'", f"Choose from: {', '.join(POLICIES)}.")
+        if self.max_repair_rounds < 0:
+            raise ConfigError("max_repair_rounds must be >= 0", "Set it to 0 or more.")
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["tracks"] = list(self.tracks)
+        return data
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}",
+                              f"Known keys: {', '.join(sorted(known))}.")
+        data = dict(data)
+        if "tracks" in data:
+            tracks = data["tracks"]
+            data["tracks"] = tuple(tracks.split(",") if isinstance(tracks, str) else tracks)
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"invalid configuration: {exc}", "Check the value types in the config file.") from None
+
+    @classmethod
+    def from_yaml(cls, path: Path, **overrides: Any) -> "RunConfig":
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist", "Check the path given to --config.") from None
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"config file {path} is not valid YAML ({first})", "Fix the file's syntax.") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys to values", "See RunConfig for the keys.")
+        loaded.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_mapping(loaded)

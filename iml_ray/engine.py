@@ -1,0 +1,320 @@
+"""One competition through the three phases, on Ray.
+
+plan:     TaskAnalyzer → Profiler → KnowledgeRetriever → GuidelineAgent (blueprint + contract)
+explore:  one Ray task per track: code → sandbox → verify → repair → Candidate
+finish:   Coordinator ranks the verified candidates by the Evaluator's scores;
+          the winner's pipeline and submission become <out>/pipeline.py and <out>/submission.csv.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .blueprint import Blueprint, Candidate, InterfaceContract
+from .candidate import TrackJob
+from .config import RunConfig
+from .contract import check_submission
+from .knowledge.retriever import Knowledge
+from .profile import Profile
+from .progress import LogProgress, Progress
+from .rules.debugger import Plans
+from .rundir import RunDir, atomic_copy, atomic_write_json
+from .task import TaskSummary, check_task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out: Path
+    status: str                       # "ok" | "failed"
+    summary: TaskSummary
+    best: Candidate | None
+    leaderboard: tuple[Candidate, ...]
+    report: dict[str, Any]
+
+    @property
+    def submission(self) -> Path:
+        return self.out / "submission.csv"
+
+    @property
+    def pipeline(self) -> Path:
+        return self.out / "pipeline.py"
+
+
+# ------------------------------------------------------------------ Ray
+
+
+@contextlib.contextmanager
+def ray_session() -> Iterator[None]:
+    """Join RAY_ADDRESS when set, else start a local cluster bound to 127.0.0.1."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    quiet = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    address = os.environ.get("RAY_ADDRESS")
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    if address:
+        ray.init(address=address, **quiet)
+    else:
+        # Without these Ray binds to the machine's other address; a local run stays on loopback.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        ray.init(_node_ip_address="127.0.0.1", **quiet)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def track_resources(n_tracks: int, config: RunConfig) -> tuple[int, int]:
+    """(CPUs per track, memory limit per candidate in MB) from what the cluster has."""
+    import psutil
+    import ray
+
+    resources = ray.cluster_resources()
+    total_cpus = int(resources.get("CPU", 1))
+    cpus = config.cpus_per_track or max(1, total_cpus // max(1, n_tracks))
+    cpus = min(cpus, total_cpus)
+    if config.memory_mb:
+        memory = config.memory_mb
+    else:
+        # Leave room for Ray and the other tracks on the node.
+        memory = int(psutil.virtual_memory().total / 2**20 * 0.6 / max(1, n_tracks))
+    return cpus, memory
+
+
+# ------------------------------------------------------------------ the run
+
+
+class Run:
+    def __init__(self, task_dir: str | Path, out: str | Path, config: RunConfig, *, resume: bool = False,
+                 force: bool = False, progress: Progress | None = None):
+        self.task_dir = Path(task_dir)
+        self.out = Path(out)
+        self.config = config
+        self.resume = resume
+        self.force = force
+        self.progress = progress or LogProgress(config.time_budget_s)
+        self.timings: dict[str, float] = {}
+
+    def execute(self) -> RunResult:
+        started = time.time()
+        deadline = started + self.config.time_budget_s
+        files = check_task(self.task_dir)          # bad input fails here, before anything is written
+        rundir = RunDir.check(self.out, self.resume, self.force)
+        self.progress.phase("starting Ray")
+        with ray_session():
+            self.timings["ray_start"] = round(time.time() - started, 2)
+            rundir.prepare(force=self.force)
+            state = rundir.load_state() if self.resume else {"stages": {}, "candidates": {}}
+            state.setdefault("stages", {})
+            state.setdefault("candidates", {})
+            state["config"] = self.config.to_json()
+            state["task_dir"] = str(files.root)
+            rundir.save_state(state)
+            try:
+                return self._run(rundir, state, str(files.root), started, deadline)
+            except KeyboardInterrupt:
+                state["interrupted"] = time.time()
+                rundir.save_state(state)
+                raise
+
+    def _run(self, rundir: RunDir, state: dict, task_root: str, started: float, deadline: float) -> RunResult:
+        import ray
+
+        from actors import agents as actors
+
+        policy = self.config.policy
+        analyzer = actors.TaskAnalyzer.remote(policy)
+        profiler = actors.Profiler.remote(policy)
+        retriever = actors.KnowledgeRetriever.remote(policy)
+        guideline = actors.GuidelineAgent.remote(policy)
+        prep_coder = actors.PreprocessingCoder.remote(policy)
+        model_coder = actors.ModelingCoder.remote(policy)
+        assembler = actors.Assembler.remote(policy)
+        error_analyzer = actors.ErrorAnalyzer.remote(policy)
+        debugger = actors.Debugger.remote(policy)
+        evaluator = actors.Evaluator.remote(policy)
+
+        def stage(name: str, compute, encode, decode):
+            if name in state["stages"] and (rundir.plan / f"{name}.json").exists():
+                log.info("resume: %s is finished, loading it", name)
+                return decode(rundir.read_plan(name))
+            self.progress.phase(name.replace("_", " "))
+            t0 = time.time()
+            value = compute()
+            rundir.write_plan(name, encode(value))
+            self.timings[name] = round(time.time() - t0, 2)
+            state["stages"][name] = {"finished": time.time(), "seconds": self.timings[name]}
+            rundir.save_state(state)
+            return value
+
+        summary: TaskSummary = stage("task_summary", lambda: ray.get(analyzer.analyze.remote(task_root)),
+                                     TaskSummary.to_json, TaskSummary.from_json)
+        for field_name, how in summary.inferred.items():
+            log.info("inferred %s: %s", field_name, how)
+        profile: Profile = stage("profile", lambda: ray.get(profiler.profile.remote(summary)),
+                                 Profile.to_json, Profile.from_json)
+        knowledge: Knowledge = stage("knowledge", lambda: ray.get(retriever.retrieve.remote(summary, profile, self.config.tracks)),
+                                     Knowledge.to_json, Knowledge.from_json)
+        n_tracks = len(self.config.tracks)
+        cpus, memory_mb = track_resources(n_tracks, self.config)
+        planned: list = []
+
+        def plan_once():
+            if not planned:
+                planned.extend(ray.get(guideline.plan.remote(summary, profile, knowledge, self.config.tracks,
+                                                             self.config.seed, self.config.holdout_fraction, cpus)))
+            return planned
+
+        blueprint: Blueprint = stage("blueprint", lambda: plan_once()[0], Blueprint.to_json, Blueprint.from_json)
+        contract: InterfaceContract = stage("contract", lambda: plan_once()[1], InterfaceContract.to_json,
+                                            InterfaceContract.from_json)
+        holdout = stage("holdout", lambda: _holdout(summary, blueprint), lambda rows: [int(r) for r in rows], list)
+        holdout_path = rundir.plan / "holdout.json"
+
+        coordinator = actors.Coordinator.remote(blueprint.eval.metric, blueprint.eval.higher_is_better)
+        self.progress.phase("exploring tracks")
+        explore_started = time.time()
+        track_deadline = deadline - self.config.reserve_s
+        pending: dict[Any, str] = {}
+        candidates: dict[str, Candidate] = {}
+        for plan in blueprint.tracks:
+            finished = state["candidates"].get(plan.track)
+            if finished and finished.get("status") == "verified" and Path(finished.get("pipeline_path") or "").exists():
+                log.info("resume: track %s is finished", plan.track)
+                candidates[plan.track] = Candidate.from_json(finished)
+                ray.get(coordinator.report.remote(candidates[plan.track]))
+                continue
+            job = TrackJob(summary=summary, contract=contract, plans=Plans(blueprint.prep, plan, blueprint.train),
+                           code_dir=str(rundir.candidate_dir(plan.track)), holdout_path=str(holdout_path),
+                           deadline=track_deadline, memory_mb=memory_mb, cpus=cpus,
+                           max_rounds=self.config.max_repair_rounds, max_log_bytes=self.config.max_log_bytes)
+            from actors.track import run_track_task
+
+            ref = run_track_task.options(num_cpus=cpus, num_gpus=0).remote(
+                job, prep_coder, model_coder, assembler, error_analyzer, debugger, evaluator, coordinator)
+            pending[ref] = plan.track
+
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                self.progress.tracks(ray.get(coordinator.snapshot.remote()))
+                for ref in ready:
+                    track = pending.pop(ref)
+                    candidates[track] = self._collect(ref, track, summary)
+                    ray.get(coordinator.report.remote(candidates[track]))
+                    state["candidates"][track] = candidates[track].to_json()
+                    rundir.save_state(state)
+                # The tracks stop themselves at their deadline; this only catches a stuck worker.
+                if pending and time.time() > track_deadline + 30:
+                    for ref, track in list(pending.items()):
+                        ray.cancel(ref, force=True)
+                        candidates[track] = Candidate(track=track, code_dir=str(rundir.candidate_dir(track)), status="failed",
+                                                      metric=summary.metric, failure="cancelled: past the time budget")
+                        state["candidates"][track] = candidates[track].to_json()
+                        pending.pop(ref)
+                    rundir.save_state(state)
+        except KeyboardInterrupt:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+        self.progress.tracks(ray.get(coordinator.snapshot.remote()))
+        self.timings["explore"] = round(time.time() - explore_started, 2)
+
+        self.progress.phase("finishing")
+        leaderboard = tuple(ray.get(coordinator.leaderboard.remote()))
+        best = ray.get(coordinator.best.remote())
+        status = "failed"
+        if best is not None:
+            problems = check_submission(Path(best.submission_path), summary)
+            if problems:
+                log.error("the chosen candidate's submission fails verification: %s", problems[0])
+            else:
+                atomic_copy(Path(best.pipeline_path), rundir.root / "pipeline.py")
+                atomic_copy(Path(best.submission_path), rundir.root / "submission.csv")
+                status = "ok"
+        self.timings["total"] = round(time.time() - started, 2)
+        report = build_report(status, summary, profile, knowledge, blueprint, leaderboard, best if status == "ok" else None,
+                              self.timings, self.config, rundir)
+        atomic_write_json(rundir.root / "report.json", report)
+        state["finished"] = time.time()
+        state["status"] = status
+        rundir.save_state(state)
+        self.progress.phase(f"done: {status}")
+        return RunResult(rundir.root, status, summary, best if status == "ok" else None, leaderboard, report)
+
+    def _collect(self, ref, track: str, summary: TaskSummary) -> Candidate:
+        import ray
+
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            # A crashed worker fails the candidate, never the run.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.error("track %s crashed: %s", track, first)
+            return Candidate(track=track, code_dir="", status="failed", metric=summary.metric,
+                             failure=f"the Ray task running the track died: {type(exc).__name__}: {first[:300]}")
+
+
+def _holdout(summary: TaskSummary, blueprint: Blueprint) -> list[int]:
+    from .evaluate import make_holdout
+
+    return [int(r) for r in make_holdout(summary, blueprint.train.holdout_fraction, blueprint.train.seed)]
+
+
+def build_report(status: str, summary: TaskSummary, profile: Profile, knowledge: Knowledge, blueprint: Blueprint,
+                 leaderboard: tuple[Candidate, ...], best: Candidate | None, timings: dict[str, float], config: RunConfig,
+                 rundir: RunDir) -> dict[str, Any]:
+    from . import __version__
+
+    return {
+        "status": status,
+        "task": {
+            "name": summary.name,
+            "task_dir": summary.task_dir,
+            "target": summary.target,
+            "id_column": summary.id_column,
+            "problem_type": summary.problem_type,
+            "metric": summary.metric,
+            "submission": summary.submission.to_json(),
+            "n_train": summary.n_train,
+            "n_test": summary.n_test,
+            "decisions": summary.decisions,
+            "inferred": summary.inferred,
+        },
+        "profile": {"roles": profile.roles, "target": profile.target.__dict__, "memory_mb": profile.memory_mb},
+        "knowledge": knowledge.card_ids,
+        "blueprint_notes": list(blueprint.notes),
+        "leaderboard": [
+            {"track": c.track, "status": c.status, "valid_score": c.valid_score, "aps": c.aps, "metric": c.metric,
+             "repair_rounds": c.repair_rounds, "wall_s": c.wall_s, "peak_rss_mb": c.peak_rss_mb, "failure": c.failure,
+             "rounds": [r.__dict__ for r in c.rounds], "model": c.details.get("run_info", {}).get("final", {}).get("model")}
+            for c in leaderboard
+        ],
+        "chosen": None if best is None else {"track": best.track, "valid_score": best.valid_score, "aps": best.aps,
+                                             "pipeline": str(rundir.root / "pipeline.py")},
+        "validation": {"holdout_fraction": blueprint.train.holdout_fraction, "seed": blueprint.train.seed,
+                       "stratified": blueprint.train.stratified, "scored_by": "iml_ray.metrics (framework)"},
+        "timings_s": timings,
+        "llm": {"policy": config.policy, "tokens": 0, "cost_usd": 0.0},
+        "paths": {"submission": str(rundir.root / "submission.csv") if best else None,
+                  "pipeline": str(rundir.root / "pipeline.py") if best else None,
+                  "plan": str(rundir.plan), "candidates": str(rundir.candidates)},
+        "config": config.to_json(),
+        "versions": {"iml_ray": __version__, "python": platform.python_version()},
+    }
+
+
+def run_competition(task_dir: str | Path, out: str | Path, config: RunConfig | None = None, **kwargs: Any) -> RunResult:
+    return Run(task_dir, out, config or RunConfig(), **kwargs).execute()
+
+

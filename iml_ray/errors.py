@@ -1,0 +1,39 @@
+"""Errors a user can act on.
+
+A `UserError` is bad input, not a bug: the CLI prints its two lines and exits 2,
+with no traceback. Everything else that escapes is a bug in iml-ray.
+"""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """What is wrong (one line) and what to do about it (one line)."""
+
+    exit_code = 2
+
+    def __init__(self, problem: str, fix: str = ""):
+        super().__init__(problem)
+        self.problem = problem.rstrip(".")
+        self.fix = fix
+
+    def __reduce__(self):
+        # Ray pickles exceptions across process boundaries; keep both lines.
+        return (type(self), (self.problem, self.fix))
+
+    def render(self) -> str:
+        text = f"error: {self.problem}."
+        if self.fix:
+            text += f"\n       {self.fix}"
+        return text
+
+
+class TaskError(UserError):
+    """The task directory cannot be used as it is."""
+
+
+class OutputDirError(UserError):
+    """The output directory holds something we must not overwrite."""
+
+
+class ConfigError(UserError):
+    """A configuration value is invalid."""

@@ -1,0 +1,201 @@
+"""Executed data profiling: what the columns really hold, measured on the data.
+
+Every later decision (which columns become TF-IDF features, whether classes are
+imbalanced, whether the target is skewed) is grounded in this Profile, not in
+the column names or the description.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .task import TaskSummary, read_table
+
+log = logging.getLogger(__name__)
+
+ROLES = ("numeric", "categorical", "text", "datetime", "id", "path", "constant")
+FILE_SUFFIX = re.compile(r"\.(png|jpe?g|gif|bmp|tiff?|webp|wav|mp3|flac|txt|json|npy|dcm)$", re.IGNORECASE)
+DATE_LIKE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?")
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    name: str
+    dtype: str
+    role: str
+    missing_frac: float
+    missing_frac_test: float
+    n_unique: int
+    unique_frac: float
+    examples: tuple[str, ...]
+    why: str
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    mean_length: float | None = None
+    mean_words: float | None = None
+    top_values: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TargetProfile:
+    name: str
+    problem_type: str
+    n_missing: int
+    class_counts: dict[str, int] = field(default_factory=dict)
+    imbalance_ratio: float | None = None       # largest class / smallest class
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    skew: float | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    n_train: int
+    n_test: int
+    memory_mb: float
+    columns: tuple[ColumnProfile, ...]
+    target: TargetProfile
+
+    def columns_with_role(self, role: str) -> list[str]:
+        return [c.name for c in self.columns if c.role == role]
+
+    @property
+    def roles(self) -> dict[str, list[str]]:
+        return {role: self.columns_with_role(role) for role in ROLES if self.columns_with_role(role)}
+
+    def column(self, name: str) -> ColumnProfile:
+        return next(c for c in self.columns if c.name == name)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["roles"] = self.roles
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Profile":
+        columns = tuple(ColumnProfile(**{**c, "examples": tuple(c["examples"])}) for c in data["columns"])
+        return cls(data["n_train"], data["n_test"], data["memory_mb"], columns, TargetProfile(**data["target"]))
+
+
+def profile_task(summary: TaskSummary) -> Profile:
+    """Read the task's data and profile it."""
+    root = Path(summary.task_dir)
+    train = read_table(root / summary.train_file)
+    test = read_table(root / summary.test_file)
+    train.columns = [str(c) for c in train.columns]
+    test.columns = [str(c) for c in test.columns]
+    return profile_frames(train, test, summary, root)
+
+
+def profile_frames(train: pd.DataFrame, test: pd.DataFrame, summary: TaskSummary, root: Path | None = None) -> Profile:
+    memory = float(train.memory_usage(deep=True).sum() + test.memory_usage(deep=True).sum()) / 2**20
+    columns = []
+    for name in summary.feature_columns:
+        columns.append(profile_column(train[name], test[name], root))
+    if summary.id_column and summary.id_column in train.columns:
+        columns.append(profile_column(train[summary.id_column], test[summary.id_column], root, forced_role="id"))
+    target = profile_target(train[summary.target], summary.problem_type)
+    return Profile(len(train), len(test), round(memory, 2), tuple(columns), target)
+
+
+def profile_column(train_col: pd.Series, test_col: pd.Series, root: Path | None = None, forced_role: str | None = None) -> ColumnProfile:
+    values = train_col.dropna()
+    n = max(len(train_col), 1)
+    n_unique = int(values.nunique())
+    examples = tuple(str(v)[:80] for v in values.drop_duplicates().head(3))
+    base = dict(
+        name=str(train_col.name),
+        dtype=str(train_col.dtype),
+        missing_frac=round(float(train_col.isna().mean()), 4),
+        missing_frac_test=round(float(test_col.isna().mean()), 4) if len(test_col) else 0.0,
+        n_unique=n_unique,
+        unique_frac=round(n_unique / n, 4),
+        examples=examples,
+    )
+    role, why, extra = _infer_role(values, n_unique, n, root)
+    if forced_role:
+        role, why = forced_role, "the task's id column"
+    return ColumnProfile(role=role, why=why, **base, **extra)
+
+
+def _infer_role(values: pd.Series, n_unique: int, n_rows: int, root: Path | None) -> tuple[str, str, dict[str, Any]]:
+    if n_unique <= 1:
+        return "constant", "one value (or none) in train", {}
+    if pd.api.types.is_bool_dtype(values):
+        return "categorical", "boolean", _top(values)
+    if pd.api.types.is_numeric_dtype(values):
+        stats = _numeric_stats(values)
+        if pd.api.types.is_integer_dtype(values) and n_unique == n_rows and _is_sequence(values):
+            return "id", "unique consecutive integers, one per row", stats
+        return "numeric", "numeric dtype", stats
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "datetime", "datetime dtype", {}
+
+    text = values.astype(str)
+    sample = text.sample(min(len(text), 2000), random_state=0) if len(text) > 2000 else text
+    numeric = pd.to_numeric(sample, errors="coerce")
+    if numeric.notna().mean() >= 0.95:
+        return "numeric", "strings that parse as numbers", _numeric_stats(pd.to_numeric(text, errors="coerce").dropna())
+    if sample.str.match(DATE_LIKE).mean() >= 0.9:
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+        if parsed.notna().mean() >= 0.9:
+            return "datetime", "strings that parse as dates", {}
+    lengths = sample.str.len()
+    words = sample.str.count(r"\S+")
+    text_stats = {"mean_length": round(float(lengths.mean()), 1), "mean_words": round(float(words.mean()), 2)}
+    if sample.str.contains(FILE_SUFFIX).mean() >= 0.9:
+        exists = root is not None and any((root / v).exists() for v in sample.head(20))
+        return "path", "file names" + (" that exist in the task directory" if exists else ""), text_stats
+    unique_frac = n_unique / n_rows
+    if text_stats["mean_words"] >= 4 and text_stats["mean_length"] >= 20 and unique_frac >= 0.3:
+        return "text", f"free text (about {text_stats['mean_words']:.0f} words, {unique_frac:.0%} unique)", text_stats
+    if unique_frac >= 0.95 and text_stats["mean_words"] <= 1.01:
+        return "id", f"single-token strings, {unique_frac:.0%} unique (an identifier)", text_stats
+    return "categorical", f"{n_unique} distinct strings", {**text_stats, **_top(values)}
+
+
+def _numeric_stats(values: pd.Series) -> dict[str, Any]:
+    values = pd.to_numeric(values, errors="coerce").astype("float64")
+    values = values[np.isfinite(values)]
+    if values.empty:
+        return {}
+    return {"mean": _r(values.mean()), "std": _r(values.std()), "min": _r(values.min()), "max": _r(values.max())}
+
+
+def _is_sequence(values: pd.Series) -> bool:
+    ordered = np.sort(values.to_numpy())
+    return bool(len(ordered) > 1 and (np.diff(ordered) == 1).all())
+
+
+def _top(values: pd.Series, k: int = 5) -> dict[str, Any]:
+    counts = values.astype(str).value_counts().head(k)
+    return {"top_values": {str(key): int(v) for key, v in counts.items()}}
+
+
+def profile_target(y: pd.Series, problem_type: str) -> TargetProfile:
+    n_missing = int(y.isna().sum())
+    y = y.dropna()
+    if problem_type == "regression":
+        values = pd.to_numeric(y, errors="coerce").astype("float64").dropna()
+        return TargetProfile(str(y.name), problem_type, n_missing, mean=_r(values.mean()), std=_r(values.std()),
+                             min=_r(values.min()), max=_r(values.max()), skew=_r(values.skew()))
+    counts = y.astype(str).value_counts()
+    ratio = float(counts.max() / counts.min()) if counts.min() > 0 else None
+    return TargetProfile(str(y.name), problem_type, n_missing,
+                         class_counts={str(k): int(v) for k, v in counts.items()},
+                         imbalance_ratio=None if ratio is None else round(ratio, 3))
+
+
+def _r(value: Any) -> float | None:
+    value = float(value)
+    return None if not np.isfinite(value) else round(value, 6)

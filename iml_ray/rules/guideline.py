@@ -1,0 +1,94 @@
+"""The rules GuidelineAgent: a Blueprint and an InterfaceContract from the profile and the cards."""
+from __future__ import annotations
+
+from ..blueprint import Blueprint, EvalPlan, InterfaceContract, PrepPlan, TrackPlan, TrainPlan
+from ..knowledge.retriever import Knowledge
+from ..metrics import get_metric
+from ..profile import Profile
+from ..task import TaskSummary
+
+PREP_KNOBS = {"max_categories", "min_category_count", "frequency_encoding", "tfidf_max_features", "tfidf_ngram_max",
+              "tfidf_min_df", "missing_indicators", "datetime_parts"}
+
+
+def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
+                   seed: int, holdout_fraction: float, num_threads: int) -> Blueprint:
+    settings = knowledge.settings()
+    prep = plan_prep(summary, profile, settings.get("prep", {}))
+    track_plans = tuple(plan_track(t, summary, profile, settings, num_threads) for t in tracks if t == "traditional")
+    train = TrainPlan(seed=seed, holdout_fraction=holdout_fraction, stratified=summary.problem_type != "regression",
+                      inner_valid_fraction=float(settings.get("train", {}).get("inner_valid_fraction", 0.15)))
+    metric = get_metric(summary.metric)
+    notes = []
+    skipped = [t for t in tracks if t != "traditional"]
+    if skipped:
+        notes.append(f"tracks {', '.join(skipped)} have no rules templates yet; only traditional runs")
+    return Blueprint(prep=prep, tracks=track_plans, train=train,
+                     eval=EvalPlan(metric.name, metric.higher_is_better, summary.submission.kind),
+                     cards=tuple(knowledge.card_ids), notes=tuple(notes))
+
+
+def plan_prep(summary: TaskSummary, profile: Profile, knobs: dict) -> PrepPlan:
+    groups: dict[str, list[str]] = {"numeric": [], "numeric_coerce": [], "categorical": [], "text": [], "datetime": []}
+    dropped: dict[str, str] = {}
+    for column in profile.columns:
+        if column.name not in summary.feature_columns:
+            continue
+        role = column.role
+        if role == "numeric":
+            key = "numeric" if _is_numeric_dtype(column.dtype) else "numeric_coerce"
+            groups[key].append(column.name)
+        elif role in groups:
+            groups[role].append(column.name)
+        elif role == "id":
+            dropped[column.name] = f"an identifier ({column.why}); it carries no signal"
+        elif role == "constant":
+            dropped[column.name] = "constant in train"
+        elif role == "path":
+            dropped[column.name] = "file paths: the traditional track does not read files"
+    for column in summary.dropped_columns:
+        dropped[column] = "in train but not in test"
+    extra = {k: (tuple(v) if isinstance(v, list) else v) for k, v in knobs.items() if k in PREP_KNOBS}
+    return PrepPlan(**{k: tuple(v) for k, v in groups.items()}, dropped=dropped, **extra)
+
+
+def plan_track(track: str, summary: TaskSummary, profile: Profile, settings: dict, num_threads: int) -> TrackPlan:
+    lightgbm = dict(settings.get("lightgbm", {}))
+    linear = dict(settings.get("linear", {}))
+    model = settings.get("model", {})
+    target = settings.get("target", {})
+    models = ["lightgbm"]
+    if linear.pop("enabled", True):
+        models.append("linear")
+    reasons = [f"objective from the problem type: {summary.problem_type}"]
+    if target.get("transform"):
+        reasons.append(f"target transform {target['transform']} for metric {summary.metric}")
+    if model.get("class_weight"):
+        reasons.append(f"class weights {model['class_weight']} (imbalance {profile.target.imbalance_ratio}:1)")
+    return TrackPlan(track=track, models=tuple(models), lightgbm=lightgbm, linear=linear,
+                     class_weight=model.get("class_weight"), target_transform=target.get("transform"),
+                     clip_min=target.get("clip_min"), num_threads=max(1, num_threads), reasons=tuple(reasons))
+
+
+def make_contract(summary: TaskSummary, prep: PrepPlan) -> InterfaceContract:
+    classification = summary.problem_type != "regression"
+    classes = tuple(sorted_classes(summary)) if classification else ()
+    return InterfaceContract(
+        input_columns=prep.used_columns,
+        n_train_rows=summary.n_train,
+        n_test_rows=summary.n_test,
+        target_encoding="class index 0..k-1 in `classes` order" if classification else "float",
+        classes=classes,
+        prediction=f"n × {len(classes)} class probabilities" if classification else "n values",
+    )
+
+
+def sorted_classes(summary: TaskSummary) -> list:
+    """The model's class order: sorted class values (the submission may order its columns differently)."""
+    from ..task import _sort_key
+
+    return sorted(summary.submission.classes, key=_sort_key)
+
+
+def _is_numeric_dtype(dtype: str) -> bool:
+    return dtype.startswith(("int", "uint", "float", "Int", "UInt", "Float", "bool"))

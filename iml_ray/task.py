@@ -1,0 +1,479 @@
+"""Load a task directory (MLE-bench layout) and infer what its description omits.
+
+A task is `description.md`, `train.csv`, `test.csv`, `sample_submission.csv` and
+optional extra files, plus an optional `task.yaml` stating `target`,
+`id_column`, `metric`, `problem_type` (and `positive_class`). Whatever is not
+stated is inferred from the sample submission, the columns and the data, and the
+TaskSummary records how each field was decided.
+
+Every problem with the input raises TaskError: one line of what is wrong, one of
+what to do.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import TaskError
+from .submission import SubmissionFormat
+
+log = logging.getLogger(__name__)
+
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet")
+PROBLEM_TYPES = ("binary", "multiclass", "regression")
+YAML_KEYS = {"target", "id_column", "metric", "problem_type", "positive_class"}
+ID_NAME = re.compile(r"^(id|.*[_\s-]id|.*Id|.*ID|index|key|row_?id)$")
+
+
+@dataclass(frozen=True)
+class TaskFiles:
+    """Where the parts of a task are. `root` holds the data (an MLE-bench `public/`)."""
+
+    root: Path
+    name: str
+    train: Path
+    test: Path
+    sample_submission: Path | None
+    description: Path | None
+    task_yaml: Path | None
+    extras: tuple[str, ...] = ()
+
+    def relative(self, path: Path | None) -> str | None:
+        return None if path is None else str(path.relative_to(self.root))
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """What the competition asks for: the TaskAnalyzer's answer."""
+
+    name: str
+    task_dir: str
+    train_file: str
+    test_file: str
+    sample_submission_file: str | None
+    target: str
+    id_column: str | None
+    problem_type: str
+    metric: str
+    submission: SubmissionFormat
+    feature_columns: tuple[str, ...]
+    dropped_columns: tuple[str, ...]
+    n_train: int
+    n_test: int
+    # field -> how it was decided ("stated in task.yaml", "inferred: ...")
+    decisions: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["submission"] = self.submission.to_json()
+        data["feature_columns"] = list(self.feature_columns)
+        data["dropped_columns"] = list(self.dropped_columns)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TaskSummary":
+        data = dict(data)
+        data["submission"] = SubmissionFormat.from_json(data["submission"])
+        data["feature_columns"] = tuple(data["feature_columns"])
+        data["dropped_columns"] = tuple(data["dropped_columns"])
+        return cls(**data)
+
+    @property
+    def inferred(self) -> dict[str, str]:
+        return {k: v for k, v in self.decisions.items() if not v.startswith("stated")}
+
+
+# ---------------------------------------------------------------- locating files
+
+
+def locate_task(path: str | Path) -> TaskFiles:
+    """Find the data files of a task directory, or say clearly what is missing."""
+    given = Path(path).expanduser()
+    if not given.exists():
+        raise TaskError(f"task directory {given} does not exist", "Check the path (it should hold train.csv and test.csv).")
+    if not given.is_dir():
+        raise TaskError(f"{given} is a file, not a task directory", "Pass the directory that holds train.csv and test.csv.")
+    root = given.resolve()
+    # MLE-bench prepared competitions keep what a participant sees in public/.
+    if _find_table(root, "train") is None and (root / "public").is_dir():
+        root = root / "public"
+    name = root.parent.name if root.name == "public" else root.name
+    train = _find_table(root, "train")
+    if train is None:
+        raise TaskError(f"no train file in {root}", "Add train.csv (or train.tsv / train.parquet) to the task directory.")
+    test = _find_table(root, "test")
+    if test is None:
+        raise TaskError(f"no test file in {root}", "Add test.csv with the rows to predict.")
+    sample = _find_table(root, "sample_submission") or _find_table(root, "sampleSubmission")
+    description = next((p for p in (root / "description.md", root / "description.txt", root / "README.md") if p.is_file()), None)
+    task_yaml = next((p for p in (root / "task.yaml", root / "task.yml") if p.is_file()), None)
+    known = {p for p in (train, test, sample, description, task_yaml) if p is not None}
+    extras = tuple(sorted(p.name for p in root.iterdir() if p not in known and not p.name.startswith(".")))
+    return TaskFiles(root, name, train, test, sample, description, task_yaml, extras)
+
+
+def _find_table(root: Path, stem: str) -> Path | None:
+    for suffix in TABLE_SUFFIXES:
+        candidate = root / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# ---------------------------------------------------------------- reading tables
+
+
+def read_table(path: Path, nrows: int | None = None) -> pd.DataFrame:
+    """Read a CSV/TSV/parquet file; a broken file is a TaskError, not a traceback."""
+    label = path.name
+    try:
+        if path.name.endswith(".parquet"):
+            frame = pd.read_parquet(path)
+        else:
+            sep = "\t" if path.name.endswith(".tsv") else ","
+            try:
+                frame = pd.read_csv(path, sep=sep, nrows=nrows, low_memory=False)
+            except UnicodeDecodeError:
+                # Kaggle files from older competitions are often latin-1.
+                log.warning("%s is not UTF-8; reading it as latin-1", label)
+                frame = pd.read_csv(path, sep=sep, nrows=nrows, low_memory=False, encoding="latin-1")
+    except pd.errors.EmptyDataError:
+        raise TaskError(f"{label} is empty", f"Put the header and the rows in {path}.") from None
+    except pd.errors.ParserError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise TaskError(f"{label} is malformed ({first})", f"Fix {path}: every row needs as many fields as the header.") from None
+    except (OSError, ValueError) as exc:
+        raise TaskError(f"{label} cannot be read ({type(exc).__name__}: {exc})", f"Check that {path} is a valid table file.") from None
+    if frame.shape[1] == 0:
+        raise TaskError(f"{label} has no columns", f"Put a header row in {path}.")
+    if len(frame) == 0:
+        raise TaskError(f"{label} has a header but no rows", f"Add data rows to {path}.")
+    dupes = [c for c in frame.columns if re.fullmatch(r".+\.\d+", str(c)) and str(c).rsplit(".", 1)[0] in frame.columns]
+    if dupes:
+        raise TaskError(f"{label} has duplicate column names ({', '.join(map(str, dupes))})", f"Rename the columns in {path} so each name is unique.")
+    return frame
+
+
+def read_task_yaml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import yaml
+
+    from .metrics import UnknownMetric, get_metric
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise TaskError(f"{path.name} is not valid YAML ({str(exc).splitlines()[0]})", f"Fix the syntax of {path}.") from None
+    if not isinstance(data, dict):
+        raise TaskError(f"{path.name} must be a mapping like `target: price`", f"Rewrite {path} as key: value lines.")
+    unknown = sorted(set(data) - YAML_KEYS)
+    if unknown:
+        raise TaskError(f"{path.name} has unknown key(s): {', '.join(unknown)}", f"Use only: {', '.join(sorted(YAML_KEYS))}.")
+    if data.get("metric") is not None:
+        try:
+            data["metric"] = get_metric(str(data["metric"])).name
+        except UnknownMetric as exc:
+            raise TaskError(f"{path.name}: {exc}", f"Set `metric:` in {path} to one of the known metrics.") from None
+    if data.get("problem_type") is not None and data["problem_type"] not in PROBLEM_TYPES:
+        raise TaskError(f"{path.name}: unknown problem_type '{data['problem_type']}'",
+                        f"Set `problem_type:` to one of {', '.join(PROBLEM_TYPES)}.")
+    return data
+
+
+# ---------------------------------------------------------------- column roles
+
+
+@dataclass(frozen=True)
+class ColumnResolution:
+    target: str
+    id_column: str | None
+    submission_columns: tuple[str, ...]
+    feature_columns: tuple[str, ...]
+    dropped_columns: tuple[str, ...]
+    decisions: dict[str, str]
+
+
+def resolve_columns(train_cols: list[str], test_cols: list[str], sample_cols: list[str] | None,
+                    stated: dict[str, Any], files: TaskFiles) -> ColumnResolution:
+    """Decide target, id and feature columns from what is stated and the headers."""
+    train_set, test_set = set(train_cols), set(test_cols)
+    decisions: dict[str, str] = {}
+    sample_cols = list(sample_cols or [])
+
+    id_column = stated.get("id_column")
+    if id_column is not None:
+        if id_column not in test_set:
+            raise TaskError(f"id_column '{id_column}' from task.yaml is not a column of {files.test.name}",
+                            f"{files.test.name} has: {_preview(test_cols)}. Fix `id_column:` in task.yaml.")
+        decisions["id_column"] = "stated in task.yaml"
+    else:
+        id_column = _infer_id(train_cols, test_cols, sample_cols, decisions)
+
+    target = stated.get("target")
+    if target is not None:
+        if target not in train_set:
+            raise TaskError(f"target '{target}' from task.yaml is not a column of {files.train.name}",
+                            f"{files.train.name} has: {_preview(train_cols)}. Fix `target:` in task.yaml.")
+        decisions["target"] = "stated in task.yaml"
+    else:
+        target = _infer_target(train_cols, test_cols, sample_cols, id_column, files, decisions)
+
+    if target in test_set:
+        raise TaskError(f"the target '{target}' is also a column of {files.test.name}",
+                        "Remove it from test.csv: the test set must not hold the answers.")
+
+    extra_in_test = [c for c in test_cols if c not in train_set and c != id_column]
+    if extra_in_test:
+        raise TaskError(f"{files.test.name} has column(s) that {files.train.name} lacks: {_preview(extra_in_test)}",
+                        "Make test.csv hold the same feature columns as train.csv (without the target).")
+    features = tuple(c for c in train_cols if c in test_set and c != id_column and c != target)
+    if not features:
+        raise TaskError(f"{files.train.name} and {files.test.name} share no feature columns",
+                        "Check that both files hold the same features (test without the target).")
+    dropped = tuple(c for c in train_cols if c not in test_set and c != target and c != id_column)
+    if dropped:
+        decisions["dropped_columns"] = f"in train but not in test, so unusable at prediction time: {_preview(list(dropped))}"
+
+    submission_columns = tuple(sample_cols) if sample_cols else tuple(c for c in (id_column, target) if c)
+    return ColumnResolution(target, id_column, submission_columns, features, dropped, decisions)
+
+
+def _infer_id(train_cols: list[str], test_cols: list[str], sample_cols: list[str], decisions: dict[str, str]) -> str | None:
+    shared = [c for c in sample_cols if c in test_cols]
+    if shared:
+        decisions["id_column"] = f"inferred: '{shared[0]}' appears in both sample_submission and test"
+        return shared[0]
+    named = [c for c in test_cols if ID_NAME.match(str(c))]
+    if named:
+        decisions["id_column"] = f"inferred: '{named[0]}' is named like an id"
+        return named[0]
+    decisions["id_column"] = "inferred: none (rows are matched by position)"
+    return None
+
+
+def _infer_target(train_cols: list[str], test_cols: list[str], sample_cols: list[str], id_column: str | None,
+                  files: TaskFiles, decisions: dict[str, str]) -> str:
+    test_set = set(test_cols)
+    train_only = [c for c in train_cols if c not in test_set and c != id_column]
+    predicted = [c for c in sample_cols if c != id_column]
+    named_in_train = [c for c in predicted if c in train_only]
+    if len(named_in_train) == 1:
+        decisions["target"] = f"inferred: '{named_in_train[0]}' is the sample submission's column that train has and test lacks"
+        return named_in_train[0]
+    if len(train_only) == 1:
+        reason = "the only column train has and test lacks"
+        if predicted and not named_in_train:
+            reason += f" (the sample submission's columns {_preview(predicted)} look like one per class)"
+        decisions["target"] = f"inferred: '{train_only[0]}' is {reason}"
+        return train_only[0]
+    if not train_only:
+        raise TaskError(f"no target column: every column of {files.train.name} is also in {files.test.name}",
+                        "State the target in task.yaml as `target: <column>`.")
+    if predicted:
+        raise TaskError(f"no target column: {files.sample_submission.name if files.sample_submission else 'the sample submission'} "
+                        f"has {_preview(sample_cols)} but {files.train.name} has no such column",
+                        "State it in task.yaml as `target: <column>`.")
+    raise TaskError(f"cannot tell which column is the target: {files.train.name} has {_preview(train_only)} that {files.test.name} lacks",
+                    "State it in task.yaml as `target: <column>`.")
+
+
+def _preview(columns: list[str], limit: int = 8) -> str:
+    shown = ", ".join(map(str, columns[:limit]))
+    return f"[{shown}{', …' if len(columns) > limit else ''}]"
+
+
+# ---------------------------------------------------------------- the analysis
+
+
+def check_task(path: str | Path) -> TaskFiles:
+    """The cheap checks a user wants before anything starts: files, headers, columns."""
+    files = locate_task(path)
+    stated = read_task_yaml(files.task_yaml)
+    train_head = read_table(files.train, nrows=50)
+    test_head = read_table(files.test, nrows=50)
+    sample_head = read_table(files.sample_submission, nrows=5) if files.sample_submission else None
+    resolve_columns([str(c) for c in train_head.columns], [str(c) for c in test_head.columns],
+                    None if sample_head is None else [str(c) for c in sample_head.columns], stated, files)
+    return files
+
+
+def analyze_task(path: str | Path) -> TaskSummary:
+    """The rules TaskAnalyzer: a TaskSummary from the files, task.yaml and the data."""
+    from .metrics import find_metric_in_text, get_metric
+
+    files = locate_task(path)
+    stated = read_task_yaml(files.task_yaml)
+    train = read_table(files.train)
+    test = read_table(files.test)
+    sample = read_table(files.sample_submission) if files.sample_submission else None
+    train.columns = [str(c) for c in train.columns]
+    test.columns = [str(c) for c in test.columns]
+    cols = resolve_columns(list(train.columns), list(test.columns), None if sample is None else [str(c) for c in sample.columns],
+                           stated, files)
+    decisions = dict(cols.decisions)
+    y = train[cols.target]
+    if y.isna().all():
+        raise TaskError(f"the target '{cols.target}' is empty in every row of {files.train.name}",
+                        "Fill in the target values, or name the right column in task.yaml as `target:`.")
+    if y.isna().any():
+        decisions["target_missing"] = f"{int(y.isna().sum())} train rows have no target and are left out"
+    y = y.dropna()
+    if y.nunique() < 2:
+        raise TaskError(f"the target '{cols.target}' has a single value ({y.iloc[0]!r}) in {files.train.name}",
+                        "A model needs at least two distinct target values to learn from.")
+    if sample is not None and len(sample) != len(test):
+        raise TaskError(f"{files.sample_submission.name} has {len(sample)} rows but {files.test.name} has {len(test)}",
+                        "The sample submission needs one row per test row.")
+
+    description = files.description.read_text(errors="replace") if files.description else ""
+    metric = stated.get("metric")
+    if metric:
+        decisions["metric"] = "stated in task.yaml"
+    else:
+        metric = find_metric_in_text(description) if description else None
+        if metric:
+            decisions["metric"] = f"inferred: the description names {metric}"
+
+    prediction_cols = [c for c in cols.submission_columns if c != cols.id_column]
+    problem_type = stated.get("problem_type")
+    if problem_type:
+        decisions["problem_type"] = "stated in task.yaml"
+    else:
+        problem_type, why = _infer_problem_type(y, metric, prediction_cols, cols.target)
+        decisions["problem_type"] = f"inferred: {why}"
+
+    if not metric:
+        metric, why = _default_metric(problem_type, sample, prediction_cols, y)
+        decisions["metric"] = f"default: {why}"
+    spec = get_metric(metric)
+    if problem_type not in spec.problem_types:
+        raise TaskError(f"the metric {metric} does not fit a {problem_type} task (target '{cols.target}')",
+                        "State `metric:` and `problem_type:` in task.yaml.")
+
+    fmt = _submission_format(cols, problem_type, spec, sample, y, stated, train[cols.target].dtype, decisions, files)
+    if sample is not None and cols.id_column and cols.id_column in sample.columns:
+        missing = set(sample[cols.id_column].astype(str)) - set(test[cols.id_column].astype(str))
+        if missing:
+            raise TaskError(f"{len(missing)} id(s) of {files.sample_submission.name} are not in {files.test.name} "
+                            f"(e.g. {sorted(missing)[0]!r})", "The sample submission must list the test ids.")
+
+    return TaskSummary(
+        name=files.name,
+        task_dir=str(files.root),
+        train_file=files.relative(files.train),
+        test_file=files.relative(files.test),
+        sample_submission_file=files.relative(files.sample_submission),
+        target=cols.target,
+        id_column=cols.id_column,
+        problem_type=problem_type,
+        metric=spec.name,
+        submission=fmt,
+        feature_columns=cols.feature_columns,
+        dropped_columns=cols.dropped_columns,
+        n_train=int(len(train)),
+        n_test=int(len(test)),
+        decisions=decisions,
+        description=description[:4000],
+    )
+
+
+def _infer_problem_type(y: pd.Series, metric: str | None, prediction_cols: list[str], target: str) -> tuple[str, str]:
+    from .metrics import get_metric
+
+    n_unique = int(y.nunique())
+    if metric:
+        types = get_metric(metric).problem_types
+        if types == ("regression",):
+            return "regression", f"the metric {metric} is a regression metric"
+        if "regression" not in types:
+            kind = "binary" if n_unique == 2 else "multiclass"
+            return kind, f"the metric {metric} is a classification metric and the target has {n_unique} values"
+    if len(prediction_cols) > 1:
+        return ("binary" if len(prediction_cols) == 2 else "multiclass"), "the sample submission has one column per class"
+    if n_unique == 2:
+        return "binary", "the target has two values"
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return "multiclass", f"the target is not numeric and has {n_unique} values"
+    integral = bool((y == y.round()).all())
+    if integral and n_unique <= 20 and n_unique / max(len(y), 1) <= 0.05:
+        return "multiclass", f"the target holds {n_unique} integer values"
+    return "regression", f"the target is numeric with {n_unique} distinct values"
+
+
+def _default_metric(problem_type: str, sample: pd.DataFrame | None, prediction_cols: list[str], y: pd.Series) -> tuple[str, str]:
+    if problem_type == "regression":
+        return "rmse", "rmse for regression (the description names no metric)"
+    if len(prediction_cols) > 1:
+        return "logloss", "log loss, since the sample submission asks for one probability per class"
+    if problem_type == "binary" and sample is not None and prediction_cols and _looks_like_probabilities(sample[prediction_cols[0]]):
+        return "auc", "AUC, since the sample submission holds probabilities"
+    return "accuracy", "accuracy for classification (the description names no metric)"
+
+
+def _looks_like_probabilities(values: pd.Series) -> bool:
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.isna().any():
+        return False
+    return bool(numeric.between(0, 1).all() and not numeric.isin([0, 1]).all())
+
+
+def _submission_format(cols: ColumnResolution, problem_type: str, spec, sample: pd.DataFrame | None, y: pd.Series,
+                       stated: dict[str, Any], dtype, decisions: dict[str, str], files: TaskFiles) -> SubmissionFormat:
+    prediction_cols = tuple(c for c in cols.submission_columns if c != cols.id_column)
+    label_dtype = str(dtype)
+    if problem_type == "regression":
+        if len(prediction_cols) != 1:
+            raise TaskError(f"a regression task needs one prediction column, the sample submission has {list(prediction_cols)}",
+                            "Fix sample_submission.csv or state `problem_type:` in task.yaml.")
+        return SubmissionFormat(cols.id_column, prediction_cols, "value", label_dtype=label_dtype,
+                                sample_rows=0 if sample is None else len(sample))
+    classes = sorted(y.unique().tolist(), key=_sort_key)
+    positive = _positive_class(classes, stated, files) if problem_type == "binary" else None
+    if len(prediction_cols) > 1:
+        by_name = {str(c): c for c in classes}
+        unknown = [c for c in prediction_cols if c not in by_name]
+        if unknown or len(prediction_cols) != len(classes):
+            raise TaskError(f"the sample submission's columns {list(prediction_cols)} do not match the classes of "
+                            f"'{cols.target}' ({[str(c) for c in classes][:10]})",
+                            "Name one column per class, exactly as the class values in train.csv.")
+        ordered = tuple(by_name[c] for c in prediction_cols)
+        decisions["submission"] = "one probability column per class"
+        return SubmissionFormat(cols.id_column, prediction_cols, "class_probabilities", ordered, positive, label_dtype,
+                                0 if sample is None else len(sample))
+    wants_proba = spec.needs == "proba"
+    if problem_type == "binary" and (wants_proba or (sample is not None and _looks_like_probabilities(sample[prediction_cols[0]]))):
+        decisions["submission"] = f"probability of class {positive!r}"
+        kind = "probability"
+    else:
+        if wants_proba:
+            log.warning("metric %s needs probabilities but the submission has one label column; submitting labels", spec.name)
+        decisions["submission"] = "predicted labels"
+        kind = "label"
+    return SubmissionFormat(cols.id_column, prediction_cols, kind, tuple(classes), positive, label_dtype,
+                            0 if sample is None else len(sample))
+
+
+def _sort_key(value: Any) -> tuple:
+    return (0, value, "") if isinstance(value, (int, float, bool)) else (1, 0, str(value))
+
+
+def _positive_class(classes: list[Any], stated: dict[str, Any], files: TaskFiles) -> Any:
+    if "positive_class" in stated:
+        wanted = stated["positive_class"]
+        for c in classes:
+            if c == wanted or str(c) == str(wanted):
+                return c
+        raise TaskError(f"positive_class {wanted!r} from task.yaml is not a class of the target ({classes})",
+                        "Set `positive_class:` to one of the target's values.")
+    lowered = {str(c).strip().lower(): c for c in classes}
+    for word in ("1", "true", "yes", "y", "positive", "pos"):
+        if word in lowered:
+            return lowered[word]
+    return classes[-1]

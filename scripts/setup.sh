@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates .venv and installs iml-ray with everything the demo and the tests need.
+# Idempotent: a second call with the same pyproject.toml installs nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+stamp=".venv/.iml-installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    echo "setting up .venv (first time takes about two minutes)..." >&2
+    # torch first and pinned: pip then takes the CPU build from local disk and
+    # nothing later pulls the multi-GB CUDA build.
+    .venv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 2> >(grep -v "^WARNING: Location" >&2)
+    .venv/bin/pip install --quiet --disable-pip-version-check -e ".[examples,dev]" 2> >(grep -v "^WARNING: Location" >&2)
+    rm -f .venv/.iml-installed-*
+    touch "$stamp"
+fi

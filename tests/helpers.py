@@ -1,0 +1,38 @@
+"""Tiny tasks written on the fly, for tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def write_task(root: Path, train: pd.DataFrame, test: pd.DataFrame, sample: pd.DataFrame | None = None,
+               description: str | None = None, task_yaml: str | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    train.to_csv(root / "train.csv", index=False)
+    test.to_csv(root / "test.csv", index=False)
+    if sample is not None:
+        sample.to_csv(root / "sample_submission.csv", index=False)
+    if description is not None:
+        (root / "description.md").write_text(description)
+    if task_yaml is not None:
+        (root / "task.yaml").write_text(task_yaml)
+    return root
+
+
+def binary_frames(n_train: int = 300, n_test: int = 100, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    x1 = rng.normal(size=n)
+    colour = rng.choice(["red", "green", "blue"], size=n)
+    age = np.where(rng.random(n) < 0.1, np.nan, rng.integers(18, 80, size=n).astype(float))
+    logit = 1.5 * x1 + (colour == "red") * 1.0 - 0.5
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    frame = pd.DataFrame({"id": np.arange(1, n + 1), "x1": x1, "colour": colour, "age": age, "label": y})
+    train = frame.iloc[:n_train].reset_index(drop=True)
+    test = frame.iloc[n_train:].drop(columns=["label"]).reset_index(drop=True)
+    sample = pd.DataFrame({"id": test["id"], "label": 0})
+    return train, test, sample
+
+

@@ -1,0 +1,152 @@
+"""One competition end to end on a real local Ray cluster (one per module, 2 CPUs)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import binary_frames, write_task
+from iml_ray.config import RunConfig
+from iml_ray.engine import run_competition
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_cluster():
+    import ray
+
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_binary_task_ends_with_verified_submission_and_reproducible_pipeline(tmp_path):
+    train, test, sample = binary_frames(400, 120)
+    task = write_task(tmp_path / "toy", train, test, sample, "# Toy\n\n## Evaluation\nScored on area under the ROC curve.\n")
+    out = tmp_path / "out"
+    result = run_competition(task, out, RunConfig(time_budget_s=180))
+    assert result.status == "ok"
+
+    submission = pd.read_csv(out / "submission.csv")
+    assert list(submission.columns) == ["id", "label"]
+    assert submission["id"].tolist() == sample["id"].tolist()
+    assert submission["label"].between(0, 1).all()       # AUC → probabilities of class 1
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "ok"
+    assert report["task"]["metric"] == "auc"
+    board = report["leaderboard"]
+    assert board[0]["track"] == "traditional" and board[0]["status"] == "verified"
+    # The framework's own score on its own holdout, recomputed here from the written predictions.
+    holdout = json.loads((out / "plan" / "holdout.json").read_text())
+    valid = pd.read_csv(next((out / "candidates" / "traditional").glob("round_*/output/valid_predictions.csv")))
+    assert sorted(valid["__row__"]) == sorted(holdout)
+    from sklearn.metrics import roc_auc_score
+    truth = train["label"].to_numpy()[valid["__row__"].to_numpy()]
+    assert report["chosen"]["valid_score"] == pytest.approx(roc_auc_score(truth, valid["label"]), abs=1e-9)
+    assert report["chosen"]["valid_score"] > 0.7
+
+    for name in ("task_summary", "profile", "knowledge", "blueprint", "contract", "holdout"):
+        assert (out / "plan" / f"{name}.json").is_file()
+
+    # The standalone pipeline imports no iml_ray and rebuilds the same submission.
+    pipeline = (out / "pipeline.py").read_text()
+    assert "iml_ray" not in pipeline
+    rerun = tmp_path / "rerun"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, str(out / "pipeline.py"), "--data", str(task), "--out", str(rerun)], check=True,
+                   cwd=tmp_path, env=env, capture_output=True)
+    again = pd.read_csv(rerun / "submission.csv")
+    pd.testing.assert_frame_equal(again, submission, check_exact=False, rtol=1e-9)
+
+
+def test_regression_task_with_text_column(tmp_path):
+    rng = np.random.default_rng(3)
+    words = np.array(["great", "awful", "fine", "cheap", "lovely", "broken", "fast", "slow"])
+    n = 300
+    texts = [" ".join(rng.choice(words, size=8)) for _ in range(n)]
+    good = np.array([t.count("great") + t.count("lovely") - t.count("awful") - t.count("broken") for t in texts])
+    frame = pd.DataFrame({"row_id": range(n), "review": texts, "price": rng.uniform(1, 50, n)})
+    frame["rating"] = 3 + good + rng.normal(0, 0.3, n)
+    train, test = frame.iloc[:240], frame.iloc[240:].drop(columns="rating")
+    sample = pd.DataFrame({"row_id": test["row_id"], "rating": 0.0})
+    task = write_task(tmp_path / "reviews", train, test, sample, "Predict the rating. Evaluated with mean absolute error.")
+    result = run_competition(task, tmp_path / "out", RunConfig(time_budget_s=180))
+    assert result.status == "ok"
+    profile = json.loads((tmp_path / "out" / "plan" / "profile.json").read_text())
+    assert profile["roles"]["text"] == ["review"]
+    knowledge = json.loads((tmp_path / "out" / "plan" / "knowledge.json").read_text())
+    assert {"text-tfidf", "mae-objective"} <= {c["id"] for c in knowledge["cards"]}
+    # Far better than predicting the mean rating, which scores about the target's MAD.
+    mad = float(np.mean(np.abs(train["rating"] - train["rating"].mean())))
+    assert result.best.valid_score < 0.6 * mad
+
+
+def test_resume_skips_finished_work(tmp_path):
+    train, test, sample = binary_frames(200, 50)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    out = tmp_path / "out"
+    first = run_competition(task, out, RunConfig(time_budget_s=120))
+    assert first.status == "ok"
+    submission_before = (out / "submission.csv").read_bytes()
+    rounds_before = sorted(p.name for p in (out / "candidates" / "traditional").iterdir())
+    second = run_competition(task, out, RunConfig(time_budget_s=120), resume=True)
+    assert second.status == "ok"
+    assert (out / "submission.csv").read_bytes() == submission_before
+    assert sorted(p.name for p in (out / "candidates" / "traditional").iterdir()) == rounds_before
+
+
+def test_repair_after_timeout_lands_a_verified_candidate(tmp_path, monkeypatch):
+    """A first attempt too slow for its slot is repaired with faster settings, and the diff is kept."""
+    from iml_ray import candidate
+
+    train, test, sample = binary_frames(300, 80)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    real_limits = candidate._limits
+    calls = {"n": 0}
+
+    def tight_first_pipeline(job):
+        limits = real_limits(job)
+        calls["n"] += 1
+        # Round 1 = prep probe (call 1) then pipeline (call 2): starve the pipeline of time.
+        if calls["n"] == 2:
+            from dataclasses import replace
+            return replace(limits, timeout_s=0.5)
+        return limits
+
+    monkeypatch.setattr(candidate, "_limits", tight_first_pipeline)
+    # The track runs in a Ray worker, where the monkeypatch does not reach: run the loop in-process.
+    from iml_ray.agents import Assembler, Debugger, ErrorAnalyzer, Evaluator, ModelingCoder, PreprocessingCoder
+    from iml_ray.candidate import TrackAgents, TrackJob, run_track
+    from iml_ray.evaluate import make_holdout
+    from iml_ray.knowledge.retriever import retrieve
+    from iml_ray.profile import profile_task
+    from iml_ray.rules.debugger import Plans
+    from iml_ray.rules.guideline import make_blueprint, make_contract
+    from iml_ray.task import analyze_task
+    import time
+
+    summary = analyze_task(task)
+    profile = profile_task(summary)
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0, 0.2, 1)
+    contract = make_contract(summary, blueprint.prep)
+    holdout = tmp_path / "holdout.json"
+    holdout.write_text(json.dumps(make_holdout(summary, 0.2, 0).tolist()))
+    job = TrackJob(summary, contract, Plans(blueprint.prep, blueprint.tracks[0], blueprint.train), str(tmp_path / "cand"),
+                   str(holdout), time.time() + 120, 4000, 1)
+    agents = TrackAgents(PreprocessingCoder(), ModelingCoder(), Assembler(), ErrorAnalyzer(), Debugger(), Evaluator())
+    result = run_track(job, agents)
+    assert result.status == "verified"
+    assert result.repair_rounds == 1
+    first = result.rounds[0]
+    assert first.status == "timeout" and first.blamed == "resources"
+    assert "learning rate" in first.change
+    diff = (tmp_path / "cand" / "round_1" / "repair.diff").read_text()
+    assert "learning_rate" in diff and diff.startswith("---")

@@ -1,0 +1,138 @@
+"""Task loading and inference: what is stated is used, what is missing is inferred and recorded."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import binary_frames, write_task
+from iml_ray.errors import TaskError
+from iml_ray.task import analyze_task, check_task
+
+
+def test_binary_task_inferred_from_sample_submission(binary_task):
+    summary = analyze_task(binary_task)
+    assert summary.target == "label"
+    assert summary.id_column == "id"
+    assert summary.problem_type == "binary"
+    assert summary.metric == "accuracy"
+    assert summary.submission.kind == "label"
+    assert summary.submission.classes == (0, 1)
+    assert set(summary.feature_columns) == {"x1", "colour", "age"}
+    assert "inferred" in summary.decisions["target"]
+    assert "description names accuracy" in summary.decisions["metric"]
+
+
+def test_task_yaml_overrides_inference(tmp_path):
+    train, test, sample = binary_frames()
+    root = write_task(tmp_path / "t", train, test, sample, "no metric named here",
+                      "target: label\nid_column: id\nmetric: roc_auc\n")
+    summary = analyze_task(root)
+    assert summary.metric == "auc"
+    assert summary.decisions["metric"] == "stated in task.yaml"
+    assert summary.submission.kind == "probability"
+    assert summary.submission.positive_class == 1
+
+
+def test_probability_placeholder_in_sample_defaults_to_auc(tmp_path):
+    train, test, sample = binary_frames()
+    sample["label"] = 0.5
+    summary = analyze_task(write_task(tmp_path / "t", train, test, sample))
+    assert summary.metric == "auc"
+    assert summary.decisions["metric"].startswith("default")
+    assert summary.submission.kind == "probability"
+
+
+def test_regression_with_rmsle_from_description(tmp_path):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"Id": range(200), "area": rng.uniform(50, 300, 200), "zone": rng.choice(list("abc"), 200)})
+    frame["SalePrice"] = frame["area"] * 1000 + rng.normal(0, 5000, 200)
+    train, test = frame.iloc[:150], frame.iloc[150:].drop(columns="SalePrice")
+    sample = pd.DataFrame({"Id": test["Id"], "SalePrice": 0.0})
+    desc = "# Houses\n\n## Evaluation\nSubmissions are evaluated on Root-Mean-Squared-Logarithmic-Error (RMSLE).\n"
+    summary = analyze_task(write_task(tmp_path / "h", train, test, sample, desc))
+    assert (summary.target, summary.problem_type, summary.metric) == ("SalePrice", "regression", "rmsle")
+    assert summary.submission.kind == "value"
+
+
+def test_one_probability_column_per_class(tmp_path):
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"id": range(90), "x": rng.normal(size=90), "species": np.repeat(["Adelie", "Gentoo", "Chinstrap"], 30)})
+    train, test = frame.iloc[:60], frame.iloc[60:].drop(columns="species")
+    sample = pd.DataFrame({"id": test["id"], "Gentoo": 1 / 3, "Adelie": 1 / 3, "Chinstrap": 1 / 3})
+    summary = analyze_task(write_task(tmp_path / "p", train, test, sample))
+    assert summary.target == "species"
+    assert summary.problem_type == "multiclass"
+    assert summary.metric == "logloss"
+    assert summary.submission.kind == "class_probabilities"
+    # classes follow the sample's column order, so column i holds P(classes[i])
+    assert summary.submission.classes == ("Gentoo", "Adelie", "Chinstrap")
+
+
+def test_train_only_columns_are_dropped_and_recorded(tmp_path):
+    train, test, sample = binary_frames()
+    train["leak"] = train["label"]
+    summary = analyze_task(write_task(tmp_path / "t", train, test, sample))
+    assert summary.target == "label"
+    assert "leak" in summary.dropped_columns
+    assert "leak" not in summary.feature_columns
+
+
+def test_mlebench_public_dir_is_accepted(tmp_path):
+    train, test, sample = binary_frames()
+    write_task(tmp_path / "comp" / "public", train, test, sample)
+    summary = analyze_task(tmp_path / "comp")
+    assert summary.name == "comp"
+    assert summary.task_dir.endswith("public")
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing_dir", "does not exist"),
+    ("no_train", "no train file"),
+    ("empty_train", "train.csv is empty"),
+    ("header_only", "has a header but no rows"),
+    ("malformed", "train.csv is malformed"),
+    ("test_extra_column", "test.csv has column(s) that train.csv lacks"),
+    ("no_target", "no target column"),
+    ("ambiguous_target", "cannot tell which column is the target"),
+    ("unknown_metric", "unknown metric 'bogus'"),
+    ("yaml_target_missing", "target 'price' from task.yaml is not a column"),
+])
+def test_bad_input_is_a_task_error(tmp_path, case, message):
+    train, test, sample = binary_frames(50, 20)
+    root = tmp_path / "task"
+    if case != "missing_dir":
+        write_task(root, train, test, sample)
+    if case == "no_train":
+        (root / "train.csv").unlink()
+    elif case == "empty_train":
+        (root / "train.csv").write_text("")
+    elif case == "header_only":
+        (root / "train.csv").write_text("id,x1,label\n")
+    elif case == "malformed":
+        (root / "train.csv").write_text("a,b,label\n1,2,0\n1,2,3,4,5\n")
+    elif case == "test_extra_column":
+        test.assign(extra=1).to_csv(root / "test.csv", index=False)
+    elif case == "no_target":
+        train.drop(columns="label").to_csv(root / "train.csv", index=False)
+    elif case == "ambiguous_target":
+        (root / "sample_submission.csv").unlink()
+        train.assign(other=1).to_csv(root / "train.csv", index=False)
+    elif case == "unknown_metric":
+        (root / "task.yaml").write_text("metric: bogus\n")
+    elif case == "yaml_target_missing":
+        (root / "task.yaml").write_text("target: price\n")
+    with pytest.raises(TaskError) as info:
+        check_task(root)
+        analyze_task(root)
+    assert message in str(info.value)
+    rendered = info.value.render()
+    assert rendered.startswith("error: ") and len(rendered.splitlines()) <= 2
+    assert info.value.fix, "every task error says what to do"
+
+
+def test_constant_target_is_refused(tmp_path):
+    train, test, sample = binary_frames(50, 20)
+    train["label"] = 1
+    with pytest.raises(TaskError, match="single value"):
+        analyze_task(write_task(tmp_path / "t", train, test, sample))
