@@ -1,0 +1,232 @@
+"""Run generated (untrusted) code: a child process with limits, a clean env, and a tree kill.
+
+- wall-clock timeout and a memory limit on the summed RSS of the whole process
+  tree, both enforced by a supervising loop that kills the tree on a breach;
+- its own working directory; stdout/stderr straight to capped log files;
+- an environment without API keys, tokens or credentials;
+- no exec() in the caller, no fork of the caller, no preexec_fn (the caller is
+  a multithreaded Ray worker); the child stays in the caller's process group so
+  Ray's cleanup of the worker reaches it, and a tiny bootstrap sets
+  PR_SET_PDEATHSIG so it dies with the worker even when nobody cleans up.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+SECRET_WORDS = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE", re.IGNORECASE)
+SECRET_PREFIXES = ("OPENAI_", "ANTHROPIC_", "AWS_", "AZURE_", "GITHUB_", "GH_", "IML_LLM_", "HF_", "HUGGING_FACE_",
+                   "GOOGLE_APPLICATION_CREDENTIALS", "WANDB_API_KEY")
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_MAX_THREADS",
+               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "RAYON_NUM_THREADS")
+POLL_S = 0.1
+
+# Runs before the generated code, in the child: die with the parent, no core
+# dumps, then become the real program (PDEATHSIG survives execve).
+BOOTSTRAP = r"""
+import ctypes, os, resource, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    os._exit(137)                         # the parent died before prctl took effect
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+os.execvpe(sys.argv[2], sys.argv[2:], os.environ)
+"""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    timeout_s: float
+    memory_mb: int
+    max_log_bytes: int = 20_000_000
+    cpus: int | None = None
+    gpu_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    status: str            # "ok" | "error" | "timeout" | "memory" | "output_limit" | "killed"
+    returncode: int | None
+    wall_s: float
+    peak_rss_mb: float
+    stdout_path: Path
+    stderr_path: Path
+    limits: SandboxLimits | None = None
+
+    def stderr_tail(self, max_bytes: int = 8000) -> str:
+        return _tail(self.stderr_path, max_bytes)
+
+    def stdout_tail(self, max_bytes: int = 4000) -> str:
+        return _tail(self.stdout_path, max_bytes)
+
+    def describe(self) -> str:
+        if self.status == "ok":
+            return f"finished in {self.wall_s:.1f} s"
+        if self.status == "timeout":
+            return f"timed out after {self.wall_s:.1f} s"
+        if self.status == "memory":
+            limit = self.limits.memory_mb if self.limits else "?"
+            return f"exceeded the memory limit (peak {self.peak_rss_mb:.0f} MB > {limit} MB)"
+        if self.status == "output_limit":
+            limit = self.limits.max_log_bytes if self.limits else "?"
+            return f"wrote more than {limit} bytes of output"
+        if self.status == "killed":
+            return f"killed by signal {-(self.returncode or 0)}"
+        last = next((line.strip() for line in reversed(self.stderr_tail().splitlines()) if line.strip()), "")
+        return f"exit code {self.returncode}: {last[:300]}" if last else f"exit code {self.returncode}"
+
+    def to_json(self) -> dict:
+        return {"status": self.status, "returncode": self.returncode, "wall_s": round(self.wall_s, 3),
+                "peak_rss_mb": round(self.peak_rss_mb, 1), "stdout": str(self.stdout_path), "stderr": str(self.stderr_path),
+                "description": self.describe()}
+
+
+def clean_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment without secrets, plus settings that make runs reproducible."""
+    source = dict(os.environ if base is None else base)
+    env = {k: v for k, v in source.items() if not SECRET_WORDS.search(k) and not k.upper().startswith(SECRET_PREFIXES)}
+    env.update(PYTHONHASHSEED="0", PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
+    return env
+
+
+def run_sandboxed(argv: Sequence[str], workdir: Path, limits: SandboxLimits, *, extra_env: Mapping[str, str] | None = None,
+                  log_prefix: str = "run") -> SandboxResult:
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stdout_path = workdir / f"{log_prefix}.stdout.log"
+    stderr_path = workdir / f"{log_prefix}.stderr.log"
+    env = clean_env()
+    env.update(extra_env or {})
+    if limits.cpus:
+        env.update({name: str(limits.cpus) for name in THREAD_VARS})
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in limits.gpu_ids)
+    command = [sys.executable, "-c", BOOTSTRAP, str(os.getpid()), *[str(a) for a in argv]]
+    started = time.monotonic()
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        child = subprocess.Popen(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                 close_fds=True)
+    status, peak = "ok", 0.0
+    try:
+        while True:
+            try:
+                returncode = child.wait(timeout=POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            elapsed = time.monotonic() - started
+            rss = _tree_rss_mb(child.pid)
+            peak = max(peak, rss)
+            breach = None
+            if elapsed > limits.timeout_s:
+                breach = "timeout"
+            elif rss > limits.memory_mb:
+                breach = "memory"
+            elif _size(stdout_path) > limits.max_log_bytes or _size(stderr_path) > limits.max_log_bytes:
+                breach = "output_limit"
+            if breach:
+                status = breach
+                kill_tree(child)
+                returncode = child.returncode
+                break
+    except BaseException:
+        kill_tree(child)
+        raise
+    wall = time.monotonic() - started
+    if status == "ok" and returncode != 0:
+        status = "killed" if returncode < 0 else "error"
+    return SandboxResult(status, returncode, wall, peak, stdout_path, stderr_path, limits)
+
+
+def run_python(script: Path, args: Sequence[str], workdir: Path, limits: SandboxLimits, **kw) -> SandboxResult:
+    return run_sandboxed([sys.executable, str(script), *args], workdir, limits, **kw)
+
+
+def kill_tree(child: subprocess.Popen, grace_s: float = 2.0) -> None:
+    """SIGTERM the child and every descendant, SIGKILL what survives, reap the child."""
+    try:
+        root = psutil.Process(child.pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        procs = []
+    for proc in procs:
+        _signal(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(p) for p in procs):
+        time.sleep(0.05)
+    # Survivors, and descendants started during the grace period, get SIGKILL.
+    for proc in procs + _descendants(procs):
+        if _alive(proc):
+            _signal(proc, signal.SIGKILL)
+    try:
+        child.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        log.error("sandboxed process %d did not die after SIGKILL", child.pid)
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _descendants(procs: list[psutil.Process]) -> list[psutil.Process]:
+    found = []
+    for proc in procs:
+        try:
+            found.extend(proc.children(recursive=True))
+        except psutil.Error:
+            continue
+    return found
+
+
+def _signal(proc: psutil.Process, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except psutil.Error:
+        pass
+
+
+def _tree_rss_mb(pid: int) -> float:
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 2**20
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _tail(path: Path, max_bytes: int) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
