@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .assemble import ModuleSource, assemble, section_lines
 from .blueprint import Blueprint, Candidate, InterfaceContract, PrepPlan, TrackPlan, TrainPlan
-from .knowledge.retriever import Knowledge, retrieve
-from .profile import Profile, profile_task
-from .rules import debugger as rules_debugger
-from .rules.guideline import make_blueprint, make_contract
-from .task import TaskSummary, analyze_task
-from .tracks.render import render_prep, render_runner, render_traditional
+
+# Agents import their heavy dependencies (pandas, sklearn) inside their methods:
+# each agent is an actor with a process of its own, and ten processes importing
+# pandas at once on a small machine cost more than the whole plan phase.
+if TYPE_CHECKING:
+    from .knowledge.retriever import Knowledge
+    from .profile import Profile
+    from .rules.debugger import Diagnosis, Failure, Plans, Repair
+    from .task import TaskSummary
 
 
 class TaskAnalyzer:
@@ -24,6 +26,8 @@ class TaskAnalyzer:
         self.policy = policy
 
     def analyze(self, task_dir: str) -> TaskSummary:
+        from .task import analyze_task
+
         return analyze_task(task_dir)
 
 
@@ -32,6 +36,8 @@ class Profiler:
         self.policy = policy
 
     def profile(self, summary: TaskSummary) -> Profile:
+        from .profile import profile_task
+
         return profile_task(summary)
 
 
@@ -40,6 +46,8 @@ class KnowledgeRetriever:
         self.policy = policy
 
     def retrieve(self, summary: TaskSummary, profile: Profile, tracks: tuple[str, ...]) -> Knowledge:
+        from .knowledge.retriever import retrieve
+
         return retrieve(summary, profile, tracks)
 
 
@@ -49,6 +57,8 @@ class GuidelineAgent:
 
     def plan(self, summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
              seed: int, holdout_fraction: float, num_threads: int) -> tuple[Blueprint, InterfaceContract]:
+        from .rules.guideline import make_blueprint, make_contract
+
         blueprint = make_blueprint(summary, profile, knowledge, tracks, seed, holdout_fraction, num_threads)
         return blueprint, make_contract(summary, blueprint.prep)
 
@@ -58,6 +68,8 @@ class PreprocessingCoder:
         self.policy = policy
 
     def write(self, summary: TaskSummary, plan: PrepPlan) -> str:
+        from .tracks.render import render_prep
+
         return render_prep(summary, plan)
 
 
@@ -68,6 +80,8 @@ class ModelingCoder:
     def write(self, summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
         if plan.track != "traditional":
             raise NotImplementedError(f"the rules policy has no template for track {plan.track}")
+        from .tracks.render import render_traditional
+
         return render_traditional(summary, plan, train, contract)
 
 
@@ -78,6 +92,9 @@ class Assembler:
     def assemble(self, summary: TaskSummary, contract: InterfaceContract, track: str, prep_code: str,
                  model_code: str) -> tuple[str, dict[str, tuple[int, int]]]:
         """The standalone pipeline and the line range of each section (to localise tracebacks)."""
+        from .assemble import ModuleSource, assemble, section_lines
+        from .tracks.render import render_runner
+
         modules = [ModuleSource("prep", prep_code), ModuleSource("model", model_code),
                    ModuleSource("runner", render_runner(summary, contract))]
         script = assemble(modules, name=summary.name, problem_type=summary.problem_type, metric=summary.metric, track=track)
@@ -88,17 +105,20 @@ class ErrorAnalyzer:
     def __init__(self, policy: str = "rules"):
         self.policy = policy
 
-    def analyze(self, failure: rules_debugger.Failure) -> rules_debugger.Diagnosis:
-        return rules_debugger.diagnose(failure)
+    def analyze(self, failure: Failure) -> Diagnosis:
+        from .rules.debugger import diagnose
+
+        return diagnose(failure)
 
 
 class Debugger:
     def __init__(self, policy: str = "rules"):
         self.policy = policy
 
-    def repair(self, diagnosis: rules_debugger.Diagnosis, plans: rules_debugger.Plans,
-               n_rows: int) -> rules_debugger.Repair | None:
-        return rules_debugger.repair(diagnosis, plans, n_rows)
+    def repair(self, diagnosis: Diagnosis, plans: Plans, n_rows: int) -> Repair | None:
+        from .rules.debugger import repair
+
+        return repair(diagnosis, plans, n_rows)
 
 
 class Evaluator:
@@ -146,7 +166,7 @@ class Coordinator:
 
     def report(self, candidate: Candidate) -> None:
         self.candidates[candidate.track] = candidate
-        self.update(candidate.track, candidate.status, candidate.repair_rounds, candidate.failure or "", candidate.valid_score)
+        self.update(candidate.track, candidate.status, len(candidate.rounds), candidate.failure or "", candidate.valid_score)
 
     def leaderboard(self) -> list[Candidate]:
         verified = [c for c in self.candidates.values() if c.status == "verified" and c.valid_score is not None]

@@ -143,10 +143,11 @@ class InterfaceContract:
     n_test_rows: int
     prep_class: str = "Preprocessor"
     prep_api: tuple[str, ...] = ("fit(frame: DataFrame) -> self", "transform(frame: DataFrame) -> matrix",
-                                 "categorical_indices: list[int]")
+                                 "categorical_indices: list[int]", "text_start: int | None")
     matrix: str = "float32 numpy.ndarray or scipy.sparse CSR, one row per input row, same order"
     finite: bool = True                        # no NaN or inf anywhere in the matrix
-    model_api: tuple[str, ...] = ("fit_model(X, y, categorical_indices) -> model", "predict_model(model, X) -> ndarray")
+    model_api: tuple[str, ...] = ("fit_model(X, y, categorical_indices, text_start) -> model",
+                                  "predict_model(model, X) -> ndarray")
     target_encoding: str = "class index 0..k-1 in `classes` order"   # or "float" for regression
     classes: tuple[Any, ...] = ()
     prediction: str = "n × k class probabilities"                    # or "n values"

@@ -44,6 +44,9 @@ class TrackJob:
     max_rounds: int = 10
     max_log_bytes: int = 20_000_000
     min_round_s: float = 15.0       # a repair round is not started with less time than this
+    # Share of the remaining time one attempt may use while repairs are still
+    # possible, so a timeout leaves room to try faster settings.
+    attempt_share: float = 0.6
 
 
 class TrackAgents:
@@ -110,7 +113,7 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                 if out.exists():
                     shutil.rmtree(out)   # an old submission must never pass for a new one
                 result = run_python(pipeline, ["--data", job.summary.task_dir, "--out", str(out), "--holdout", job.holdout_path],
-                                    round_dir, _limits(job), log_prefix="pipeline")
+                                    round_dir, _limits(job, number > job.max_rounds), log_prefix="pipeline")
                 peak = max(peak, result.peak_rss_mb)
                 if result.status != "ok":
                     failure = Failure("pipeline", result.status, result.describe(), result.stderr_tail(),
@@ -167,8 +170,9 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                      details={"plans": _plans_json(plans)})
 
 
-def _limits(job: TrackJob) -> SandboxLimits:
-    timeout = max(1.0, job.deadline - time.time())
+def _limits(job: TrackJob, last_chance: bool = False) -> SandboxLimits:
+    remaining = max(1.0, job.deadline - time.time())
+    timeout = remaining if last_chance else min(remaining, max(job.min_round_s, remaining * job.attempt_share))
     return SandboxLimits(timeout_s=timeout, memory_mb=job.memory_mb, max_log_bytes=job.max_log_bytes,
                          cpus=job.cpus, gpu_ids=job.gpu_ids)
 

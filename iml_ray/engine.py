@@ -59,7 +59,7 @@ def ray_session() -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    quiet = dict(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    quiet = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     address = os.environ.get("RAY_ADDRESS")
     logging.getLogger("ray").setLevel(logging.ERROR)
     if address:
