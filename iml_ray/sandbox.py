@@ -2,7 +2,7 @@
 
 - wall-clock timeout and a memory limit on the summed RSS of the whole process
   tree, both enforced by a supervising loop that kills the tree on a breach;
-- its own working directory; stdout/stderr straight to capped log files;
+- its own working directory; stdout/stderr to log files, capped;
 - an environment without API keys, tokens or credentials;
 - no exec() in the caller, no fork of the caller, no preexec_fn (the caller is
   a multithreaded Ray worker); the child stays in the caller's process group so
@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,9 +115,11 @@ def run_sandboxed(argv: Sequence[str], workdir: Path, limits: SandboxLimits, *, 
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in limits.gpu_ids)
     command = [sys.executable, "-c", BOOTSTRAP, str(os.getpid()), *[str(a) for a in argv]]
     started = time.monotonic()
-    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-        child = subprocess.Popen(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                 close_fds=True)
+    # Output goes through pipes, not straight to files: the pipe's back-pressure
+    # means the child can never write faster than we count, so the cap holds.
+    child = subprocess.Popen(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, close_fds=True)
+    pumps = [_Pump(child.stdout, stdout_path, limits.max_log_bytes), _Pump(child.stderr, stderr_path, limits.max_log_bytes)]
     status, peak = "ok", 0.0
     try:
         while True:
@@ -133,7 +136,7 @@ def run_sandboxed(argv: Sequence[str], workdir: Path, limits: SandboxLimits, *, 
                 breach = "timeout"
             elif rss > limits.memory_mb:
                 breach = "memory"
-            elif _size(stdout_path) > limits.max_log_bytes or _size(stderr_path) > limits.max_log_bytes:
+            elif any(p.overflowed for p in pumps):
                 breach = "output_limit"
             if breach:
                 status = breach
@@ -143,7 +146,12 @@ def run_sandboxed(argv: Sequence[str], workdir: Path, limits: SandboxLimits, *, 
     except BaseException:
         kill_tree(child)
         raise
+    finally:
+        for pump in pumps:
+            pump.join()
     wall = time.monotonic() - started
+    if status == "ok" and any(p.overflowed for p in pumps):
+        status = "output_limit"
     if status == "ok" and returncode != 0:
         status = "killed" if returncode < 0 else "error"
     return SandboxResult(status, returncode, wall, peak, stdout_path, stderr_path, limits)
@@ -214,11 +222,34 @@ def _tree_rss_mb(pid: int) -> float:
     return total / 2**20
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+class _Pump:
+    """Copies one output stream of the child to a log file, up to a cap; drains the rest."""
+
+    def __init__(self, stream, path: Path, cap: int):
+        self.stream, self.path, self.cap = stream, path, cap
+        self.written = 0
+        self.overflowed = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with open(self.path, "wb") as out:
+            while True:
+                chunk = self.stream.read1(65536) if hasattr(self.stream, "read1") else self.stream.read(65536)
+                if not chunk:
+                    break
+                room = self.cap - self.written
+                if room > 0:
+                    out.write(chunk[:room])
+                    out.flush()
+                self.written += len(chunk)
+                if self.written > self.cap:
+                    self.overflowed = True
+        self.stream.close()
+
+    def join(self) -> None:
+        # A grandchild that escaped the kill may hold the pipe open; do not wait for it forever.
+        self.thread.join(timeout=5)
 
 
 def _tail(path: Path, max_bytes: int) -> str:

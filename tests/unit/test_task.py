@@ -57,7 +57,7 @@ def test_regression_with_rmsle_from_description(tmp_path):
 
 def test_one_probability_column_per_class(tmp_path):
     rng = np.random.default_rng(2)
-    frame = pd.DataFrame({"id": range(90), "x": rng.normal(size=90), "species": np.repeat(["Adelie", "Gentoo", "Chinstrap"], 30)})
+    frame = pd.DataFrame({"id": range(90), "x": rng.normal(size=90), "species": np.tile(["Adelie", "Gentoo", "Chinstrap"], 30)})
     train, test = frame.iloc[:60], frame.iloc[60:].drop(columns="species")
     sample = pd.DataFrame({"id": test["id"], "Gentoo": 1 / 3, "Adelie": 1 / 3, "Chinstrap": 1 / 3})
     summary = analyze_task(write_task(tmp_path / "p", train, test, sample))

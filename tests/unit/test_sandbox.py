@@ -1,0 +1,145 @@
+"""Generated code runs contained: no secrets, limits enforced, the whole tree dies."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+
+from iml_ray.sandbox import SandboxLimits, clean_env, run_python
+
+LIMITS = SandboxLimits(timeout_s=30, memory_mb=2000)
+
+
+def _script(tmp_path: Path, body: str, name: str = "gen.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def _dead(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_generated_code_never_sees_api_keys(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-123")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-456")
+    script = _script(tmp_path, "import os\nfor k, v in sorted(os.environ.items()):\n    print(k, '=', v)\n")
+    result = run_python(script, [], tmp_path / "work", LIMITS)
+    out = result.stdout_tail(100_000)
+    assert result.status == "ok"
+    for secret in ("sk-test-secret", "tok-123", "aws-456", "OPENAI_API_KEY"):
+        assert secret not in out
+    assert "PATH =" in out
+
+
+def test_clean_env_keeps_ordinary_variables():
+    env = clean_env({"PATH": "/bin", "HOME": "/root", "OPENAI_BASE_URL": "http://x", "HF_TOKEN": "t", "LANG": "C"})
+    assert env["PATH"] == "/bin" and env["HOME"] == "/root" and env["LANG"] == "C"
+    assert "OPENAI_BASE_URL" not in env and "HF_TOKEN" not in env
+    assert env["PYTHONHASHSEED"] == "0"
+
+
+def test_timeout_kills_children_and_grandchildren(tmp_path):
+    pids = tmp_path / "pids.txt"
+    script = _script(tmp_path, f"""
+        import os, signal, subprocess, sys, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
+        # a child that spawns its own grandchild, all ignoring SIGTERM
+        child = subprocess.Popen([sys.executable, "-c",
+            "import subprocess, sys, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "g = subprocess.Popen([sys.executable, '-c', {repr('import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)')}]); "
+            "open({repr(str(pids))}, 'a').write(str(g.pid) + chr(10)); time.sleep(300)"])
+        sleeper = subprocess.Popen(["sleep", "300"])
+        with open({repr(str(pids))}, "a") as handle:
+            handle.write(f"{{os.getpid()}}\\n{{child.pid}}\\n{{sleeper.pid}}\\n")
+        while True:
+            time.sleep(0.1)
+    """)
+    result = run_python(script, [], tmp_path / "work", SandboxLimits(timeout_s=3, memory_mb=2000))
+    assert result.status == "timeout"
+    assert 3 <= result.wall_s < 10
+    written = [int(p) for p in pids.read_text().split()]
+    assert len(written) == 4, "the script started its whole tree before the timeout"
+    time.sleep(0.5)
+    assert all(_dead(pid) for pid in written), [pid for pid in written if not _dead(pid)]
+
+
+def test_memory_limit_is_enforced(tmp_path):
+    script = _script(tmp_path, """
+        import time
+        chunks = []
+        while True:
+            chunks.append(bytearray(50 * 2**20))   # bytearray zero-fills: the pages are touched
+            time.sleep(0.02)
+    """)
+    result = run_python(script, [], tmp_path / "work", SandboxLimits(timeout_s=30, memory_mb=300))
+    assert result.status == "memory"
+    assert result.peak_rss_mb > 300
+    assert "memory limit" in result.describe()
+
+
+def test_output_flood_is_capped(tmp_path):
+    script = _script(tmp_path, "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n")
+    result = run_python(script, [], tmp_path / "work", SandboxLimits(timeout_s=30, memory_mb=2000, max_log_bytes=2_000_000))
+    assert result.status == "output_limit"
+    assert result.stdout_path.stat().st_size <= 2_000_000
+
+
+def test_failure_and_success_are_reported(tmp_path):
+    bad = _script(tmp_path, "raise ValueError('columns do not match')\n", "bad.py")
+    result = run_python(bad, [], tmp_path / "bad", LIMITS)
+    assert result.status == "error" and result.returncode == 1
+    assert "ValueError: columns do not match" in result.describe()
+    good = _script(tmp_path, "import os\nprint(os.getcwd())\n", "good.py")
+    result = run_python(good, [], tmp_path / "good", LIMITS)
+    assert result.status == "ok"
+    assert result.stdout_tail().strip() == str((tmp_path / "good").resolve())
+
+
+def test_devices_and_threads(tmp_path):
+    script = _script(tmp_path, "import os\nprint(repr(os.environ['CUDA_VISIBLE_DEVICES']), os.environ.get('OMP_NUM_THREADS'))\n")
+    result = run_python(script, [], tmp_path / "a", SandboxLimits(timeout_s=30, memory_mb=2000, cpus=3))
+    assert result.stdout_tail().strip() == "'' 3"
+    result = run_python(script, [], tmp_path / "b", SandboxLimits(timeout_s=30, memory_mb=2000, gpu_ids=(0, 1)))
+    assert result.stdout_tail().strip().startswith("'0,1'")
+
+
+def test_child_stays_in_the_callers_process_group(tmp_path):
+    # So Ray's cleanup of a worker's process group reaches generated code.
+    script = _script(tmp_path, "import os\nprint(os.getpgid(0))\n")
+    result = run_python(script, [], tmp_path / "w", LIMITS)
+    assert int(result.stdout_tail().strip()) == os.getpgid(0)
+
+
+def test_child_dies_with_its_supervisor(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    target = _script(tmp_path, f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(300)\n",
+                     "forever.py")
+    supervisor = _script(tmp_path, f"""
+        from pathlib import Path
+        from iml_ray.sandbox import SandboxLimits, run_python
+        run_python(Path({str(target)!r}), [], Path({str(tmp_path / 'w')!r}), SandboxLimits(timeout_s=300, memory_mb=2000))
+    """, "supervisor.py")
+    proc = subprocess.Popen([sys.executable, str(supervisor)])
+    deadline = time.time() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.time() < deadline, "the sandboxed child never started"
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while not _dead(child) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _dead(child), "PR_SET_PDEATHSIG should have killed the child with its supervisor"
