@@ -20,7 +20,7 @@ from .task import TaskSummary, read_table
 log = logging.getLogger(__name__)
 
 ROLES = ("numeric", "categorical", "text", "datetime", "id", "path", "constant")
-FILE_SUFFIX = re.compile(r"\.(png|jpe?g|gif|bmp|tiff?|webp|wav|mp3|flac|txt|json|npy|dcm)$", re.IGNORECASE)
+FILE_SUFFIX = re.compile(r"\.(?:png|jpe?g|gif|bmp|tiff?|webp|wav|mp3|flac|txt|json|npy|dcm)$", re.IGNORECASE)
 DATE_LIKE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?")
 
 
@@ -144,8 +144,11 @@ def _infer_role(values: pd.Series, n_unique: int, n_rows: int, root: Path | None
     text = values.astype(str)
     sample = text.sample(min(len(text), 2000), random_state=0) if len(text) > 2000 else text
     numeric = pd.to_numeric(sample, errors="coerce")
-    if numeric.notna().mean() >= 0.95:
-        return "numeric", "strings that parse as numbers", _numeric_stats(pd.to_numeric(text, errors="coerce").dropna())
+    markers = sorted(set(sample[numeric.isna()]))
+    # Numbers with a few placeholder tokens ('?', 'NA', '-') are numbers with gaps.
+    if numeric.notna().mean() >= 0.95 or (numeric.notna().mean() >= 0.5 and len(markers) <= 3):
+        why = "strings that parse as numbers" + (f" (missing marked as {', '.join(map(repr, markers))})" if markers else "")
+        return "numeric", why, _numeric_stats(pd.to_numeric(text, errors="coerce").dropna())
     if sample.str.match(DATE_LIKE).mean() >= 0.9:
         parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
         if parsed.notna().mean() >= 0.9:

@@ -1,0 +1,130 @@
+"""The rules-policy modules, rendered from a real profile, do what their contract says."""
+from __future__ import annotations
+
+import math
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from helpers import binary_frames, write_task
+from iml_ray.knowledge.retriever import retrieve
+from iml_ray.profile import profile_task
+from iml_ray.rules.guideline import make_blueprint, make_contract
+from iml_ray.task import analyze_task
+from iml_ray.tracks.render import render_prep, render_traditional
+
+
+def _load(code: str, name: str) -> types.ModuleType:
+    module = types.ModuleType(name)
+    exec(compile(code, f"{name}.py", "exec"), module.__dict__)
+    return module
+
+
+def _plan(root):
+    summary = analyze_task(root)
+    profile = profile_task(summary)
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0, 0.2, 1)
+    return summary, blueprint, make_contract(summary, blueprint.prep)
+
+
+def test_prep_output_is_finite_with_text_block_last(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 120
+    frame = pd.DataFrame({
+        "id": range(n),
+        "num": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
+        "coerce": np.where(rng.random(n) < 0.1, "?", rng.integers(0, 9, n).astype(str)),
+        "cat": rng.choice(["a", "b", None], n),
+        "when": pd.date_range("2020-01-01", periods=n, freq="D").astype(str),
+        "note": [" ".join(rng.choice(["red", "blue", "good", "bad", "very", "item"], 6)) for _ in range(n)],
+        "y": rng.integers(0, 2, n),
+    })
+    train, test = frame.iloc[:90], frame.iloc[90:].drop(columns="y")
+    root = write_task(tmp_path / "t", train, test, pd.DataFrame({"id": test["id"], "y": 0}))
+    summary, blueprint, contract = _plan(root)
+    assert blueprint.prep.numeric_coerce == ("coerce",) and blueprint.prep.datetime == ("when",)
+    assert blueprint.prep.text == ("note",) and "id" not in blueprint.prep.used_columns
+    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
+    X_train, X_test = prep.transform(train), prep.transform(test)
+    assert sparse.issparse(X_train) and X_train.shape[0] == 90 and X_test.shape == (30, X_train.shape[1])
+    assert np.isfinite(X_train.toarray()).all() and np.isfinite(X_test.toarray()).all()
+    assert X_train.dtype == np.float32
+    assert prep.text_start is not None and prep.text_start < X_train.shape[1]
+    assert all(i < prep.text_start for i in prep.categorical_indices)
+    # missing values are flagged, not just imputed
+    assert "num__missing" in prep.feature_names_
+
+
+def test_regression_model_selects_on_the_real_metric_in_original_scale(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 600
+    x = rng.uniform(0, 3, size=(n, 3))
+    price = np.exp(10 + x[:, 0] + 0.5 * x[:, 1] + rng.normal(0, 0.1, n))
+    frame = pd.DataFrame({"Id": range(n), "a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "SalePrice": price})
+    train, test = frame.iloc[:500], frame.iloc[500:].drop(columns="SalePrice")
+    root = write_task(tmp_path / "h", train, test, pd.DataFrame({"Id": test["Id"], "SalePrice": 0.0}),
+                      "## Evaluation\nRoot mean squared logarithmic error.")
+    summary, blueprint, contract = _plan(root)
+    assert blueprint.tracks[0].target_transform == "log1p"
+    model_module = _load(render_traditional(summary, blueprint.tracks[0], blueprint.train, contract), "model")
+    X = train[["a", "b", "c"]].to_numpy(np.float32)
+    model = model_module.fit_model(X, train["SalePrice"].to_numpy())
+    scores = model["inner_scores"]
+    # negated RMSLE in the original scale: small and negative, not the log-space nonsense of ~-9
+    assert all(-0.5 < s < 0 for s in scores.values()), scores
+    pred = model_module.predict_model(model, test[["a", "b", "c"]].to_numpy(np.float32))
+    truth = frame["SalePrice"].iloc[500:].to_numpy()
+    rmsle = math.sqrt(np.mean((np.log1p(pred) - np.log1p(truth)) ** 2))
+    assert rmsle < 0.2 and (pred >= 0).all()
+
+
+def test_classifier_returns_probabilities_in_class_order(tmp_path):
+    train, test, sample = binary_frames(400, 100)
+    root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss")
+    summary, blueprint, contract = _plan(root)
+    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
+    model_module = _load(render_traditional(summary, blueprint.tracks[0], blueprint.train, contract), "model")
+    model = model_module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.categorical_indices)
+    proba = model_module.predict_model(model, prep.transform(test))
+    assert proba.shape == (100, 2)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert model["choice"] in ("lightgbm", "linear", "average")
+    # informative: the positive-class probability tracks the signal x1
+    assert np.corrcoef(proba[:, 1], test["x1"])[0, 1] > 0.5
+
+
+def test_text_only_task_skips_trees(tmp_path):
+    rng = np.random.default_rng(2)
+    vocab = {"sport": ["match", "goal", "team", "win"], "tech": ["phone", "chip", "software", "data"]}
+    rows = []
+    for i in range(200):
+        label = "sport" if i % 2 else "tech"
+        words = list(rng.choice(vocab[label], 5)) + list(rng.choice(["the", "a", "new", "today"], 4))
+        rows.append({"id": i, "text": " ".join(words), "topic": label})
+    frame = pd.DataFrame(rows)
+    train, test = frame.iloc[:150], frame.iloc[150:].drop(columns="topic")
+    root = write_task(tmp_path / "x", train, test, pd.DataFrame({"id": test["id"], "topic": "tech"}))
+    summary, blueprint, contract = _plan(root)
+    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
+    model_module = _load(render_traditional(summary, blueprint.tracks[0], blueprint.train, contract), "model")
+    model = model_module.fit_model(prep.transform(train), (train["topic"] == "tech").astype(int).to_numpy(),
+                                   prep.categorical_indices, prep.text_start)
+    assert model["choice"] == "linear" and "lightgbm" not in model["members"]
+    proba = model_module.predict_model(model, prep.transform(test))
+    accuracy = np.mean(np.where(proba[:, 1] > 0.5, "tech", "sport") == frame["topic"].iloc[150:].to_numpy())
+    assert accuracy > 0.95
+
+
+@pytest.mark.parametrize("metric", ["auc", "logloss", "accuracy", "f1", "mcc", "balanced_accuracy"])
+def test_inner_score_prefers_better_probabilities(tmp_path, metric):
+    train, test, sample = binary_frames(60, 20)
+    root = write_task(tmp_path / metric, train, test, sample, task_yaml=f"metric: {metric}\n")
+    summary, blueprint, contract = _plan(root)
+    module = _load(render_traditional(summary, blueprint.tracks[0], blueprint.train, contract), "model")
+    y = np.array([0, 0, 1, 1, 1, 0])
+    good = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.3, 0.7], [0.1, 0.9], [0.7, 0.3]])
+    bad = good[:, ::-1]
+    assert module._inner_score(y, good) > module._inner_score(y, bad)
