@@ -39,7 +39,7 @@ class PrepPlan:
     tfidf_max_features: int = 20000
     tfidf_ngram_max: int = 2
     tfidf_min_df: int = 2
-    datetime_parts: tuple[str, ...] = ("year", "month", "day", "dayofweek", "dayofyear", "hour", "elapsed_days")
+    datetime_parts: tuple[str, ...] = ("year", "month", "day", "day_of_week", "day_of_year", "hour", "elapsed_days")
 
     def replace(self, **changes: Any) -> "PrepPlan":
         return dataclasses.replace(self, **changes)

@@ -191,10 +191,12 @@ def _probe_prep(job: TrackJob, round_dir: Path, prep_code: str) -> tuple[Failure
                        failing_section="prep"), result
     report = read_prep_report(report_path)
     violations = check_prep_report(report, job.contract)
+    if not report.get("ok"):
+        # The prep module crashed: a code failure, not a contract violation.
+        return Failure("prep_probe", "error", f"prep failed: {report.get('error', result.describe())}",
+                       report.get("traceback", result.stderr_tail()), (), "prep"), result
     if violations:
-        message = violations[0] if report.get("ok") else f"prep failed: {report.get('error', result.describe())}"
-        return Failure("prep_probe", "invalid" if report.get("ok") else "error", message,
-                       report.get("traceback", result.stderr_tail()), tuple(violations), "prep"), result
+        return Failure("prep_probe", "invalid", violations[0], "", tuple(violations), "prep"), result
     return None, result
 
 

@@ -1,0 +1,93 @@
+"""A track's run → verify → repair loop, in-process with the plain agents and the real sandbox."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+from helpers import binary_frames, write_task
+from iml_ray.agents import Assembler, Debugger, ErrorAnalyzer, Evaluator, ModelingCoder, PreprocessingCoder
+from iml_ray.candidate import TrackAgents, TrackJob, run_track
+from iml_ray.evaluate import make_holdout
+from iml_ray.knowledge.retriever import retrieve
+from iml_ray.profile import profile_task
+from iml_ray.rules.debugger import Plans
+from iml_ray.rules.guideline import make_blueprint, make_contract
+from iml_ray.task import analyze_task
+
+
+def _job(tmp_path, task, deadline_s=120.0):
+    summary = analyze_task(task)
+    profile = profile_task(summary)
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0, 0.2, 1)
+    contract = make_contract(summary, blueprint.prep)
+    holdout = tmp_path / "holdout.json"
+    holdout.write_text(json.dumps(make_holdout(summary, 0.2, 0).tolist()))
+    return TrackJob(summary, contract, Plans(blueprint.prep, blueprint.tracks[0], blueprint.train), str(tmp_path / "cand"),
+                    str(holdout), time.time() + deadline_s, 4000, 1)
+
+
+AGENTS = TrackAgents(PreprocessingCoder(), ModelingCoder(), Assembler(), ErrorAnalyzer(), Debugger(), Evaluator())
+
+
+def test_repair_after_timeout_lands_a_verified_candidate(tmp_path, monkeypatch):
+    """A first attempt too slow for its slot is repaired with faster settings, and the diff is kept."""
+    from iml_ray import candidate
+
+    train, test, sample = binary_frames(300, 80)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    real_limits = candidate._limits
+    calls = {"n": 0}
+
+    def tight_first_pipeline(job, last_chance=False):
+        limits = real_limits(job, last_chance)
+        calls["n"] += 1
+        # Round 1 = prep probe (call 1) then pipeline (call 2): starve the pipeline of time.
+        return replace(limits, timeout_s=0.5) if calls["n"] == 2 else limits
+
+    monkeypatch.setattr(candidate, "_limits", tight_first_pipeline)
+    result = run_track(_job(tmp_path, task), AGENTS)
+    assert result.status == "verified"
+    assert result.repair_rounds == 1
+    first = result.rounds[0]
+    assert first.status == "timeout" and first.blamed == "resources"
+    assert "learning rate" in first.change
+    diff = (tmp_path / "cand" / "round_1" / "repair.diff").read_text()
+    assert "learning_rate" in diff and diff.startswith("---")
+    assert result.valid_score is not None and result.valid_score > 0.6
+
+
+def test_unrepairable_failure_names_its_reason(tmp_path, monkeypatch):
+    """A prep module that crashes in a way no rule recognises fails the candidate with the reason."""
+    train, test, sample = binary_frames(100, 30)
+    task = write_task(tmp_path / "toy", train, test, sample)
+
+    class BrokenPrep(PreprocessingCoder):
+        def write(self, summary, plan):
+            return "class Preprocessor:\n    def fit(self, frame):\n        raise RuntimeError('boom from prep')\n"
+
+    agents = TrackAgents(BrokenPrep(), ModelingCoder(), Assembler(), ErrorAnalyzer(), Debugger(), Evaluator())
+    result = run_track(replace(_job(tmp_path, task), max_rounds=3), agents)
+    assert result.status == "failed"
+    assert "boom from prep" in result.failure
+    assert all(r.blamed == "prep" for r in result.rounds), result.rounds
+    assert len(result.rounds) <= 4
+
+
+def test_candidate_output_from_an_earlier_round_never_passes(tmp_path):
+    """Each round writes into a fresh output dir: a stale submission cannot be mistaken for a new one."""
+    train, test, sample = binary_frames(120, 30)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    stale = tmp_path / "cand" / "round_1" / "output"
+    stale.mkdir(parents=True)
+    (stale / "submission.csv").write_text("stale")
+
+    class NoOutputModel(ModelingCoder):
+        def write(self, summary, plan, train, contract):
+            code = super().write(summary, plan, train, contract)
+            return code + "\n\ndef predict_model(model, X):\n    raise SystemExit(0)\n"
+
+    agents = TrackAgents(PreprocessingCoder(), NoOutputModel(), Assembler(), ErrorAnalyzer(), Debugger(), Evaluator())
+    result = run_track(replace(_job(tmp_path, task), max_rounds=0), agents)
+    assert result.status == "failed"
+    assert not (stale / "submission.csv").exists() or (stale / "submission.csv").read_text() != "stale"
