@@ -1,0 +1,63 @@
+"""The profile is measured on the data, and the cards it matches drive the blueprint."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers import binary_frames, write_task
+from iml_ray.knowledge.retriever import Knowledge, load_cards, retrieve
+from iml_ray.profile import Profile, profile_task
+from iml_ray.rules.guideline import make_blueprint
+from iml_ray.task import analyze_task
+
+
+def test_roles_and_target_balance_are_measured(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame({
+        "id": range(n),
+        "amount": rng.normal(size=n),
+        "city": rng.choice(["x", "y", "z"], n),
+        "code": [f"c{i:05d}" for i in range(n)],
+        "signup": pd.date_range("2021-01-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M"),
+        "review": [" ".join(rng.choice(["good", "bad", "fine", "slow", "fast"], 7)) for _ in range(n)],
+        "constant": 1,
+        "fraud": (rng.random(n) < 0.1).astype(int),
+    })
+    train, test = frame.iloc[:300], frame.iloc[300:].drop(columns="fraud")
+    root = write_task(tmp_path / "t", train, test, pd.DataFrame({"id": test["id"], "fraud": 0}), task_yaml="metric: f1\n")
+    summary = analyze_task(root)
+    profile = profile_task(summary)
+    roles = profile.roles
+    assert roles["numeric"] == ["amount"] and roles["categorical"] == ["city"]
+    assert roles["datetime"] == ["signup"] and roles["text"] == ["review"]
+    assert "code" in roles["id"] and "id" in roles["id"] and roles["constant"] == ["constant"]
+    assert profile.target.class_counts["0"] + profile.target.class_counts["1"] == 300
+    assert profile.target.imbalance_ratio > 3
+    assert Profile.from_json(profile.to_json()) == profile
+
+    knowledge = retrieve(summary, profile, ("traditional",))
+    ids = set(knowledge.card_ids)
+    assert {"imbalance-label-metric", "text-tfidf", "datetime-parts", "small-data"} <= ids
+    assert "imbalance-proba-metric" not in ids and "rmsle-log-target" not in ids
+    assert Knowledge.from_json(knowledge.to_json()) == knowledge
+    blueprint = make_blueprint(summary, profile, knowledge, ("traditional",), 0, 0.2, 1)
+    assert blueprint.tracks[0].class_weight == "balanced"
+    assert "constant" in blueprint.prep.dropped and "code" in blueprint.prep.dropped
+    assert blueprint.prep.text == ("review",)
+
+
+def test_every_card_loads_and_has_advice():
+    cards = load_cards()
+    assert len(cards) >= 10
+    assert all(card.advice and card.when for card in cards)
+
+
+def test_card_settings_merge_by_priority(tmp_path):
+    train, test, sample = binary_frames(100, 20)
+    summary = analyze_task(write_task(tmp_path / "t", train, test, sample))
+    profile = profile_task(summary)
+    settings = retrieve(summary, profile, ("traditional",)).settings()
+    # small-data (priority 50) overrides the general tabular-gbdt defaults (priority 10)
+    assert settings["lightgbm"]["num_leaves"] == 15
+    assert settings["lightgbm"]["max_rounds"] == 3000
