@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((name, metric.name, iml_score, base_score, better, iml_s, base_s, iml.returncode))
         print(f"{name}: iml-ray {iml_score} vs baseline {base_score} ({iml_s:.0f}s)", file=sys.stderr, flush=True)
 
-    print(f"| task | metric | iml-ray (test) | baseline (test) | iml-ray ≥ baseline | iml-ray wall s | baseline wall s |")
+    print("| task | metric | iml-ray (test) | baseline (test) | iml-ray ≥ baseline | iml-ray wall s | baseline wall s |")
     print("|---|---|---|---|---|---|---|")
     for name, metric, iml_score, base_score, better, iml_s, base_s, code in rows:
         shown = "failed (exit %d)" % code if iml_score is None else f"{iml_score:.4f}"

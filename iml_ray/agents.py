@@ -26,7 +26,7 @@ class TaskAnalyzer:
         self.policy = policy
 
     def analyze(self, task_dir: str) -> TaskSummary:
-        from .task import analyze_task
+        from .task_inference import analyze_task
 
         return analyze_task(task_dir)
 

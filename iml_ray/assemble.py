@@ -62,13 +62,36 @@ def assemble(modules: list[ModuleSource], *, name: str, problem_type: str, metri
             if item in seen:
                 raise AssemblyError(f"{module.role} and {seen[item]} modules both define '{item}'", module.role)
             seen[item] = module.role
-    parts = [HEADER.format(name=name, problem_type=problem_type, metric=metric, track=track)]
+    imports: list[str] = []
+    bodies = []
     for module in modules:
+        found, body = _split_imports(_strip_docstring(module.code))
+        imports += [line for line in found if line not in imports]
+        bodies.append((module.role, body))
+    parts = [HEADER.format(name=name, problem_type=problem_type, metric=metric, track=track), "\n".join(imports)]
+    for role, body in bodies:
         bar = "#" * 72
-        parts.append(f"\n{bar}\n# {module.role}\n{bar}\n{_strip_docstring(module.code)}")
+        parts.append(f"\n{bar}\n# {role}\n{bar}\n{body.strip()}\n")
     script = "\n".join(parts)
     ast.parse(script)
     return script
+
+
+def _split_imports(code: str) -> tuple[list[str], str]:
+    """Top-level imports (hoisted to the script's head, once each) and the rest of the module."""
+    tree = ast.parse(code)
+    lines = code.splitlines()
+    taken: set[int] = set()
+    imports = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+                taken.update(range(node.lineno - 1, node.end_lineno))
+                continue
+            imports.append("\n".join(lines[node.lineno - 1:node.end_lineno]))
+            taken.update(range(node.lineno - 1, node.end_lineno))
+    body = "\n".join(line for i, line in enumerate(lines) if i not in taken)
+    return imports, body
 
 
 def _strip_docstring(code: str) -> str:

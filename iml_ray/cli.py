@@ -97,7 +97,7 @@ def _print_summary(result) -> None:
     console = Console()
     task = result.report["task"]
     table = Table(title=f"{task['name']}: {task['problem_type']}, metric {task['metric']}", title_justify="left")
-    for column in ("track", "status", "validation score", "repair rounds", "seconds", "note"):
+    for column in ("track", "status", "score", "repairs", "seconds", "model / failure"):
         table.add_column(column)
     for row in result.report["leaderboard"]:
         score = "" if row["valid_score"] is None else f"{row['valid_score']:.5g}"
@@ -107,13 +107,14 @@ def _print_summary(result) -> None:
     if result.status == "ok":
         best = result.best
         console.print(f"chosen: [bold]{best.track}[/bold], validation {best.metric} = {best.valid_score:.5g} "
-                      f"(scored by iml-ray on a {result.report['validation']['holdout_fraction']:.0%} holdout)")
-        console.print(f"submission: {result.submission}")
-        console.print(f"pipeline:   {result.pipeline}   (rerun: python {result.pipeline} --data {task['task_dir']} --out DIR)")
+                      f"(scored by iml-ray on a {result.report['validation']['holdout_fraction']:.0%} holdout)", soft_wrap=True)
+        console.print(f"submission: {result.submission}", soft_wrap=True)
+        console.print(f"pipeline:   {result.pipeline}", soft_wrap=True)
+        console.print(f"rerun:      python {result.pipeline} --data {task['task_dir']} --out DIR", soft_wrap=True)
     else:
         console.print("[bold red]no candidate passed verification[/bold red]; see the leaderboard above and "
-                      f"{result.out / 'report.json'}")
-    console.print(f"report:     {result.out / 'report.json'}   ({result.report['timings_s']['total']:.0f}s)")
+                      f"{result.out / 'report.json'}", soft_wrap=True)
+    console.print(f"report:     {result.out / 'report.json'}   ({result.report['timings_s']['total']:.0f}s)", soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ from .profile import Profile
 from .progress import LogProgress, Progress
 from .rules.debugger import Plans
 from .rundir import RunDir, atomic_copy, atomic_write_json
-from .task import TaskSummary, check_task
+from .task import TaskSummary
+from .task_inference import check_task
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class Run:
         blueprint: Blueprint = stage("blueprint", lambda: plan_once()[0], Blueprint.to_json, Blueprint.from_json)
         contract: InterfaceContract = stage("contract", lambda: plan_once()[1], InterfaceContract.to_json,
                                             InterfaceContract.from_json)
-        holdout = stage("holdout", lambda: _holdout(summary, blueprint), lambda rows: [int(r) for r in rows], list)
+        stage("holdout", lambda: _holdout(summary, blueprint), lambda rows: [int(r) for r in rows], list)
         holdout_path = rundir.plan / "holdout.json"
 
         coordinator = actors.Coordinator.remote(blueprint.eval.metric, blueprint.eval.higher_is_better)

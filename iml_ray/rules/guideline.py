@@ -5,7 +5,7 @@ from ..blueprint import Blueprint, EvalPlan, InterfaceContract, PrepPlan, TrackP
 from ..knowledge.retriever import Knowledge
 from ..metrics import get_metric
 from ..profile import Profile
-from ..task import TaskSummary
+from ..task import TaskSummary, class_sort_key
 
 PREP_KNOBS = {"max_categories", "min_category_count", "frequency_encoding", "tfidf_max_features", "tfidf_ngram_max",
               "tfidf_min_df", "missing_indicators", "datetime_parts"}
@@ -85,9 +85,7 @@ def make_contract(summary: TaskSummary, prep: PrepPlan) -> InterfaceContract:
 
 def sorted_classes(summary: TaskSummary) -> list:
     """The model's class order: sorted class values (the submission may order its columns differently)."""
-    from ..task import _sort_key
-
-    return sorted(summary.submission.classes, key=_sort_key)
+    return sorted(summary.submission.classes, key=class_sort_key)
 
 
 def _is_numeric_dtype(dtype: str) -> bool:

@@ -40,3 +40,10 @@ def test_missing_entry_point_is_blamed_on_its_module():
 def test_syntax_error_names_the_module():
     with pytest.raises(AssemblyError, match="prep module has a syntax error"):
         _assemble(prep="class Preprocessor(:\n")
+
+
+def test_imports_are_hoisted_once():
+    script = _assemble(prep="import numpy as np\n" + PREP, model="import numpy as np\nimport json\n" + MODEL)
+    lines = script.splitlines()
+    assert lines.count("import numpy as np") == 1 and lines.count("import json") == 1
+    assert lines.index("import numpy as np") < lines.index("# prep")

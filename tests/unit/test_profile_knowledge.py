@@ -8,7 +8,7 @@ from helpers import binary_frames, write_task
 from iml_ray.knowledge.retriever import Knowledge, load_cards, retrieve
 from iml_ray.profile import Profile, profile_task
 from iml_ray.rules.guideline import make_blueprint
-from iml_ray.task import analyze_task
+from iml_ray.task_inference import analyze_task
 
 
 def test_roles_and_target_balance_are_measured(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from helpers import binary_frames, write_task
 from iml_ray.errors import TaskError
-from iml_ray.task import analyze_task, check_task
+from iml_ray.task_inference import analyze_task, check_task
 
 
 def test_binary_task_inferred_from_sample_submission(binary_task):

@@ -13,7 +13,7 @@ from iml_ray.knowledge.retriever import retrieve
 from iml_ray.profile import profile_task
 from iml_ray.rules.debugger import Plans
 from iml_ray.rules.guideline import make_blueprint, make_contract
-from iml_ray.task import analyze_task
+from iml_ray.task_inference import analyze_task
 
 
 def _job(tmp_path, task, deadline_s=120.0):

@@ -1,0 +1,307 @@
+"""Infer what a task's description omits: target, id, problem type, metric, submission format.
+
+The rules TaskAnalyzer. Each decision is recorded in TaskSummary.decisions as
+"stated in task.yaml", "inferred: <why>" or "default: <why>".
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import TaskError
+from .submission import SubmissionFormat
+from .task import ID_NAME, TaskFiles, TaskSummary, class_sort_key, locate_task, read_table, read_task_yaml
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- column roles
+
+
+@dataclass(frozen=True)
+class ColumnResolution:
+    target: str
+    id_column: str | None
+    submission_columns: tuple[str, ...]
+    feature_columns: tuple[str, ...]
+    dropped_columns: tuple[str, ...]
+    decisions: dict[str, str]
+
+
+def resolve_columns(train_cols: list[str], test_cols: list[str], sample_cols: list[str] | None,
+                    stated: dict[str, Any], files: TaskFiles) -> ColumnResolution:
+    """Decide target, id and feature columns from what is stated and the headers."""
+    train_set, test_set = set(train_cols), set(test_cols)
+    decisions: dict[str, str] = {}
+    sample_cols = list(sample_cols or [])
+
+    id_column = stated.get("id_column")
+    if id_column is not None:
+        if id_column not in test_set:
+            raise TaskError(f"id_column '{id_column}' from task.yaml is not a column of {files.test.name}",
+                            f"{files.test.name} has: {_preview(test_cols)}. Fix `id_column:` in task.yaml.")
+        decisions["id_column"] = "stated in task.yaml"
+    else:
+        id_column = _infer_id(train_cols, test_cols, sample_cols, decisions)
+
+    target = stated.get("target")
+    if target is not None:
+        if target not in train_set:
+            raise TaskError(f"target '{target}' from task.yaml is not a column of {files.train.name}",
+                            f"{files.train.name} has: {_preview(train_cols)}. Fix `target:` in task.yaml.")
+        decisions["target"] = "stated in task.yaml"
+    else:
+        target = _infer_target(train_cols, test_cols, sample_cols, id_column, files, decisions)
+
+    if target in test_set:
+        raise TaskError(f"the target '{target}' is also a column of {files.test.name}",
+                        "Remove it from test.csv: the test set must not hold the answers.")
+
+    extra_in_test = [c for c in test_cols if c not in train_set and c != id_column]
+    if extra_in_test:
+        raise TaskError(f"{files.test.name} has column(s) that {files.train.name} lacks: {_preview(extra_in_test)}",
+                        "Make test.csv hold the same feature columns as train.csv (without the target).")
+    features = tuple(c for c in train_cols if c in test_set and c != id_column and c != target)
+    if not features:
+        raise TaskError(f"{files.train.name} and {files.test.name} share no feature columns",
+                        "Check that both files hold the same features (test without the target).")
+    dropped = tuple(c for c in train_cols if c not in test_set and c != target and c != id_column)
+    if dropped:
+        decisions["dropped_columns"] = f"in train but not in test, so unusable at prediction time: {_preview(list(dropped))}"
+
+    submission_columns = tuple(sample_cols) if sample_cols else tuple(c for c in (id_column, target) if c)
+    return ColumnResolution(target, id_column, submission_columns, features, dropped, decisions)
+
+
+def _infer_id(train_cols: list[str], test_cols: list[str], sample_cols: list[str], decisions: dict[str, str]) -> str | None:
+    shared = [c for c in sample_cols if c in test_cols]
+    if shared:
+        decisions["id_column"] = f"inferred: '{shared[0]}' appears in both sample_submission and test"
+        return shared[0]
+    named = [c for c in test_cols if ID_NAME.match(str(c))]
+    if named:
+        decisions["id_column"] = f"inferred: '{named[0]}' is named like an id"
+        return named[0]
+    decisions["id_column"] = "inferred: none (rows are matched by position)"
+    return None
+
+
+def _infer_target(train_cols: list[str], test_cols: list[str], sample_cols: list[str], id_column: str | None,
+                  files: TaskFiles, decisions: dict[str, str]) -> str:
+    test_set = set(test_cols)
+    train_only = [c for c in train_cols if c not in test_set and c != id_column]
+    predicted = [c for c in sample_cols if c != id_column]
+    named_in_train = [c for c in predicted if c in train_only]
+    if len(named_in_train) == 1:
+        decisions["target"] = f"inferred: '{named_in_train[0]}' is the sample submission's column that train has and test lacks"
+        return named_in_train[0]
+    if len(train_only) == 1:
+        reason = "the only column train has and test lacks"
+        if predicted and not named_in_train:
+            reason += f" (the sample submission's columns {_preview(predicted)} look like one per class)"
+        decisions["target"] = f"inferred: '{train_only[0]}' is {reason}"
+        return train_only[0]
+    if not train_only:
+        raise TaskError(f"no target column: every column of {files.train.name} is also in {files.test.name}",
+                        "State the target in task.yaml as `target: <column>`.")
+    if predicted:
+        raise TaskError(f"no target column: {files.sample_submission.name if files.sample_submission else 'the sample submission'} "
+                        f"has {_preview(sample_cols)} but {files.train.name} has no such column",
+                        "State it in task.yaml as `target: <column>`.")
+    raise TaskError(f"cannot tell which column is the target: {files.train.name} has {_preview(train_only)} that {files.test.name} lacks",
+                    "State it in task.yaml as `target: <column>`.")
+
+
+def _preview(columns: list[str], limit: int = 8) -> str:
+    shown = ", ".join(map(str, columns[:limit]))
+    return f"[{shown}{', …' if len(columns) > limit else ''}]"
+
+
+# ---------------------------------------------------------------- the analysis
+
+
+def check_task(path: str | Path) -> TaskFiles:
+    """The cheap checks a user wants before anything starts: files, headers, columns."""
+    files = locate_task(path)
+    stated = read_task_yaml(files.task_yaml)
+    train_head = read_table(files.train, nrows=50)
+    test_head = read_table(files.test, nrows=50)
+    sample_head = read_table(files.sample_submission, nrows=5) if files.sample_submission else None
+    resolve_columns([str(c) for c in train_head.columns], [str(c) for c in test_head.columns],
+                    None if sample_head is None else [str(c) for c in sample_head.columns], stated, files)
+    return files
+
+
+def analyze_task(path: str | Path) -> TaskSummary:
+    """The rules TaskAnalyzer: a TaskSummary from the files, task.yaml and the data."""
+    from .metrics import find_metric_in_text, get_metric
+
+    files = locate_task(path)
+    stated = read_task_yaml(files.task_yaml)
+    train = read_table(files.train)
+    test = read_table(files.test)
+    sample = read_table(files.sample_submission) if files.sample_submission else None
+    train.columns = [str(c) for c in train.columns]
+    test.columns = [str(c) for c in test.columns]
+    cols = resolve_columns(list(train.columns), list(test.columns), None if sample is None else [str(c) for c in sample.columns],
+                           stated, files)
+    decisions = dict(cols.decisions)
+    y = train[cols.target]
+    if y.isna().all():
+        raise TaskError(f"the target '{cols.target}' is empty in every row of {files.train.name}",
+                        "Fill in the target values, or name the right column in task.yaml as `target:`.")
+    if y.isna().any():
+        decisions["target_missing"] = f"{int(y.isna().sum())} train rows have no target and are left out"
+    y = y.dropna()
+    if y.nunique() < 2:
+        raise TaskError(f"the target '{cols.target}' has a single value ({y.iloc[0]!r}) in {files.train.name}",
+                        "A model needs at least two distinct target values to learn from.")
+    if sample is not None and len(sample) != len(test):
+        raise TaskError(f"{files.sample_submission.name} has {len(sample)} rows but {files.test.name} has {len(test)}",
+                        "The sample submission needs one row per test row.")
+
+    description = files.description.read_text(errors="replace") if files.description else ""
+    metric = stated.get("metric")
+    if metric:
+        decisions["metric"] = "stated in task.yaml"
+    else:
+        metric = find_metric_in_text(description) if description else None
+        if metric:
+            decisions["metric"] = f"inferred: the description names {metric}"
+
+    prediction_cols = [c for c in cols.submission_columns if c != cols.id_column]
+    problem_type = stated.get("problem_type")
+    if problem_type:
+        decisions["problem_type"] = "stated in task.yaml"
+    else:
+        problem_type, why = _infer_problem_type(y, metric, prediction_cols, cols.target)
+        decisions["problem_type"] = f"inferred: {why}"
+
+    if not metric:
+        metric, why = _default_metric(problem_type, sample, prediction_cols, y)
+        decisions["metric"] = f"default: {why}"
+    spec = get_metric(metric)
+    if problem_type not in spec.problem_types:
+        raise TaskError(f"the metric {metric} does not fit a {problem_type} task (target '{cols.target}')",
+                        "State `metric:` and `problem_type:` in task.yaml.")
+
+    fmt = _submission_format(cols, problem_type, spec, sample, y, stated, train[cols.target].dtype, decisions, files)
+    if sample is not None and cols.id_column and cols.id_column in sample.columns:
+        missing = set(sample[cols.id_column].astype(str)) - set(test[cols.id_column].astype(str))
+        if missing:
+            raise TaskError(f"{len(missing)} id(s) of {files.sample_submission.name} are not in {files.test.name} "
+                            f"(e.g. {sorted(missing)[0]!r})", "The sample submission must list the test ids.")
+
+    return TaskSummary(
+        name=files.name,
+        task_dir=str(files.root),
+        train_file=files.relative(files.train),
+        test_file=files.relative(files.test),
+        sample_submission_file=files.relative(files.sample_submission),
+        target=cols.target,
+        id_column=cols.id_column,
+        problem_type=problem_type,
+        metric=spec.name,
+        submission=fmt,
+        feature_columns=cols.feature_columns,
+        dropped_columns=cols.dropped_columns,
+        n_train=int(len(train)),
+        n_test=int(len(test)),
+        decisions=decisions,
+        description=description[:4000],
+    )
+
+
+def _infer_problem_type(y: pd.Series, metric: str | None, prediction_cols: list[str], target: str) -> tuple[str, str]:
+    from .metrics import get_metric
+
+    n_unique = int(y.nunique())
+    if metric:
+        types = get_metric(metric).problem_types
+        if types == ("regression",):
+            return "regression", f"the metric {metric} is a regression metric"
+        if "regression" not in types:
+            kind = "binary" if n_unique == 2 else "multiclass"
+            return kind, f"the metric {metric} is a classification metric and the target has {n_unique} values"
+    if len(prediction_cols) > 1:
+        return ("binary" if len(prediction_cols) == 2 else "multiclass"), "the sample submission has one column per class"
+    if n_unique == 2:
+        return "binary", "the target has two values"
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return "multiclass", f"the target is not numeric and has {n_unique} values"
+    integral = bool((y == y.round()).all())
+    if integral and n_unique <= 20 and n_unique / max(len(y), 1) <= 0.05:
+        return "multiclass", f"the target holds {n_unique} integer values"
+    return "regression", f"the target is numeric with {n_unique} distinct values"
+
+
+def _default_metric(problem_type: str, sample: pd.DataFrame | None, prediction_cols: list[str], y: pd.Series) -> tuple[str, str]:
+    if problem_type == "regression":
+        return "rmse", "rmse for regression (the description names no metric)"
+    if len(prediction_cols) > 1:
+        return "logloss", "log loss, since the sample submission asks for one probability per class"
+    if problem_type == "binary" and sample is not None and prediction_cols and _looks_like_probabilities(sample[prediction_cols[0]]):
+        return "auc", "AUC, since the sample submission holds probabilities"
+    return "accuracy", "accuracy for classification (the description names no metric)"
+
+
+def _looks_like_probabilities(values: pd.Series) -> bool:
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.isna().any():
+        return False
+    return bool(numeric.between(0, 1).all() and not numeric.isin([0, 1]).all())
+
+
+def _submission_format(cols: ColumnResolution, problem_type: str, spec, sample: pd.DataFrame | None, y: pd.Series,
+                       stated: dict[str, Any], dtype, decisions: dict[str, str], files: TaskFiles) -> SubmissionFormat:
+    prediction_cols = tuple(c for c in cols.submission_columns if c != cols.id_column)
+    label_dtype = str(dtype)
+    if problem_type == "regression":
+        if len(prediction_cols) != 1:
+            raise TaskError(f"a regression task needs one prediction column, the sample submission has {list(prediction_cols)}",
+                            "Fix sample_submission.csv or state `problem_type:` in task.yaml.")
+        return SubmissionFormat(cols.id_column, prediction_cols, "value", label_dtype=label_dtype,
+                                sample_rows=0 if sample is None else len(sample))
+    classes = sorted(y.unique().tolist(), key=class_sort_key)
+    positive = _positive_class(classes, stated, files) if problem_type == "binary" else None
+    if len(prediction_cols) > 1:
+        by_name = {str(c): c for c in classes}
+        unknown = [c for c in prediction_cols if c not in by_name]
+        if unknown or len(prediction_cols) != len(classes):
+            raise TaskError(f"the sample submission's columns {list(prediction_cols)} do not match the classes of "
+                            f"'{cols.target}' ({[str(c) for c in classes][:10]})",
+                            "Name one column per class, exactly as the class values in train.csv.")
+        ordered = tuple(by_name[c] for c in prediction_cols)
+        decisions["submission"] = "one probability column per class"
+        return SubmissionFormat(cols.id_column, prediction_cols, "class_probabilities", ordered, positive, label_dtype,
+                                0 if sample is None else len(sample))
+    wants_proba = spec.needs == "proba"
+    if problem_type == "binary" and (wants_proba or (sample is not None and _looks_like_probabilities(sample[prediction_cols[0]]))):
+        decisions["submission"] = f"probability of class {positive!r}"
+        kind = "probability"
+    else:
+        if wants_proba:
+            log.warning("metric %s needs probabilities but the submission has one label column; submitting labels", spec.name)
+        decisions["submission"] = "predicted labels"
+        kind = "label"
+    return SubmissionFormat(cols.id_column, prediction_cols, kind, tuple(classes), positive, label_dtype,
+                            0 if sample is None else len(sample))
+
+
+def _positive_class(classes: list[Any], stated: dict[str, Any], files: TaskFiles) -> Any:
+    if "positive_class" in stated:
+        wanted = stated["positive_class"]
+        for c in classes:
+            if c == wanted or str(c) == str(wanted):
+                return c
+        raise TaskError(f"positive_class {wanted!r} from task.yaml is not a class of the target ({classes})",
+                        "Set `positive_class:` to one of the target's values.")
+    lowered = {str(c).strip().lower(): c for c in classes}
+    for word in ("1", "true", "yes", "y", "positive", "pos"):
+        if word in lowered:
+            return lowered[word]
+    return classes[-1]
