@@ -50,7 +50,18 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .errors import UserError
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    level = logging.DEBUG if args.verbose else logging.INFO
+    console = None
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        # Log lines go through the live display's console so they print above it, not through it.
+        console = Console(stderr=True)
+        logging.basicConfig(level=level, format="%(message)s",
+                            handlers=[RichHandler(console=console, show_time=False, show_path=False, markup=False)])
+    else:
+        logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     for noisy in ("ray", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
@@ -58,9 +69,9 @@ def _run(args: argparse.Namespace) -> int:
         task_dir = Path(args.task_dir)
         out = Path(args.out) if args.out else Path("runs") / _task_name(task_dir)
         from .engine import Run
-        from .progress import make_progress
+        from .progress import LogProgress, RichProgress
 
-        progress = make_progress(config.time_budget_s)
+        progress = RichProgress(config.time_budget_s, console) if console else LogProgress(config.time_budget_s)
         try:
             result = Run(task_dir, out, config, resume=args.resume, force=args.force, progress=progress).execute()
         finally:

@@ -161,7 +161,7 @@ class Run:
         summary: TaskSummary = stage("task_summary", lambda: ray.get(analyzer.analyze.remote(task_root)),
                                      TaskSummary.to_json, TaskSummary.from_json)
         for field_name, how in summary.inferred.items():
-            log.info("inferred %s: %s", field_name, how)
+            log.info("%s — %s", field_name, how)
         profile: Profile = stage("profile", lambda: ray.get(profiler.profile.remote(summary)),
                                  Profile.to_json, Profile.from_json)
         knowledge: Knowledge = stage("knowledge", lambda: ray.get(retriever.retrieve.remote(summary, profile, self.config.tracks)),

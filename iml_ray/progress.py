@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from typing import Any, Protocol
 
@@ -77,8 +76,3 @@ class RichProgress:
     def close(self) -> None:
         self._live.stop()
 
-
-def make_progress(budget_s: float) -> Progress:
-    if sys.stderr.isatty():
-        return RichProgress(budget_s)
-    return LogProgress(budget_s)

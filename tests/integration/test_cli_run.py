@@ -1,0 +1,83 @@
+"""`iml run` as a user runs it: its own local Ray cluster, the closing summary, Ctrl-C, --resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from helpers import binary_frames, write_task
+
+pytestmark = pytest.mark.slow
+
+IML = [sys.executable, "-m", "iml_ray.cli"]
+
+
+def _env():
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _pipelines_running(out) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(out) in cmdline and "pipeline_traditional.py" in cmdline:
+            found.append(proc)
+    return found
+
+
+def test_run_prints_summary_and_writes_the_run_directory(tmp_path):
+    train, test, sample = binary_frames(300, 60)
+    task = write_task(tmp_path / "toy", train, test, sample, "## Evaluation\nAccuracy.")
+    out = tmp_path / "out"
+    result = subprocess.run([*IML, "run", str(task), "--out", str(out), "--time-budget", "120"], capture_output=True,
+                            text=True, env=_env(), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "chosen: traditional, validation accuracy" in result.stdout
+    assert f"submission: {out.resolve() / 'submission.csv'}" in result.stdout
+    assert "Traceback" not in result.stderr
+    assert "target — inferred" in result.stderr
+    for name in ("submission.csv", "pipeline.py", "report.json", "state.json"):
+        assert (out / name).is_file()
+    state = json.loads((out / "state.json").read_text())
+    assert state["status"] == "ok"
+
+
+def test_ctrl_c_stops_generated_code_and_resume_finishes(tmp_path):
+    train, test, sample = binary_frames(5000, 500)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*IML, "run", str(task), "--out", str(out), "--time-budget", "300"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    deadline = time.time() + 120
+    while not _pipelines_running(out):
+        assert proc.poll() is None, "the run ended before its pipeline could be interrupted"
+        assert time.time() < deadline, "no pipeline started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "resumable with --resume" in stderr and "Traceback" not in stderr
+    time.sleep(1)
+    assert not _pipelines_running(out), "generated code outlived the interrupted run"
+    state = json.loads((out / "state.json").read_text())
+    assert state.get("interrupted") and "profile" in state["stages"]
+    planned = state["stages"]["profile"]["finished"]
+
+    refused = subprocess.run([*IML, "run", str(task), "--out", str(out)], capture_output=True, text=True, env=_env())
+    assert refused.returncode == 2 and "holds an earlier run" in refused.stderr
+
+    resumed = subprocess.run([*IML, "run", str(task), "--out", str(out), "--resume", "--time-budget", "300"],
+                             capture_output=True, text=True, env=_env(), timeout=400)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    state = json.loads((out / "state.json").read_text())
+    assert state["status"] == "ok"
+    assert state["stages"]["profile"]["finished"] == planned, "a finished stage was recomputed"
+    assert "resume: profile is finished" in resumed.stderr
