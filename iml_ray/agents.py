@@ -56,10 +56,11 @@ class GuidelineAgent:
         self.policy = policy
 
     def plan(self, summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
-             seed: int, holdout_fraction: float, num_threads: int) -> tuple[Blueprint, InterfaceContract]:
+             seed: int, holdout_fraction: float, num_threads: int,
+             time_budget_s: float | None = None) -> tuple[Blueprint, InterfaceContract]:
         from .rules.guideline import make_blueprint, make_contract
 
-        blueprint = make_blueprint(summary, profile, knowledge, tracks, seed, holdout_fraction, num_threads)
+        blueprint = make_blueprint(summary, profile, knowledge, tracks, seed, holdout_fraction, num_threads, time_budget_s)
         return blueprint, make_contract(summary, blueprint.prep)
 
 

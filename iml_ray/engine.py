@@ -172,8 +172,10 @@ class Run:
 
         def plan_once():
             if not planned:
+                remaining = deadline - self.config.reserve_s - time.time()
                 planned.extend(ray.get(guideline.plan.remote(summary, profile, knowledge, self.config.tracks,
-                                                             self.config.seed, self.config.holdout_fraction, cpus)))
+                                                             self.config.seed, self.config.holdout_fraction, cpus,
+                                                             remaining)))
             return planned
 
         blueprint: Blueprint = stage("blueprint", lambda: plan_once()[0], Blueprint.to_json, Blueprint.from_json)

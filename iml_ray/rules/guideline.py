@@ -11,21 +11,58 @@ PREP_KNOBS = {"max_categories", "min_category_count", "frequency_encoding", "tfi
               "tfidf_min_df", "missing_indicators", "datetime_parts"}
 
 
+# A rough cost model of one traditional candidate run on this hardware class,
+# calibrated on the example tasks (2 threads): fixed start-up, then per cell of
+# the tabular matrix and per row of each text column, for the two fits a
+# validated run makes. Only used to decide whether to train on a sample.
+STARTUP_S = 8.0
+SECONDS_PER_CELL = 3e-6
+SECONDS_PER_TEXT_ROW = 4e-3
+BUDGET_SHARE = 0.35          # of the time budget the first attempt should need at most
+MIN_SAMPLE_ROWS = 2000
+
+
 def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
-                   seed: int, holdout_fraction: float, num_threads: int) -> Blueprint:
+                   seed: int, holdout_fraction: float, num_threads: int, time_budget_s: float | None = None) -> Blueprint:
     settings = knowledge.settings()
     prep = plan_prep(summary, profile, settings.get("prep", {}))
     track_plans = tuple(plan_track(t, summary, profile, settings, num_threads) for t in tracks if t == "traditional")
-    train = TrainPlan(seed=seed, holdout_fraction=holdout_fraction, stratified=summary.problem_type != "regression",
-                      inner_valid_fraction=float(settings.get("train", {}).get("inner_valid_fraction", 0.15)))
-    metric = get_metric(summary.metric)
     notes = []
+    max_rows = None
+    if time_budget_s:
+        max_rows, note = sample_for_budget(prep, profile.n_train, num_threads, time_budget_s)
+        if note:
+            notes.append(note)
+    train = TrainPlan(seed=seed, holdout_fraction=holdout_fraction, stratified=summary.problem_type != "regression",
+                      inner_valid_fraction=float(settings.get("train", {}).get("inner_valid_fraction", 0.15)),
+                      max_train_rows=max_rows)
+    metric = get_metric(summary.metric)
     skipped = [t for t in tracks if t != "traditional"]
     if skipped:
         notes.append(f"tracks {', '.join(skipped)} have no rules templates yet; only traditional runs")
     return Blueprint(prep=prep, tracks=track_plans, train=train,
                      eval=EvalPlan(metric.name, metric.higher_is_better, summary.submission.kind),
                      cards=tuple(knowledge.card_ids), notes=tuple(notes))
+
+
+def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int) -> float:
+    width = len(prep.numeric) + len(prep.numeric_coerce) + len(prep.categorical) + 7 * len(prep.datetime)
+    per_fit = SECONDS_PER_CELL * n_rows * max(width, 1) * 2 / max(num_threads, 1) + SECONDS_PER_TEXT_ROW * n_rows * len(prep.text)
+    return STARTUP_S + 2 * per_fit
+
+
+def sample_for_budget(prep: PrepPlan, n_rows: int, num_threads: int, time_budget_s: float) -> tuple[int | None, str | None]:
+    """A row cap for fitting when all rows would not fit the budget (validation still uses every held-out row)."""
+    expected = estimated_seconds(prep, n_rows, num_threads)
+    allowed = BUDGET_SHARE * time_budget_s
+    if expected <= allowed or n_rows <= MIN_SAMPLE_ROWS:
+        return None, None
+    rows = int(n_rows * max(allowed - STARTUP_S, 1.0) / (expected - STARTUP_S))
+    rows = max(MIN_SAMPLE_ROWS, min(rows, n_rows))
+    if rows >= n_rows:
+        return None, None
+    return rows, (f"fit on a seeded sample of {rows} of {n_rows} rows: all rows would take about {expected:.0f} s, "
+                  f"more than {BUDGET_SHARE:.0%} of the {time_budget_s:.0f} s budget")
 
 
 def plan_prep(summary: TaskSummary, profile: Profile, knobs: dict) -> PrepPlan:

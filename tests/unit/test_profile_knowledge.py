@@ -61,3 +61,17 @@ def test_card_settings_merge_by_priority(tmp_path):
     # small-data (priority 50) overrides the general tabular-gbdt defaults (priority 10)
     assert settings["lightgbm"]["num_leaves"] == 15
     assert settings["lightgbm"]["max_rounds"] == 3000
+
+
+def test_a_large_table_is_sampled_to_fit_the_budget(tmp_path):
+    from iml_ray.blueprint import PrepPlan
+    from iml_ray.rules.guideline import estimated_seconds, sample_for_budget
+
+    prep = PrepPlan(numeric=tuple(f"x{i}" for i in range(50)))
+    rows, note = sample_for_budget(prep, 1_000_000, 2, 120)
+    assert rows is not None and 2000 <= rows < 1_000_000
+    assert estimated_seconds(prep, rows, 2) <= 0.35 * 120 + 1
+    assert "sample" in note and "120 s" in note
+    # a small table, or a generous budget, trains on every row
+    assert sample_for_budget(prep, 2000, 2, 120) == (None, None)
+    assert sample_for_budget(prep, 1_000_000, 2, 100_000) == (None, None)
