@@ -20,6 +20,7 @@ from .blueprint import Blueprint, Candidate, InterfaceContract
 from .candidate import TrackJob
 from .config import RunConfig
 from .contract import check_submission
+from .errors import ConfigError
 from .knowledge.retriever import Knowledge
 from .profile import Profile
 from .progress import LogProgress, Progress
@@ -29,6 +30,8 @@ from .task import TaskSummary
 from .task_inference import check_task
 
 log = logging.getLogger(__name__)
+
+IMPLEMENTED_TRACKS = {"traditional"}
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ class Run:
     def execute(self) -> RunResult:
         started = time.time()
         deadline = started + self.config.time_budget_s
+        if not set(self.config.tracks) & IMPLEMENTED_TRACKS:
+            raise ConfigError(f"track(s) {', '.join(self.config.tracks)} cannot run yet: the rules policy has templates "
+                              f"for {', '.join(sorted(IMPLEMENTED_TRACKS))} only", "Add --tracks traditional.")
         files = check_task(self.task_dir)          # bad input fails here, before anything is written
         rundir = RunDir.check(self.out, self.resume, self.force)
         self.progress.phase("starting Ray")

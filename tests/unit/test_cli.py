@@ -75,3 +75,12 @@ def test_help_imports_nothing_heavy():
     assert out.strip() == "[]"
     result = subprocess.run([sys.executable, "-m", "iml_ray.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "run" in result.stdout
+
+
+def test_a_track_without_templates_is_refused_before_anything_starts(tmp_path, capsys):
+    train, test, sample = binary_frames(40, 10)
+    root = write_task(tmp_path / "t", train, test, sample)
+    assert main(["run", str(root), "--out", str(tmp_path / "out"), "--tracks", "pretrained"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot run yet" in err and "--tracks traditional" in err
+    assert not (tmp_path / "out").exists()

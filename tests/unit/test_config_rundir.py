@@ -1,0 +1,53 @@
+"""RunConfig validation and the run directory's refusal and atomic writes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from iml_ray.config import RunConfig
+from iml_ray.errors import ConfigError, OutputDirError
+from iml_ray.rundir import RunDir, atomic_write_json
+
+
+def test_yaml_overrides_and_cli_overrides_win(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("time_budget_s: 90\nseed: 3\ntracks: traditional\n")
+    config = RunConfig.from_yaml(path, seed=7)
+    assert (config.time_budget_s, config.seed, config.tracks) == (90, 7, ("traditional",))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("budget: 5\n", "unknown configuration key"),
+    ("time_budget_s: -1\n", "time budget must be positive"),
+    ("tracks: [warp]\n", "unknown track"),
+    ("[1, 2\n", "not valid YAML"),
+])
+def test_bad_config_is_a_config_error(tmp_path, text, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_yaml(path)
+
+
+def test_force_clears_only_what_a_run_wrote(tmp_path):
+    out = tmp_path / "out"
+    (out / "plan").mkdir(parents=True)
+    (out / "state.json").write_text("{}")
+    (out / "my_notes.txt").write_text("keep me")
+    with pytest.raises(OutputDirError):
+        RunDir.check(out)
+    rundir = RunDir.check(out, force=True)
+    rundir.prepare(force=True)
+    assert not (out / "state.json").exists()
+    assert (out / "my_notes.txt").read_text() == "keep me"
+    assert (out / "plan").is_dir() and (out / "candidates").is_dir()
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "report.json"
+    atomic_write_json(target, {"a": 1})
+    with pytest.raises(TypeError):
+        atomic_write_json(target, {"a": object()})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
