@@ -6,6 +6,7 @@ rebuilds the submission anywhere the libraries it names are installed.
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass
 
 HEADER = '''"""Standalone pipeline for task '{name}' ({problem_type}, metric: {metric}), track: {track}.
@@ -68,13 +69,23 @@ def assemble(modules: list[ModuleSource], *, name: str, problem_type: str, metri
         found, body = _split_imports(_strip_docstring(module.code))
         imports += [line for line in found if line not in imports]
         bodies.append((module.role, body))
-    parts = [HEADER.format(name=name, problem_type=problem_type, metric=metric, track=track), "\n".join(imports)]
+    parts = [HEADER.format(name=name, problem_type=problem_type, metric=metric, track=track), _ordered_imports(imports)]
     for role, body in bodies:
         bar = "#" * 72
         parts.append(f"\n{bar}\n# {role}\n{bar}\n{body.strip()}\n")
     script = "\n".join(parts)
     ast.parse(script)
     return script
+
+
+def _ordered_imports(imports: list[str]) -> str:
+    """Standard library first, then third-party, each sorted, as a person would write them."""
+    def top(line: str) -> str:
+        return line.split()[1].split(".")[0]
+
+    stdlib = sorted(i for i in imports if top(i) in sys.stdlib_module_names)
+    others = sorted(i for i in imports if top(i) not in sys.stdlib_module_names)
+    return "\n\n".join(block for block in ("\n".join(stdlib), "\n".join(others)) if block)
 
 
 def _split_imports(code: str) -> tuple[list[str], str]:

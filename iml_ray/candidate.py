@@ -78,6 +78,10 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
     failure_line = None
 
     for number in range(1, job.max_rounds + 2):
+        remaining = job.deadline - time.time()
+        if remaining < (5.0 if number == 1 else job.min_round_s):
+            failure_line = f"out of time before round {number} ({remaining:.0f} s left)"
+            break
         round_dir = code_dir / f"round_{number}"
         round_dir.mkdir(parents=True, exist_ok=True)
         (round_dir / "prep.py").write_text(prep_code)
@@ -85,11 +89,6 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
         round_started = time.time()
         failure: Failure | None = None
         result: SandboxResult | None = None
-
-        remaining = job.deadline - time.time()
-        if remaining < min(job.min_round_s, 5.0):
-            failure_line = f"out of time before round {number}"
-            break
 
         if prep_code != prep_verified_code:
             notify("prep check", number)
