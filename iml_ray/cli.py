@@ -28,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--resume", action="store_true", help="continue the earlier run in --out")
     group.add_argument("--force", action="store_true", help="replace the earlier run in --out")
     run.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+
+    report = commands.add_parser("report", help="show the leaderboard of a finished run",
+                                 description="Print the summary of a run directory from its report.json.")
+    report.add_argument("run_dir", help="the --out directory of an `iml run`")
     return parser
 
 
@@ -44,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "run":
         return _run(args)
+    if args.command == "report":
+        return _report(args)
     return 2
 
 
@@ -82,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted: the run directory is resumable with --resume", file=sys.stderr)
         return 130
-    _print_summary(result)
+    print_summary(result.report, result.out)
     return 0 if result.status == "ok" else 1
 
 
@@ -101,31 +107,48 @@ def _task_name(task_dir: Path) -> str:
     return resolved.parent.name if resolved.name == "public" else resolved.name
 
 
-def _print_summary(result) -> None:
+def print_summary(report: dict, out: Path) -> None:
+    """The leaderboard and where things are, from a run's report.json."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    task = result.report["task"]
+    task = report["task"]
     table = Table(title=f"{task['name']}: {task['problem_type']}, metric {task['metric']}", title_justify="left")
     for column in ("track", "status", "score", "repairs", "seconds", "model / failure"):
         table.add_column(column)
-    for row in result.report["leaderboard"]:
+    for row in report["leaderboard"]:
         score = "" if row["valid_score"] is None else f"{row['valid_score']:.5g}"
         note = row["failure"] or (f"model: {row['model']['choice']}" if row.get("model") else "")
         table.add_row(row["track"], row["status"], score, str(row["repair_rounds"]), f"{row['wall_s']:.0f}", note or "")
     console.print(table)
-    if result.status == "ok":
-        best = result.best
-        console.print(f"chosen: [bold]{best.track}[/bold], validation {best.metric} = {best.valid_score:.5g} "
-                      f"(scored by iml-ray on a {result.report['validation']['holdout_fraction']:.0%} holdout)", soft_wrap=True)
-        console.print(f"submission: {result.submission}", soft_wrap=True)
-        console.print(f"pipeline:   {result.pipeline}", soft_wrap=True)
-        console.print(f"rerun:      python {result.pipeline} --data {task['task_dir']} --out DIR", soft_wrap=True)
+    chosen = report.get("chosen")
+    if report["status"] == "ok" and chosen:
+        console.print(f"chosen: [bold]{chosen['track']}[/bold], validation {task['metric']} = {chosen['valid_score']:.5g} "
+                      f"(scored by iml-ray on a {report['validation']['holdout_fraction']:.0%} holdout)", soft_wrap=True)
+        console.print(f"submission: {report['paths']['submission']}", soft_wrap=True)
+        console.print(f"pipeline:   {report['paths']['pipeline']}", soft_wrap=True)
+        console.print(f"rerun:      python {report['paths']['pipeline']} --data {task['task_dir']} --out DIR", soft_wrap=True)
     else:
         console.print("[bold red]no candidate passed verification[/bold red]; see the leaderboard above and "
-                      f"{result.out / 'report.json'}", soft_wrap=True)
-    console.print(f"report:     {result.out / 'report.json'}   ({result.report['timings_s']['total']:.0f}s)", soft_wrap=True)
+                      f"{out / 'report.json'}", soft_wrap=True)
+    console.print(f"report:     {out / 'report.json'}   ({report['timings_s']['total']:.0f}s)", soft_wrap=True)
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    path = Path(args.run_dir) / "report.json"
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        print(f"error: {path} does not exist.\n       Pass the --out directory of a finished `iml run`.", file=sys.stderr)
+        return 2
+    except ValueError:
+        print(f"error: {path} is not valid JSON.\n       Rerun the task (iml run ... --force).", file=sys.stderr)
+        return 2
+    print_summary(report, Path(args.run_dir))
+    return 0 if report.get("status") == "ok" else 1
 
 
 if __name__ == "__main__":

@@ -48,6 +48,9 @@ def test_run_prints_summary_and_writes_the_run_directory(tmp_path):
         assert (out / name).is_file()
     state = json.loads((out / "state.json").read_text())
     assert state["status"] == "ok"
+    shown = subprocess.run([*IML, "report", str(out)], capture_output=True, text=True, env=_env())
+    assert shown.returncode == 0
+    assert next(line for line in result.stdout.splitlines() if line.startswith("chosen:")) in shown.stdout
 
 
 def test_ctrl_c_stops_generated_code_and_resume_finishes(tmp_path):

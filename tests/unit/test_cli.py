@@ -84,3 +84,9 @@ def test_a_track_without_templates_is_refused_before_anything_starts(tmp_path, c
     err = capsys.readouterr().err
     assert "cannot run yet" in err and "--tracks traditional" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_report_of_a_missing_run_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "report.json does not exist" in err
