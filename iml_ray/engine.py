@@ -120,18 +120,15 @@ class Run:
         self.progress.phase("starting Ray")
         with ray_session():
             self.timings["ray_start"] = round(time.time() - started, 2)
-            rundir.prepare(force=self.force)
             state = rundir.load_state() if self.resume else {"stages": {}, "candidates": {}}
             state.setdefault("stages", {})
             state.setdefault("candidates", {})
-            state["config"] = self.config.to_json()
-            state["task_dir"] = str(files.root)
-            rundir.save_state(state)
             try:
                 return self._run(rundir, state, str(files.root), started, deadline)
             except KeyboardInterrupt:
-                state["interrupted"] = time.time()
-                rundir.save_state(state)
+                if (rundir.root / "state.json").exists():
+                    state["interrupted"] = time.time()
+                    rundir.save_state(state)
                 raise
 
     def _run(self, rundir: RunDir, state: dict, task_root: str, started: float, deadline: float) -> RunResult:
@@ -141,6 +138,18 @@ class Run:
 
         policy = self.config.policy
         analyzer = actors.TaskAnalyzer.remote(policy)
+        # The analysis reads all the data and may still find it unusable (a constant
+        # target, ...): it runs before the output directory is touched.
+        analysis = None
+        if "task_summary" not in state["stages"]:
+            self.progress.phase("task summary")
+            t0 = time.time()
+            analysis = ray.get(analyzer.analyze.remote(task_root))
+            self.timings["task_summary"] = round(time.time() - t0, 2)
+        rundir.prepare(force=self.force)
+        state["config"] = self.config.to_json()
+        state["task_dir"] = task_root
+        rundir.save_state(state)
         profiler = actors.Profiler.remote(policy)
         retriever = actors.KnowledgeRetriever.remote(policy)
         guideline = actors.GuidelineAgent.remote(policy)
@@ -159,13 +168,12 @@ class Run:
             t0 = time.time()
             value = compute()
             rundir.write_plan(name, encode(value))
-            self.timings[name] = round(time.time() - t0, 2)
+            self.timings.setdefault(name, round(time.time() - t0, 2))
             state["stages"][name] = {"finished": time.time(), "seconds": self.timings[name]}
             rundir.save_state(state)
             return value
 
-        summary: TaskSummary = stage("task_summary", lambda: ray.get(analyzer.analyze.remote(task_root)),
-                                     TaskSummary.to_json, TaskSummary.from_json)
+        summary: TaskSummary = stage("task_summary", lambda: analysis, TaskSummary.to_json, TaskSummary.from_json)
         for field_name, how in summary.inferred.items():
             log.info("%s — %s", field_name, how)
         profile: Profile = stage("profile", lambda: ray.get(profiler.profile.remote(summary)),

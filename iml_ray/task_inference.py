@@ -158,7 +158,8 @@ def analyze_task(path: str | Path) -> TaskSummary:
         decisions["target_missing"] = f"{int(y.isna().sum())} train rows have no target and are left out"
     y = y.dropna()
     if y.nunique() < 2:
-        raise TaskError(f"the target '{cols.target}' has a single value ({y.iloc[0]!r}) in {files.train.name}",
+        only = y.iloc[0].item() if hasattr(y.iloc[0], "item") else y.iloc[0]
+        raise TaskError(f"the target '{cols.target}' has a single value ({only!r}) in {files.train.name}",
                         "A model needs at least two distinct target values to learn from.")
     if sample is not None and len(sample) != len(test):
         raise TaskError(f"{files.sample_submission.name} has {len(sample)} rows but {files.test.name} has {len(test)}",

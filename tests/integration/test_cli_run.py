@@ -84,3 +84,16 @@ def test_ctrl_c_stops_generated_code_and_resume_finishes(tmp_path):
     assert state["status"] == "ok"
     assert state["stages"]["profile"]["finished"] == planned, "a finished stage was recomputed"
     assert "resume: profile is finished" in resumed.stderr
+
+
+def test_unusable_data_found_by_the_analyzer_writes_nothing(tmp_path):
+    train, test, sample = binary_frames(50, 10)
+    train["label"] = 1
+    task = write_task(tmp_path / "const", train, test, sample)
+    out = tmp_path / "out"
+    result = subprocess.run([*IML, "run", str(task), "--out", str(out)], capture_output=True, text=True, env=_env(),
+                            timeout=300)
+    assert result.returncode == 2
+    assert "error: the target 'label' has a single value (1)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
