@@ -29,8 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--force", action="store_true", help="replace the earlier run in --out")
     run.add_argument("-v", "--verbose", action="store_true", help="log debug details")
 
-    report = commands.add_parser("report", help="show the leaderboard of a finished run",
-                                 description="Print the summary of a run directory from its report.json.")
+    report = commands.add_parser("report", help="rebuild report.html of a run and show its leaderboard",
+                                 description="Regenerate RUN_DIR/report.html and print the run's summary.")
     report.add_argument("run_dir", help="the --out directory of an `iml run`")
     return parser
 
@@ -132,7 +132,7 @@ def print_summary(report: dict, out: Path) -> None:
     else:
         console.print("[bold red]no candidate passed verification[/bold red]; see the leaderboard above and "
                       f"{out / 'report.json'}", soft_wrap=True)
-    console.print(f"report:     {out / 'report.json'}   ({report['timings_s']['total']:.0f}s)", soft_wrap=True)
+    console.print(f"report:     {out / 'report.html'}   ({report['timings_s']['total']:.0f}s)", soft_wrap=True)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -147,7 +147,12 @@ def _report(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"error: {path} is not valid JSON.\n       Rerun the task (iml run ... --force).", file=sys.stderr)
         return 2
+    from .engine import write_html_report
+
+    html_path = write_html_report(Path(args.run_dir))
     print_summary(report, Path(args.run_dir))
+    if html_path:
+        print(f"report.html: {html_path}")
     return 0 if report.get("status") == "ok" else 1
 
 

@@ -25,7 +25,7 @@ from .knowledge.retriever import Knowledge
 from .profile import Profile
 from .progress import LogProgress, Progress
 from .rules.debugger import Plans
-from .rundir import RunDir, atomic_copy, atomic_write_json
+from .rundir import RunDir, atomic_copy, atomic_write_json, atomic_write_text
 from .task import TaskSummary
 from .task_inference import check_task
 
@@ -266,6 +266,7 @@ class Run:
         state["finished"] = time.time()
         state["status"] = status
         rundir.save_state(state)
+        write_html_report(rundir.root)
         self.progress.phase(f"done: {status}")
         return RunResult(rundir.root, status, summary, best if status == "ok" else None, leaderboard, report)
 
@@ -280,6 +281,18 @@ class Run:
             log.error("track %s crashed: %s", track, first)
             return Candidate(track=track, code_dir="", status="failed", metric=summary.metric,
                              failure=f"the Ray task running the track died: {type(exc).__name__}: {first[:300]}")
+
+
+def write_html_report(run_dir: Path) -> Path | None:
+    """report.html beside report.json; a failure here is logged, never fatal to the run."""
+    from .report_html import render_run_report
+
+    try:
+        atomic_write_text(Path(run_dir) / "report.html", render_run_report(run_dir))
+        return Path(run_dir) / "report.html"
+    except Exception:  # the report is a view of the run, not part of its result
+        log.exception("could not write report.html")
+        return None
 
 
 def _holdout(summary: TaskSummary, blueprint: Blueprint) -> list[int]:

@@ -22,6 +22,13 @@ from .errors import OutputDirError
 MARKERS = ("state.json", "report.json", "submission.csv", "plan")
 
 
+def _umask_mode() -> int:
+    # mkstemp creates 0600 files; results are for sharing, so use what the umask allows.
+    current = os.umask(0)
+    os.umask(current)
+    return 0o666 & ~current
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so a reader never sees half a file."""
     path = Path(path)
@@ -32,6 +39,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -49,6 +57,7 @@ def atomic_copy(source: Path, target: Path) -> None:
     os.close(handle)
     try:
         shutil.copyfile(source, tmp)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,363 @@
+"""report.html: one self-contained page a person reads instead of the JSON.
+
+Everything is inline (CSS, SVG charts, the code); a Content-Security-Policy
+forbids every network request, so the page opens the same from a laptop, a
+cluster's shared disk or an e-mail attachment.
+"""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:16px 24px;color:#1b1f24}
+h1{font-size:22px;margin:8px 0}h2{font-size:18px;border-bottom:1px solid #d0d7de;padding-bottom:4px;margin-top:28px}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f6f8fa}.ok{color:#1a7f37;font-weight:600}.failed{color:#cf222e;font-weight:600}
+.muted{color:#57606a}pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:480px;font-size:12px}
+details{margin:4px 0}summary{cursor:pointer}.grid{display:flex;flex-wrap:wrap;gap:24px}
+.badge{display:inline-block;padding:1px 6px;border-radius:8px;background:#ddf4ff;font-size:12px}
+"""
+PALETTE = ["#0969da", "#1a7f37", "#bf8700", "#8250df", "#cf222e", "#1b7c83", "#9a6700"]
+
+
+def esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+# ------------------------------------------------------------------ SVG charts
+
+
+def bar_chart(items: list[tuple[str, float]], *, width: int = 460, unit: str = "", title: str = "",
+              colour: str = PALETTE[0], fmt: str = "{:.3g}") -> str:
+    """Horizontal bars, one per (label, value)."""
+    if not items:
+        return "<p class='muted'>nothing to show</p>"
+    row, label_w = 20, 170
+    height = row * len(items) + 24
+    top = max(max(v for _, v in items), 1e-12)
+    parts = [f"<svg role='img' aria-label='{esc(title)}' width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg'>"]
+    for i, (label, value) in enumerate(items):
+        y = 18 + i * row
+        length = max(0.0, value) / top * (width - label_w - 70)
+        parts.append(f"<text x='{label_w - 6}' y='{y + 11}' text-anchor='end' font-size='11'>{esc(label[:28])}</text>"
+                     f"<rect x='{label_w}' y='{y}' width='{length:.1f}' height='{row - 6}' fill='{colour}'/>"
+                     f"<text x='{label_w + length + 4:.1f}' y='{y + 11}' font-size='11'>{esc(fmt.format(value))}{esc(unit)}</text>")
+    parts.append(f"<text x='0' y='11' font-size='12' font-weight='600'>{esc(title)}</text></svg>")
+    return "".join(parts)
+
+
+def line_chart(points: list[tuple[float, float]], *, title: str, x_label: str, y_label: str, size: int = 300,
+               diagonal: bool = False) -> str:
+    pad = 36
+    inner = size - 2 * pad
+
+    def xy(x: float, y: float) -> str:
+        return f"{pad + x * inner:.1f},{size - pad - y * inner:.1f}"
+
+    path = " ".join(xy(x, y) for x, y in points)
+    extra = f"<line x1='{pad}' y1='{size - pad}' x2='{size - pad}' y2='{pad}' stroke='#8c959f' stroke-dasharray='4'/>" \
+        if diagonal else ""
+    return (f"<svg role='img' aria-label='{esc(title)}' width='{size}' height='{size}' xmlns='http://www.w3.org/2000/svg'>"
+            f"<rect x='{pad}' y='{pad}' width='{inner}' height='{inner}' fill='none' stroke='#d0d7de'/>{extra}"
+            f"<polyline points='{path}' fill='none' stroke='{PALETTE[0]}' stroke-width='2'/>"
+            f"<text x='{size / 2}' y='{size - 8}' text-anchor='middle' font-size='11'>{esc(x_label)}</text>"
+            f"<text x='10' y='{size / 2}' font-size='11' transform='rotate(-90 10 {size / 2})' text-anchor='middle'>"
+            f"{esc(y_label)}</text><text x='{pad}' y='20' font-size='12' font-weight='600'>{esc(title)}</text></svg>")
+
+
+def scatter(points: list[tuple[float, float]], *, title: str, x_label: str, y_label: str, size: int = 300) -> str:
+    pad = 40
+    inner = size - 2 * pad
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1 = min(xs), max(xs)
+    span = max(abs(min(ys)), abs(max(ys)), 1e-12)
+    dots = "".join(f"<circle cx='{pad + (x - x0) / max(x1 - x0, 1e-12) * inner:.1f}' "
+                   f"cy='{pad + inner / 2 - y / span * inner / 2:.1f}' r='2' fill='{PALETTE[0]}' fill-opacity='0.6'/>"
+                   for x, y in points[:2000])
+    return (f"<svg role='img' aria-label='{esc(title)}' width='{size}' height='{size}' xmlns='http://www.w3.org/2000/svg'>"
+            f"<rect x='{pad}' y='{pad}' width='{inner}' height='{inner}' fill='none' stroke='#d0d7de'/>"
+            f"<line x1='{pad}' x2='{pad + inner}' y1='{pad + inner / 2}' y2='{pad + inner / 2}' stroke='#8c959f'/>{dots}"
+            f"<text x='{size / 2}' y='{size - 8}' text-anchor='middle' font-size='11'>{esc(x_label)}</text>"
+            f"<text x='12' y='{size / 2}' font-size='11' transform='rotate(-90 12 {size / 2})' text-anchor='middle'>"
+            f"{esc(y_label)}</text><text x='{pad}' y='20' font-size='12' font-weight='600'>{esc(title)}</text></svg>")
+
+
+def heatmap(matrix: list[list[int]], labels: list[str], *, title: str, cell: int = 44) -> str:
+    n = len(labels)
+    pad = 90
+    size = max(pad + n * cell + 10, 260)
+    top = max(max(r) for r in matrix) or 1
+    parts = [f"<svg role='img' aria-label='{esc(title)}' width='{size}' height='{size}' xmlns='http://www.w3.org/2000/svg'>"
+             f"<text x='0' y='14' font-size='12' font-weight='600'>{esc(title)}</text>"]
+    for i in range(n):
+        parts.append(f"<text x='{pad - 4}' y='{pad + i * cell + cell / 2 + 4}' text-anchor='end' font-size='11'>"
+                     f"{esc(labels[i][:12])}</text>")
+        parts.append(f"<text x='{pad + i * cell + cell / 2}' y='{pad - 6}' text-anchor='middle' font-size='11'>"
+                     f"{esc(labels[i][:6])}</text>")
+        for j in range(n):
+            shade = 0.1 + 0.9 * matrix[i][j] / top
+            parts.append(f"<rect x='{pad + j * cell}' y='{pad + i * cell}' width='{cell - 2}' height='{cell - 2}' "
+                         f"fill='{PALETTE[0]}' fill-opacity='{shade:.2f}'/><text x='{pad + j * cell + cell / 2}' "
+                         f"y='{pad + i * cell + cell / 2 + 4}' text-anchor='middle' font-size='11'>{matrix[i][j]}</text>")
+    parts.append(f"<text x='{pad}' y='{pad - 22}' font-size='10' class='muted'>predicted →</text>"
+                 f"<text x='4' y='{pad + 10}' font-size='10'>true ↓</text></svg>")
+    return "".join(parts)
+
+
+def timeline(spans: list[tuple[str, float, float, list[float]]], *, width: int = 900) -> str:
+    """Rows of (name, start_s, end_s, marks_s) on one time axis."""
+    if not spans:
+        return "<p class='muted'>no timings recorded</p>"
+    total = max(end for _, _, end, _ in spans) or 1.0
+    label_w, row = 150, 22
+    scale = (width - label_w - 20) / total
+    height = row * len(spans) + 40
+    parts = [f"<svg role='img' aria-label='timeline' width='{width}' height='{height}' xmlns='http://www.w3.org/2000/svg'>"]
+    for i, (name, start, end, marks) in enumerate(spans):
+        y = 8 + i * row
+        parts.append(f"<text x='{label_w - 6}' y='{y + 13}' text-anchor='end' font-size='11'>{esc(name)}</text>"
+                     f"<rect x='{label_w + start * scale:.1f}' y='{y}' width='{max(2.0, (end - start) * scale):.1f}' "
+                     f"height='{row - 6}' fill='{PALETTE[i % len(PALETTE)]}'><title>{esc(name)}: {end - start:.1f} s</title></rect>")
+        for mark in marks:
+            x = label_w + mark * scale
+            parts.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{y - 2}' y2='{y + row - 4}' stroke='#1b1f24' stroke-width='2'/>")
+    axis_y = 8 + len(spans) * row + 6
+    for k in range(6):
+        t = total * k / 5
+        x = label_w + t * scale
+        parts.append(f"<text x='{x:.1f}' y='{axis_y + 12}' font-size='10' text-anchor='middle'>{t:.0f}s</text>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# ------------------------------------------------------------------ the page
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    data: dict[str, Any] = {"report": json.loads((run_dir / "report.json").read_text())}
+    for name in ("task_summary", "profile", "knowledge", "blueprint", "contract"):
+        path = run_dir / "plan" / f"{name}.json"
+        data[name] = json.loads(path.read_text()) if path.exists() else None
+    state = run_dir / "state.json"
+    data["state"] = json.loads(state.read_text()) if state.exists() else {}
+    return data
+
+
+def render_run_report(run_dir: Path) -> str:
+    run_dir = Path(run_dir)
+    data = load_run(run_dir)
+    report = data["report"]
+    task = report["task"]
+    sections = [
+        _section("task", "The task", _task_section(report)),
+        _section("profile", "What the data holds", _profile_section(data["profile"])),
+        _section("plan", "The plan", _plan_section(data)),
+        _section("timeline", "Timeline", _timeline_section(data)),
+        _section("leaderboard", "Leaderboard", _leaderboard_section(report, run_dir)),
+        _section("diagnostics", "Validation diagnostics of the winner", _diagnostics_section(report, run_dir, data)),
+        _section("cost", "LLM tokens and cost", _cost_section(report)),
+    ]
+    status = report["status"]
+    chosen = report.get("chosen")
+    headline = (f"<span class='ok'>verified</span> — {esc(chosen['track'])}, validation {esc(task['metric'])} = "
+                f"{chosen['valid_score']:.5g}" if status == "ok" and chosen else "<span class='failed'>no verified candidate</span>")
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
+            f"<title>iml-ray · {esc(task['name'])}</title><style>{CSS}</style></head><body>"
+            f"<h1>iml-ray run: {esc(task['name'])}</h1><p id='headline'>{headline} "
+            f"<span class='muted'>· {report['timings_s'].get('total', 0):.0f} s · policy {esc(report['llm']['policy'])}</span></p>"
+            + "".join(sections) + "</body></html>")
+
+
+def _section(anchor: str, title: str, body: str) -> str:
+    return f"<section id='{anchor}'><h2>{esc(title)}</h2>{body}</section>"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _task_section(report: dict) -> str:
+    task = report["task"]
+    decisions = task.get("decisions", {})
+    rows = []
+    for field in ("target", "id_column", "problem_type", "metric", "submission"):
+        value = task["submission"]["kind"] if field == "submission" else task.get(field)
+        how = decisions.get(field, "")
+        badge = "stated" if how.startswith("stated") else ("default" if how.startswith("default") else "inferred")
+        rows.append([esc(field), f"<b>{esc(value)}</b>", f"<span class='badge'>{badge}</span> {esc(how)}"])
+    extra = [k for k in decisions if k not in ("target", "id_column", "problem_type", "metric", "submission")]
+    rows += [[esc(k), "", esc(decisions[k])] for k in extra]
+    return (_table(["field", "value", "how it was decided"], rows)
+            + f"<p class='muted'>{task['n_train']} train rows, {task['n_test']} test rows.</p>")
+
+
+def _profile_section(profile: dict | None) -> str:
+    if not profile:
+        return "<p class='muted'>no profile</p>"
+    roles = profile.get("roles", {})
+    role_rows = [[esc(role), esc(len(cols)), esc(", ".join(cols[:12]) + (" …" if len(cols) > 12 else ""))]
+                 for role, cols in roles.items()]
+    missing = sorted(((c["name"], c["missing_frac"]) for c in profile["columns"] if c["missing_frac"] > 0),
+                     key=lambda item: -item[1])[:15]
+    charts = [bar_chart([(n, v * 100) for n, v in missing], unit="%", title="missing values (train)", colour=PALETTE[2],
+                        fmt="{:.1f}")]
+    target = profile["target"]
+    if target.get("class_counts"):
+        counts = sorted(target["class_counts"].items(), key=lambda item: -item[1])[:15]
+        charts.append(bar_chart([(k, float(v)) for k, v in counts], title=f"class balance of {target['name']}",
+                                colour=PALETTE[1], fmt="{:.0f}"))
+        target_line = f"imbalance ratio {target.get('imbalance_ratio')}"
+    else:
+        target_line = (f"target {esc(target['name'])}: mean {target.get('mean')}, std {target.get('std')}, "
+                       f"min {target.get('min')}, max {target.get('max')}, skew {target.get('skew')}")
+    return (_table(["role", "columns", "which"], role_rows) + f"<div class='grid'>{''.join(charts)}</div>"
+            + f"<p class='muted'>{esc(target_line)} · {profile['n_train']} train rows · {profile['memory_mb']} MB in memory</p>")
+
+
+def _plan_section(data: dict) -> str:
+    parts = []
+    knowledge = data.get("knowledge") or {"cards": []}
+    rows = [[esc(c["id"]), esc(c["title"]), esc(c["why"])] for c in knowledge["cards"]]
+    parts.append("<h3>Strategy cards matched on the profile</h3>" + _table(["card", "what", "why it applies"], rows))
+    blueprint = data.get("blueprint")
+    if blueprint:
+        prep = blueprint["prep"]
+        prep_rows = [[esc(k), esc(", ".join(prep[k]))] for k in ("numeric", "numeric_coerce", "categorical", "text", "datetime")
+                     if prep.get(k)]
+        prep_rows += [[esc(f"dropped: {col}"), esc(why)] for col, why in prep.get("dropped", {}).items()]
+        parts.append("<h3>Preprocessing</h3>" + _table(["step", "columns"], prep_rows))
+        for track in blueprint["tracks"]:
+            parts.append(f"<h3>Track {esc(track['track'])}</h3><p>models: {esc(', '.join(track['models']))}; "
+                         f"{esc('; '.join(track.get('reasons', [])))}</p>")
+        if blueprint.get("notes"):
+            parts.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in blueprint["notes"]) + "</ul>")
+        parts.append(f"<details><summary>blueprint.json</summary><pre>{esc(json.dumps(blueprint, indent=1))}</pre></details>")
+    if data.get("contract"):
+        parts.append(f"<details><summary>contract.json (prep ⇄ model interface)</summary>"
+                     f"<pre>{esc(json.dumps(data['contract'], indent=1))}</pre></details>")
+    return "".join(parts)
+
+
+def _timeline_section(data: dict) -> str:
+    state = data.get("state") or {}
+    stages = state.get("stages", {})
+    starts = [s["finished"] - s["seconds"] for s in stages.values() if "finished" in s]
+    if not starts:
+        return "<p class='muted'>no timings recorded</p>"
+    origin = min(starts)
+    spans = [(name.replace("_", " "), s["finished"] - s["seconds"] - origin, s["finished"] - origin, [])
+             for name, s in stages.items()]
+    explore_start = max(end for _, _, end, _ in spans)
+    for track, cand in (state.get("candidates") or {}).items():
+        marks, t = [], explore_start
+        for r in cand.get("rounds", []):
+            t += r.get("wall_s", 0)
+            marks.append(t)
+        end = explore_start + max(cand.get("wall_s", 0), 0.1)
+        spans.append((f"track {track}", explore_start, end, marks[:-1]))
+    return timeline(spans) + "<p class='muted'>Marks on a track are the ends of its failed rounds (repairs).</p>"
+
+
+def _leaderboard_section(report: dict, run_dir: Path) -> str:
+    board = report["leaderboard"]
+    metric = report["task"]["metric"]
+    chosen = (report.get("chosen") or {}).get("track")
+    rows = []
+    for c in board:
+        status = f"<span class='{'ok' if c['status'] == 'verified' else 'failed'}'>{esc(c['status'])}</span>"
+        if c["track"] == chosen:
+            status += " <span class='badge'>winner</span>"
+        score = "" if c["valid_score"] is None else f"{c['valid_score']:.5g}"
+        model = (c.get("model") or {}).get("choice", "")
+        rows.append([esc(c["track"]), status, score, f"{c['aps']:.3f}", esc(c["repair_rounds"]), f"{c['wall_s']:.0f} s",
+                     f"{c['peak_rss_mb']:.0f} MB", esc(model), esc(c.get("failure") or "")])
+    verified = [(c["track"], c["aps"]) for c in board if c["valid_score"] is not None]
+    chart = bar_chart(verified, title="APS (higher is better)", colour=PALETTE[3], fmt="{:.3f}")
+    parts = [_table(["track", "status", f"validation {metric}", "APS", "repairs", "time", "peak memory", "model", "failure"],
+                    rows), chart]
+    for c in board:
+        parts.append(f"<h3>Rounds of track {esc(c['track'])}</h3>")
+        round_rows = []
+        for r in c.get("rounds", []):
+            diff = ""
+            if r.get("diff_file") and Path(r["diff_file"]).exists():
+                diff = f"<details><summary>diff</summary><pre>{esc(Path(r['diff_file']).read_text()[:20000])}</pre></details>"
+            round_rows.append([esc(r["round"]), esc(r["status"]), esc(r.get("failure") or "ok"), esc(r.get("blamed") or ""),
+                               esc(r.get("change") or ""), diff])
+        parts.append(_table(["round", "status", "error", "blamed", "change for the next round", ""], round_rows))
+        code = run_dir / "candidates" / c["track"] / f"pipeline_{c['track']}.py"
+        if code.exists():
+            parts.append(f"<details><summary>code of the {esc(c['track'])} candidate ({code.name})</summary>"
+                         f"<pre>{esc(code.read_text())}</pre></details>")
+    return "".join(parts)
+
+
+def _diagnostics_section(report: dict, run_dir: Path, data: dict) -> str:
+    chosen = report.get("chosen")
+    if not chosen:
+        return "<p class='muted'>no winner to diagnose</p>"
+    entry = next(c for c in report["leaderboard"] if c["track"] == chosen["track"])
+    valid = run_dir / "candidates" / entry["track"] / f"round_{len(entry['rounds'])}" / "output" / "valid_predictions.csv"
+    summary = data.get("task_summary")
+    if not valid.exists() or not summary:
+        return "<p class='muted'>the winner's validation predictions are not in the run directory</p>"
+    import numpy as np
+    import pandas as pd
+
+    from .evaluate import read_target
+    from .task import TaskSummary
+
+    summary_obj = TaskSummary.from_json(summary)
+    frame = pd.read_csv(valid, low_memory=False)
+    frame.columns = [str(c) for c in frame.columns]
+    truth = read_target(summary_obj).iloc[frame["__row__"].to_numpy()].reset_index(drop=True)
+    fmt = summary_obj.submission
+    if fmt.kind == "value":
+        pred = frame[fmt.target_columns[0]].to_numpy(dtype=float)
+        true = truth.to_numpy(dtype=float)
+        return scatter(list(zip(pred.tolist(), (true - pred).tolist())), title="residuals (true − predicted)",
+                       x_label="predicted", y_label="residual")
+    keys = [str(c) for c in fmt.classes]
+    if fmt.kind == "class_probabilities":
+        labels = np.asarray(keys)[frame[list(fmt.target_columns)].to_numpy(dtype=float).argmax(axis=1)]
+    elif fmt.kind == "probability":
+        p = frame[fmt.target_columns[0]].to_numpy(dtype=float)
+        negative = next(k for k in keys if k != str(fmt.positive_class))
+        labels = np.where(p >= 0.5, str(fmt.positive_class), negative)
+    else:
+        labels = frame[fmt.target_columns[0]].astype(str).to_numpy()
+    true = truth.astype(str).to_numpy()
+    shown = keys[:12]
+    matrix = [[int(((true == a) & (labels == b)).sum()) for b in shown] for a in shown]
+    charts = [heatmap(matrix, shown, title="confusion matrix (validation)")]
+    if fmt.kind == "probability":
+        charts.append(line_chart(_roc(true == str(fmt.positive_class), p), title="ROC (validation)",
+                                 x_label="false positive rate", y_label="true positive rate", diagonal=True))
+    return f"<div class='grid'>{''.join(charts)}</div>"
+
+
+def _roc(positive, scores) -> list[tuple[float, float]]:
+    import numpy as np
+
+    order = np.argsort(-np.asarray(scores), kind="mergesort")
+    hits = np.asarray(positive)[order].astype(float)
+    tp, fp = np.cumsum(hits), np.cumsum(1 - hits)
+    tpr = tp / max(tp[-1], 1.0)
+    fpr = fp / max(fp[-1], 1.0)
+    step = max(1, len(tpr) // 400)
+    return [(0.0, 0.0)] + [(float(x), float(y)) for x, y in zip(fpr[::step], tpr[::step])] + [(1.0, 1.0)]
+
+
+def _cost_section(report: dict) -> str:
+    llm = report.get("llm", {})
+    return (f"<p>policy <b>{esc(llm.get('policy'))}</b>: {llm.get('tokens', 0)} tokens, "
+            f"${llm.get('cost_usd', 0.0):.4f}. The rules policy calls no model; per-agent tokens and cache hits appear "
+            f"here when an LLM drives the agents.</p>")
+

@@ -1,0 +1,59 @@
+"""report.html is rendered from the run directory alone, for winners and for failed runs."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from helpers import write_task
+from iml_ray.report_html import bar_chart, heatmap, render_run_report, timeline
+
+
+def _fake_run(tmp_path, status="ok", kind="value"):
+    task = write_task(tmp_path / "task", pd.DataFrame({"id": [1, 2, 3, 4], "x": [1, 2, 3, 4], "y": [1.0, 2.0, 3.0, 4.0]}),
+                      pd.DataFrame({"id": [5], "x": [5]}))
+    run = tmp_path / "run"
+    out = run / "candidates" / "traditional" / "round_1" / "output"
+    out.mkdir(parents=True)
+    pd.DataFrame({"__row__": [1, 3], "y": [2.5, 3.5]}).to_csv(out / "valid_predictions.csv", index=False)
+    fmt = {"id_column": "id", "target_columns": ["y"], "kind": kind, "classes": [], "positive_class": None,
+           "label_dtype": "float64", "sample_rows": 0}
+    summary = {"name": "toy", "task_dir": str(task), "train_file": "train.csv", "test_file": "test.csv",
+               "sample_submission_file": None, "target": "y", "id_column": "id", "problem_type": "regression",
+               "metric": "rmse", "submission": fmt, "feature_columns": ["x"], "dropped_columns": [], "n_train": 4,
+               "n_test": 1, "decisions": {"target": "stated in task.yaml"}, "description": ""}
+    (run / "plan").mkdir()
+    (run / "plan" / "task_summary.json").write_text(json.dumps(summary))
+    rounds = [{"round": 1, "status": "timeout", "wall_s": 3.0, "failure": "timed out <after> 3 s", "blamed": "resources",
+               "diagnosis": "timeout", "change": "faster", "diff_file": None}]
+    leader = {"track": "traditional", "status": "verified" if status == "ok" else "failed", "valid_score": 0.5 if status == "ok" else None,
+              "aps": 0.6 if status == "ok" else 0.0, "metric": "rmse", "repair_rounds": 0, "wall_s": 4.0, "peak_rss_mb": 100.0,
+              "failure": None if status == "ok" else "still failing", "model": None,
+              "rounds": rounds if status != "ok" else [{"round": 1, "status": "ok", "wall_s": 3.0}]}
+    report = {"status": status, "task": {**summary, "inferred": {}}, "leaderboard": [leader],
+              "chosen": {"track": "traditional", "valid_score": 0.5, "aps": 0.6} if status == "ok" else None,
+              "validation": {"holdout_fraction": 0.2}, "timings_s": {"total": 9.0}, "llm": {"policy": "rules", "tokens": 0,
+                                                                                          "cost_usd": 0.0}}
+    (run / "report.json").write_text(json.dumps(report))
+    return run
+
+
+def test_regression_winner_gets_residuals(tmp_path):
+    page = render_run_report(_fake_run(tmp_path))
+    assert "residuals (true − predicted)" in page
+    assert "default-src 'none'" in page
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_failed_run_shows_the_failure_and_escapes_text(tmp_path):
+    page = render_run_report(_fake_run(tmp_path, status="failed"))
+    assert "no verified candidate" in page and "still failing" in page
+    assert "timed out &lt;after&gt; 3 s" in page and "<after>" not in page
+    assert "no winner to diagnose" in page
+
+
+def test_charts_scale_to_their_data():
+    svg = bar_chart([("a", 1.0), ("b", 2.0)], title="t")
+    assert svg.count("<rect") == 2 and "t</text>" in svg
+    assert heatmap([[3, 1], [0, 5]], ["x", "y"], title="cm").count("<rect") == 4
+    assert timeline([("stage", 0.0, 1.0, []), ("track", 1.0, 5.0, [2.0])]).count("<line") == 1
