@@ -262,6 +262,7 @@ class Run:
         self.timings["total"] = round(time.time() - started, 2)
         report = build_report(status, summary, profile, knowledge, blueprint, leaderboard, best if status == "ok" else None,
                               self.timings, self.config, rundir)
+        report["resources"] = {"cpus_per_track": cpus, "gpus_per_track": 0, "memory_mb_per_candidate": memory_mb}
         atomic_write_json(rundir.root / "report.json", report)
         state["finished"] = time.time()
         state["status"] = status

@@ -261,7 +261,10 @@ def _timeline_section(data: dict) -> str:
             t += r.get("wall_s", 0)
             marks.append(t)
         end = explore_start + max(cand.get("wall_s", 0), 0.1)
-        spans.append((f"track {track}", explore_start, end, marks[:-1]))
+        resources = (data["report"].get("resources") or {})
+        cpus = resources.get("cpus_per_track")
+        label = f"track {track}" + (f" ({cpus} CPU)" if cpus else "")
+        spans.append((label, explore_start, end, marks[:-1]))
     return timeline(spans) + "<p class='muted'>Marks on a track are the ends of its failed rounds (repairs).</p>"
 
 
