@@ -43,6 +43,7 @@ class TrackJob:
     gpu_ids: tuple[int, ...] = ()
     max_rounds: int = 10
     max_log_bytes: int = 20_000_000
+    max_disk_mb: int = 5000
     min_round_s: float = 15.0       # a repair round is not started with less time than this
     # Share of the remaining time one attempt may use while repairs are still
     # possible, so a timeout leaves room to try faster settings.
@@ -173,7 +174,7 @@ def _limits(job: TrackJob, last_chance: bool = False) -> SandboxLimits:
     remaining = max(1.0, job.deadline - time.time())
     timeout = remaining if last_chance else min(remaining, max(job.min_round_s, remaining * job.attempt_share))
     return SandboxLimits(timeout_s=timeout, memory_mb=job.memory_mb, max_log_bytes=job.max_log_bytes,
-                         cpus=job.cpus, gpu_ids=job.gpu_ids)
+                         max_disk_bytes=job.max_disk_mb * 2**20, cpus=job.cpus, gpu_ids=job.gpu_ids)
 
 
 def _probe_prep(job: TrackJob, round_dir: Path, prep_code: str) -> tuple[Failure | None, SandboxResult]:

@@ -28,6 +28,7 @@ class RunConfig:
     memory_mb: int | None = None
     cpus_per_track: int | None = None
     max_log_bytes: int = 20_000_000
+    max_candidate_disk_mb: int = 5000
     # Seconds kept back from the budget for assembling and writing the report.
     reserve_s: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)

@@ -214,7 +214,8 @@ class Run:
             job = TrackJob(summary=summary, contract=contract, plans=Plans(blueprint.prep, plan, blueprint.train),
                            code_dir=str(rundir.candidate_dir(plan.track)), holdout_path=str(holdout_path),
                            deadline=track_deadline, memory_mb=memory_mb, cpus=cpus,
-                           max_rounds=self.config.max_repair_rounds, max_log_bytes=self.config.max_log_bytes)
+                           max_rounds=self.config.max_repair_rounds, max_log_bytes=self.config.max_log_bytes,
+                           max_disk_mb=self.config.max_candidate_disk_mb)
             from actors.track import run_track_task
 
             ref = run_track_task.options(num_cpus=cpus, num_gpus=0).remote(

@@ -43,7 +43,10 @@ libc.prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG
 if os.getppid() != int(sys.argv[1]):
     os._exit(137)                         # the parent died before prctl took effect
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-os.execvpe(sys.argv[2], sys.argv[2:], os.environ)
+files = int(sys.argv[2])
+if files > 0:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+os.execvpe(sys.argv[3], sys.argv[3:], os.environ)
 """
 
 
@@ -52,13 +55,15 @@ class SandboxLimits:
     timeout_s: float
     memory_mb: int
     max_log_bytes: int = 20_000_000
+    max_open_files: int = 4096                 # RLIMIT_NOFILE of the child
+    max_disk_bytes: int | None = None          # size of the working directory tree
     cpus: int | None = None
     gpu_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class SandboxResult:
-    status: str            # "ok" | "error" | "timeout" | "memory" | "output_limit" | "killed"
+    status: str            # "ok" | "error" | "timeout" | "memory" | "output_limit" | "disk_limit" | "killed"
     returncode: int | None
     wall_s: float
     peak_rss_mb: float
@@ -83,6 +88,9 @@ class SandboxResult:
         if self.status == "output_limit":
             limit = self.limits.max_log_bytes if self.limits else "?"
             return f"wrote more than {limit} bytes of output"
+        if self.status == "disk_limit":
+            limit = self.limits.max_disk_bytes if self.limits else "?"
+            return f"wrote more than {limit} bytes into its working directory"
         if self.status == "killed":
             return f"killed by signal {-(self.returncode or 0)}"
         last = next((line.strip() for line in reversed(self.stderr_tail().splitlines()) if line.strip()), "")
@@ -113,16 +121,17 @@ def run_sandboxed(argv: Sequence[str], workdir: Path, limits: SandboxLimits, *, 
     if limits.cpus:
         env.update({name: str(limits.cpus) for name in THREAD_VARS})
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in limits.gpu_ids)
-    command = [sys.executable, "-c", BOOTSTRAP, str(os.getpid()), *[str(a) for a in argv]]
+    command = [sys.executable, "-c", BOOTSTRAP, str(os.getpid()), str(limits.max_open_files), *[str(a) for a in argv]]
     started = time.monotonic()
     # Output goes through pipes, not straight to files: the pipe's back-pressure
     # means the child can never write faster than we count, so the cap holds.
     child = subprocess.Popen(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, close_fds=True)
     pumps = [_Pump(child.stdout, stdout_path, limits.max_log_bytes), _Pump(child.stderr, stderr_path, limits.max_log_bytes)]
-    status, peak = "ok", 0.0
+    status, peak, polls = "ok", 0.0, 0
     try:
         while True:
+            polls += 1
             try:
                 returncode = child.wait(timeout=POLL_S)
                 break
@@ -138,6 +147,9 @@ def run_sandboxed(argv: Sequence[str], workdir: Path, limits: SandboxLimits, *, 
                 breach = "memory"
             elif any(p.overflowed for p in pumps):
                 breach = "output_limit"
+            # Walking the directory costs more than a poll: once a second is enough.
+            elif limits.max_disk_bytes and polls % 10 == 0 and _tree_bytes(workdir) > limits.max_disk_bytes:
+                breach = "disk_limit"
             if breach:
                 status = breach
                 kill_tree(child)
@@ -250,6 +262,25 @@ class _Pump:
     def join(self) -> None:
         # A grandchild that escaped the kill may hold the pipe open; do not wait for it forever.
         self.thread.join(timeout=5)
+
+
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    stack = [str(root)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        else:
+                            total += entry.stat(follow_symlinks=False).st_size
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return total
 
 
 def _tail(path: Path, max_bytes: int) -> str:

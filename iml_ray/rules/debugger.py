@@ -28,7 +28,7 @@ class Failure:
 @dataclass(frozen=True)
 class Diagnosis:
     blamed: str        # "prep" | "model" | "contract" | "resources"
-    kind: str          # "timeout" | "memory" | "dtype" | "shape" | "nonfinite" | "lightgbm" | "linear" | "unknown" | "output"
+    kind: str          # "timeout" | "memory" | "disk" | "dtype" | "shape" | "nonfinite" | "lightgbm" | "linear" | "unknown" | "output"
     explanation: str
 
 
@@ -60,6 +60,8 @@ def diagnose(failure: Failure) -> Diagnosis:
         return Diagnosis("resources", "timeout", failure.message)
     if failure.status == "memory" or MEMORY.search(text):
         return Diagnosis("resources", "memory", failure.message)
+    if failure.status == "disk_limit":
+        return Diagnosis("resources", "disk", failure.message)
     if failure.status == "output_limit":
         return Diagnosis("model" if failure.failing_section == "model" else "prep", "output", failure.message)
     section = failure.failing_section or ("prep" if failure.stage == "prep_probe" else None)
@@ -89,6 +91,7 @@ def repair(diagnosis: Diagnosis, plans: Plans, n_rows: int) -> Repair | None:
         "lightgbm": _model_safety_steps(plans),
         "linear": _model_safety_steps(plans, drop="linear"),
         "output": [],
+        "disk": [],
     }[diagnosis.kind]
     for step in steps:
         if step is not None and step.plans != plans:

@@ -143,3 +143,32 @@ def test_child_dies_with_its_supervisor(tmp_path):
     while not _dead(child) and time.time() < deadline:
         time.sleep(0.1)
     assert _dead(child), "PR_SET_PDEATHSIG should have killed the child with its supervisor"
+
+
+def test_open_file_limit(tmp_path):
+    script = _script(tmp_path, """
+        import os
+        handles = []
+        try:
+            for i in range(10000):
+                handles.append(open(os.devnull))
+        except OSError as exc:
+            print("stopped at", len(handles), exc.errno)
+    """)
+    result = run_python(script, [], tmp_path / "w", SandboxLimits(timeout_s=30, memory_mb=2000, max_open_files=64))
+    words = result.stdout_tail().split()
+    assert words[:2] == ["stopped", "at"] and int(words[2]) < 64
+
+
+def test_disk_use_of_the_working_directory_is_capped(tmp_path):
+    script = _script(tmp_path, """
+        import time
+        with open("big.bin", "wb") as handle:
+            while True:
+                handle.write(b"0" * 2**20)
+                handle.flush()
+                time.sleep(0.005)
+    """)
+    result = run_python(script, [], tmp_path / "w", SandboxLimits(timeout_s=60, memory_mb=2000, max_disk_bytes=50 * 2**20))
+    assert result.status == "disk_limit"
+    assert "working directory" in result.describe()
