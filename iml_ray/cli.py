@@ -29,6 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--force", action="store_true", help="replace the earlier run in --out")
     run.add_argument("-v", "--verbose", action="store_true", help="log debug details")
 
+    batch = commands.add_parser("batch", help="solve many competitions concurrently on one Ray cluster",
+                                description="Run several task directories; each gets ROOT/<name>/. Rerunning the same "
+                                            "command skips finished competitions and resumes unfinished ones.")
+    batch.add_argument("task_dirs", nargs="+", help="task directories (MLE-bench layout)")
+    batch.add_argument("--out", required=True, help="root directory for the runs and batch.json")
+    batch.add_argument("--time-budget", type=float, metavar="SECONDS", help="budget per competition (default 600)")
+    batch.add_argument("--max-concurrent", type=int, help="competitions at once (default: the cluster's CPUs)")
+    batch.add_argument("--retry-failed", action="store_true", help="run again the competitions that failed before")
+    batch.add_argument("--seed", type=int)
+    batch.add_argument("--tracks")
+    batch.add_argument("--config", type=Path)
+    batch.add_argument("-v", "--verbose", action="store_true")
+
     report = commands.add_parser("report", help="rebuild report.html of a run and show its leaderboard",
                                  description="Regenerate RUN_DIR/report.html and print the run's summary.")
     report.add_argument("run_dir", help="the --out directory of an `iml run`")
@@ -50,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "batch":
+        return _batch(args)
     return 2
 
 
@@ -90,6 +105,47 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     print_summary(result.report, result.out)
     return 0 if result.status == "ok" else 1
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from .errors import UserError
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    try:
+        config = _config(args)
+        from .batch import run_batch
+
+        last: list = []
+
+        def show(rows):
+            line = ", ".join(f"{r['name']}: {r['phase']}" for r in rows)
+            if line != (last[0] if last else None):
+                logging.getLogger("iml_ray.batch").info(line)
+                last[:] = [line]
+
+        summary = run_batch(args.task_dirs, Path(args.out), config, max_concurrent=args.max_concurrent,
+                            retry_failed=args.retry_failed, on_update=show)
+    except UserError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"batch: {len(summary['competitions'])} competitions, {summary['wall_s']:.0f}s, "
+                        f"{summary['throughput_per_hour']:.1f} finished/hour", title_justify="left")
+    for column in ("competition", "status", "metric", "score", "seconds", "note"):
+        table.add_column(column)
+    for c in summary["competitions"]:
+        score = "" if c.get("valid_score") is None else f"{c['valid_score']:.5g}"
+        table.add_row(c["name"], c["status"], c.get("metric") or "", score, f"{c.get('wall_s', 0):.0f}", c.get("error") or "")
+    Console().print(table)
+    print(f"batch.json: {Path(args.out) / 'batch.json'}")
+    failed = [c for c in summary["competitions"] if c["status"] == "failed" or c.get("error")]
+    return 1 if failed else 0
 
 
 def _config(args: argparse.Namespace):

@@ -1,0 +1,181 @@
+"""Many competitions on one Ray cluster: scheduling, resume, a batch summary.
+
+Each competition is a Ray task that runs the engine (its agents and tracks are
+nested Ray work), with its output in ROOT/<name>/. State lives there, so
+rerunning the same batch skips what finished and resumes what did not.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig
+from .errors import UserError
+from .rundir import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Competition:
+    name: str
+    task_dir: str
+    out: str
+
+
+@dataclass(frozen=True)
+class CompetitionResult:
+    name: str
+    status: str                 # "ok" | "failed" | "skipped"
+    out: str
+    valid_score: float | None = None
+    metric: str | None = None
+    wall_s: float = 0.0
+    error: str | None = None
+    resumed: bool = False
+
+
+def competition_names(task_dirs: list[str]) -> list[Competition]:
+    """Names from the task directories (the parent of an MLE-bench public/), made unique."""
+    seen: dict[str, int] = {}
+    result = []
+    for raw in task_dirs:
+        path = Path(raw).expanduser().resolve()
+        base = path.parent.name if path.name == "public" else path.name
+        seen[base] = seen.get(base, 0) + 1
+        name = base if seen[base] == 1 else f"{base}-{seen[base]}"
+        result.append(Competition(name, str(path), ""))
+    return result
+
+
+def previous_status(out: Path) -> str | None:
+    """'ok' / 'failed' for a finished competition, 'unfinished' for a started one, None for a new one."""
+    try:
+        state = json.loads((out / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return state.get("status") or "unfinished"
+
+
+def run_one(competition: Competition, config: RunConfig, resume: bool) -> CompetitionResult:
+    """One competition inside a Ray worker; bad input becomes a failed result, never a failed batch."""
+    from .engine import Run
+
+    started = time.time()
+    try:
+        result = Run(competition.task_dir, competition.out, config, resume=resume, force=not resume).execute()
+    except UserError as exc:
+        return CompetitionResult(competition.name, "failed", competition.out, wall_s=time.time() - started,
+                                 error=exc.render().replace("\n       ", " "), resumed=resume)
+    best = result.best
+    return CompetitionResult(competition.name, result.status, competition.out,
+                             valid_score=None if best is None else best.valid_score, metric=result.summary.metric,
+                             wall_s=round(time.time() - started, 2),
+                             error=None if best else "no candidate passed verification", resumed=resume)
+
+
+def run_batch(task_dirs: list[str], root: Path, config: RunConfig, *, max_concurrent: int | None = None,
+              retry_failed: bool = False, on_update=None) -> dict[str, Any]:
+    import ray
+
+    from .engine import ray_session
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    competitions = [Competition(c.name, c.task_dir, str(root / c.name)) for c in competition_names(task_dirs)]
+    results: dict[str, CompetitionResult] = {}
+    todo: list[tuple[Competition, bool]] = []
+    # Bad input fails before a competition writes anything: the last batch.json remembers it.
+    failed_before = {c["name"] for c in _previous_summary(root).get("competitions", []) if c.get("status") == "failed"}
+    for comp in competitions:
+        status = previous_status(Path(comp.out)) or ("failed" if comp.name in failed_before else None)
+        if status == "ok" or (status == "failed" and not retry_failed):
+            results[comp.name] = _finished_result(comp, status)
+        else:
+            todo.append((comp, status == "unfinished"))
+
+    with ray_session():
+        remote = ray.remote(num_cpus=0, max_retries=0)(run_one)
+        limit = max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        pending: dict[Any, Competition] = {}
+        while todo or pending:
+            while todo and len(pending) < limit:
+                comp, resume = todo.pop(0)
+                pending[remote.remote(comp, config, resume)] = comp
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                comp = pending.pop(ref)
+                try:
+                    results[comp.name] = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    results[comp.name] = CompetitionResult(comp.name, "failed", comp.out, error=f"crashed: {first[:300]}")
+                _write_summary(root, competitions, results, started)
+            if on_update:
+                on_update(_live(competitions, results, pending.values()))
+    return _write_summary(root, competitions, results, started)
+
+
+def _previous_summary(root: Path) -> dict[str, Any]:
+    try:
+        return json.loads((root / "batch.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _finished_result(comp: Competition, status: str) -> CompetitionResult:
+    report_path = Path(comp.out) / "report.json"
+    try:
+        report = json.loads(report_path.read_text())
+    except (OSError, ValueError):
+        report = {}
+    chosen = report.get("chosen") or {}
+    return CompetitionResult(comp.name, "skipped" if status == "ok" else "failed", comp.out,
+                             valid_score=chosen.get("valid_score"),
+                             metric=(report.get("task") or {}).get("metric"),
+                             error=None if status == "ok" else "failed earlier (rerun with --retry-failed)")
+
+
+def _live(competitions: list[Competition], results: dict[str, CompetitionResult], running) -> list[dict[str, Any]]:
+    running_names = {c.name for c in running}
+    rows = []
+    for comp in competitions:
+        if comp.name in results:
+            r = results[comp.name]
+            rows.append({"name": comp.name, "phase": r.status, "score": r.valid_score})
+        elif comp.name in running_names:
+            rows.append({"name": comp.name, "phase": _phase_of(Path(comp.out)), "score": None})
+        else:
+            rows.append({"name": comp.name, "phase": "queued", "score": None})
+    return rows
+
+
+def _phase_of(out: Path) -> str:
+    try:
+        state = json.loads((out / "state.json").read_text())
+    except (OSError, ValueError):
+        return "starting"
+    stages = list(state.get("stages", {}))
+    return "exploring" if "holdout" in stages else (f"planned {stages[-1]}" if stages else "starting")
+
+
+def _write_summary(root: Path, competitions: list[Competition], results: dict[str, CompetitionResult],
+                   started: float) -> dict[str, Any]:
+    elapsed = time.time() - started
+    done = [r for r in results.values() if r.wall_s > 0]      # run in this invocation (skips take no time)
+    summary = {
+        "root": str(root),
+        "competitions": [asdict(results[c.name]) if c.name in results else {"name": c.name, "status": "pending"}
+                         for c in competitions],
+        "finished_now": len(done),
+        "ok": sum(r.status in ("ok", "skipped") and r.error is None for r in results.values()),
+        "wall_s": round(elapsed, 2),
+        "throughput_per_hour": round(len(done) / elapsed * 3600, 2) if done and elapsed > 0 else 0.0,
+    }
+    atomic_write_json(root / "batch.json", summary)
+    return summary

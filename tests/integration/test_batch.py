@@ -1,0 +1,58 @@
+"""`iml batch`: several competitions on one local cluster, a summary, and reruns that skip finished work."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import binary_frames, write_task
+
+pytestmark = pytest.mark.slow
+
+
+def _env():
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def test_batch_runs_concurrently_skips_finished_and_retries_failed_on_request(tmp_path):
+    tasks = []
+    for seed in (1, 2):
+        train, test, sample = binary_frames(200, 50, seed=seed)
+        tasks.append(write_task(tmp_path / f"comp{seed}", train, test, sample))
+    train, test, sample = binary_frames(50, 10)
+    train["label"] = 0
+    bad = write_task(tmp_path / "broken", train, test, sample)
+    root = tmp_path / "runs"
+    command = [sys.executable, "-m", "iml_ray.cli", "batch", *map(str, tasks), str(bad), "--out", str(root),
+               "--time-budget", "120"]
+
+    first = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600)
+    assert first.returncode == 1, first.stderr[-2000:]          # one competition failed, the batch did not
+    summary = json.loads((root / "batch.json").read_text())
+    status = {c["name"]: c for c in summary["competitions"]}
+    assert status["comp1"]["status"] == "ok" and status["comp2"]["status"] == "ok"
+    assert status["broken"]["status"] == "failed" and "single value" in status["broken"]["error"]
+    for name in ("comp1", "comp2"):
+        assert (root / name / "submission.csv").is_file()
+        assert json.loads((root / name / "report.json").read_text())["status"] == "ok"
+    finished = json.loads((root / "comp1" / "state.json").read_text())["finished"]
+
+    second = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600)
+    summary = json.loads((root / "batch.json").read_text())
+    status = {c["name"]: c for c in summary["competitions"]}
+    assert status["comp1"]["status"] == "skipped" and status["comp1"]["valid_score"] is not None
+    assert status["broken"]["status"] == "failed" and "retry-failed" in status["broken"]["error"]
+    assert summary["finished_now"] == 0
+    assert json.loads((root / "comp1" / "state.json").read_text())["finished"] == finished
+    assert second.returncode == 1
+
+    third = subprocess.run([*command, "--retry-failed"], capture_output=True, text=True, env=_env(), timeout=600)
+    assert third.returncode == 1
+    summary = json.loads((root / "batch.json").read_text())
+    broken = next(c for c in summary["competitions"] if c["name"] == "broken")
+    assert broken["status"] == "failed" and "single value" in broken["error"] and summary["finished_now"] == 1
