@@ -6,121 +6,454 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn import metrics as skm
 
-from iml_ray.metrics import METRICS, UnknownMetric, find_metric_in_text, get_metric, score_predictions
+from iml_ray.metrics import METRICS, Metric, UnknownMetric, find_metric_in_text, get_metric, score_predictions
 from iml_ray.submission import SubmissionFormat
+
+CANONICAL = ("accuracy", "auc", "balanced_accuracy", "f1", "f1_macro", "logloss", "mae", "mcc", "mse", "qwk", "r2",
+             "rmse", "rmsle")
+LOSSES = ("logloss", "rmse", "rmsle", "mae", "mse")
+
+
+def score(name, y_true, y_pred, classes=None):
+    return get_metric(name).score(y_true, y_pred, classes)
+
+
+# ------------------------------------------------------------------ values
 
 
 def test_regression_metrics_on_textbook_values():
     y, p = [1, 2, 3], [1, 2, 5]
-    assert get_metric("rmse").score(y, p) == pytest.approx(math.sqrt(4 / 3))
-    assert get_metric("mse").score(y, p) == pytest.approx(4 / 3)
-    assert get_metric("mae").score(y, p) == pytest.approx(2 / 3)
-    assert get_metric("rmsle").score([0, math.e - 1], [0, 0]) == pytest.approx(math.sqrt(0.5))
-    assert get_metric("r2").score([1, 2, 3], [1, 2, 3]) == pytest.approx(1.0)
+    assert score("rmse", y, p) == pytest.approx(math.sqrt(4 / 3))
+    assert score("mse", y, p) == pytest.approx(4 / 3)
+    assert score("mae", y, p) == pytest.approx(2 / 3)
+    # residual sum of squares 4, total sum of squares 2
+    assert score("r2", y, p) == pytest.approx(-1.0)
+    # log1p of [0, e - 1] is [0, 1]
+    assert score("rmsle", [0, math.e - 1], [0, 0]) == pytest.approx(math.sqrt(0.5))
 
 
 def test_rmsle_clips_negative_predictions_at_zero():
-    assert get_metric("rmsle").score([0.0, 0.0], [-5.0, 0.0]) == pytest.approx(0.0)
+    assert score("rmsle", [0.0, 0.0], [-5.0, -0.5]) == pytest.approx(0.0)
+    assert score("rmsle", [math.e - 1], [-3.0]) == pytest.approx(1.0)
 
 
-def test_classification_metrics_on_small_cases():
-    assert get_metric("accuracy").score(["a", "b", "b", "a"], ["a", "b", "a", "a"]) == pytest.approx(0.75)
-    assert get_metric("auc").score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
-    assert get_metric("logloss").score([1, 0], [0.5, 0.5]) == pytest.approx(math.log(2))
-    three = np.full((2, 3), 1 / 3)
-    assert get_metric("logloss").score(["x", "z"], three, ["x", "y", "z"]) == pytest.approx(math.log(3))
-    # binary F1 of the positive class: tp=1, fp=1, fn=1 → 0.5
-    assert get_metric("f1").score([1, 1, 0, 0], [1, 0, 1, 0], [0, 1]) == pytest.approx(0.5)
-    assert get_metric("qwk").score([0, 1, 2], [0, 1, 2]) == pytest.approx(1.0)
-    assert get_metric("mcc").score([0, 1, 0, 1], [1, 0, 1, 0]) == pytest.approx(-1.0)
+@pytest.mark.parametrize("bad_truth", [-2.0, -1.0])
+def test_rmsle_refuses_true_values_outside_log1p(bad_truth):
+    with pytest.raises(ValueError, match="RMSLE"):
+        score("rmsle", [1.0, bad_truth], [1.0, 1.0])
 
 
-def test_directions():
-    assert get_metric("auc").higher_is_better and get_metric("accuracy").higher_is_better
-    assert not get_metric("logloss").higher_is_better and not get_metric("rmse").higher_is_better
+def test_accuracy_and_balanced_accuracy():
+    assert score("accuracy", ["a", "b", "b", "a"], ["a", "b", "a", "a"]) == pytest.approx(0.75)
+    # always predicting the majority: accuracy 3/4, but recall 1 and 0 average to 1/2
+    assert score("accuracy", [0, 0, 0, 1], [0, 0, 0, 0]) == pytest.approx(0.75)
+    assert score("balanced_accuracy", [0, 0, 0, 1], [0, 0, 0, 0]) == pytest.approx(0.5)
 
 
-def test_aps_normalisation():
+def test_binary_auc():
+    # of the 4 positive/negative pairs, 3 are ranked right
+    assert score("auc", [0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+    assert score("auc", [False, False, True, True], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+
+
+def test_auc_is_refused_when_it_is_undefined():
+    with pytest.raises(ValueError, match="single class"):
+        score("auc", [1, 1], [0.2, 0.9])
+    with pytest.raises(ValueError, match="0/1"):
+        score("auc", ["no", "yes"], [0.2, 0.9])
+
+
+def test_multiclass_auc_is_sklearns_one_vs_rest_macro_in_any_column_order():
+    rng = np.random.default_rng(0)
+    y = np.array(["a", "b", "c"] * 4)
+    proba = rng.random((12, 3))
+    proba /= proba.sum(axis=1, keepdims=True)
+    expected = skm.roc_auc_score(y, proba, multi_class="ovr", labels=["a", "b", "c"])
+    assert score("auc", y, proba, ["a", "b", "c"]) == pytest.approx(expected)
+    # the same probabilities with their columns in another order
+    assert score("auc", y, proba[:, [2, 0, 1]], ["c", "a", "b"]) == pytest.approx(expected)
+    # probabilities rounded in a CSV no longer sum to one; still scored, same ranking
+    assert score("auc", y, np.round(proba, 2) * 0.99, ["a", "b", "c"]) == pytest.approx(
+        score("auc", y, np.round(proba, 2), ["a", "b", "c"]))
+
+
+def test_multiclass_auc_needs_every_class_in_the_truth():
+    with pytest.raises(ValueError, match="no true rows"):
+        score("auc", ["a", "b"], [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1]], ["a", "b", "c"])
+
+
+def test_binary_logloss():
+    assert score("logloss", [1, 0], [0.5, 0.5]) == pytest.approx(math.log(2))
+    assert score("logloss", [1, 0], [0.9, 0.2]) == pytest.approx(-(math.log(0.9) + math.log(0.8)) / 2)
+    # a certain mistake is clipped to 1e-15, not an infinite loss
+    assert score("logloss", [1], [0.0]) == pytest.approx(-math.log(1e-15))
+
+
+def test_multiclass_logloss_clips_renormalises_and_follows_the_classes_order():
+    uniform = np.full((2, 3), 1 / 3)
+    assert score("logloss", ["x", "z"], uniform, ["x", "y", "z"]) == pytest.approx(math.log(3))
+    # rows of 2s are clipped to just under 1 and renormalised to 1/3 each
+    assert score("logloss", ["x", "z"], np.full((2, 3), 2.0), ["x", "y", "z"]) == pytest.approx(math.log(3))
+    # columns in the order of `classes`, not sorted: sklearn alone would read them as a, b, c
+    proba = [[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.3, 0.2, 0.5]]
+    expected = -(math.log(0.7) + math.log(0.6) + math.log(0.5)) / 3
+    assert score("logloss", ["c", "a", "b"], proba, ["c", "a", "b"]) == pytest.approx(expected)
+    # a class absent from the truth still has its column
+    assert score("logloss", ["a", "a"], [[0.5, 0.25, 0.25]] * 2, ["a", "b", "c"]) == pytest.approx(math.log(2))
+
+
+def test_multiclass_logloss_refuses_unknown_labels_and_wrong_widths():
+    with pytest.raises(ValueError, match="not among the classes"):
+        score("logloss", ["a", "q"], [[0.5, 0.5], [0.5, 0.5]], ["a", "b"])
+    with pytest.raises(ValueError, match="3 probability columns for 2 classes"):
+        score("logloss", ["a", "b"], np.full((2, 3), 1 / 3), ["a", "b"])
+
+
+def test_binary_f1_scores_the_positive_class():
+    y, p = [1, 1, 1, 0], [1, 1, 0, 0]
+    # positive 1: tp 2, fp 0, fn 1 → 4/5; positive 0: tp 1, fp 1, fn 0 → 2/3
+    assert score("f1", y, p, [0, 1]) == pytest.approx(0.8)
+    assert score("f1", y, p, [1, 0]) == pytest.approx(2 / 3)
+    assert score("f1", y, p) == pytest.approx(0.8)   # no classes: the larger label
+    assert score("f1", ["yes", "yes", "yes", "no"], ["yes", "yes", "no", "no"]) == pytest.approx(0.8)
+    # larger by value, not by text ("10" < "2" as text)
+    assert score("f1", ["10", "10", "10", "2"], ["10", "10", "2", "2"]) == pytest.approx(0.8)
+
+
+def test_f1_is_macro_beyond_two_classes_and_f1_macro_always():
+    y, p = ["a", "b", "c", "a"], ["a", "b", "b", "c"]
+    # per class F1: a 2/3, b 2/3, c 0
+    assert score("f1", y, p) == pytest.approx(4 / 9)
+    assert score("f1_macro", y, p) == pytest.approx(4 / 9)
+    # binary: the mean of the two classes' F1 (4/5 and 2/3)
+    assert score("f1_macro", [1, 1, 1, 0], [1, 1, 0, 0], [0, 1]) == pytest.approx(11 / 15)
+
+
+def test_qwk_is_quadratically_weighted_kappa():
+    # two classes: observed disagreement 1 against 2 expected by chance
+    assert score("qwk", [0, 0, 1, 1], [0, 1, 1, 1]) == pytest.approx(0.5)
+    # three classes: unweighted kappa would be 0.5; the far miss (2 → 0) weighs 4
+    assert score("qwk", [0, 1, 2], [0, 1, 0]) == pytest.approx(0.0)
+    assert score("qwk", [0, 1, 2], [0, 1, 0]) != pytest.approx(skm.cohen_kappa_score([0, 1, 2], [0, 1, 0]))
+    assert score("qwk", [0, 1, 2], [0, 1, 2]) == pytest.approx(1.0)
+
+
+def test_qwk_orders_numeric_string_labels_by_value():
+    assert score("qwk", [1, 2, 10], [1, 2, 2]) == pytest.approx(2 / 3)
+    assert score("qwk", ["1", "2", "10"], ["1", "2", "2"]) == pytest.approx(2 / 3)
+
+
+def test_mcc():
+    # tp 1, fn 1, tn 2, fp 0 → 2 / sqrt(1·2·2·3)
+    assert score("mcc", [1, 1, 0, 0], [1, 0, 0, 0]) == pytest.approx(1 / math.sqrt(3))
+    assert score("mcc", [0, 1, 0, 1], [1, 0, 1, 0]) == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize("name, y_true, y_pred", [
+    ("rmse", [1.0, 2.0], [1.0, float("nan")]),
+    ("auc", [0, 1], [0.3, float("nan")]),
+    ("accuracy", ["a", "b"], ["a", None]),
+    ("accuracy", [1, 0], [1.0, float("nan")]),
+])
+def test_nan_predictions_are_refused(name, y_true, y_pred):
+    with pytest.raises(ValueError, match="predictions contain NaN"):
+        score(name, y_true, y_pred)
+
+
+def test_empty_and_mismatched_inputs_are_refused():
+    with pytest.raises(ValueError, match="no rows"):
+        score("rmse", [], [])
+    with pytest.raises(ValueError, match="1 predictions for 2 true values"):
+        score("rmse", [1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="1 predictions for 2 true values"):
+        score("accuracy", ["a", "b"], ["a"])
+    with pytest.raises(ValueError, match="not numeric"):
+        score("mae", [1.0, 2.0], ["one", "two"])
+
+
+# ------------------------------------------------------------------ registry
+
+
+def test_the_registry_holds_the_canonical_metrics():
+    assert sorted(METRICS) == sorted(CANONICAL)
+    assert all(isinstance(m, Metric) and m.name == name for name, m in METRICS.items())
+
+
+@pytest.mark.parametrize("name", CANONICAL)
+def test_directions_needs_and_problem_types(name):
+    metric = get_metric(name)
+    assert metric.higher_is_better is (name not in LOSSES)
+    expected_needs = ("proba" if name in ("auc", "logloss")
+                      else "value" if name in ("rmse", "rmsle", "mae", "mse", "r2") else "label")
+    assert metric.needs == expected_needs
+    expected_types = ("regression",) if expected_needs == "value" else ("binary", "multiclass")
+    assert metric.problem_types == expected_types
+    assert all(phrase == phrase.lower() for phrase in metric.phrases)
+
+
+@pytest.mark.parametrize("name, normalisation", [
+    *[(n, "identity") for n in ("auc", "accuracy", "balanced_accuracy", "f1", "f1_macro", "r2")],
+    *[(n, "exp_neg") for n in LOSSES],
+    ("qwk", "half_shift"), ("mcc", "half_shift"),
+])
+def test_each_metric_has_its_aps_normalisation(name, normalisation):
+    assert get_metric(name).normalisation == normalisation
+
+
+def test_aps_identity_is_the_score_clipped_to_the_unit_interval():
     assert get_metric("auc").aps(0.9) == pytest.approx(0.9)
+    assert get_metric("accuracy").aps(1.0) == pytest.approx(1.0)
     assert get_metric("r2").aps(-3.0) == 0.0
+    assert get_metric("r2").aps(1.5) == 1.0
+
+
+def test_aps_of_a_loss_is_exp_of_minus_the_loss():
     assert get_metric("rmse").aps(1.0) == pytest.approx(math.exp(-1))
+    assert get_metric("logloss").aps(math.log(2)) == pytest.approx(0.5)
+    assert get_metric("mae").aps(0.0) == pytest.approx(1.0)
+
+
+def test_aps_of_a_minus_one_to_one_metric_is_shifted_by_half():
     assert get_metric("mcc").aps(0.5) == pytest.approx(0.75)
     assert get_metric("qwk").aps(-1.0) == pytest.approx(0.0)
-    for metric in METRICS.values():
-        assert metric.aps(None) == 0.0
-        assert metric.aps(float("nan")) == 0.0
+    assert get_metric("qwk").aps(0.0) == pytest.approx(0.5)
+    assert get_metric("mcc").aps(1.0) == pytest.approx(1.0)
 
 
-def test_aliases_and_unknown_names():
-    assert get_metric("ROC_AUC").name == "auc"
-    assert get_metric("log loss").name == "logloss"
-    assert get_metric("quadratic_weighted_kappa").name == "qwk"
-    assert get_metric("macro_f1").name == "f1_macro"
+@pytest.mark.parametrize("name", CANONICAL)
+def test_aps_of_a_failure_is_zero(name):
+    assert get_metric(name).aps(None) == 0.0
+    assert get_metric(name).aps(float("nan")) == 0.0
+
+
+@pytest.mark.parametrize("alias, canonical", [
+    ("roc_auc", "auc"), ("AUC_ROC", "auc"), ("ROC AUC", "auc"),
+    ("log_loss", "logloss"), ("Log Loss", "logloss"), ("cross_entropy", "logloss"), ("cross-entropy", "logloss"),
+    ("RMSE", "rmse"), ("root_mean_squared_error", "rmse"), ("Root Mean Squared Error", "rmse"),
+    ("root_mean_squared_log_error", "rmsle"), ("mean_absolute_error", "mae"), ("mean_squared_error", "mse"),
+    ("R^2", "r2"), ("r_squared", "r2"),
+    ("acc", "accuracy"), ("Balanced Accuracy", "balanced_accuracy"),
+    ("f1_score", "f1"), ("macro_f1", "f1_macro"), ("F1 Macro", "f1_macro"),
+    ("quadratic_weighted_kappa", "qwk"), ("kappa", "qwk"), ("QWK", "qwk"),
+    ("matthews", "mcc"), ("matthews_corrcoef", "mcc"),
+])
+def test_aliases_resolve_case_insensitively(alias, canonical):
+    assert get_metric(alias).name == canonical
+
+
+@pytest.mark.parametrize("name", CANONICAL)
+def test_canonical_names_resolve_to_themselves(name):
+    assert get_metric(name).name == name
+    assert get_metric(name.upper()).name == name
+
+
+def test_unknown_metric_lists_the_known_names():
     with pytest.raises(UnknownMetric) as info:
-        get_metric("bogus")
-    assert "unknown metric 'bogus'" in str(info.value) and "auc" in str(info.value)
+        get_metric("foo")
+    assert isinstance(info.value, ValueError)
+    assert str(info.value) == ("unknown metric 'foo'; known metrics: accuracy, auc, balanced_accuracy, f1, f1_macro, "
+                               "logloss, mae, mcc, mse, qwk, r2, rmse, rmsle")
 
 
-def test_bad_predictions_are_refused():
-    with pytest.raises(ValueError, match="NaN"):
-        get_metric("rmse").score([1.0, 2.0], [1.0, float("nan")])
-    with pytest.raises(ValueError):
-        get_metric("rmse").score([1.0, 2.0], [1.0])
+# ------------------------------------------------------------------ descriptions
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("Submissions are evaluated on area under the ROC curve between the predicted probability and the target.", "auc"),
-    ("Submissions are evaluated using the multi-class logarithmic loss.", "logloss"),
+    # Kaggle house prices: RMSE between logarithms ranks like RMSLE, so it is scored as rmsle
     ("Submissions are evaluated on Root-Mean-Squared-Error (RMSE) between the logarithm of the predicted value and "
-     "the logarithm of the observed sales price.", "rmsle"),
-    ("The metric is root mean squared error.", "rmse"),
-    ("We score with the quadratic weighted kappa.", "qwk"),
-    ("Scored by the Matthews correlation coefficient (MCC).", "mcc"),
-    ("Evaluation: macro F1 over the classes.", "f1_macro"),
-    ("Predictions are scored by mean absolute error.", "mae"),
+     "the logarithm of the observed sales price. (Taking logs means that errors in predicting expensive houses and "
+     "cheap houses will affect the result equally.)", "rmsle"),
+    ("Submissions are evaluated on RMSE between the log of the predicted and the log of the actual count.", "rmsle"),
+    ("Submissions are evaluated on area under the ROC curve between the predicted probability and the observed "
+     "target.", "auc"),
+    ("Submissions are evaluated using the multi-class logarithmic loss. Each image has been labeled with one true "
+     "class.", "logloss"),
+    ("Your score is the percentage of passengers you correctly predict. This is known as accuracy.", "accuracy"),
+    ("The evaluation metric for this competition is Root Mean Squared Logarithmic Error.", "rmsle"),
+    ("Submissions are scored on the root mean squared error.", "rmse"),
+    ("Submissions are scored on the root mean square error.", "rmse"),
+    ("Submissions are scored on the mean squared error between prediction and target.", "mse"),
+    ("Submissions are evaluated on Mean Absolute Error (MAE) between the predicted loss and the actual loss.", "mae"),
+    ("Submissions are scored based on the quadratic weighted kappa, which measures the agreement between two "
+     "ratings.", "qwk"),
+    ("Submissions will be evaluated using Cohen's kappa.", "qwk"),
+    ("Submissions are evaluated using the Matthews correlation coefficient (MCC).", "mcc"),
+    ("Submissions are evaluated on the macro F1 score.", "f1_macro"),
+    ("Submissions are evaluated on the F1 score between the predicted and the expected answers.", "f1"),
+    ("Submissions are evaluated on the coefficient of determination.", "r2"),
+    ("The leaderboard shows R^2.", "r2"),
+    ("Models are ranked by their R2 on the test set.", "r2"),
+    ("Submissions are evaluated on balanced accuracy.", "balanced_accuracy"),
+    ("The metric is the binary cross-entropy of your probabilities.", "logloss"),
+    ("The metric is ROC AUC.", "auc"),
+    ("SUBMISSIONS ARE EVALUATED ON AREA UNDER THE ROC CURVE.", "auc"),
     ("Nothing about scoring here.", None),
+    ("", None),
 ])
 def test_metric_named_in_a_description(text, expected):
     assert find_metric_in_text(text) == expected
 
 
+def test_phrases_match_whole_words_only():
+    # "mae" in Maestro, "auc" in Auckland, "mse" in Rimsey, "roc" in process
+    assert find_metric_in_text("Predict prices of Maestro guitars sold in Auckland by Rimsey's process.") is None
+
+
+def test_a_phrase_may_span_a_line_break():
+    assert find_metric_in_text("Submissions are evaluated on root mean\nsquared error.") == "rmse"
+
+
+def test_the_earliest_metric_wins():
+    assert find_metric_in_text("Submissions are evaluated on accuracy; we also report the F1 score.") == "accuracy"
+    assert find_metric_in_text("Submissions are evaluated on F1; the baseline accuracy is 0.7.") == "f1"
+
+
+def test_the_longest_phrase_wins_at_the_same_position():
+    assert find_metric_in_text("The metric is F1 macro.") == "f1_macro"
+    assert find_metric_in_text("The metric is F1 score (macro).") == "f1_macro"
+
+
 def test_evaluation_section_wins_over_earlier_mentions():
-    text = ("# Task\nEarlier work reached 90% accuracy on this data.\n\n## Evaluation\n"
+    text = ("# Overview\nEarlier work reached 90% accuracy on this data.\n\n## Evaluation\n"
             "Submissions are scored on log loss.\n\n## Data\nSee files.")
     assert find_metric_in_text(text) == "logloss"
+
+
+def test_evaluation_section_with_an_underlined_heading():
+    text = ("Overview\n========\nA baseline reaches an RMSE of 3.\n\nEvaluation Metric\n-----------------\n"
+            "We score with mean absolute error.\n")
+    assert find_metric_in_text(text) == "mae"
+
+
+def test_evaluation_section_ends_at_the_next_heading_of_its_level():
+    # the section names no metric, so the whole text decides: its earliest metric is RMSE, not the Appendix's MAE
+    text = "# Intro\nOld results in RMSE.\n## Evaluation\nDetails follow.\n### Notes\nNone.\n## Appendix\nMAE tables."
+    assert find_metric_in_text(text) == "rmse"
+    text = "# Intro\nOld results in RMSE.\n## Evaluation\nDetails follow.\n### Notes\nScored by MAE.\n## Appendix\n."
+    assert find_metric_in_text(text) == "mae"
+
+
+# ------------------------------------------------------------------ submissions
 
 
 def _fmt(kind, classes=(), positive=None, columns=("target",)):
     return SubmissionFormat("id", tuple(columns), kind, tuple(classes), positive)
 
 
-def test_score_label_submission_with_string_vs_int_labels():
+def test_label_submission_with_string_labels_against_int_truth():
     truth = pd.Series([0, 1, 1, 0])
     frame = pd.DataFrame({"target": ["0", "1", "0", "0"]})
     assert score_predictions("accuracy", truth, frame, _fmt("label", (0, 1), 1)) == pytest.approx(0.75)
 
 
-def test_score_probability_submission_for_auc_and_for_accuracy():
+def test_label_submission_with_other_spellings_of_the_same_labels():
+    bools = pd.Series([True, False, True, False])
+    frame = pd.DataFrame({"target": ["True", "false", "True", "True"]})
+    assert score_predictions("accuracy", bools, frame, _fmt("label", (False, True), True)) == pytest.approx(0.75)
+    # a float target (train.csv had a missing value) against int predictions
+    floats = pd.Series([1.0, 2.0, 3.0])
+    frame = pd.DataFrame({"target": [1, 2, 2]})
+    assert score_predictions("accuracy", floats, frame, _fmt("label", (1.0, 2.0, 3.0))) == pytest.approx(2 / 3)
+
+
+def test_label_submission_f1_scores_the_formats_positive_class():
+    truth = pd.Series([1, 1, 1, 0])
+    frame = pd.DataFrame({"target": [1, 1, 0, 0]})
+    assert score_predictions("f1", truth, frame, _fmt("label", (0, 1), 1)) == pytest.approx(0.8)
+    assert score_predictions("f1", truth, frame, _fmt("label", (0, 1), 0)) == pytest.approx(2 / 3)
+
+
+def test_label_submission_qwk_orders_classes_read_back_as_text_by_value():
+    truth = pd.Series([1, 2, 10])
+    frame = pd.DataFrame({"target": ["1", "2", "2"]})
+    assert score_predictions("qwk", truth, frame, _fmt("label", (1, 2, 10))) == pytest.approx(2 / 3)
+
+
+def test_label_submission_scored_by_a_probability_metric():
+    truth = pd.Series(["no", "no", "yes", "yes"])
+    frame = pd.DataFrame({"target": ["no", "yes", "yes", "yes"]})
+    # hard scores 0, 1, 1, 1: of the 4 pairs, 2 right and 2 ties
+    assert score_predictions("auc", truth, frame, _fmt("label", ("no", "yes"), "yes")) == pytest.approx(0.75)
+    # multiclass: one-hot rows; one wrong row costs -log(1e-15)
+    truth = pd.Series(["a", "b", "c"])
+    frame = pd.DataFrame({"target": ["a", "b", "a"]})
+    expected = -math.log(1e-15) / 3
+    fmt = _fmt("label", ("a", "b", "c"))
+    assert score_predictions("logloss", truth, frame, fmt) == pytest.approx(expected, rel=1e-6)
+
+
+def test_probability_submission_for_auc_and_for_accuracy():
     truth = pd.Series(["no", "no", "yes", "yes"])
     frame = pd.DataFrame({"target": [0.1, 0.4, 0.35, 0.8]})
     fmt = _fmt("probability", ("no", "yes"), "yes")
     assert score_predictions("auc", truth, frame, fmt) == pytest.approx(0.75)
+    # labels at p >= 0.5: no, no, no, yes
     assert score_predictions("accuracy", truth, frame, fmt) == pytest.approx(0.75)
+    # exactly 0.5 is the positive class
+    assert score_predictions("accuracy", pd.Series(["no", "yes"]), pd.DataFrame({"target": [0.49, 0.5]}),
+                             fmt) == pytest.approx(1.0)
 
 
-def test_score_class_probabilities_for_logloss_in_column_order():
-    truth = pd.Series(["b", "a"])
-    # columns in the sample's order (b, a), classes follow that order
-    frame = pd.DataFrame({"b": [0.9, 0.2], "a": [0.1, 0.8]})
-    fmt = _fmt("class_probabilities", ("b", "a"), columns=("b", "a"))
-    expected = -(math.log(0.9) + math.log(0.8)) / 2
+def test_probability_submission_is_the_probability_of_the_positive_class():
+    expected = -(math.log(0.8) + math.log(0.9)) / 2
+    truth = pd.Series([0, 1])
+    assert score_predictions("logloss", truth, pd.DataFrame({"target": [0.2, 0.9]}),
+                             _fmt("probability", (0, 1), 1)) == pytest.approx(expected)
+    # the task's positive class is 0: the column holds P(0)
+    assert score_predictions("logloss", truth, pd.DataFrame({"target": [0.8, 0.1]}),
+                             _fmt("probability", (0, 1), 0)) == pytest.approx(expected)
+
+
+def test_class_probabilities_for_logloss_in_column_order():
+    truth = pd.Series(["a", "b", "c"])
+    # the sample's column order (c, a, b); classes follow it
+    frame = pd.DataFrame({"c": [0.1, 0.3, 0.5], "a": [0.7, 0.1, 0.2], "b": [0.2, 0.6, 0.3]})
+    fmt = _fmt("class_probabilities", ("c", "a", "b"), columns=("c", "a", "b"))
+    expected = -(math.log(0.7) + math.log(0.6) + math.log(0.5)) / 3
     assert score_predictions("logloss", truth, frame, fmt) == pytest.approx(expected)
     assert score_predictions("accuracy", truth, frame, fmt) == pytest.approx(1.0)
+    assert score_predictions("auc", truth, frame, fmt) == pytest.approx(
+        skm.roc_auc_score(truth, frame[["a", "b", "c"]].to_numpy(), multi_class="ovr", labels=["a", "b", "c"]))
 
 
-def test_score_values_and_missing_columns():
+def test_class_probabilities_with_int_classes_named_by_text_columns():
+    truth = pd.Series([2, 0, 1])
+    frame = pd.DataFrame({"0": [0.2, 0.5, 0.25], "1": [0.3, 0.25, 0.5], "2": [0.5, 0.25, 0.25]})
+    fmt = _fmt("class_probabilities", (0, 1, 2), columns=("0", "1", "2"))
+    assert score_predictions("logloss", truth, frame, fmt) == pytest.approx(math.log(2))
+
+
+def test_binary_class_probabilities_use_the_positive_column():
+    truth = pd.Series(["no", "no", "yes", "yes"])
+    frame = pd.DataFrame({"yes": [0.1, 0.4, 0.35, 0.8], "no": [0.9, 0.6, 0.65, 0.2]})
+    fmt = _fmt("class_probabilities", ("yes", "no"), "yes", columns=("yes", "no"))
+    assert score_predictions("auc", truth, frame, fmt) == pytest.approx(0.75)
+
+
+def test_value_submission():
     truth = pd.Series([1.0, 2.0])
     assert score_predictions("mae", truth, pd.DataFrame({"target": [1.5, 2.0]}), _fmt("value")) == pytest.approx(0.25)
-    with pytest.raises(ValueError, match="lack column"):
-        score_predictions("mae", truth, pd.DataFrame({"other": [1.0, 2.0]}), _fmt("value"))
+    assert score_predictions(get_metric("rmse"), truth, pd.DataFrame({"target": ["1", "4"]}),
+                             _fmt("value")) == pytest.approx(math.sqrt(2))
+
+
+@pytest.mark.parametrize("frame, fmt, message", [
+    (pd.DataFrame({"other": [1.0, 2.0]}), _fmt("value"), "lack column"),
+    (pd.DataFrame({"target": [1.0, None]}), _fmt("value"), "NaN"),
+    (pd.DataFrame({"target": [1.0, 2.0, 3.0]}), _fmt("value"), "3 prediction rows for 2 true values"),
+    (pd.DataFrame({"target": ["1.0", "high"]}), _fmt("value"), "not numeric"),
+    (pd.DataFrame({"target": ["0.3", "high"]}), _fmt("probability", (0, 1), 1), "not numeric"),
+    (pd.DataFrame({"target": [1, 0]}), _fmt("label", (0, 1), 1), "regression values"),
+])
+def test_invalid_predictions_are_refused_in_one_line(frame, fmt, message):
+    metric = "rmse" if fmt.kind in ("value", "label") else "auc"
+    with pytest.raises(ValueError, match=message) as info:
+        score_predictions(metric, pd.Series([1, 0]), frame, fmt)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_metric_name_is_refused_when_scoring():
+    with pytest.raises(UnknownMetric):
+        score_predictions("bogus", pd.Series([1.0]), pd.DataFrame({"target": [1.0]}), _fmt("value"))
