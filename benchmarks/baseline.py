@@ -2,90 +2,137 @@
 
     python benchmarks/baseline.py TASK_DIR --answers-json ANSWERS_JSON --out SUBMISSION_CSV
 
-Tabular: default HistGradientBoosting with string columns as native
-categoricals. A task with a long free-text column: default TF-IDF + logistic
-regression (ridge for regression) on that text. random_state=0 everywhere.
+Tabular: default HistGradientBoosting, string columns ordinal-encoded and
+declared categorical (categories unseen in training become missing). A task
+with a long free-text column: default TF-IDF + LogisticRegression(max_iter=1000)
+(Ridge for a regression) on that text alone. random_state=0 everywhere. The
+baseline is told the metric and submission format (the answers JSON) and
+writes exactly that format.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OrdinalEncoder
+
+log = logging.getLogger("baseline")
+SEED = 0
+TEXT_MIN_MEAN_LENGTH = 50
+# HistGradientBoosting refuses categorical features with more categories than
+# this (max_bins); wider string columns go in as plain ordinal codes.
+MAX_CATEGORIES = 255
 
 
-def text_column(frame: pd.DataFrame) -> str | None:
-    for column in frame.columns:
-        if frame[column].dtype == object or str(frame[column].dtype).startswith(("string", "str")):
-            if frame[column].astype(str).str.len().mean() > 50:
-                return column
-    return None
+def is_string_column(column: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def text_column(features: pd.DataFrame) -> str | None:
+    """The longest string column when its mean length says free text, else None."""
+    lengths = {name: features[name].dropna().astype(str).str.len().mean()
+               for name in features.columns if is_string_column(features[name])}
+    lengths = {name: length for name, length in lengths.items() if length > TEXT_MIN_MEAN_LENGTH}
+    return max(lengths, key=lengths.get) if lengths else None
+
+
+def text_model(regression: bool) -> Pipeline:
+    head = Ridge(random_state=SEED) if regression else LogisticRegression(max_iter=1000, random_state=SEED)
+    return make_pipeline(TfidfVectorizer(), head)
+
+
+def tabular_model(features: pd.DataFrame, regression: bool) -> Pipeline:
+    strings = [name for name in features.columns if is_string_column(features[name])]
+    encoder = ColumnTransformer(
+        [("strings", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                    encoded_missing_value=np.nan), strings)],
+        remainder="passthrough", verbose_feature_names_out=False)
+    # The encoder puts the string columns first, in this order.
+    categorical = [i for i, name in enumerate(strings) if features[name].nunique() <= MAX_CATEGORIES]
+    head_class = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
+    head = head_class(random_state=SEED, categorical_features=categorical or None)
+    return make_pipeline(encoder, head)
+
+
+def strings_as_str(features: pd.DataFrame) -> pd.DataFrame:
+    """String columns as Python str (missing stays missing), so the encoder never sees mixed types."""
+    strings = [name for name in features.columns if is_string_column(features[name])]
+    out = features.copy()
+    for name in strings:
+        out[name] = features[name].map(lambda v: v if pd.isna(v) else str(v)).astype(object)
+    return out
+
+
+def fit_and_predict(train: pd.DataFrame, test: pd.DataFrame, features: list[str], target: str,
+                    regression: bool) -> tuple[BaseEstimator, np.ndarray]:
+    """The fitted model and its test predictions: values for a regression, class probabilities otherwise."""
+    text = text_column(train[features])
+    if text:
+        log.info("text task: TF-IDF + %s on column %r", "Ridge" if regression else "LogisticRegression", text)
+        model, x_train, x_test = text_model(regression), train[text].fillna(""), test[text].fillna("")
+    else:
+        log.info("tabular task: HistGradientBoosting on %d columns", len(features))
+        model = tabular_model(train[features], regression)
+        x_train, x_test = strings_as_str(train[features]), strings_as_str(test[features])
+    model.fit(x_train, train[target])
+    return model, model.predict(x_test) if regression else model.predict_proba(x_test)
+
+
+def to_submission(ids: pd.Series, predictions: np.ndarray, model: BaseEstimator, meta: dict) -> pd.DataFrame:
+    fmt = meta["submission_format"]
+    columns = fmt["target_columns"]
+    submission = pd.DataFrame({meta["id_column"]: ids})
+    if fmt["kind"] == "value":
+        # RMSLE is undefined below -1; a price model can dip below 0 at the edges.
+        submission[columns[0]] = np.clip(predictions, 0, None) if meta["metric"] == "rmsle" else predictions
+        return submission
+    # Class values read back from CSV and from JSON may differ in type (1 vs "1"): match by text.
+    position = {str(c): i for i, c in enumerate(model.classes_)}
+    if fmt["kind"] == "label":
+        submission[columns[0]] = model.classes_[predictions.argmax(axis=1)]
+    elif fmt["kind"] == "probability":
+        submission[columns[0]] = predictions[:, position[str(fmt["positive_class"])]]
+    else:
+        for column, cls in zip(columns, fmt["classes"]):
+            submission[column] = predictions[:, position[str(cls)]]
+    return submission
 
 
 def run_baseline(task_dir: Path, meta: dict) -> pd.DataFrame:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OrdinalEncoder
-
     train = pd.read_csv(task_dir / "train.csv", low_memory=False)
     test = pd.read_csv(task_dir / "test.csv", low_memory=False)
-    fmt = meta["submission_format"]
-    target, id_column = meta["target"], meta["id_column"]
-    regression = fmt["kind"] == "value"
-    features = [c for c in test.columns if c != id_column]
-    X, y, X_test = train[features], train[target], test[features]
-    text = text_column(X)
-    if text:
-        model = make_pipeline(TfidfVectorizer(), Ridge() if regression else LogisticRegression(max_iter=1000))
-        model.fit(X[text].fillna(""), y)
-        inputs = X_test[text].fillna("")
-    else:
-        strings = [c for c in features if not pd.api.types.is_numeric_dtype(X[c])]
-        encoder = ColumnTransformer(
-            [("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                    encoded_missing_value=np.nan), strings)],
-            remainder="passthrough", verbose_feature_names_out=False)
-        head = HistGradientBoostingRegressor(random_state=0) if regression else HistGradientBoostingClassifier(random_state=0)
-        # HistGradientBoosting takes at most 255 categories; wider string columns go in as ordinal codes.
-        narrow = [i for i, c in enumerate(strings) if X[c].nunique() <= 255]
-        head.set_params(categorical_features=narrow or None)
-        model = make_pipeline(encoder, head)
-        model.fit(X.astype({c: str for c in strings}).where(X.notna(), np.nan) if strings else X, y)
-        inputs = X_test.astype({c: str for c in strings}).where(X_test.notna(), np.nan) if strings else X_test
-    answer = pd.DataFrame({id_column: test[id_column]})
-    if regression:
-        predictions = model.predict(inputs)
-        if meta["metric"] == "rmsle":
-            predictions = np.clip(predictions, 0, None)
-        answer[fmt["target_columns"][0]] = predictions
-        return answer
-    proba = model.predict_proba(inputs)
-    classes = [str(c) for c in model.classes_]
-    if fmt["kind"] == "label":
-        answer[fmt["target_columns"][0]] = model.classes_[proba.argmax(axis=1)]
-    elif fmt["kind"] == "probability":
-        answer[fmt["target_columns"][0]] = proba[:, classes.index(str(fmt["positive_class"]))]
-    else:
-        for column, cls in zip(fmt["target_columns"], fmt["classes"]):
-            answer[column] = proba[:, classes.index(str(cls))]
-    return answer
+    id_column, target = meta["id_column"], meta["target"]
+    regression = meta["submission_format"]["kind"] == "value"
+    features = [name for name in test.columns if name != id_column]
+    model, predictions = fit_and_predict(train, test, features, target, regression)
+    return to_submission(test[id_column], predictions, model, meta)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task_dir", type=Path)
-    parser.add_argument("--answers-json", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--answers-json", type=Path, required=True, help="metric and submission format of the task")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the submission CSV")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     meta = json.loads(args.answers_json.read_text())
+    started = time.monotonic()
+    submission = run_baseline(args.task_dir, meta)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    run_baseline(args.task_dir, meta).to_csv(args.out, index=False)
+    submission.to_csv(args.out, index=False)
+    log.info("wrote %s (%d rows) in %.1f s", args.out, len(submission), time.monotonic() - started)
     return 0
 
 
