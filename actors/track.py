@@ -1,6 +1,8 @@
 """A track's run → verify → repair loop as a Ray task with explicit resources."""
 from __future__ import annotations
 
+import dataclasses
+
 import ray
 
 from iml_ray.blueprint import Candidate
@@ -12,6 +14,10 @@ from .agents import ActorProxy
 @ray.remote(max_retries=0)
 def run_track_task(job: TrackJob, prep_coder, model_coder, assembler, error_analyzer, debugger, evaluator,
                    coordinator) -> Candidate:
+    gpu_ids = tuple(int(i) for i in ray.get_runtime_context().get_accelerator_ids().get("GPU", []))
+    if gpu_ids:
+        # The child sees only the devices Ray gave this task.
+        job = dataclasses.replace(job, gpu_ids=gpu_ids)
     agents = TrackAgents(*(ActorProxy(h) for h in (prep_coder, model_coder, assembler, error_analyzer, debugger,
                                                     evaluator, coordinator)))
     return run_track(job, agents)

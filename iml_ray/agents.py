@@ -60,8 +60,30 @@ class GuidelineAgent:
              time_budget_s: float | None = None) -> tuple[Blueprint, InterfaceContract]:
         from .rules.guideline import make_blueprint, make_contract
 
-        blueprint = make_blueprint(summary, profile, knowledge, tracks, seed, holdout_fraction, num_threads, time_budget_s)
+        pretrained = find_encoders(summary, profile) if "pretrained" in tracks else {}
+        blueprint = make_blueprint(summary, profile, knowledge, tracks, seed, holdout_fraction, num_threads, time_budget_s,
+                                   pretrained)
         return blueprint, make_contract(summary, blueprint.prep)
+
+
+def find_encoders(summary: TaskSummary, profile: Profile) -> dict[str, dict | None]:
+    """The Pretrained Model Retriever's answer for each modality the task has."""
+    import logging
+
+    from .pretrained import find_pretrained
+
+    found: dict[str, dict | None] = {}
+    wanted = []
+    if profile.columns_with_role("text"):
+        wanted.append("text")
+    if summary.images:
+        wanted.append("image")
+    for modality in wanted:
+        model = find_pretrained(modality)
+        found[modality] = None if model is None else model.to_json()
+        logging.getLogger(__name__).info("pretrained %s encoder: %s", modality,
+                                         "none found" if model is None else f"{model.name} ({model.source})")
+    return found
 
 
 class PreprocessingCoder:
@@ -79,11 +101,9 @@ class ModelingCoder:
         self.policy = policy
 
     def write(self, summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
-        if plan.track != "traditional":
-            raise NotImplementedError(f"the rules policy has no template for track {plan.track}")
-        from .tracks.render import render_traditional
+        from .tracks.render import render_model
 
-        return render_traditional(summary, plan, train, contract)
+        return render_model(summary, plan, train, contract)
 
 
 class Assembler:

@@ -40,13 +40,22 @@ class PrepPlan:
     tfidf_ngram_max: int = 2
     tfidf_min_df: int = 2
     datetime_parts: tuple[str, ...] = ("year", "month", "day", "day_of_week", "day_of_year", "hour", "elapsed_days")
+    text_mode: str = "tfidf"                  # "tfidf" | "pretrained" (sentence embeddings)
+    text_encoder: dict[str, Any] = field(default_factory=dict)     # PretrainedModel JSON when pretrained
+    image: tuple[str, ...] = ()               # ImageSource names: columns of absolute image paths
+    image_mode: str = "pixels"                # "pixels" (resized, scaled to [0, 1]) | "pretrained" (backbone features)
+    image_size: tuple[int, int] = (28, 28)    # (height, width) of the pixel block
+    image_channels: int = 1
+    image_stats: bool = False                 # per-channel mean/std/min/max and the original size as dense columns
+    image_encoder: dict[str, Any] = field(default_factory=dict)    # PretrainedModel JSON when pretrained
+    encoder_batch_size: int = 32
 
     def replace(self, **changes: Any) -> "PrepPlan":
         return dataclasses.replace(self, **changes)
 
     @property
     def used_columns(self) -> tuple[str, ...]:
-        return self.numeric + self.numeric_coerce + self.categorical + self.text + self.datetime
+        return self.numeric + self.numeric_coerce + self.categorical + self.text + self.datetime + self.image
 
     def to_json(self) -> dict:
         return _tuples_to_lists(asdict(self))
@@ -69,6 +78,9 @@ class TrackPlan:
     clip_min: float | None = None
     num_threads: int = 1
     reasons: tuple[str, ...] = ()
+    model_template: str = "traditional"       # the model module's template: "traditional" | "custom_nn"
+    prep_changes: dict[str, Any] = field(default_factory=dict)   # this track's changes to the shared PrepPlan
+    nn: dict[str, Any] = field(default_factory=dict)             # custom_nn settings (layers, epochs, time limit ...)
 
     def replace(self, **changes: Any) -> "TrackPlan":
         return dataclasses.replace(self, **changes)
@@ -112,6 +124,11 @@ class Blueprint:
     def track(self, name: str) -> TrackPlan:
         return next(t for t in self.tracks if t.track == name)
 
+    def prep_for(self, name: str) -> PrepPlan:
+        """The shared PrepPlan with the track's own changes (image size, encoders, ...)."""
+        changes = {k: tuple(v) if isinstance(v, list) else v for k, v in self.track(name).prep_changes.items()}
+        return self.prep.replace(**changes)
+
     def to_json(self) -> dict:
         return {
             "prep": self.prep.to_json(),
@@ -143,11 +160,12 @@ class InterfaceContract:
     n_test_rows: int
     prep_class: str = "Preprocessor"
     prep_api: tuple[str, ...] = ("fit(frame: DataFrame) -> self", "transform(frame: DataFrame) -> matrix",
-                                 "categorical_indices: list[int]", "text_start: int | None")
+                                 "layout_: {n_features, categorical: [int], embedding: [start, end] | None, "
+                                 "image: {start, shape: [C, H, W]} | None, text: [start, end] | None}")
     matrix: str = "float32 numpy.ndarray or scipy.sparse CSR, one row per input row, same order"
     finite: bool = True                        # no NaN or inf anywhere in the matrix
-    model_api: tuple[str, ...] = ("fit_model(X, y, categorical_indices, text_start) -> model",
-                                  "predict_model(model, X) -> ndarray")
+    model_api: tuple[str, ...] = ("fit_model(X, y, layout) -> model", "predict_model(model, X) -> ndarray",
+                                  "describe_model(model) -> dict")
     target_encoding: str = "class index 0..k-1 in `classes` order"   # or "float" for regression
     classes: tuple[Any, ...] = ()
     prediction: str = "n × k class probabilities"                    # or "n values"
@@ -192,6 +210,9 @@ class Candidate:
     pipeline_path: str | None = None
     submission_path: str | None = None
     details: dict[str, Any] = field(default_factory=dict)   # informational output of the run (never used for ranking)
+    started_at: float = 0.0           # epoch seconds: with finished_at, shows which tracks overlapped
+    finished_at: float = 0.0
+    resources: dict[str, Any] = field(default_factory=dict)  # what the track asked Ray for
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -12,7 +12,7 @@ import logging
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,6 +41,7 @@ class TrackJob:
     memory_mb: int
     cpus: int
     gpu_ids: tuple[int, ...] = ()
+    resources: dict = field(default_factory=dict)     # Ray's share, for the report
     max_rounds: int = 10
     max_log_bytes: int = 20_000_000
     max_disk_mb: int = 5000
@@ -133,7 +134,8 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                              valid_score=score, aps=aps(job.summary.metric, score), repair_rounds=number - 1,
                              rounds=tuple(rounds), wall_s=round(time.time() - started, 2), peak_rss_mb=round(peak, 1),
                              pipeline_path=str(final), submission_path=str(round_dir / "output" / "submission.csv"),
-                             details={"run_info": details, "plans": _plans_json(plans)})
+                             details={"run_info": details, "plans": _plans_json(plans)},
+                             started_at=started, finished_at=time.time(), resources=job.resources)
 
         notify("repairing", number, detail=failure.message)
         diagnosis = agents.error_analyzer.analyze(failure)
@@ -167,7 +169,8 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
     return Candidate(track=track, code_dir=str(code_dir), status="failed", metric=job.summary.metric,
                      repair_rounds=max(0, len(rounds) - 1), rounds=tuple(rounds), failure=failure_line,
                      wall_s=round(time.time() - started, 2), peak_rss_mb=round(peak, 1),
-                     details={"plans": _plans_json(plans)})
+                     details={"plans": _plans_json(plans)}, started_at=started, finished_at=time.time(),
+                     resources=job.resources)
 
 
 def _limits(job: TrackJob, last_chance: bool = False) -> SandboxLimits:

@@ -22,7 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output directory (default: runs/<task name>)")
     run.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-clock budget for the whole run (default 600)")
     run.add_argument("--seed", type=int, help="seed of the validation split and the models (default 0)")
-    run.add_argument("--tracks", help="comma-separated tracks to explore (default: traditional)")
+    run.add_argument("--tracks", help="comma-separated tracks to explore: traditional, pretrained, custom_nn "
+                                      "(default: all; those that do not fit the data are skipped)")
+    run.add_argument("--gpus-per-track", type=float, metavar="N",
+                     help="GPUs (possibly fractional) per pretrained/custom_nn track (default: one each when the cluster has GPUs)")
     run.add_argument("--config", type=Path, help="YAML file with RunConfig fields")
     group = run.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the earlier run in --out")
@@ -39,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--retry-failed", action="store_true", help="run again the competitions that failed before")
     batch.add_argument("--seed", type=int)
     batch.add_argument("--tracks")
+    batch.add_argument("--gpus-per-track", type=float, metavar="N")
     batch.add_argument("--config", type=Path)
     batch.add_argument("-v", "--verbose", action="store_true")
 
@@ -152,7 +156,8 @@ def _config(args: argparse.Namespace):
     from .config import RunConfig
 
     overrides = {"time_budget_s": args.time_budget, "seed": args.seed,
-                 "tracks": tuple(args.tracks.split(",")) if args.tracks else None}
+                 "tracks": tuple(t.strip() for t in args.tracks.split(",")) if args.tracks else None,
+                 "gpus_per_track": getattr(args, "gpus_per_track", None)}
     if args.config:
         return RunConfig.from_yaml(args.config, **overrides)
     return RunConfig.from_mapping({k: v for k, v in overrides.items() if v is not None})
@@ -171,13 +176,16 @@ def print_summary(report: dict, out: Path) -> None:
     console = Console()
     task = report["task"]
     table = Table(title=f"{task['name']}: {task['problem_type']}, metric {task['metric']}", title_justify="left")
-    for column in ("track", "status", "score", "repairs", "seconds", "model / failure"):
+    for column in ("track", "status", "score", "repairs", "ran (s)", "resources", "model / failure"):
         table.add_column(column)
     for row in report["leaderboard"]:
         score = "" if row["valid_score"] is None else f"{row['valid_score']:.5g}"
-        note = row["failure"] or (f"model: {row['model']['choice']}" if row.get("model") else "")
-        table.add_row(row["track"], row["status"], score, str(row["repair_rounds"]), f"{row['wall_s']:.0f}", note or "")
+        table.add_row(row["track"], row["status"], score, str(row["repair_rounds"]), _span(row), _resources(row.get("resources")),
+                      row["failure"] or _model(row.get("model")))
     console.print(table)
+    for note in report.get("blueprint_notes", []):
+        if note.startswith("track "):
+            console.print(f"note: {note}", soft_wrap=True)
     chosen = report.get("chosen")
     if report["status"] == "ok" and chosen:
         console.print(f"chosen: [bold]{chosen['track']}[/bold], validation {task['metric']} = {chosen['valid_score']:.5g} "
@@ -189,6 +197,28 @@ def print_summary(report: dict, out: Path) -> None:
         console.print("[bold red]no candidate passed verification[/bold red]; see the leaderboard above and "
                       f"{out / 'report.json'}", soft_wrap=True)
     console.print(f"report:     {out / 'report.html'}   ({report['timings_s']['total']:.0f}s)", soft_wrap=True)
+
+
+def _span(row: dict) -> str:
+    """When the track ran, from the run's start: overlapping spans are tracks that ran at once."""
+    if row.get("started_s") is not None and row.get("finished_s") is not None:
+        return f"{row['started_s']:.0f}–{row['finished_s']:.0f}"
+    return f"{row['wall_s']:.0f}"
+
+
+def _resources(resources: dict | None) -> str:
+    if not resources:
+        return ""
+    text = f"{resources['num_cpus']:g} CPU"
+    return text + (f", {resources['num_gpus']:g} GPU" if resources.get("num_gpus") else "")
+
+
+def _model(model: dict | None) -> str:
+    if not model:
+        return ""
+    if "choice" in model:
+        return f"model: {model['choice']}"
+    return str(model.get("architecture", ""))[:60]
 
 
 def _report(args: argparse.Namespace) -> int:

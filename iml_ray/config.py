@@ -26,7 +26,8 @@ class RunConfig:
     max_repair_rounds: int = 10
     # Per-candidate limits; None means "derive from the machine / cluster".
     memory_mb: int | None = None
-    cpus_per_track: int | None = None
+    cpus_per_track: float | None = None
+    gpus_per_track: float | None = None      # None: one GPU (or a fair fraction) per GPU track when the cluster has GPUs
     max_log_bytes: int = 20_000_000
     max_candidate_disk_mb: int = 5000
     # Seconds kept back from the budget for assembling and writing the report.

@@ -22,7 +22,7 @@ from .task import TaskSummary
 # transforms train and test, and reports what came out. Framework code, so it
 # is the same whatever policy wrote prep.py.
 PREP_PROBE = r'''
-import importlib.util, json, sys, time, traceback
+import importlib.util, json, os, sys, time, traceback
 import numpy as np
 import pandas as pd
 
@@ -65,13 +65,18 @@ try:
     train = read_table(spec["train_path"])
     test = read_table(spec["test_path"])
     train = train[train[spec["target"]].notna()]
+    for frame, split in ((train, "train"), (test, "test")):
+        for source in spec.get("images", []):
+            frame[source["name"]] = [None if pd.isna(v) else os.path.join(spec["task_dir"], source[split].format(str(v).strip()))
+                                     for v in frame[source["column"]]]
     columns = spec["input_columns"]
     prep = getattr(module, spec["prep_class"])().fit(train[columns])
     report["train"] = describe(prep.transform(train[columns]))
     report["test"] = describe(prep.transform(test[columns]))
     report["n_train_input"] = int(len(train))
     report["n_test_input"] = int(len(test))
-    report["categorical_indices"] = [int(i) for i in getattr(prep, "categorical_indices", [])]
+    layout = getattr(prep, "layout_", None)
+    report["layout"] = json.loads(json.dumps(layout, default=int)) if isinstance(layout, dict) else repr(layout)
     report["ok"] = True
 except Exception as exc:
     report["error"] = f"{type(exc).__name__}: {exc}"
@@ -83,6 +88,31 @@ sys.exit(0 if report["ok"] else 1)
 '''
 
 
+def check_layout(layout, width: int) -> list[str]:
+    """The prep's layout_ must describe the matrix it returns: blocks inside it, in the contract's order."""
+    if not isinstance(layout, dict):
+        return [f"the preprocessor has no layout_ dict (got {str(layout)[:80]})"]
+    problems = []
+    if layout.get("n_features") != width:
+        problems.append(f"layout_ says {layout.get('n_features')} features but the matrix has {width}")
+    bad = [i for i in layout.get("categorical") or [] if not (isinstance(i, int) and 0 <= i < width)]
+    if bad:
+        problems.append(f"layout_ categorical columns {bad[:5]} are outside the {width} columns")
+    for name in ("embedding", "text"):
+        block = layout.get(name)
+        if block is not None and not (isinstance(block, list) and len(block) == 2 and 0 <= block[0] < block[1] <= width):
+            problems.append(f"layout_ {name} block {block} is not a [start, end) range inside the {width} columns")
+    image = layout.get("image")
+    if image is not None:
+        try:
+            size = int(np.prod(image["shape"]))
+            if len(image["shape"]) != 3 or not 0 <= image["start"] or image["start"] + size > width:
+                problems.append(f"layout_ image block {image} does not fit the {width} columns")
+        except (KeyError, TypeError):
+            problems.append(f"layout_ image block {image} needs a start and a [C, H, W] shape")
+    return problems
+
+
 def prep_probe_spec(summary: TaskSummary, contract: InterfaceContract) -> dict:
     root = Path(summary.task_dir)
     return {
@@ -91,6 +121,9 @@ def prep_probe_spec(summary: TaskSummary, contract: InterfaceContract) -> dict:
         "target": summary.target,
         "input_columns": list(contract.input_columns),
         "prep_class": contract.prep_class,
+        "task_dir": str(root),
+        "images": [{"name": i.name, "column": i.column, "train": i.train_pattern, "test": i.test_pattern}
+                   for i in summary.images if i.name in contract.input_columns],
     }
 
 
@@ -113,9 +146,7 @@ def check_prep_report(report: dict, contract: InterfaceContract) -> list[str]:
     if len(train["shape"]) == 2 and len(test["shape"]) == 2 and train["shape"][1] != test["shape"][1]:
         problems.append(f"train has {train['shape'][1]} features but test has {test['shape'][1]}")
     width = train["shape"][1] if len(train["shape"]) == 2 else 0
-    bad = [i for i in report.get("categorical_indices", []) if not 0 <= i < width]
-    if bad:
-        problems.append(f"categorical_indices {bad[:5]} are outside the {width} columns")
+    problems += check_layout(report.get("layout"), width)
     if report["n_test_input"] != contract.n_test_rows:
         problems.append(f"prep saw {report['n_test_input']} test rows, the task has {contract.n_test_rows}")
     return problems

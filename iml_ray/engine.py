@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import platform
 import time
@@ -31,7 +32,8 @@ from .task_inference import check_task
 
 log = logging.getLogger(__name__)
 
-IMPLEMENTED_TRACKS = {"traditional"}
+# Tracks whose code can use a GPU; traditional (LightGBM, linear) runs on CPUs.
+GPU_TRACKS = ("pretrained", "custom_nn")
 
 
 @dataclass(frozen=True)
@@ -78,21 +80,48 @@ def ray_session() -> Iterator[None]:
         ray.shutdown()
 
 
-def track_resources(n_tracks: int, config: RunConfig) -> tuple[int, int]:
-    """(CPUs per track, memory limit per candidate in MB) from what the cluster has."""
-    import psutil
-    import ray
+@dataclass(frozen=True)
+class TrackResources:
+    """What one track asks Ray for, and what its sandboxed child may use."""
 
-    resources = ray.cluster_resources()
-    total_cpus = int(resources.get("CPU", 1))
-    cpus = config.cpus_per_track or max(1, total_cpus // max(1, n_tracks))
-    cpus = min(cpus, total_cpus)
+    num_cpus: float          # Ray's share (fractional when tracks outnumber CPUs)
+    threads: int             # BLAS / LightGBM / torch threads of the child
+    num_gpus: float          # 0 on a GPU-less cluster: asking for a GPU there waits forever
+    memory_mb: int
+
+    def to_json(self) -> dict:
+        return {"num_cpus": self.num_cpus, "threads": self.threads, "num_gpus": self.num_gpus, "memory_mb": self.memory_mb}
+
+
+def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str, float]) -> dict[str, TrackResources]:
+    """Each track's resources, from what the cluster has (decided before anything is submitted).
+
+    All tracks run at once: with fewer CPUs than tracks each asks for a fraction of
+    one, so none waits for another to finish; a GPU goes only to the tracks that
+    can use one, and only when the cluster has GPUs at all.
+    """
+    import psutil
+
+    n = max(1, len(tracks))
+    total_cpus = float(cluster.get("CPU", 1.0))
+    total_gpus = float(cluster.get("GPU", 0.0))
+    if config.cpus_per_track:
+        share = float(min(config.cpus_per_track, total_cpus))
+    else:
+        share = max(0.01, math.floor(total_cpus / n * 100) / 100)
+    gpu_tracks = [t for t in tracks if t in GPU_TRACKS]
+    if total_gpus >= 0.01 and gpu_tracks:
+        wanted = config.gpus_per_track if config.gpus_per_track is not None else min(1.0, total_gpus / len(gpu_tracks))
+        gpus = float(min(wanted, total_gpus))
+    else:
+        gpus = 0.0
     if config.memory_mb:
         memory = config.memory_mb
     else:
         # Leave room for Ray and the other tracks on the node.
-        memory = int(psutil.virtual_memory().total / 2**20 * 0.6 / max(1, n_tracks))
-    return cpus, memory
+        memory = int(psutil.virtual_memory().total / 2**20 * 0.6 / n)
+    threads = max(1, int(share))
+    return {t: TrackResources(share, threads, gpus if t in GPU_TRACKS else 0.0, memory) for t in tracks}
 
 
 # ------------------------------------------------------------------ the run
@@ -112,9 +141,6 @@ class Run:
     def execute(self) -> RunResult:
         started = time.time()
         deadline = started + self.config.time_budget_s
-        if not set(self.config.tracks) & IMPLEMENTED_TRACKS:
-            raise ConfigError(f"track(s) {', '.join(self.config.tracks)} cannot run yet: the rules policy has templates "
-                              f"for {', '.join(sorted(IMPLEMENTED_TRACKS))} only", "Add --tracks traditional.")
         files = check_task(self.task_dir)          # bad input fails here, before anything is written
         rundir = RunDir.check(self.out, self.resume, self.force)
         self.progress.phase("starting Ray")
@@ -180,15 +206,15 @@ class Run:
                                  Profile.to_json, Profile.from_json)
         knowledge: Knowledge = stage("knowledge", lambda: ray.get(retriever.retrieve.remote(summary, profile, self.config.tracks)),
                                      Knowledge.to_json, Knowledge.from_json)
-        n_tracks = len(self.config.tracks)
-        cpus, memory_mb = track_resources(n_tracks, self.config)
+        resources = plan_resources(self.config.tracks, self.config, ray.cluster_resources())
+        threads = min(r.threads for r in resources.values())
         planned: list = []
 
         def plan_once():
             if not planned:
                 remaining = deadline - self.config.reserve_s - time.time()
                 planned.extend(ray.get(guideline.plan.remote(summary, profile, knowledge, self.config.tracks,
-                                                             self.config.seed, self.config.holdout_fraction, cpus,
+                                                             self.config.seed, self.config.holdout_fraction, threads,
                                                              remaining)))
             return planned
 
@@ -211,14 +237,17 @@ class Run:
                 candidates[plan.track] = Candidate.from_json(finished)
                 ray.get(coordinator.report.remote(candidates[plan.track]))
                 continue
-            job = TrackJob(summary=summary, contract=contract, plans=Plans(blueprint.prep, plan, blueprint.train),
+            share = resources[plan.track]
+            job = TrackJob(summary=summary, contract=contract,
+                           plans=Plans(blueprint.prep_for(plan.track), plan, blueprint.train),
                            code_dir=str(rundir.candidate_dir(plan.track)), holdout_path=str(holdout_path),
-                           deadline=track_deadline, memory_mb=memory_mb, cpus=cpus,
+                           deadline=track_deadline, memory_mb=share.memory_mb, cpus=share.threads,
                            max_rounds=self.config.max_repair_rounds, max_log_bytes=self.config.max_log_bytes,
-                           max_disk_mb=self.config.max_candidate_disk_mb)
+                           max_disk_mb=self.config.max_candidate_disk_mb, resources=share.to_json())
             from actors.track import run_track_task
 
-            ref = run_track_task.options(num_cpus=cpus, num_gpus=0).remote(
+            ref = run_track_task.options(num_cpus=share.num_cpus, num_gpus=share.num_gpus,
+                                         name=f"track:{summary.name}:{plan.track}").remote(
                 job, prep_coder, model_coder, assembler, error_analyzer, debugger, evaluator, coordinator)
             pending[ref] = plan.track
 
@@ -262,8 +291,8 @@ class Run:
                 status = "ok"
         self.timings["total"] = round(time.time() - started, 2)
         report = build_report(status, summary, profile, knowledge, blueprint, leaderboard, best if status == "ok" else None,
-                              self.timings, self.config, rundir)
-        report["resources"] = {"cpus_per_track": cpus, "gpus_per_track": 0, "memory_mb_per_candidate": memory_mb}
+                              self.timings, self.config, rundir, started)
+        report["resources"] = {t: r.to_json() for t, r in resources.items() if t in {p.track for p in blueprint.tracks}}
         atomic_write_json(rundir.root / "report.json", report)
         state["finished"] = time.time()
         state["status"] = status
@@ -305,7 +334,7 @@ def _holdout(summary: TaskSummary, blueprint: Blueprint) -> list[int]:
 
 def build_report(status: str, summary: TaskSummary, profile: Profile, knowledge: Knowledge, blueprint: Blueprint,
                  leaderboard: tuple[Candidate, ...], best: Candidate | None, timings: dict[str, float], config: RunConfig,
-                 rundir: RunDir) -> dict[str, Any]:
+                 rundir: RunDir, started: float = 0.0) -> dict[str, Any]:
     from . import __version__
 
     return {
@@ -329,7 +358,10 @@ def build_report(status: str, summary: TaskSummary, profile: Profile, knowledge:
         "leaderboard": [
             {"track": c.track, "status": c.status, "valid_score": c.valid_score, "aps": c.aps, "metric": c.metric,
              "repair_rounds": c.repair_rounds, "wall_s": c.wall_s, "peak_rss_mb": c.peak_rss_mb, "failure": c.failure,
-             "rounds": [r.__dict__ for r in c.rounds], "model": c.details.get("run_info", {}).get("final", {}).get("model")}
+             "rounds": [r.__dict__ for r in c.rounds], "model": c.details.get("run_info", {}).get("final", {}).get("model"),
+             "started_s": round(c.started_at - started, 2) if c.started_at else None,
+             "finished_s": round(c.finished_at - started, 2) if c.finished_at else None,
+             "resources": c.resources, "reasons": list(c.details.get("plans", {}).get("track", {}).get("reasons", []))}
             for c in leaderboard
         ],
         "chosen": None if best is None else {"track": best.track, "valid_score": best.valid_score, "aps": best.aps,

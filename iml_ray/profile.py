@@ -59,12 +59,33 @@ class TargetProfile:
 
 
 @dataclass(frozen=True)
+class ImageProfile:
+    """Measured on a sample of the files an ImageSource names."""
+
+    name: str
+    column: str
+    n_checked: int
+    n_unreadable: int
+    min_width: int
+    max_width: int
+    min_height: int
+    max_height: int
+    modes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        colour = sum(n for mode, n in self.modes.items() if mode not in ("L", "1", "I", "I;16", "F", "LA"))
+        return 3 if colour else 1
+
+
+@dataclass(frozen=True)
 class Profile:
     n_train: int
     n_test: int
     memory_mb: float
     columns: tuple[ColumnProfile, ...]
     target: TargetProfile
+    images: tuple[ImageProfile, ...] = ()
 
     def columns_with_role(self, role: str) -> list[str]:
         return [c.name for c in self.columns if c.role == role]
@@ -84,7 +105,8 @@ class Profile:
     @classmethod
     def from_json(cls, data: dict) -> "Profile":
         columns = tuple(ColumnProfile(**{**c, "examples": tuple(c["examples"])}) for c in data["columns"])
-        return cls(data["n_train"], data["n_test"], data["memory_mb"], columns, TargetProfile(**data["target"]))
+        images = tuple(ImageProfile(**i) for i in data.get("images", ()))
+        return cls(data["n_train"], data["n_test"], data["memory_mb"], columns, TargetProfile(**data["target"]), images)
 
 
 def profile_task(summary: TaskSummary) -> Profile:
@@ -105,7 +127,30 @@ def profile_frames(train: pd.DataFrame, test: pd.DataFrame, summary: TaskSummary
     if summary.id_column and summary.id_column in train.columns:
         columns.append(profile_column(train[summary.id_column], test[summary.id_column], root, forced_role="id"))
     target = profile_target(train[summary.target], summary.problem_type)
-    return Profile(len(train), len(test), round(memory, 2), tuple(columns), target)
+    images = tuple(profile_images(source, train, test, root) for source in summary.images) if root else ()
+    return Profile(len(train), len(test), round(memory, 2), tuple(columns), target, images)
+
+
+def profile_images(source, train: pd.DataFrame, test: pd.DataFrame, root: Path, sample: int = 200) -> ImageProfile:
+    """Open a seeded sample of the images (both splits): sizes, colour modes, unreadable files."""
+    from PIL import Image
+
+    paths = []
+    for frame, pattern in ((train, source.train_pattern), (test, source.test_pattern)):
+        values = frame[source.column].dropna().astype(str)
+        values = values.sample(min(len(values), sample // 2), random_state=0) if len(values) else values
+        paths += [root / pattern.format(v) for v in values]
+    widths, heights, modes, bad = [], [], {}, 0
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                widths.append(image.width)
+                heights.append(image.height)
+                modes[image.mode] = modes.get(image.mode, 0) + 1
+        except Exception:
+            bad += 1
+    return ImageProfile(source.name, source.column, len(paths), bad, min(widths, default=0), max(widths, default=0),
+                        min(heights, default=0), max(heights, default=0), modes)
 
 
 def profile_column(train_col: pd.Series, test_col: pd.Series, root: Path | None = None, forced_role: str | None = None) -> ColumnProfile:

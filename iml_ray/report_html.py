@@ -278,13 +278,19 @@ def _leaderboard_section(report: dict, run_dir: Path) -> str:
         if c["track"] == chosen:
             status += " <span class='badge'>winner</span>"
         score = "" if c["valid_score"] is None else f"{c['valid_score']:.5g}"
-        model = (c.get("model") or {}).get("choice", "")
-        rows.append([esc(c["track"]), status, score, f"{c['aps']:.3f}", esc(c["repair_rounds"]), f"{c['wall_s']:.0f} s",
-                     f"{c['peak_rss_mb']:.0f} MB", esc(model), esc(c.get("failure") or "")])
+        model = c.get("model") or {}
+        model = model.get("choice") or model.get("architecture") or ""
+        ran = (f"{c['started_s']:.0f}–{c['finished_s']:.0f} s" if c.get("started_s") is not None
+               and c.get("finished_s") is not None else f"{c['wall_s']:.0f} s")
+        resources = c.get("resources") or {}
+        used = "" if not resources else f"{resources.get('num_cpus', 0):g} CPU" + (
+            f", {resources['num_gpus']:g} GPU" if resources.get("num_gpus") else "")
+        rows.append([esc(c["track"]), status, score, f"{c['aps']:.3f}", esc(c["repair_rounds"]), esc(ran), esc(used),
+                     f"{c['peak_rss_mb']:.0f} MB", esc(str(model)[:80]), esc(c.get("failure") or "")])
     verified = [(c["track"], c["aps"]) for c in board if c["valid_score"] is not None]
     chart = bar_chart(verified, title="APS (higher is better)", colour=PALETTE[3], fmt="{:.3f}")
-    parts = [_table(["track", "status", f"validation {metric}", "APS", "repairs", "time", "peak memory", "model", "failure"],
-                    rows), chart]
+    parts = [_table(["track", "status", f"validation {metric}", "APS", "repairs", "ran (from the start)", "resources",
+                     "peak memory", "model", "failure"], rows), chart]
     for c in board:
         parts.append(f"<h3>Rounds of track {esc(c['track'])}</h3>")
         round_rows = []

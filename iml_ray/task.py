@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import TaskError
+from .media import ImageSource
 from .submission import SubmissionFormat
 
 log = logging.getLogger(__name__)
@@ -67,12 +68,14 @@ class TaskSummary:
     # field -> how it was decided ("stated in task.yaml", "inferred: ...")
     decisions: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    images: tuple[ImageSource, ...] = ()     # images named by a column (a path, or the id)
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["submission"] = self.submission.to_json()
         data["feature_columns"] = list(self.feature_columns)
         data["dropped_columns"] = list(self.dropped_columns)
+        data["images"] = [source.to_json() for source in self.images]
         return data
 
     @classmethod
@@ -81,6 +84,7 @@ class TaskSummary:
         data["submission"] = SubmissionFormat.from_json(data["submission"])
         data["feature_columns"] = tuple(data["feature_columns"])
         data["dropped_columns"] = tuple(data["dropped_columns"])
+        data["images"] = tuple(ImageSource.from_json(source) for source in data.get("images", ()))
         return cls(**data)
 
     @property

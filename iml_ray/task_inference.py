@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import TaskError
+from .media import ImageSource, find_image_sources
 from .submission import SubmissionFormat
 from .task import ID_NAME, TaskFiles, TaskSummary, class_sort_key, locate_task, read_table, read_task_yaml
 
@@ -66,9 +67,8 @@ def resolve_columns(train_cols: list[str], test_cols: list[str], sample_cols: li
         raise TaskError(f"{files.test.name} has column(s) that {files.train.name} lacks: {_preview(extra_in_test)}",
                         "Make test.csv hold the same feature columns as train.csv (without the target).")
     features = tuple(c for c in train_cols if c in test_set and c != id_column and c != target)
-    if not features:
-        raise TaskError(f"{files.train.name} and {files.test.name} share no feature columns",
-                        "Check that both files hold the same features (test without the target).")
+    # No shared feature column is still a task when the id names an image per row:
+    # require_inputs() decides once it has looked at the files.
     dropped = tuple(c for c in train_cols if c not in test_set and c != target and c != id_column)
     if dropped:
         decisions["dropped_columns"] = f"in train but not in test, so unusable at prediction time: {_preview(list(dropped))}"
@@ -131,9 +131,25 @@ def check_task(path: str | Path) -> TaskFiles:
     train_head = read_table(files.train, nrows=50)
     test_head = read_table(files.test, nrows=50)
     sample_head = read_table(files.sample_submission, nrows=5) if files.sample_submission else None
-    resolve_columns([str(c) for c in train_head.columns], [str(c) for c in test_head.columns],
-                    None if sample_head is None else [str(c) for c in sample_head.columns], stated, files)
+    train_head.columns = [str(c) for c in train_head.columns]
+    test_head.columns = [str(c) for c in test_head.columns]
+    cols = resolve_columns(list(train_head.columns), list(test_head.columns),
+                           None if sample_head is None else [str(c) for c in sample_head.columns], stated, files)
+    require_inputs(cols, train_head, test_head, files)
     return files
+
+
+def require_inputs(cols: ColumnResolution, train: pd.DataFrame, test: pd.DataFrame, files: TaskFiles) -> list[ImageSource]:
+    """The image sources of the task; an error when there is nothing at all to learn from."""
+    candidates = [c for c in cols.feature_columns if not pd.api.types.is_float_dtype(train[c])]
+    if cols.id_column:
+        candidates.append(cols.id_column)
+    images = find_image_sources(train, test, files.root, candidates)
+    if not cols.feature_columns and not images:
+        raise TaskError(f"{files.train.name} and {files.test.name} share no feature columns, and no column names image files",
+                        "Check that both files hold the same features (test without the target), or that the images "
+                        "the ids name are in the task directory (e.g. images/<id>.png).")
+    return images
 
 
 def analyze_task(path: str | Path) -> TaskSummary:
@@ -150,6 +166,9 @@ def analyze_task(path: str | Path) -> TaskSummary:
     cols = resolve_columns(list(train.columns), list(test.columns), None if sample is None else [str(c) for c in sample.columns],
                            stated, files)
     decisions = dict(cols.decisions)
+    images = require_inputs(cols, train, test, files)
+    for source in images:
+        decisions[f"images:{source.column}"] = f"inferred: {source.found} ({source.width}x{source.height} {source.mode})"
     y = train[cols.target]
     if y.isna().all():
         raise TaskError(f"the target '{cols.target}' is empty in every row of {files.train.name}",
@@ -210,6 +229,7 @@ def analyze_task(path: str | Path) -> TaskSummary:
         submission=fmt,
         feature_columns=cols.feature_columns,
         dropped_columns=cols.dropped_columns,
+        images=tuple(images),
         n_train=int(len(train)),
         n_test=int(len(test)),
         decisions=decisions,

@@ -103,6 +103,15 @@ def _resource_steps(plans: Plans, n_rows: int, memory: bool) -> list[Repair | No
     prep, track, train = plans.prep, plans.track, plans.train
     lgb = dict(track.lightgbm)
     steps: list[Repair | None] = []
+    if track.model_template == "custom_nn":
+        steps += _network_steps(plans, memory)
+    if prep.image and prep.image_size[0] > 16 and (memory or prep.image_mode == "pixels"):
+        side = max(16, prep.image_size[0] // 2)
+        steps.append(Repair(Plans(prep.replace(image_size=(side, side)), track, train), "prep",
+                            f"images {prep.image_size[0]}x{prep.image_size[1]} → {side}x{side} pixels"))
+    if memory and (prep.text_mode == "pretrained" or prep.image_mode == "pretrained") and prep.encoder_batch_size > 4:
+        steps.append(Repair(Plans(prep.replace(encoder_batch_size=prep.encoder_batch_size // 4), track, train), "prep",
+                            f"encoder batches of {prep.encoder_batch_size} → {prep.encoder_batch_size // 4}"))
     if memory:
         if prep.text and prep.tfidf_max_features > 5000:
             new = prep.replace(tfidf_max_features=max(5000, prep.tfidf_max_features // 4), tfidf_ngram_max=1)
@@ -135,6 +144,20 @@ def _resource_steps(plans: Plans, n_rows: int, memory: bool) -> list[Repair | No
         keep = "linear" if prep.text else "lightgbm"
         steps.append(Repair(Plans(prep, track.replace(models=(keep,)), train), "model", f"fit {keep} only"))
     return steps
+
+
+def _network_steps(plans: Plans, memory: bool) -> list[Repair | None]:
+    prep, track, train = plans.prep, plans.track, plans.train
+    nn = dict(track.nn)
+    if memory:
+        batch = int(nn.get("batch_size", 256))
+        return [Repair(Plans(prep, track.replace(nn={**nn, "batch_size": batch // 4}), train), "model",
+                       f"network batches of {batch} → {batch // 4} rows")] if batch >= 32 else []
+    limit = nn.get("time_limit_s")
+    if limit and limit > 10:
+        return [Repair(Plans(prep, track.replace(nn={**nn, "time_limit_s": round(limit / 2, 1)}), train), "model",
+                       f"network training time limit {limit} s → {round(limit / 2, 1)} s")]
+    return []
 
 
 def _prep_safety_steps(plans: Plans) -> list[Repair | None]:

@@ -23,11 +23,19 @@ MIN_SAMPLE_ROWS = 2000
 
 
 def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
-                   seed: int, holdout_fraction: float, num_threads: int, time_budget_s: float | None = None) -> Blueprint:
+                   seed: int, holdout_fraction: float, num_threads: int, time_budget_s: float | None = None,
+                   pretrained: dict[str, dict | None] | None = None) -> Blueprint:
+    """pretrained: modality → PretrainedModel JSON the retriever found (None: nothing usable)."""
     settings = knowledge.settings()
     prep = plan_prep(summary, profile, settings.get("prep", {}))
-    track_plans = tuple(plan_track(t, summary, profile, settings, num_threads) for t in tracks if t == "traditional")
     notes = []
+    track_plans = []
+    for track in tracks:
+        plan, note = plan_track(track, summary, profile, prep, settings, num_threads, time_budget_s, pretrained or {})
+        if plan is not None:
+            track_plans.append(plan)
+        if note:
+            notes.append(note)
     max_rows = None
     if time_budget_s:
         max_rows, note = sample_for_budget(prep, profile.n_train, num_threads, time_budget_s)
@@ -37,10 +45,7 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
                       inner_valid_fraction=float(settings.get("train", {}).get("inner_valid_fraction", 0.15)),
                       max_train_rows=max_rows)
     metric = get_metric(summary.metric)
-    skipped = [t for t in tracks if t != "traditional"]
-    if skipped:
-        notes.append(f"tracks {', '.join(skipped)} have no rules templates yet; only traditional runs")
-    return Blueprint(prep=prep, tracks=track_plans, train=train,
+    return Blueprint(prep=prep, tracks=tuple(track_plans), train=train,
                      eval=EvalPlan(metric.name, metric.higher_is_better, summary.submission.kind),
                      cards=tuple(knowledge.card_ids), notes=tuple(notes))
 
@@ -86,10 +91,27 @@ def plan_prep(summary: TaskSummary, profile: Profile, knobs: dict) -> PrepPlan:
     for column in summary.dropped_columns:
         dropped[column] = "in train but not in test"
     extra = {k: (tuple(v) if isinstance(v, list) else v) for k, v in knobs.items() if k in PREP_KNOBS}
+    images = [i for i in profile.images if i.n_checked > i.n_unreadable]
+    if images:
+        for source in summary.images:
+            if source.column in dropped or source.column in summary.feature_columns:
+                dropped[source.column] = f"names image files: read as images through {source.name}"
+        channels = max(i.channels for i in images)
+        side = max(max(i.max_width, i.max_height) for i in images)
+        # Trees and linear models take the pixels themselves only when there are few of them.
+        side = side if side <= TRADITIONAL_MAX_IMAGE_SIDE else TRADITIONAL_SMALL_SIDE
+        extra.update(image=tuple(i.name for i in images), image_mode="pixels", image_size=(side, side),
+                     image_channels=channels, image_stats=True)
     return PrepPlan(**{k: tuple(v) for k, v in groups.items()}, dropped=dropped, **extra)
 
 
-def plan_track(track: str, summary: TaskSummary, profile: Profile, settings: dict, num_threads: int) -> TrackPlan:
+TRADITIONAL_MAX_IMAGE_SIDE = 32
+TRADITIONAL_SMALL_SIDE = 16
+
+
+def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPlan, settings: dict, num_threads: int,
+               time_budget_s: float | None, pretrained: dict[str, dict | None]) -> tuple[TrackPlan | None, str | None]:
+    """The track's plan, or None and the reason it does not apply to this task."""
     lightgbm = dict(settings.get("lightgbm", {}))
     linear = dict(settings.get("linear", {}))
     model = settings.get("model", {})
@@ -102,9 +124,69 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, settings: dic
         reasons.append(f"target transform {target['transform']} for metric {summary.metric}")
     if model.get("class_weight"):
         reasons.append(f"class weights {model['class_weight']} (imbalance {profile.target.imbalance_ratio}:1)")
-    return TrackPlan(track=track, models=tuple(models), lightgbm=lightgbm, linear=linear,
-                     class_weight=model.get("class_weight"), target_transform=target.get("transform"),
-                     clip_min=target.get("clip_min"), num_threads=max(1, num_threads), reasons=tuple(reasons))
+    common = dict(track=track, class_weight=model.get("class_weight"), target_transform=target.get("transform"),
+                  clip_min=target.get("clip_min"), num_threads=max(1, num_threads))
+    n_classes = len(summary.submission.classes) if summary.problem_type == "multiclass" else 1
+    if n_classes > 2:
+        # LightGBM grows one tree per class per round: fewer, bolder rounds keep k classes affordable.
+        lightgbm["learning_rate"] = max(float(lightgbm.get("learning_rate", 0.05)), 0.1)
+        lightgbm["max_rounds"] = min(int(lightgbm.get("max_rounds", 3000)), 1000)
+        lightgbm["early_stopping_rounds"] = min(int(lightgbm.get("early_stopping_rounds", 100)), 50)
+        reasons.append(f"{n_classes} classes: LightGBM learning rate {lightgbm['learning_rate']}, at most "
+                       f"{lightgbm['max_rounds']} rounds")
+    if track == "traditional":
+        if prep.image:
+            reasons.append(f"images as {prep.image_size[0]}x{prep.image_size[1]} pixels and per-image statistics")
+        return TrackPlan(models=tuple(models), lightgbm=lightgbm, linear=linear, reasons=tuple(reasons), **common), None
+    if track == "pretrained":
+        changes: dict = {}
+        used = []
+        if prep.text:
+            if pretrained.get("text"):
+                changes.update(text_mode="pretrained", text_encoder=pretrained["text"])
+                used.append(f"text → {pretrained['text'].get('name')} sentence embeddings")
+        if prep.image:
+            if pretrained.get("image"):
+                changes.update(image_mode="pretrained", image_encoder=pretrained["image"], image_stats=False)
+                used.append(f"images → {pretrained['image'].get('name')} features")
+        if not changes:
+            if not prep.text and not prep.image:
+                return None, "track pretrained skipped: no text or image columns for a pretrained encoder"
+            return None, "track pretrained skipped: no pretrained checkpoint found on disk for this task's text/images"
+        reasons += used + ["LightGBM and a linear model on the embeddings and the tabular columns"]
+        return TrackPlan(models=tuple(models), lightgbm=lightgbm, linear=linear, reasons=tuple(reasons),
+                         prep_changes=changes, **common), None
+    if track == "custom_nn":
+        changes = {}
+        if prep.image:
+            size = nn_image_size(profile, prep)
+            changes.update(image_size=size, image_stats=False)
+            reasons.append(f"a small CNN on {size[0]}x{size[1]} pixels")
+        if prep.text:
+            reasons.append("an embedding bag over the TF-IDF-weighted n-grams")
+        reasons.append("an MLP on the tabular columns (category embeddings, BatchNorm, ReLU, Dropout)")
+        nn = dict(settings.get("custom_nn", {}))
+        if time_budget_s:
+            # The pipeline trains twice (validation fit, final fit); leave room for a repair.
+            nn.setdefault("time_limit_s", round(max(10.0, NN_TRAIN_SHARE * time_budget_s), 1))
+        return TrackPlan(models=("nn",), reasons=tuple(reasons), model_template="custom_nn", prep_changes=changes,
+                         nn=nn, **common), None
+    return None, f"track {track} is unknown to the rules policy"
+
+
+NN_TRAIN_SHARE = 0.2            # of the run's budget one training of the network may take
+NN_MAX_IMAGE_SIDE = 64
+NN_MAX_PIXEL_BYTES = 1.5e9      # the dense pixel block of all training rows, in float32
+
+
+def nn_image_size(profile: Profile, prep: PrepPlan) -> tuple[int, int]:
+    """The CNN's input side: the images' own size up to 64, halved until the pixel block fits in memory."""
+    sizes = [max(i.max_width, i.max_height) for i in profile.images if i.name in prep.image] or [28]
+    side = max(8, min(max(sizes), NN_MAX_IMAGE_SIDE))
+    channels = prep.image_channels * max(1, len(prep.image))
+    while side > 16 and profile.n_train * channels * side * side * 4 > NN_MAX_PIXEL_BYTES:
+        side //= 2
+    return side, side
 
 
 def make_contract(summary: TaskSummary, prep: PrepPlan) -> InterfaceContract:

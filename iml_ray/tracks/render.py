@@ -36,9 +36,23 @@ def render_prep(summary: TaskSummary, plan: PrepPlan) -> str:
         "tfidf_ngram_max": plan.tfidf_ngram_max,
         "tfidf_min_df": plan.tfidf_min_df,
         "datetime_parts": list(plan.datetime_parts),
+        "text_mode": plan.text_mode,
+        "image": list(plan.image),
+        "image_mode": plan.image_mode,
+        "image_size": list(plan.image_size),
+        "image_channels": plan.image_channels,
+        "image_stats": plan.image_stats,
     }
-    return (template("prep").replace("__TASK_NAME__", summary.name)
-            .replace("__PREP_CONFIG__", literal(config)))
+    encoders = (plan.text and plan.text_mode == "pretrained") or (plan.image and plan.image_mode == "pretrained")
+    if encoders:
+        config["text_encoder"] = plan.text_encoder
+        config["image_encoder"] = plan.image_encoder
+        config["encoder_batch_size"] = plan.encoder_batch_size
+    code = template("prep").replace("__TASK_NAME__", summary.name).replace("__PREP_CONFIG__", literal(config))
+    if encoders:
+        # The encoder functions travel inside the module, so pipeline.py stays standalone.
+        code = code.rstrip("\n") + "\n\n\n" + template("encoders")
+    return code
 
 
 def render_traditional(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
@@ -61,6 +75,32 @@ def render_traditional(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, 
             .replace("__MODEL_CONFIG__", literal(config)))
 
 
+def render_model(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
+    if plan.model_template == "custom_nn":
+        return render_custom_nn(summary, plan, train, contract)
+    if plan.model_template == "traditional":
+        return render_traditional(summary, plan, train, contract)
+    raise ValueError(f"no model template named {plan.model_template!r}")
+
+
+def render_custom_nn(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
+    config = {
+        "problem_type": summary.problem_type,
+        "metric": summary.metric,
+        "n_classes": len(contract.classes),
+        "class_weight": plan.class_weight,
+        "target_transform": plan.target_transform,
+        "clip_min": plan.clip_min,
+        "inner_valid_fraction": train.inner_valid_fraction,
+        "max_train_rows": train.max_train_rows,
+        "seed": train.seed,
+        "num_threads": plan.num_threads,
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in plan.nn.items()},
+    }
+    return (template("custom_nn").replace("__TASK_NAME__", summary.name)
+            .replace("__MODEL_CONFIG__", literal(config)))
+
+
 def render_runner(summary: TaskSummary, contract: InterfaceContract) -> str:
     task = {
         "name": summary.name,
@@ -71,6 +111,8 @@ def render_runner(summary: TaskSummary, contract: InterfaceContract) -> str:
         "test_file": summary.test_file,
         "sample_submission_file": summary.sample_submission_file,
         "input_columns": list(contract.input_columns),
+        "images": [{"name": i.name, "column": i.column, "train": i.train_pattern, "test": i.test_pattern}
+                   for i in summary.images if i.name in contract.input_columns],
         "classes": list(contract.classes),
         "submission": summary.submission.to_json(),
     }

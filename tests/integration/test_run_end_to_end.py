@@ -31,7 +31,7 @@ def test_binary_task_ends_with_verified_submission_and_reproducible_pipeline(tmp
     train, test, sample = binary_frames(400, 120)
     task = write_task(tmp_path / "toy", train, test, sample, "# Toy\n\n## Evaluation\nScored on area under the ROC curve.\n")
     out = tmp_path / "out"
-    result = run_competition(task, out, RunConfig(time_budget_s=180))
+    result = run_competition(task, out, RunConfig(time_budget_s=180, tracks=("traditional",)))
     assert result.status == "ok"
 
     submission = pd.read_csv(out / "submission.csv")
@@ -78,7 +78,7 @@ def test_regression_task_with_text_column(tmp_path):
     train, test = frame.iloc[:240], frame.iloc[240:].drop(columns="rating")
     sample = pd.DataFrame({"row_id": test["row_id"], "rating": 0.0})
     task = write_task(tmp_path / "reviews", train, test, sample, "Predict the rating. Evaluated with mean absolute error.")
-    result = run_competition(task, tmp_path / "out", RunConfig(time_budget_s=180))
+    result = run_competition(task, tmp_path / "out", RunConfig(time_budget_s=180, tracks=("traditional",)))
     assert result.status == "ok"
     profile = json.loads((tmp_path / "out" / "plan" / "profile.json").read_text())
     assert profile["roles"]["text"] == ["review"]
@@ -93,11 +93,11 @@ def test_resume_skips_finished_work(tmp_path):
     train, test, sample = binary_frames(200, 50)
     task = write_task(tmp_path / "toy", train, test, sample)
     out = tmp_path / "out"
-    first = run_competition(task, out, RunConfig(time_budget_s=120))
+    first = run_competition(task, out, RunConfig(time_budget_s=120, tracks=("traditional",)))
     assert first.status == "ok"
     submission_before = (out / "submission.csv").read_bytes()
     rounds_before = sorted(p.name for p in (out / "candidates" / "traditional").iterdir())
-    second = run_competition(task, out, RunConfig(time_budget_s=120), resume=True)
+    second = run_competition(task, out, RunConfig(time_budget_s=120, tracks=("traditional",)), resume=True)
     assert second.status == "ok"
     assert (out / "submission.csv").read_bytes() == submission_before
     assert sorted(p.name for p in (out / "candidates" / "traditional").iterdir()) == rounds_before

@@ -77,12 +77,12 @@ def test_help_imports_nothing_heavy():
     assert result.returncode == 0 and "run" in result.stdout
 
 
-def test_a_track_without_templates_is_refused_before_anything_starts(tmp_path, capsys):
+def test_a_misspelt_track_is_refused_before_anything_starts(tmp_path, capsys):
     train, test, sample = binary_frames(40, 10)
     root = write_task(tmp_path / "t", train, test, sample)
-    assert main(["run", str(root), "--out", str(tmp_path / "out"), "--tracks", "pretrained"]) == 2
+    assert main(["run", str(root), "--out", str(tmp_path / "out"), "--tracks", "traditional,custom-nn"]) == 2
     err = capsys.readouterr().err
-    assert "cannot run yet" in err and "--tracks traditional" in err
+    assert "unknown track(s) ['custom-nn']" in err and "custom_nn" in err
     assert not (tmp_path / "out").exists()
 
 

@@ -71,7 +71,7 @@ def test_regression_model_selects_on_the_real_metric_in_original_scale(tmp_path)
     assert blueprint.tracks[0].target_transform == "log1p"
     model_module = _load(render_traditional(summary, blueprint.tracks[0], blueprint.train, contract), "model")
     X = train[["a", "b", "c"]].to_numpy(np.float32)
-    model = model_module.fit_model(X, train["SalePrice"].to_numpy())
+    model = model_module.fit_model(X, train["SalePrice"].to_numpy(), {"n_features": 3, "categorical": []})
     scores = model["inner_scores"]
     # negated RMSLE in the original scale: small and negative, not the log-space nonsense of ~-9
     assert all(-0.5 < s < 0 for s in scores.values()), scores
@@ -87,7 +87,7 @@ def test_classifier_returns_probabilities_in_class_order(tmp_path):
     summary, blueprint, contract = _plan(root)
     prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
     model_module = _load(render_traditional(summary, blueprint.tracks[0], blueprint.train, contract), "model")
-    model = model_module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.categorical_indices)
+    model = model_module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
     proba = model_module.predict_model(model, prep.transform(test))
     assert proba.shape == (100, 2)
     assert np.allclose(proba.sum(axis=1), 1.0)
@@ -111,7 +111,7 @@ def test_text_only_task_skips_trees(tmp_path):
     prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
     model_module = _load(render_traditional(summary, blueprint.tracks[0], blueprint.train, contract), "model")
     model = model_module.fit_model(prep.transform(train), (train["topic"] == "tech").astype(int).to_numpy(),
-                                   prep.categorical_indices, prep.text_start)
+                                   prep.layout_)
     assert model["choice"] == "linear" and "lightgbm" not in model["members"]
     proba = model_module.predict_model(model, prep.transform(test))
     accuracy = np.mean(np.where(proba[:, 1] > 0.5, "tech", "sport") == frame["topic"].iloc[150:].to_numpy())

@@ -1,0 +1,119 @@
+"""Images a task's tables point at: by a path column, or by the row id.
+
+Kaggle-style image tasks come in two shapes: a column holding a relative path
+(`images/cat_001.jpg`), or only an id whose file sits in a folder
+(`train/<id>.png`, `test/<id>.png`). Both become an ImageSource: a pattern per
+split that turns the column's value into a file path. The pipeline resolves the
+pattern into absolute paths in a column of its own (`<column>__image`), so the
+preprocessing sees one path per row whichever shape the task had.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# Folders Kaggle-style tasks keep images in, per split ("" = the task directory itself).
+FOLDERS = {"train": ("", "images", "train", "train_images", "img", "imgs", "data"),
+           "test": ("", "images", "test", "test_images", "img", "imgs", "data")}
+SAMPLE = 20
+MIN_FOUND = 0.9
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    name: str              # the pipeline's column of resolved absolute paths
+    column: str            # the table column whose value names the image
+    train_pattern: str     # relative to the task directory; "{}" stands for the value
+    test_pattern: str
+    found: str             # how it was found, for the record
+    width: int = 0         # of the first image checked
+    height: int = 0
+    mode: str = ""         # PIL mode of the first image checked ("L", "RGB", ...)
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.mode in ("L", "1", "I", "I;16", "F") else 3
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ImageSource":
+        return cls(**data)
+
+
+def find_image_sources(train: pd.DataFrame, test: pd.DataFrame, root: Path, columns: Iterable[str]) -> list[ImageSource]:
+    """ImageSources for the given columns whose values name image files in both splits."""
+    sources = []
+    for column in columns:
+        if column not in train.columns or column not in test.columns:
+            continue
+        train_pattern = _pattern(train[column], root, "train")
+        if train_pattern is None:
+            continue
+        test_pattern = _pattern(test[column], root, "test", prefer=train_pattern)
+        if test_pattern is None:
+            log.info("column %s names images in train but not in test; not used as images", column)
+            continue
+        first = root / train_pattern.format(_sample(train[column])[0])
+        width, height, mode = _image_facts(first)
+        how = ("the column holds image paths" if train_pattern == "{}" and test_pattern == "{}"
+               else f"the column's values name files {train_pattern} / {test_pattern}")
+        sources.append(ImageSource(f"{column}__image", column, train_pattern, test_pattern, how, width, height, mode))
+    return sources
+
+
+def _sample(values: pd.Series) -> list[str]:
+    values = values.dropna().astype(str).str.strip()
+    values = values[values != ""]
+    if len(values) > SAMPLE:
+        values = values.sample(SAMPLE, random_state=0)
+    return values.tolist()
+
+
+def _pattern(values: pd.Series, root: Path, split: str, prefer: str | None = None) -> str | None:
+    sample = _sample(values)
+    if not sample:
+        return None
+    has_suffix = sum(v.lower().endswith(IMAGE_SUFFIXES) for v in sample) >= MIN_FOUND * len(sample)
+    candidates = []
+    if prefer:
+        candidates.append(prefer)
+    for folder in FOLDERS[split]:
+        prefix = f"{folder}/" if folder else ""
+        if has_suffix:
+            candidates.append(prefix + "{}")
+        else:
+            candidates += [prefix + "{}" + suffix for suffix in IMAGE_SUFFIXES]
+    for pattern in dict.fromkeys(candidates):
+        found = sum(_is_file(root, pattern.format(v)) for v in sample)
+        if found >= MIN_FOUND * len(sample):
+            return pattern
+    return None
+
+
+def _is_file(root: Path, relative: str) -> bool:
+    path = root / relative
+    # Never follow a value out of the task directory ("../../etc/passwd").
+    try:
+        return path.is_file() and path.resolve().is_relative_to(root.resolve())
+    except OSError:
+        return False
+
+
+def _image_facts(path: Path) -> tuple[int, int, str]:
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return int(image.width), int(image.height), str(image.mode)
+    except Exception as exc:  # an unreadable first image is reported by the profile, not fatal here
+        log.warning("cannot read image %s: %s", path, exc)
+        return 0, 0, ""

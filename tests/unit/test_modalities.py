@@ -1,0 +1,180 @@
+"""Images named by an id or a path column are found, profiled, planned per track and read by the prep module."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers import write_task
+from iml_ray.config import RunConfig
+from iml_ray.contract import check_layout
+from iml_ray.engine import plan_resources
+from iml_ray.errors import TaskError
+from iml_ray.knowledge.retriever import retrieve
+from iml_ray.profile import profile_task
+from iml_ray.rules.guideline import make_blueprint, make_contract
+from iml_ray.task import TaskSummary
+from iml_ray.task_inference import analyze_task, check_task
+from iml_ray.tracks.render import render_prep
+
+MINILM = {"modality": "text", "name": "all-MiniLM-L6-v2", "ref": "/models/minilm", "source": "local-dir",
+          "loader": "transformers", "dim": 384}
+
+
+def _bars(n: int, side: int, folder, names, mode: str = "L") -> np.ndarray:
+    """Images of a horizontal (label 0) or vertical (label 1) bar; returns the labels."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, n)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, label in zip(names, labels):
+        pixels = np.zeros((side, side), dtype=np.uint8)
+        where = rng.integers(2, side - 2)
+        if label:
+            pixels[:, where - 1:where + 1] = 255
+        else:
+            pixels[where - 1:where + 1, :] = 255
+        image = Image.fromarray(pixels, "L")
+        (image.convert(mode) if mode != "L" else image).save(folder / name)
+    return labels
+
+
+def _id_task(tmp_path, n=120, side=12):
+    root = tmp_path / "bars"
+    ids = [f"img{i:04d}" for i in range(n)]
+    labels = _bars(n, side, root / "images", [f"{i}.png" for i in ids])
+    frame = pd.DataFrame({"id": ids, "label": labels})
+    train, test = frame.iloc[:90], frame.iloc[90:][["id"]]
+    return write_task(root, train, test, pd.DataFrame({"id": test["id"], "label": 0}),
+                      "# Bars\nIs the bar vertical? Evaluated on accuracy.")
+
+
+def _load(code: str, name: str):
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    exec(compile(code, name, "exec"), module.__dict__)
+    sys.modules.pop(name, None)
+    return module
+
+
+def test_images_named_by_the_id_are_found_profiled_and_planned(tmp_path):
+    root = _id_task(tmp_path)
+    check_task(root)          # no shared feature column, but the ids name images: a task
+    summary = analyze_task(root)
+    assert summary.feature_columns == ()
+    [source] = summary.images
+    assert (source.column, source.train_pattern, source.test_pattern) == ("id", "images/{}.png", "images/{}.png")
+    assert (source.width, source.height, source.mode) == (12, 12, "L")
+    assert TaskSummary.from_json(summary.to_json()) == summary
+    profile = profile_task(summary)
+    [image] = profile.images
+    assert image.n_checked > 0 and image.n_unreadable == 0 and image.max_width == 12 and image.channels == 1
+
+    tracks = ("traditional", "pretrained", "custom_nn")
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, tracks), tracks, 0, 0.2, 1, 120.0,
+                               pretrained={"image": None})
+    assert [t.track for t in blueprint.tracks] == ["traditional", "custom_nn"]
+    assert any("pretrained skipped" in note for note in blueprint.notes)
+    assert blueprint.prep.image == ("id__image",) and blueprint.prep.image_stats
+    nn_prep = blueprint.prep_for("custom_nn")
+    assert nn_prep.image_size == (12, 12) and not nn_prep.image_stats
+    assert make_contract(summary, blueprint.prep).input_columns == ("id__image",)
+
+
+def test_no_features_and_no_images_is_a_clear_error(tmp_path):
+    frame = pd.DataFrame({"id": [f"x{i}" for i in range(40)], "label": [0, 1] * 20})
+    root = write_task(tmp_path / "t", frame.iloc[:30], frame.iloc[30:][["id"]],
+                      pd.DataFrame({"id": frame.iloc[30:]["id"], "label": 0}))
+    with pytest.raises(TaskError, match="no column names image files"):
+        check_task(root)
+
+
+def test_a_path_column_outside_the_task_directory_is_not_an_image_source(tmp_path):
+    outside = tmp_path / "elsewhere"
+    _bars(30, 8, outside, [f"{i}.png" for i in range(30)])
+    frame = pd.DataFrame({"pic": [str(outside / f"{i}.png") for i in range(30)], "x": range(30), "y": [0, 1] * 15})
+    root = write_task(tmp_path / "t", frame.iloc[:20], frame.iloc[20:].drop(columns="y"))
+    assert analyze_task(root).images == ()
+
+
+def test_prep_reads_pixels_and_statistics_in_the_layout_it_reports(tmp_path):
+    root = tmp_path / "rgb"
+    names = [f"p{i}.jpg" for i in range(40)]
+    labels = _bars(40, 20, root / "pics", names, mode="RGB")
+    frame = pd.DataFrame({"path": [f"pics/{n}" for n in names], "size": np.arange(40.0), "y": labels})
+    root = write_task(root, frame.iloc[:30], frame.iloc[30:].drop(columns="y"))
+    summary = analyze_task(root)
+    [source] = summary.images
+    assert source.train_pattern == "{}" and source.mode == "RGB"
+    profile = profile_task(summary)
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0, 0.2, 1)
+    prep_plan = blueprint.prep
+    assert prep_plan.image_channels == 3 and prep_plan.image_size == (20, 20)
+    assert "path" in prep_plan.dropped and "size" in prep_plan.numeric
+
+    module = _load(render_prep(summary, prep_plan), "prep_rgb")
+    train = frame.iloc[:30].copy()
+    train["path__image"] = [str(root / p) for p in train["path"]]
+    train.loc[0, "path__image"] = str(root / "pics" / "missing.jpg")
+    prep = module.Preprocessor().fit(train[list(prep_plan.used_columns)])
+    X = prep.transform(train[list(prep_plan.used_columns)])
+    layout = prep.layout_
+    assert check_layout(layout, X.shape[1]) == []
+    start, shape = layout["image"]["start"], layout["image"]["shape"]
+    assert shape == [3, 20, 20] and X.shape[1] == start + 3 * 20 * 20
+    pixels = X[:, start:].reshape(-1, 3, 20, 20)
+    assert pixels.max() == pytest.approx(1.0) and pixels.min() == 0.0
+    # a vertical bar lights whole columns: the column means' spread is larger than the rows'
+    vertical = np.asarray(train["y"]) == 1
+    column_spread = pixels[1:, 0].mean(axis=1).std(axis=1)
+    row_spread = pixels[1:, 0].mean(axis=2).std(axis=1)
+    assert (column_spread > row_spread)[vertical[1:]].all() and (column_spread < row_spread)[~vertical[1:]].all()
+    names = prep.feature_names_
+    unreadable = names.index("path__image__unreadable")
+    assert X[0, unreadable] == 1.0 and X[1:, unreadable].sum() == 0 and not X[0, start:].any()
+
+
+def test_layout_check_catches_blocks_outside_the_matrix():
+    good = {"n_features": 10, "categorical": [1], "embedding": None, "image": {"start": 2, "shape": [1, 2, 4]},
+            "text": None}
+    assert check_layout(good, 10) == []
+    assert check_layout({**good, "n_features": 9}, 10)
+    assert check_layout({**good, "image": {"start": 4, "shape": [1, 2, 4]}}, 10)
+    assert check_layout({**good, "text": [5, 11]}, 10)
+    assert check_layout({**good, "categorical": [12]}, 10)
+    assert check_layout(None, 10)
+
+
+def test_pretrained_track_swaps_text_for_embeddings(tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["good", "bad", "fine", "slow", "fast", "great", "awful"]
+    frame = pd.DataFrame({"review": [" ".join(rng.choice(words, 8)) for _ in range(80)], "stars": rng.integers(1, 6, 80),
+                          "label": rng.integers(0, 2, 80)})
+    root = write_task(tmp_path / "t", frame.iloc[:60], frame.iloc[60:].drop(columns="label"))
+    summary = analyze_task(root)
+    profile = profile_task(summary)
+    tracks = ("traditional", "pretrained")
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, tracks), tracks, 0, 0.2, 1, 60.0,
+                               pretrained={"text": MINILM})
+    assert blueprint.prep.text_mode == "tfidf"
+    prep = blueprint.prep_for("pretrained")
+    assert prep.text_mode == "pretrained" and prep.text_encoder["ref"] == "/models/minilm"
+    assert any("sentence embeddings" in r for r in blueprint.track("pretrained").reasons)
+
+
+def test_tracks_share_cpus_and_gpus_go_only_where_they_exist():
+    config = RunConfig(tracks=("traditional", "pretrained", "custom_nn"))
+    on_cpus = plan_resources(config.tracks, config, {"CPU": 2.0})
+    assert {r.num_cpus for r in on_cpus.values()} == {0.66}
+    assert sum(r.num_cpus for r in on_cpus.values()) <= 2.0
+    assert all(r.num_gpus == 0 and r.threads == 1 for r in on_cpus.values())
+    with_gpus = plan_resources(config.tracks, config, {"CPU": 8.0, "GPU": 2.0})
+    assert with_gpus["traditional"].num_gpus == 0
+    assert with_gpus["pretrained"].num_gpus == 1.0 and with_gpus["custom_nn"].num_gpus == 1.0
+    one_gpu = plan_resources(config.tracks, config, {"CPU": 8.0, "GPU": 1.0})
+    assert one_gpu["pretrained"].num_gpus == 0.5
+    fixed = plan_resources(config.tracks, config.replace(gpus_per_track=0.25), {"CPU": 8.0, "GPU": 1.0})
+    assert fixed["custom_nn"].num_gpus == 0.25
