@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 
 def write_task(root: Path, train: pd.DataFrame, test: pd.DataFrame, sample: pd.DataFrame | None = None,
@@ -36,3 +37,18 @@ def binary_frames(n_train: int = 300, n_test: int = 100, seed: int = 0):
     return train, test, sample
 
 
+def bar_images(n: int, side: int, folder, names, mode: str = "L") -> np.ndarray:
+    """Images of a horizontal (label 0) or vertical (label 1) bar; returns the labels."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, n)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, label in zip(names, labels):
+        pixels = np.zeros((side, side), dtype=np.uint8)
+        where = rng.integers(2, side - 2)
+        if label:
+            pixels[:, where - 1:where + 1] = 255
+        else:
+            pixels[where - 1:where + 1, :] = 255
+        image = Image.fromarray(pixels, "L")
+        (image.convert(mode) if mode != "L" else image).save(folder / name)
+    return labels

@@ -71,8 +71,7 @@ def render_traditional(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, 
         "seed": train.seed,
         "num_threads": plan.num_threads,
     }
-    return (template("traditional").replace("__TASK_NAME__", summary.name)
-            .replace("__MODEL_CONFIG__", literal(config)))
+    return _model_module("traditional", summary, config)
 
 
 def render_model(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
@@ -97,8 +96,13 @@ def render_custom_nn(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, co
         "num_threads": plan.num_threads,
         **{k: list(v) if isinstance(v, tuple) else v for k, v in plan.nn.items()},
     }
-    return (template("custom_nn").replace("__TASK_NAME__", summary.name)
-            .replace("__MODEL_CONFIG__", literal(config)))
+    return _model_module("custom_nn", summary, config)
+
+
+def _model_module(name: str, summary: TaskSummary, config: dict) -> str:
+    # Helpers first: the template's own code may refer to them at import time.
+    return (template(name).replace("__MODEL_HELPERS__", template("model_helpers").strip())
+            .replace("__TASK_NAME__", summary.name).replace("__MODEL_CONFIG__", literal(config)))
 
 
 def render_runner(summary: TaskSummary, contract: InterfaceContract) -> str:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import write_task
+from helpers import bar_images, write_task
 from iml_ray.config import RunConfig
 from iml_ray.contract import check_layout
 from iml_ray.engine import plan_resources
@@ -25,27 +25,10 @@ MINILM = {"modality": "text", "name": "all-MiniLM-L6-v2", "ref": "/models/minilm
           "loader": "transformers", "dim": 384}
 
 
-def _bars(n: int, side: int, folder, names, mode: str = "L") -> np.ndarray:
-    """Images of a horizontal (label 0) or vertical (label 1) bar; returns the labels."""
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, n)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, label in zip(names, labels):
-        pixels = np.zeros((side, side), dtype=np.uint8)
-        where = rng.integers(2, side - 2)
-        if label:
-            pixels[:, where - 1:where + 1] = 255
-        else:
-            pixels[where - 1:where + 1, :] = 255
-        image = Image.fromarray(pixels, "L")
-        (image.convert(mode) if mode != "L" else image).save(folder / name)
-    return labels
-
-
 def _id_task(tmp_path, n=120, side=12):
     root = tmp_path / "bars"
     ids = [f"img{i:04d}" for i in range(n)]
-    labels = _bars(n, side, root / "images", [f"{i}.png" for i in ids])
+    labels = bar_images(n, side, root / "images", [f"{i}.png" for i in ids])
     frame = pd.DataFrame({"id": ids, "label": labels})
     train, test = frame.iloc[:90], frame.iloc[90:][["id"]]
     return write_task(root, train, test, pd.DataFrame({"id": test["id"], "label": 0}),
@@ -94,7 +77,7 @@ def test_no_features_and_no_images_is_a_clear_error(tmp_path):
 
 def test_a_path_column_outside_the_task_directory_is_not_an_image_source(tmp_path):
     outside = tmp_path / "elsewhere"
-    _bars(30, 8, outside, [f"{i}.png" for i in range(30)])
+    bar_images(30, 8, outside, [f"{i}.png" for i in range(30)])
     frame = pd.DataFrame({"pic": [str(outside / f"{i}.png") for i in range(30)], "x": range(30), "y": [0, 1] * 15})
     root = write_task(tmp_path / "t", frame.iloc[:20], frame.iloc[20:].drop(columns="y"))
     assert analyze_task(root).images == ()
@@ -103,7 +86,7 @@ def test_a_path_column_outside_the_task_directory_is_not_an_image_source(tmp_pat
 def test_prep_reads_pixels_and_statistics_in_the_layout_it_reports(tmp_path):
     root = tmp_path / "rgb"
     names = [f"p{i}.jpg" for i in range(40)]
-    labels = _bars(40, 20, root / "pics", names, mode="RGB")
+    labels = bar_images(40, 20, root / "pics", names, mode="RGB")
     frame = pd.DataFrame({"path": [f"pics/{n}" for n in names], "size": np.arange(40.0), "y": labels})
     root = write_task(root, frame.iloc[:30], frame.iloc[30:].drop(columns="y"))
     summary = analyze_task(root)

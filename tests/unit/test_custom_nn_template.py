@@ -1,0 +1,140 @@
+"""The custom_nn model module, rendered from a real blueprint, learns each block of the layout,
+honours its time limit, and is deterministic."""
+from __future__ import annotations
+
+import time
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import bar_images, write_task
+from iml_ray.knowledge.retriever import retrieve
+from iml_ray.profile import profile_task
+from iml_ray.rules.guideline import make_blueprint, make_contract
+from iml_ray.task_inference import analyze_task
+from iml_ray.tracks.render import render_model, render_prep
+
+pytest.importorskip("torch")
+
+
+def _load(code: str, name: str) -> types.ModuleType:
+    module = types.ModuleType(name)
+    exec(compile(code, f"{name}.py", "exec"), module.__dict__)
+    return module
+
+
+def _modules(root, **nn):
+    summary = analyze_task(root)
+    profile = profile_task(summary)
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("custom_nn",)), ("custom_nn",), 0, 0.2, 1)
+    track = blueprint.tracks[0]
+    assert track.track == "custom_nn" and track.model_template == "custom_nn"
+    track = track.replace(nn={**track.nn, **nn})
+    prep_plan = blueprint.prep_for("custom_nn")
+    contract = make_contract(summary, prep_plan)
+    prep = _load(render_prep(summary, prep_plan), "prep")
+    model = _load(render_model(summary, track, blueprint.train, contract), "model")
+    return summary, prep, model
+
+
+def _mixed_task(tmp_path, n=240):
+    """Label = vertical bar in the image OR (the review says 'great' AND size > 0): every block matters."""
+    root = tmp_path / "mixed"
+    ids = [f"r{i:04d}" for i in range(n)]
+    vertical = bar_images(n, 12, root / "images", [f"{i}.png" for i in ids])
+    rng = np.random.default_rng(3)
+    great = rng.random(n) < 0.5
+    size = rng.normal(size=n)
+    words = ["plain", "box", "item", "delivered", "colour", "paper", "shelf"]
+    review = [" ".join(list(rng.choice(words, 8)) + (["great"] if g else ["poor"])) for g in great]
+    shop = rng.choice(["north", "south", "east"], n)
+    label = (vertical.astype(bool) | (great & (size > 0))).astype(int)
+    frame = pd.DataFrame({"id": ids, "size": size, "shop": shop, "review": review, "label": label})
+    train, test = frame.iloc[:200], frame.iloc[200:]
+    write_task(root, train, test.drop(columns="label"), pd.DataFrame({"id": test["id"], "label": 0}),
+               "# Mixed\nPredict the label from the review, the size, the shop and the picture. Evaluated on accuracy.")
+    return root, train, test
+
+
+def test_network_uses_numbers_categories_text_and_images(tmp_path):
+    root, train, test = _mixed_task(tmp_path)
+    summary, prep_module, model_module = _modules(root, max_epochs=60, patience=15)
+    assert summary.images, "the id column names image files"
+    image_column = summary.images[0].name
+    train = train.assign(**{image_column: [str(root / "images" / f"{v}.png") for v in train["id"]]})
+    test = test.assign(**{image_column: [str(root / "images" / f"{v}.png") for v in test["id"]]})
+    prep = prep_module.Preprocessor().fit(train)
+    layout = prep.layout_
+    assert layout["image"] and layout["text"] and layout["categorical"], layout
+    model = model_module.fit_model(prep.transform(train), train["label"].to_numpy(), layout)
+    described = model_module.describe_model(model)
+    assert "CNN" in described["architecture"] and "text bag" in described["architecture"]
+    assert "category embeddings" in described["architecture"]
+    proba = model_module.predict_model(model, prep.transform(test))
+    assert proba.shape == (len(test), 2) and np.allclose(proba.sum(axis=1), 1.0)
+    accuracy = float((proba.argmax(axis=1) == test["label"].to_numpy()).mean())
+    # Majority class alone scores about 0.75; the rule needs the image and the text together.
+    assert accuracy >= 0.85, (accuracy, described)
+
+
+def test_time_limit_stops_training_and_keeps_the_best_epoch(tmp_path):
+    from helpers import binary_frames
+
+    train, test, sample = binary_frames(n_train=3000, n_test=200)
+    root = write_task(tmp_path / "b", train, test, sample, "Evaluated on AUC.")
+    _, prep_module, model_module = _modules(root, time_limit_s=2.0, max_epochs=100000, patience=100000, batch_size=16)
+    prep = prep_module.Preprocessor().fit(train)
+    started = time.time()
+    model = model_module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
+    elapsed = time.time() - started
+    described = model_module.describe_model(model)
+    assert described["stopped"] == "time limit" and elapsed < 6.0, (elapsed, described)
+    assert 1 <= described["best_epoch"] <= described["epochs"]
+    assert described["inner_score"] > 0.7
+
+
+def test_same_data_same_predictions(tmp_path):
+    from helpers import binary_frames
+
+    train, test, sample = binary_frames(n_train=400, n_test=100)
+    root = write_task(tmp_path / "d", train, test, sample, "Evaluated on accuracy.")
+    _, prep_module, model_module = _modules(root, max_epochs=15)
+    prep = prep_module.Preprocessor().fit(train)
+    X, X_test = prep.transform(train), prep.transform(test)
+    first = model_module.predict_model(model_module.fit_model(X, train["label"].to_numpy(), prep.layout_), X_test)
+    second = model_module.predict_model(model_module.fit_model(X, train["label"].to_numpy(), prep.layout_), X_test)
+    assert np.array_equal(first, second)
+
+
+def test_regression_on_a_log_scale_target_predicts_in_the_original_scale(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 700
+    x = rng.uniform(0, 3, size=(n, 2))
+    price = np.exp(8 + x[:, 0] + 0.5 * x[:, 1] + rng.normal(0, 0.05, n))
+    frame = pd.DataFrame({"Id": range(n), "a": x[:, 0], "b": x[:, 1], "SalePrice": price})
+    train, test = frame.iloc[:600], frame.iloc[600:]
+    root = write_task(tmp_path / "h", train, test.drop(columns="SalePrice"), pd.DataFrame({"Id": test["Id"], "SalePrice": 0.0}),
+                      "## Evaluation\nRoot mean squared logarithmic error.")
+    _, prep_module, model_module = _modules(root, max_epochs=200, patience=20)
+    prep = prep_module.Preprocessor().fit(train)
+    model = model_module.fit_model(prep.transform(train), train["SalePrice"].to_numpy(), prep.layout_)
+    predicted = model_module.predict_model(model, prep.transform(test))
+    assert predicted.min() > 0
+    rmsle = float(np.sqrt(np.mean((np.log1p(predicted) - np.log1p(test["SalePrice"].to_numpy())) ** 2)))
+    # Predicting the mean log price everywhere scores about 0.9.
+    assert rmsle < 0.25, rmsle
+
+
+def test_unseen_categories_at_prediction_do_not_break_the_embeddings(tmp_path):
+    from helpers import binary_frames
+
+    train, test, sample = binary_frames(n_train=300, n_test=50)
+    test = test.assign(colour="violet")
+    root = write_task(tmp_path / "u", train, test, sample, "Evaluated on accuracy.")
+    _, prep_module, model_module = _modules(root, max_epochs=5)
+    prep = prep_module.Preprocessor().fit(train)
+    model = model_module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
+    proba = model_module.predict_model(model, prep.transform(test))
+    assert proba.shape == (50, 2) and np.isfinite(proba).all()
