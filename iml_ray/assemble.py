@@ -33,7 +33,8 @@ class ModuleSource:
     code: str
 
 
-REQUIRED = {"prep": {"Preprocessor"}, "model": {"fit_model", "predict_model", "describe_model"}, "runner": {"main"}}
+REQUIRED = {"prep": {"Preprocessor"}, "model": {"fit_model", "predict_model", "describe_model", "apply_params", "tune_model"},
+            "runner": {"main"}}
 
 
 def top_level_names(code: str, role: str) -> set[str]:

@@ -81,6 +81,8 @@ class TrackPlan:
     model_template: str = "traditional"       # the model module's template: "traditional" | "custom_nn"
     prep_changes: dict[str, Any] = field(default_factory=dict)   # this track's changes to the shared PrepPlan
     nn: dict[str, Any] = field(default_factory=dict)             # custom_nn settings (layers, epochs, time limit ...)
+    # Ray Tune search: {"space": {name: [kind, ...]}, "max_steps": ASHA's rungs, "grace_steps": ...}
+    tune: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "TrackPlan":
         return dataclasses.replace(self, **changes)

@@ -23,6 +23,7 @@ from .contract import PREP_PROBE, check_prep_report, check_submission, check_val
 from .evaluate import aps
 from .rules.debugger import Failure, Plans
 from .sandbox import SandboxLimits, SandboxResult, run_python
+from .tracks.render import with_tuned_params
 from .task import TaskSummary
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,15 @@ class TrackJob:
     cpus: int
     gpu_ids: tuple[int, ...] = ()
     resources: dict = field(default_factory=dict)     # Ray's share, for the report
+    # Ray Tune inside the generated code: the cluster to join and how (see tune_settings()); None: no tuning
+    tune: dict | None = None
     max_rounds: int = 10
     max_log_bytes: int = 20_000_000
     max_disk_mb: int = 5000
     min_round_s: float = 15.0       # a repair round is not started with less time than this
     # Share of the remaining time one attempt may use while repairs are still
     # possible, so a timeout leaves room to try faster settings.
-    attempt_share: float = 0.6
+    attempt_share: float = 0.7
 
 
 class TrackAgents:
@@ -78,6 +81,7 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
     peak = 0.0
     prep_verified_code: str | None = None
     failure_line = None
+    tuning = job.tune is not None
 
     for number in range(1, job.max_rounds + 2):
         remaining = job.deadline - time.time()
@@ -113,8 +117,15 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                 out = round_dir / "output"
                 if out.exists():
                     shutil.rmtree(out)   # an old submission must never pass for a new one
-                result = run_python(pipeline, ["--data", job.summary.task_dir, "--out", str(out), "--holdout", job.holdout_path],
-                                    round_dir, _limits(job, number > job.max_rounds), log_prefix="pipeline")
+                args = ["--data", job.summary.task_dir, "--out", str(out), "--holdout", job.holdout_path]
+                tune = _tune_settings(job, round_dir, tuning) if tuning else None
+                if tune is not None:
+                    tune_file = round_dir / "tune.json"
+                    tune_file.write_text(json.dumps(tune, indent=1))
+                    args += ["--tune", str(tune_file)]
+                    notify("tuning", number)
+                result = run_python(pipeline, args, round_dir, _limits(job, number > job.max_rounds), log_prefix="pipeline",
+                                    extra_env=(job.tune or {}).get("env") if tune is not None else None)
                 peak = max(peak, result.peak_rss_mb)
                 if result.status != "ok":
                     failure = Failure("pipeline", result.status, result.describe(), result.stderr_tail(),
@@ -126,10 +137,12 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
             notify("verified", number, score=score)
             rounds.append(RepairRound(number, "ok", round(time.time() - round_started, 2)))
             final = code_dir / f"pipeline_{track}.py"
-            shutil.copyfile(round_dir / f"pipeline_{track}.py", final)
+            details = _read_json(round_dir / "output" / "run_info.json")
+            # The parameters tuning found go into the script, so a rerun reproduces the submission without Ray.
+            final.write_text(with_tuned_params((round_dir / f"pipeline_{track}.py").read_text(),
+                                               details.get("tuned_params") or {}))
             shutil.copyfile(round_dir / "prep.py", code_dir / "prep.py")
             shutil.copyfile(round_dir / f"model_{track}.py", code_dir / f"model_{track}.py")
-            details = _read_json(round_dir / "output" / "run_info.json")
             return Candidate(track=track, code_dir=str(code_dir), status="verified", metric=job.summary.metric,
                              valid_score=score, aps=aps(job.summary.metric, score), repair_rounds=number - 1,
                              rounds=tuple(rounds), wall_s=round(time.time() - started, 2), peak_rss_mb=round(peak, 1),
@@ -138,6 +151,9 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                              started_at=started, finished_at=time.time(), resources=job.resources)
 
         notify("repairing", number, detail=failure.message)
+        if failure.status == "timeout":
+            # The next round must be faster, not spend time searching again.
+            tuning = False
         diagnosis = agents.error_analyzer.analyze(failure)
         repair = None
         if number <= job.max_rounds:
@@ -171,6 +187,23 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                      wall_s=round(time.time() - started, 2), peak_rss_mb=round(peak, 1),
                      details={"plans": _plans_json(plans)}, started_at=started, finished_at=time.time(),
                      resources=job.resources)
+
+
+def _tune_settings(job: TrackJob, round_dir: Path, tuning: bool) -> dict | None:
+    """What the generated code's tune_model() gets: the cluster, the seconds it may search,
+    how many trials at once; None when too little time is left for a search to pay off."""
+    if not tuning or not job.tune or not job.plans.track.tune.get("space"):
+        return None
+    remaining = job.deadline - time.time()
+    seconds = min(float(job.tune.get("max_seconds", 900.0)), float(job.tune.get("share", 0.25)) * remaining)
+    if seconds < float(job.tune.get("min_seconds", 15.0)):
+        return None
+    settings = {k: v for k, v in job.tune.items() if k not in ("share", "min_seconds", "max_seconds", "env")}
+    settings.update(seconds=round(seconds, 1), storage=str(round_dir / "tune"),
+                    cuda_visible_devices=",".join(str(i) for i in job.gpu_ids),
+                    # One network training may take at most a third of the search.
+                    trial_seconds=round(seconds / 3.0, 1))
+    return settings
 
 
 def _limits(job: TrackJob, last_chance: bool = False) -> SandboxLimits:

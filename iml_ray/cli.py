@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(default: all; those that do not fit the data are skipped)")
     run.add_argument("--gpus-per-track", type=float, metavar="N",
                      help="GPUs (possibly fractional) per pretrained/custom_nn track (default: one each when the cluster has GPUs)")
+    run.add_argument("--tune", choices=("auto", "on", "off"),
+                     help="Ray Tune inside the generated code: auto (default) tunes when a track has time for it")
     run.add_argument("--config", type=Path, help="YAML file with RunConfig fields")
     group = run.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the earlier run in --out")
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--seed", type=int)
     batch.add_argument("--tracks")
     batch.add_argument("--gpus-per-track", type=float, metavar="N")
+    batch.add_argument("--tune", choices=("auto", "on", "off"))
     batch.add_argument("--config", type=Path)
     batch.add_argument("-v", "--verbose", action="store_true")
 
@@ -157,7 +160,7 @@ def _config(args: argparse.Namespace):
 
     overrides = {"time_budget_s": args.time_budget, "seed": args.seed,
                  "tracks": tuple(t.strip() for t in args.tracks.split(",")) if args.tracks else None,
-                 "gpus_per_track": getattr(args, "gpus_per_track", None)}
+                 "gpus_per_track": getattr(args, "gpus_per_track", None), "tune": getattr(args, "tune", None)}
     if args.config:
         return RunConfig.from_yaml(args.config, **overrides)
     return RunConfig.from_mapping({k: v for k, v in overrides.items() if v is not None})

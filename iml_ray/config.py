@@ -13,6 +13,7 @@ from typing import Any
 from .errors import ConfigError
 
 TRACKS = ("traditional", "pretrained", "custom_nn")
+TUNE_MODES = ("auto", "on", "off")
 POLICIES = ("rules",)
 
 
@@ -28,6 +29,8 @@ class RunConfig:
     memory_mb: int | None = None
     cpus_per_track: float | None = None
     gpus_per_track: float | None = None      # None: one GPU (or a fair fraction) per GPU track when the cluster has GPUs
+    # Ray Tune inside the generated code: "auto" tunes when a track has time for a search, "on" always, "off" never.
+    tune: str = "auto"
     max_log_bytes: int = 20_000_000
     max_candidate_disk_mb: int = 5000
     # Seconds kept back from the budget for assembling and writing the report.
@@ -45,6 +48,8 @@ class RunConfig:
         if unknown or not self.tracks:
             raise ConfigError(f"unknown track(s) {unknown or '(none given)'}",
                               f"Choose from: {', '.join(TRACKS)}.")
+        if self.tune not in TUNE_MODES:
+            raise ConfigError(f"unknown tune mode '{self.tune}'", f"Choose from: {', '.join(TUNE_MODES)}.")
         if self.policy not in POLICIES:
             raise ConfigError(f"unknown policy '{self.policy}'", f"Choose from: {', '.join(POLICIES)}.")
         if self.max_repair_rounds < 0:

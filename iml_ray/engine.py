@@ -35,6 +35,14 @@ log = logging.getLogger(__name__)
 # Tracks whose code can use a GPU; traditional (LightGBM, linear) runs on CPUs.
 GPU_TRACKS = ("pretrained", "custom_nn")
 
+# Ray Tune inside the generated code. A track's child waits while its trials run, so the
+# trials use the CPUs (and GPU) the track already holds: each asks Ray for a sliver of a CPU
+# only, at most the track's thread count run at once, and the tracks leave that sliver free.
+TUNE_RESERVE_CPUS = 0.05        # of the cluster, kept out of the tracks' shares for trials
+TRIAL_CPUS = 0.001              # what one trial asks Ray for
+TUNE_SHARE = 0.25               # of a track's remaining time one search may take
+MIN_TUNE_S = 15.0               # with "auto", a shorter search is not started
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -60,19 +68,21 @@ class RunResult:
 @contextlib.contextmanager
 def ray_session() -> Iterator[None]:
     """Join RAY_ADDRESS when set, else start a local cluster bound to 127.0.0.1."""
+    address = os.environ.get("RAY_ADDRESS")
+    if not address:
+        # Read when ray is imported: without it Ray binds the GCS to the machine's other
+        # address even when told 127.0.0.1 for the node.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     if ray.is_initialized():
         yield
         return
     quiet = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    address = os.environ.get("RAY_ADDRESS")
     logging.getLogger("ray").setLevel(logging.ERROR)
     if address:
         ray.init(address=address, **quiet)
     else:
-        # Without these Ray binds to the machine's other address; a local run stays on loopback.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         ray.init(_node_ip_address="127.0.0.1", **quiet)
     try:
         yield
@@ -105,10 +115,11 @@ def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str
     n = max(1, len(tracks))
     total_cpus = float(cluster.get("CPU", 1.0))
     total_gpus = float(cluster.get("GPU", 0.0))
+    usable = max(0.01, total_cpus - TUNE_RESERVE_CPUS) if config.tune != "off" else total_cpus
     if config.cpus_per_track:
-        share = float(min(config.cpus_per_track, total_cpus))
+        share = float(min(config.cpus_per_track, usable))
     else:
-        share = max(0.01, math.floor(total_cpus / n * 100) / 100)
+        share = max(0.01, math.floor(usable / n * 100) / 100)
     gpu_tracks = [t for t in tracks if t in GPU_TRACKS]
     if total_gpus >= 0.01 and gpu_tracks:
         wanted = config.gpus_per_track if config.gpus_per_track is not None else min(1.0, total_gpus / len(gpu_tracks))
@@ -120,8 +131,13 @@ def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str
     else:
         # Leave room for Ray and the other tracks on the node.
         memory = int(psutil.virtual_memory().total / 2**20 * 0.6 / n)
-    threads = max(1, int(share))
+    threads = max(1, int(round(share)))
     return {t: TrackResources(share, threads, gpus if t in GPU_TRACKS else 0.0, memory) for t in tracks}
+
+
+def ray_auth_env() -> dict[str, str]:
+    """What a process needs to join this cluster when token auth is on (the sandbox strips it otherwise)."""
+    return {k: os.environ[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH") if os.environ.get(k)}
 
 
 # ------------------------------------------------------------------ the run
@@ -137,6 +153,15 @@ class Run:
         self.force = force
         self.progress = progress or LogProgress(config.time_budget_s)
         self.timings: dict[str, float] = {}
+
+    def _tune_settings(self, share: TrackResources) -> dict | None:
+        if self.config.tune == "off":
+            return None
+        import ray
+
+        return {"address": ray.get_runtime_context().gcs_address, "concurrency": share.threads, "trial_threads": 1,
+                "trial_cpus": TRIAL_CPUS, "trials": 64, "share": TUNE_SHARE,
+                "min_seconds": 1.0 if self.config.tune == "on" else MIN_TUNE_S, "env": ray_auth_env()}
 
     def execute(self) -> RunResult:
         started = time.time()
@@ -243,7 +268,8 @@ class Run:
                            code_dir=str(rundir.candidate_dir(plan.track)), holdout_path=str(holdout_path),
                            deadline=track_deadline, memory_mb=share.memory_mb, cpus=share.threads,
                            max_rounds=self.config.max_repair_rounds, max_log_bytes=self.config.max_log_bytes,
-                           max_disk_mb=self.config.max_candidate_disk_mb, resources=share.to_json())
+                           max_disk_mb=self.config.max_candidate_disk_mb, resources=share.to_json(),
+                           tune=self._tune_settings(share))
             from actors.track import run_track_task
 
             ref = run_track_task.options(num_cpus=share.num_cpus, num_gpus=share.num_gpus,

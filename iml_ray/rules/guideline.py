@@ -137,7 +137,11 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
     if track == "traditional":
         if prep.image:
             reasons.append(f"images as {prep.image_size[0]}x{prep.image_size[1]} pixels and per-image statistics")
-        return TrackPlan(models=tuple(models), lightgbm=lightgbm, linear=linear, reasons=tuple(reasons), **common), None
+        tune = lightgbm_search(prep)
+        if tune:
+            reasons.append("LightGBM tuned with Ray Tune (Optuna + ASHA) on the inner split")
+        return TrackPlan(models=tuple(models), lightgbm=lightgbm, linear=linear, reasons=tuple(reasons), tune=tune,
+                         **common), None
     if track == "pretrained":
         changes: dict = {}
         used = []
@@ -155,7 +159,7 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
             return None, "track pretrained skipped: no pretrained checkpoint found on disk for this task's text/images"
         reasons += used + ["LightGBM and a linear model on the embeddings and the tabular columns"]
         return TrackPlan(models=tuple(models), lightgbm=lightgbm, linear=linear, reasons=tuple(reasons),
-                         prep_changes=changes, **common), None
+                         prep_changes=changes, tune=lightgbm_search(prep.replace(**changes)), **common), None
     if track == "custom_nn":
         changes = {}
         if prep.image:
@@ -169,12 +173,32 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
         if time_budget_s:
             # The pipeline trains twice (validation fit, final fit); leave room for a repair.
             nn.setdefault("time_limit_s", round(max(10.0, NN_TRAIN_SHARE * time_budget_s), 1))
+        reasons.append("learning rate, width, dropout, weight decay and batch size tuned with Ray Tune (Optuna + ASHA)")
         return TrackPlan(models=("nn",), reasons=tuple(reasons), model_template="custom_nn", prep_changes=changes,
-                         nn=nn, **common), None
+                         nn=nn, tune=network_search(nn), **common), None
     return None, f"track {track} is unknown to the rules policy"
 
 
-NN_TRAIN_SHARE = 0.2            # of the run's budget one training of the network may take
+def lightgbm_search(prep: PrepPlan) -> dict:
+    """Ray Tune's search over LightGBM; none when the trees see no columns (TF-IDF alone goes to the linear model)."""
+    dense = (prep.numeric or prep.numeric_coerce or prep.categorical or prep.datetime or prep.image
+             or (prep.text and prep.text_mode == "pretrained"))
+    if not dense:
+        return {}
+    return {"space": {"learning_rate": ["loguniform", 0.02, 0.3], "num_leaves": ["logint", 8, 128],
+                      "min_child_samples": ["logint", 5, 100], "feature_fraction": ["uniform", 0.4, 1.0],
+                      "lambda_l2": ["loguniform", 0.001, 30.0]},
+            "max_steps": 20, "grace_steps": 2}
+
+
+def network_search(nn: dict) -> dict:
+    return {"space": {"lr": ["loguniform", 3e-4, 1e-2], "dropout": ["uniform", 0.0, 0.5],
+                      "weight_decay": ["loguniform", 1e-6, 1e-2], "hidden": ["choice", ["128-64", "256-128", "512-256"]],
+                      "batch_size": ["choice", [64, 128, 256]]},
+            "max_steps": int(min(60, nn.get("max_epochs", 200))), "grace_steps": 3}
+
+
+NN_TRAIN_SHARE = 0.15           # of the run's budget one training of the network may take
 NN_MAX_IMAGE_SIDE = 64
 NN_MAX_PIXEL_BYTES = 1.5e9      # the dense pixel block of all training rows, in float32
 

@@ -70,6 +70,7 @@ def render_traditional(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, 
         "max_train_rows": train.max_train_rows,
         "seed": train.seed,
         "num_threads": plan.num_threads,
+        "tune": dict(plan.tune),
     }
     return _model_module("traditional", summary, config)
 
@@ -94,6 +95,7 @@ def render_custom_nn(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, co
         "max_train_rows": train.max_train_rows,
         "seed": train.seed,
         "num_threads": plan.num_threads,
+        "tune": dict(plan.tune),
         **{k: list(v) if isinstance(v, tuple) else v for k, v in plan.nn.items()},
     }
     return _model_module("custom_nn", summary, config)
@@ -102,6 +104,7 @@ def render_custom_nn(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, co
 def _model_module(name: str, summary: TaskSummary, config: dict) -> str:
     # Helpers first: the template's own code may refer to them at import time.
     return (template(name).replace("__MODEL_HELPERS__", template("model_helpers").strip())
+            .replace("__TUNING__", template("tuning").strip())
             .replace("__TASK_NAME__", summary.name).replace("__MODEL_CONFIG__", literal(config)))
 
 
@@ -120,4 +123,12 @@ def render_runner(summary: TaskSummary, contract: InterfaceContract) -> str:
         "classes": list(contract.classes),
         "submission": summary.submission.to_json(),
     }
-    return template("runner").replace("__TASK__", literal(task))
+    return template("runner").replace("__TASK__", literal(task)).replace("__TUNED_PARAMS__", "{}")
+
+
+def with_tuned_params(script: str, params: dict) -> str:
+    """The pipeline with the parameters its tuning found written in, so a rerun needs no tuning."""
+    marker = "TUNED_PARAMS = {}\n"
+    if marker not in script:
+        raise ValueError("the pipeline has no TUNED_PARAMS line to fill")
+    return script.replace(marker, f"TUNED_PARAMS = {literal(params)}\n", 1)
