@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="GPUs (possibly fractional) per pretrained/custom_nn track (default: one each when the cluster has GPUs)")
     run.add_argument("--tune", choices=("auto", "on", "off"),
                      help="Ray Tune inside the generated code: auto (default) tunes when a track has time for it")
+    run.add_argument("--ensemble", choices=("best", "stack"),
+                     help="best (default): the best validated candidate; stack: blend the top candidates when that "
+                          "beats the best one on validation rows the blend was not fitted on")
     run.add_argument("--config", type=Path, help="YAML file with RunConfig fields")
     group = run.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the earlier run in --out")
@@ -46,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--tracks")
     batch.add_argument("--gpus-per-track", type=float, metavar="N")
     batch.add_argument("--tune", choices=("auto", "on", "off"))
+    batch.add_argument("--ensemble", choices=("best", "stack"))
     batch.add_argument("--config", type=Path)
     batch.add_argument("-v", "--verbose", action="store_true")
 
@@ -160,7 +164,8 @@ def _config(args: argparse.Namespace):
 
     overrides = {"time_budget_s": args.time_budget, "seed": args.seed,
                  "tracks": tuple(t.strip() for t in args.tracks.split(",")) if args.tracks else None,
-                 "gpus_per_track": getattr(args, "gpus_per_track", None), "tune": getattr(args, "tune", None)}
+                 "gpus_per_track": getattr(args, "gpus_per_track", None), "tune": getattr(args, "tune", None),
+                 "ensemble": getattr(args, "ensemble", None)}
     if args.config:
         return RunConfig.from_yaml(args.config, **overrides)
     return RunConfig.from_mapping({k: v for k, v in overrides.items() if v is not None})
@@ -191,8 +196,16 @@ def print_summary(report: dict, out: Path) -> None:
             console.print(f"note: {note}", soft_wrap=True)
     chosen = report.get("chosen")
     if report["status"] == "ok" and chosen:
-        console.print(f"chosen: [bold]{chosen['track']}[/bold], validation {task['metric']} = {chosen['valid_score']:.5g} "
-                      f"(scored by iml-ray on a {report['validation']['holdout_fraction']:.0%} holdout)", soft_wrap=True)
+        if chosen["track"] == "ensemble":
+            members = " + ".join(f"{w:.2f}×{t}" for t, w in chosen["weights"].items() if w > 0)
+            console.print(f"chosen: [bold]ensemble[/bold] {members}, validation {task['metric']} = {chosen['valid_score']:.5g} "
+                          f"(weights fitted on one half of iml-ray's {report['validation']['holdout_fraction']:.0%} holdout, "
+                          "scored on the other)", soft_wrap=True)
+        else:
+            console.print(f"chosen: [bold]{chosen['track']}[/bold], validation {task['metric']} = {chosen['valid_score']:.5g} "
+                          f"(scored by iml-ray on a {report['validation']['holdout_fraction']:.0%} holdout)", soft_wrap=True)
+        if report.get("ensemble") and not report["ensemble"]["kept"]:
+            console.print(f"stacking: not kept: {report['ensemble']['reason']}", soft_wrap=True)
         console.print(f"submission: {report['paths']['submission']}", soft_wrap=True)
         console.print(f"pipeline:   {report['paths']['pipeline']}", soft_wrap=True)
         console.print(f"rerun:      python {report['paths']['pipeline']} --data {task['task_dir']} --out DIR", soft_wrap=True)

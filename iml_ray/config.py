@@ -14,6 +14,7 @@ from .errors import ConfigError
 
 TRACKS = ("traditional", "pretrained", "custom_nn")
 TUNE_MODES = ("auto", "on", "off")
+ENSEMBLE_MODES = ("best", "stack")
 POLICIES = ("rules",)
 
 
@@ -31,6 +32,8 @@ class RunConfig:
     gpus_per_track: float | None = None      # None: one GPU (or a fair fraction) per GPU track when the cluster has GPUs
     # Ray Tune inside the generated code: "auto" tunes when a track has time for a search, "on" always, "off" never.
     tune: str = "auto"
+    # "best": the best validated candidate; "stack": a blend of the top candidates when it beats the best on unseen rows.
+    ensemble: str = "best"
     max_log_bytes: int = 20_000_000
     max_candidate_disk_mb: int = 5000
     # Seconds kept back from the budget for assembling and writing the report.
@@ -48,6 +51,8 @@ class RunConfig:
         if unknown or not self.tracks:
             raise ConfigError(f"unknown track(s) {unknown or '(none given)'}",
                               f"Choose from: {', '.join(TRACKS)}.")
+        if self.ensemble not in ENSEMBLE_MODES:
+            raise ConfigError(f"unknown ensemble mode '{self.ensemble}'", f"Choose from: {', '.join(ENSEMBLE_MODES)}.")
         if self.tune not in TUNE_MODES:
             raise ConfigError(f"unknown tune mode '{self.tune}'", f"Choose from: {', '.join(TUNE_MODES)}.")
         if self.policy not in POLICIES:

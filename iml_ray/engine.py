@@ -8,6 +8,7 @@ finish:   Coordinator ranks the verified candidates by the Evaluator's scores;
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -42,6 +43,8 @@ TUNE_RESERVE_CPUS = 0.05        # of the cluster, kept out of the tracks' shares
 TRIAL_CPUS = 0.001              # what one trial asks Ray for
 TUNE_SHARE = 0.25               # of a track's remaining time one search may take
 MIN_TUNE_S = 15.0               # with "auto", a shorter search is not started
+
+STACK_TOP_K = 3                 # candidates the stacker may blend
 
 
 @dataclass(frozen=True)
@@ -307,18 +310,29 @@ class Run:
         leaderboard = tuple(ray.get(coordinator.leaderboard.remote()))
         best = ray.get(coordinator.best.remote())
         status = "failed"
+        ensemble = None
         if best is not None:
             problems = check_submission(Path(best.submission_path), summary)
             if problems:
                 log.error("the chosen candidate's submission fails verification: %s", problems[0])
             else:
-                atomic_copy(Path(best.pipeline_path), rundir.root / "pipeline.py")
-                atomic_copy(Path(best.submission_path), rundir.root / "submission.csv")
+                ensemble = self._stack(summary, leaderboard, rundir) if self.config.ensemble == "stack" else None
+                if ensemble is None or not ensemble.kept:
+                    atomic_copy(Path(best.pipeline_path), rundir.root / "pipeline.py")
+                    atomic_copy(Path(best.submission_path), rundir.root / "submission.csv")
                 status = "ok"
         self.timings["total"] = round(time.time() - started, 2)
         report = build_report(status, summary, profile, knowledge, blueprint, leaderboard, best if status == "ok" else None,
                               self.timings, self.config, rundir, started)
         report["resources"] = {t: r.to_json() for t, r in resources.items() if t in {p.track for p in blueprint.tracks}}
+        if ensemble is not None:
+            report["ensemble"] = ensemble.to_json()
+            if ensemble.kept and status == "ok":
+                from .evaluate import aps
+
+                report["chosen"] = {"track": "ensemble", "valid_score": ensemble.blend_score,
+                                    "aps": aps(summary.metric, ensemble.blend_score), "weights": ensemble.weights,
+                                    "pipeline": str(rundir.root / "pipeline.py"), "scored": "cross-fitted on the holdout"}
         atomic_write_json(rundir.root / "report.json", report)
         state["finished"] = time.time()
         state["status"] = status
@@ -326,6 +340,39 @@ class Run:
         write_html_report(rundir.root)
         self.progress.phase(f"done: {status}")
         return RunResult(rundir.root, status, summary, best if status == "ok" else None, leaderboard, report)
+
+    def _stack(self, summary: TaskSummary, leaderboard: tuple[Candidate, ...], rundir: RunDir):
+        """--ensemble stack: blend the top verified candidates when that beats the best one on unseen rows."""
+        from .ensemble import blend_submissions, ensemble_script, fit_ensemble, read_answer
+        from .evaluate import read_target
+
+        self.progress.phase("stacking")
+        t0 = time.time()
+        members = [c for c in leaderboard if c.status == "verified"][:STACK_TOP_K]
+        valid = {c.track: read_answer(Path(c.submission_path).parent / "valid_predictions.csv") for c in members}
+        rows = [int(r) for r in valid[members[0].track]["__row__"]]
+        if any([int(r) for r in frame["__row__"]] != rows for frame in valid.values()):
+            log.warning("stacking skipped: the candidates' validation rows differ")
+            return None
+        truth = read_target(summary).iloc[rows].reset_index(drop=True)
+        fit = fit_ensemble({k: v.drop(columns="__row__") for k, v in valid.items()}, truth, summary, self.config.seed)
+        log.info("stacking: %s", fit.reason)
+        if fit.kept:
+            script = ensemble_script(summary, fit, {c.track: Path(c.pipeline_path).read_text() for c in members})
+            answer = blend_submissions(summary, fit, {c.track: Path(c.submission_path) for c in members})
+            staged = rundir.root / "ensemble"
+            staged.mkdir(exist_ok=True)
+            atomic_write_text(staged / "pipeline.py", script)
+            answer.to_csv(staged / "submission.csv", index=False)
+            problems = check_submission(staged / "submission.csv", summary)
+            if problems:
+                log.error("the ensemble's submission fails verification (%s); keeping the best candidate", problems[0])
+                self.timings["stack"] = round(time.time() - t0, 2)
+                return dataclasses.replace(fit, kept=False, reason=f"blended submission failed verification: {problems[0]}")
+            atomic_copy(staged / "pipeline.py", rundir.root / "pipeline.py")
+            atomic_copy(staged / "submission.csv", rundir.root / "submission.csv")
+        self.timings["stack"] = round(time.time() - t0, 2)
+        return fit
 
     def _collect(self, ref, track: str, summary: TaskSummary) -> Candidate:
         import ray

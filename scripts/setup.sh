@@ -13,7 +13,7 @@ if [ ! -f "$stamp" ]; then
     # torch first and pinned: pip then takes the CPU build from local disk and
     # nothing later pulls the multi-GB CUDA build.
     .venv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 2> >(grep -v "^WARNING: Location" >&2)
-    .venv/bin/pip install --quiet --disable-pip-version-check -e ".[examples,dev]" 2> >(grep -v "^WARNING: Location" >&2)
+    .venv/bin/pip install --quiet --disable-pip-version-check -e ".[examples,dev,models]" 2> >(grep -v "^WARNING: Location" >&2)
     rm -f .venv/.iml-installed-*
     touch "$stamp"
 fi
