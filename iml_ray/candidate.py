@@ -125,7 +125,8 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                     args += ["--tune", str(tune_file)]
                     notify("tuning", number)
                 result = run_python(pipeline, args, round_dir, _limits(job, number > job.max_rounds), log_prefix="pipeline",
-                                    extra_env=(job.tune or {}).get("env") if tune is not None else None)
+                                    extra_env={**_encoder_cache_env(job),
+                                               **((job.tune or {}).get("env", {}) if tune is not None else {})})
                 peak = max(peak, result.peak_rss_mb)
                 if result.status != "ok":
                     failure = Failure("pipeline", result.status, result.describe(), result.stderr_tail(),
@@ -189,6 +190,11 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                      resources=job.resources)
 
 
+def _encoder_cache_env(job: TrackJob) -> dict[str, str]:
+    """The prep check, every round and the pipeline share the pretrained encoders' vectors: encoding is done once."""
+    return {"IML_ENCODER_CACHE": str(Path(job.code_dir) / "encoder_cache")}
+
+
 def _tune_settings(job: TrackJob, round_dir: Path, tuning: bool) -> dict | None:
     """What the generated code's tune_model() gets: the cluster, the seconds it may search,
     how many trials at once; None when too little time is left for a search to pay off."""
@@ -221,7 +227,7 @@ def _probe_prep(job: TrackJob, round_dir: Path, prep_code: str) -> tuple[Failure
     report_path = probe_dir / "report.json"
     report_path.unlink(missing_ok=True)
     result = run_python(probe_dir / "probe.py", [str(probe_dir / "spec.json"), str(round_dir / "prep.py"), str(report_path)],
-                        probe_dir, _limits(job), log_prefix="probe")
+                        probe_dir, _limits(job), log_prefix="probe", extra_env=_encoder_cache_env(job))
     if result.status not in ("ok", "error"):
         return Failure("prep_probe", result.status, "prep check " + result.describe(), result.stderr_tail(),
                        failing_section="prep"), result

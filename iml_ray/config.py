@@ -23,7 +23,7 @@ class RunConfig:
     time_budget_s: float = 600.0
     seed: int = 0
     holdout_fraction: float = 0.2
-    tracks: tuple[str, ...] = ("traditional",)
+    tracks: tuple[str, ...] = TRACKS
     policy: str = "rules"
     max_repair_rounds: int = 10
     # Per-candidate limits; None means "derive from the machine / cluster".

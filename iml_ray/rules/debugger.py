@@ -105,6 +105,13 @@ def _resource_steps(plans: Plans, n_rows: int, memory: bool) -> list[Repair | No
     steps: list[Repair | None] = []
     if track.model_template == "custom_nn":
         steps += _network_steps(plans, memory)
+    encoder_side = int((prep.image_encoder or {}).get("input", {}).get("size", 0)) if prep.image_mode == "pretrained" else 0
+    if encoder_side > 64:
+        # The backbone's cost grows with the square of its input side.
+        side = max(64, encoder_side // 2 // 32 * 32)
+        encoder = {**prep.image_encoder, "input": {**prep.image_encoder["input"], "size": side}}
+        steps.append(Repair(Plans(prep.replace(image_encoder=encoder), track, train), "prep",
+                            f"image encoder input {encoder_side} → {side} pixels"))
     if prep.image and prep.image_size[0] > 16 and (memory or prep.image_mode == "pixels"):
         side = max(16, prep.image_size[0] // 2)
         steps.append(Repair(Plans(prep.replace(image_size=(side, side)), track, train), "prep",

@@ -1,6 +1,8 @@
 """The rules GuidelineAgent: a Blueprint and an InterfaceContract from the profile and the cards."""
 from __future__ import annotations
 
+import math
+
 from ..blueprint import Blueprint, EvalPlan, InterfaceContract, PrepPlan, TrackPlan, TrainPlan
 from ..knowledge.retriever import Knowledge
 from ..metrics import get_metric
@@ -151,8 +153,9 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
                 used.append(f"text → {pretrained['text'].get('name')} sentence embeddings")
         if prep.image:
             if pretrained.get("image"):
-                changes.update(image_mode="pretrained", image_encoder=pretrained["image"], image_stats=False)
-                used.append(f"images → {pretrained['image'].get('name')} features")
+                encoder = encoder_for_images(pretrained["image"], profile, prep)
+                changes.update(image_mode="pretrained", image_encoder=encoder, image_stats=False)
+                used.append(f"images → {encoder.get('name')} features at {encoder.get('input', {}).get('size', '?')} px")
         if not changes:
             if not prep.text and not prep.image:
                 return None, "track pretrained skipped: no text or image columns for a pretrained encoder"
@@ -177,6 +180,24 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
         return TrackPlan(models=("nn",), reasons=tuple(reasons), model_template="custom_nn", prep_changes=changes,
                          nn=nn, tune=network_search(nn), **common), None
     return None, f"track {track} is unknown to the rules policy"
+
+
+ENCODER_MIN_SIDE = 96
+
+
+def encoder_for_images(encoder: dict, profile: Profile, prep: PrepPlan) -> dict:
+    """Small images need no 224-pixel input: four times their side (at least 96, a multiple of 32) keeps
+    the backbone's receptive fields meaningful at a quarter of the cost or less."""
+    settings = dict(encoder.get("input") or {})
+    if "size" not in settings:
+        return encoder
+    sides = [max(i.max_width, i.max_height) for i in profile.images if i.name in prep.image]
+    if not sides:
+        return encoder
+    wanted = max(ENCODER_MIN_SIDE, int(math.ceil(4 * max(sides) / 32) * 32))
+    if wanted >= int(settings["size"]):
+        return encoder
+    return {**encoder, "input": {**settings, "size": wanted}}
 
 
 def lightgbm_search(prep: PrepPlan) -> dict:

@@ -1,0 +1,84 @@
+"""Three tracks tuning with Ray Tune at once on a 2-CPU, 0-GPU cluster, within the run's budget.
+
+The hazard: a track's Ray task holds its CPUs while the generated code it started
+waits for its Tune trials; if the trials asked Ray for CPUs too, three tracks
+holding all the CPUs would wait forever. The trials run inside their track's share.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import write_task
+from iml_ray.config import RunConfig
+from iml_ray.engine import run_competition
+
+pytestmark = pytest.mark.slow
+
+BUDGET_S = 200
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_cluster():
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _reviews(root, n=2600):
+    """Enough rows for the inner split to be worth searching on; a short review and two numbers per row."""
+    rng = np.random.default_rng(7)
+    label = rng.integers(0, 2, n)
+    good = ["great", "lovely", "works", "happy", "recommend"]
+    bad = ["broken", "awful", "refund", "poor", "late"]
+    filler = ["the", "item", "arrived", "box", "colour", "size", "price", "seller"]
+    # The words say the label only most of the time; the numbers carry the rest.
+    noisy = rng.random(n) < 0.3
+    words = [rng.choice(good if (y ^ f) else bad, 2).tolist() for y, f in zip(label, noisy)]
+    reviews = [" ".join(rng.choice(filler, 4).tolist() + w) for w in words]
+    price = rng.normal(20, 5, n) + 3 * label
+    frame = pd.DataFrame({"id": rng.permutation(n) + 1, "review": reviews, "price": price.round(2),
+                          "weight": rng.gamma(2, 1, n).round(3), "label": label})
+    train, test = frame.iloc[:2200], frame.iloc[2200:].drop(columns="label")
+    return write_task(root, train, test, pd.DataFrame({"id": test["id"], "label": 0.5}),
+                      "# Reviews\nPredict whether the customer liked the product. Scored on area under the ROC curve.\n")
+
+
+def test_three_tracks_tune_at_once_on_two_cpus_within_budget(tmp_path):
+    task = _reviews(tmp_path / "reviews")
+    out = tmp_path / "out"
+    started = time.time()
+    result = run_competition(task, out, RunConfig(time_budget_s=BUDGET_S, tune="on"))
+    wall = time.time() - started
+    assert result.status == "ok"
+    assert wall <= BUDGET_S * 1.1, wall
+
+    report = json.loads((out / "report.json").read_text())
+    board = {row["track"]: row for row in report["leaderboard"]}
+    assert set(board) == {"traditional", "pretrained", "custom_nn"}
+    assert all(row["status"] == "verified" for row in board.values()), board
+    assert max(r["started_s"] for r in board.values()) < min(r["finished_s"] for r in board.values())
+    for track in board:
+        info = json.loads(next((out / "candidates" / track).glob("round_*/output/run_info.json")).read_text())
+        tuning = info["validation"]["tuning"]
+        assert "error" not in tuning and tuning["completed"] >= 2, (track, tuning)
+        assert tuning["seconds"] < BUDGET_S / 2, (track, tuning)
+        # What the search found is written into the candidate's pipeline, so a rerun needs no Ray.
+        pipeline = (out / "candidates" / track / f"pipeline_{track}.py").read_text()
+        assert _tuned_params(pipeline) == info["tuned_params"]
+
+
+def _tuned_params(script: str) -> dict:
+    for node in ast.parse(script).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "TUNED_PARAMS":
+            return ast.literal_eval(node.value)
+    raise AssertionError("no TUNED_PARAMS in the pipeline")
