@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .blueprint import InterfaceContract
+from .media import class_folders_source
 from .task import TaskSummary
 
 # Runs in the sandbox: imports the (untrusted) prep module, fits it on train,
@@ -42,6 +43,12 @@ def read_table(path):
     frame.columns = [str(c) for c in frame.columns]
     return frame
 
+__CLASS_FOLDERS__
+def read_split(split):
+    if spec.get("layout"):
+        return read_class_folders(spec["task_dir"], spec["layout"], split)
+    return read_table(spec[split + "_path"])
+
 def describe(matrix):
     from scipy import sparse
     info = {"type": type(matrix).__module__ + "." + type(matrix).__name__, "shape": list(getattr(matrix, "shape", ()))}
@@ -62,8 +69,8 @@ try:
     module_spec = importlib.util.spec_from_file_location("prep_under_test", prep_path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    train = read_table(spec["train_path"])
-    test = read_table(spec["test_path"])
+    train = read_split("train")
+    test = read_split("test")
     train = train[train[spec["target"]].notna()]
     for frame, split in ((train, "train"), (test, "test")):
         for source in spec.get("images", []):
@@ -85,7 +92,7 @@ report["seconds"] = round(time.time() - started, 2)
 with open(out_path, "w") as handle:
     json.dump(report, handle, indent=1)
 sys.exit(0 if report["ok"] else 1)
-'''
+'''.replace("__CLASS_FOLDERS__", class_folders_source() + "\n")
 
 
 def check_layout(layout, width: int) -> list[str]:
@@ -122,6 +129,7 @@ def prep_probe_spec(summary: TaskSummary, contract: InterfaceContract) -> dict:
         "input_columns": list(contract.input_columns),
         "prep_class": contract.prep_class,
         "task_dir": str(root),
+        "layout": None if summary.layout is None else summary.layout.to_json(),
         "images": [{"name": i.name, "column": i.column, "train": i.train_pattern, "test": i.test_pattern}
                    for i in summary.images if i.name in contract.input_columns],
     }
@@ -207,8 +215,12 @@ def check_submission(path: Path, summary: TaskSummary) -> list[str]:
     if len(frame) != summary.n_test:
         problems.append(f"submission has {len(frame)} rows for {summary.n_test} test rows")
     if fmt.id_column and fmt.id_column in frame.columns:
-        test = pd.read_csv(root / summary.test_file, usecols=[fmt.id_column], low_memory=False) \
-            if summary.test_file.endswith((".csv", ".csv.gz")) else pd.read_parquet(root / summary.test_file)
+        if summary.layout is not None:
+            test = summary.read("test")
+        elif summary.test_file.endswith((".csv", ".csv.gz")):
+            test = pd.read_csv(root / summary.test_file, usecols=[fmt.id_column], low_memory=False)
+        else:
+            test = pd.read_parquet(root / summary.test_file)
         ids = frame[fmt.id_column].astype(str)
         if ids.duplicated().any():
             problems.append(f"submission repeats {int(ids.duplicated().sum())} id(s)")

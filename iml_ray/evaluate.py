@@ -33,6 +33,9 @@ def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray
 
 
 def read_target(summary: TaskSummary) -> pd.Series:
+    """The train table's target, row by row (the holdout names rows by position)."""
+    if summary.layout is not None:
+        return summary.read("train")[summary.target].reset_index(drop=True)
     path = Path(summary.task_dir) / summary.train_file
     if path.name.endswith((".csv", ".csv.gz", ".tsv")):
         frame = pd.read_csv(path, sep="\t" if path.name.endswith(".tsv") else ",", usecols=[summary.target], low_memory=False)

@@ -6,10 +6,16 @@ Kaggle-style image tasks come in two shapes: a column holding a relative path
 split that turns the column's value into a file path. The pipeline resolves the
 pattern into absolute paths in a column of its own (`<column>__image`), so the
 preprocessing sees one path per row whichever shape the task had.
+
+A third shape has no tables at all: `train/<class>/<image>` and `test/<image>`
+(a FolderLayout). read_class_folders builds the tables from the folders, with a
+path column, so the rest of the system sees the first shape.
 """
 from __future__ import annotations
 
+import inspect
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
@@ -47,6 +53,73 @@ class ImageSource:
     @classmethod
     def from_json(cls, data: dict) -> "ImageSource":
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    """A task without tables: images in train/<class>/ (the class is the folder's name) and in test/.
+
+    The tables are built by read_class_folders, whose source travels into the prep
+    probe and the generated pipeline, so every process builds the same rows in the
+    same (sorted) order: the holdout names train rows by position.
+    """
+    id_column: str          # the file's name or stem, as the sample submission spells the ids
+    path_column: str        # the image's path relative to the task directory
+    target: str             # the class folder's name
+    id_style: str = "stem"  # "name" (cat_01.png) or "stem" (cat_01)
+    train_dir: str = "train"
+    test_dir: str = "test"
+    suffixes: tuple[str, ...] = IMAGE_SUFFIXES
+    kind: str = "class_folders"
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["suffixes"] = list(self.suffixes)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "FolderLayout":
+        if data.get("kind", "class_folders") != "class_folders":
+            raise ValueError(f"unknown folder layout {data.get('kind')!r}")
+        return cls(**{**data, "suffixes": tuple(data["suffixes"])})
+
+    def read(self, root: Path | str, split: str) -> pd.DataFrame:
+        return read_class_folders(str(root), self.to_json(), split)
+
+
+# Standalone: only os and pandas (as pd), so its source can be copied into the
+# generated pipeline and the prep probe (see class_folders_source).
+def read_class_folders(data, layout, split):
+    """The train or test table of a folder-per-class image task: one row per image, in sorted path order.
+
+    train/<class>/<image> -> id, path (relative to the task directory), class; test/<image> -> id, path.
+    The id is the file's name or its stem (layout["id_style"]), as the sample submission spells the ids.
+    """
+    suffixes = tuple(layout["suffixes"])
+
+    def images(folder):
+        full = os.path.join(data, folder)
+        return [name for name in sorted(os.listdir(full))
+                if not name.startswith(".") and name.lower().endswith(suffixes) and os.path.isfile(os.path.join(full, name))]
+
+    def row(folder, name):
+        ident = name if layout["id_style"] == "name" else os.path.splitext(name)[0]
+        return {layout["id_column"]: ident, layout["path_column"]: folder + "/" + name}
+
+    columns = [layout["id_column"], layout["path_column"]]
+    if split == "test":
+        return pd.DataFrame([row(layout["test_dir"], name) for name in images(layout["test_dir"])], columns=columns)
+    rows = []
+    for label in sorted(os.listdir(os.path.join(data, layout["train_dir"]))):
+        folder = layout["train_dir"] + "/" + label
+        if not label.startswith(".") and os.path.isdir(os.path.join(data, folder)):
+            rows += [{**row(folder, name), layout["target"]: label} for name in images(folder)]
+    return pd.DataFrame(rows, columns=columns + [layout["target"]])
+
+
+def class_folders_source() -> str:
+    """The source of read_class_folders, to copy into scripts that must not import iml_ray."""
+    return inspect.getsource(read_class_folders)
 
 
 def find_image_sources(train: pd.DataFrame, test: pd.DataFrame, root: Path, columns: Iterable[str]) -> list[ImageSource]:

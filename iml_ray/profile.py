@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .task import TaskSummary, read_table
+from .task import TaskSummary
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +111,7 @@ class Profile:
 
 def profile_task(summary: TaskSummary) -> Profile:
     """Read the task's data and profile it."""
-    root = Path(summary.task_dir)
-    train = read_table(root / summary.train_file)
-    test = read_table(root / summary.test_file)
-    train.columns = [str(c) for c in train.columns]
-    test.columns = [str(c) for c in test.columns]
-    return profile_frames(train, test, summary, root)
+    return profile_frames(summary.read("train"), summary.read("test"), summary, Path(summary.task_dir))
 
 
 def profile_frames(train: pd.DataFrame, test: pd.DataFrame, summary: TaskSummary, root: Path | None = None) -> Profile:

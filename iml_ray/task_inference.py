@@ -128,11 +128,9 @@ def check_task(path: str | Path) -> TaskFiles:
     """The cheap checks a user wants before anything starts: files, headers, columns."""
     files = locate_task(path)
     stated = read_task_yaml(files.task_yaml)
-    train_head = read_table(files.train, nrows=50)
-    test_head = read_table(files.test, nrows=50)
+    train_head = files.read("train", nrows=50)
+    test_head = files.read("test", nrows=50)
     sample_head = read_table(files.sample_submission, nrows=5) if files.sample_submission else None
-    train_head.columns = [str(c) for c in train_head.columns]
-    test_head.columns = [str(c) for c in test_head.columns]
     cols = resolve_columns(list(train_head.columns), list(test_head.columns),
                            None if sample_head is None else [str(c) for c in sample_head.columns], stated, files)
     require_inputs(cols, train_head, test_head, files)
@@ -158,17 +156,20 @@ def analyze_task(path: str | Path) -> TaskSummary:
 
     files = locate_task(path)
     stated = read_task_yaml(files.task_yaml)
-    train = read_table(files.train)
-    test = read_table(files.test)
+    train = files.read("train")
+    test = files.read("test")
     sample = read_table(files.sample_submission) if files.sample_submission else None
-    train.columns = [str(c) for c in train.columns]
-    test.columns = [str(c) for c in test.columns]
     cols = resolve_columns(list(train.columns), list(test.columns), None if sample is None else [str(c) for c in sample.columns],
                            stated, files)
     decisions = dict(cols.decisions)
     images = require_inputs(cols, train, test, files)
     for source in images:
         decisions[f"images:{source.column}"] = f"inferred: {source.found} ({source.width}x{source.height} {source.mode})"
+    if files.layout is not None:
+        layout = files.layout
+        decisions["layout"] = (f"inferred: no train.csv; one row per image of {layout.train_dir}/<class>/ "
+                               f"({train[layout.target].nunique()} classes) and of {layout.test_dir}/, ids are file "
+                               f"{'names' if layout.id_style == 'name' else 'names without extension'}")
     y = train[cols.target]
     if y.isna().all():
         raise TaskError(f"the target '{cols.target}' is empty in every row of {files.train.name}",
@@ -181,7 +182,7 @@ def analyze_task(path: str | Path) -> TaskSummary:
         raise TaskError(f"the target '{cols.target}' has a single value ({only!r}) in {files.train.name}",
                         "A model needs at least two distinct target values to learn from.")
     if sample is not None and len(sample) != len(test):
-        raise TaskError(f"{files.sample_submission.name} has {len(sample)} rows but {files.test.name} has {len(test)}",
+        raise TaskError(f"{files.sample_submission.name} has {len(sample)} rows but {_test_name(files)} has {len(test)}",
                         "The sample submission needs one row per test row.")
 
     description = files.description.read_text(errors="replace") if files.description else ""
@@ -213,7 +214,7 @@ def analyze_task(path: str | Path) -> TaskSummary:
     if sample is not None and cols.id_column and cols.id_column in sample.columns:
         missing = set(sample[cols.id_column].astype(str)) - set(test[cols.id_column].astype(str))
         if missing:
-            raise TaskError(f"{len(missing)} id(s) of {files.sample_submission.name} are not in {files.test.name} "
+            raise TaskError(f"{len(missing)} id(s) of {files.sample_submission.name} are not in {_test_name(files)} "
                             f"(e.g. {sorted(missing)[0]!r})", "The sample submission must list the test ids.")
 
     return TaskSummary(
@@ -230,11 +231,16 @@ def analyze_task(path: str | Path) -> TaskSummary:
         feature_columns=cols.feature_columns,
         dropped_columns=cols.dropped_columns,
         images=tuple(images),
+        layout=files.layout,
         n_train=int(len(train)),
         n_test=int(len(test)),
         decisions=decisions,
         description=description[:4000],
     )
+
+
+def _test_name(files: TaskFiles) -> str:
+    return f"{files.test.name}/ (its images)" if files.layout else files.test.name
 
 
 def _infer_problem_type(y: pd.Series, metric: str | None, prediction_cols: list[str], target: str) -> tuple[str, str]:

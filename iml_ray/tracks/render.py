@@ -10,6 +10,7 @@ from importlib import resources
 from typing import Any
 
 from ..blueprint import InterfaceContract, PrepPlan, TrackPlan, TrainPlan
+from ..media import class_folders_source
 from ..task import TaskSummary
 
 
@@ -122,8 +123,12 @@ def render_runner(summary: TaskSummary, contract: InterfaceContract) -> str:
                    for i in summary.images if i.name in contract.input_columns],
         "classes": list(contract.classes),
         "submission": summary.submission.to_json(),
+        "layout": None if summary.layout is None else summary.layout.to_json(),
     }
-    return template("runner").replace("__TASK__", literal(task)).replace("__TUNED_PARAMS__", "{}")
+    # A task without tables carries the code that builds them from its folders: pipeline.py stays standalone.
+    readers = class_folders_source() + "\n\n" if summary.layout is not None else ""
+    return (template("runner").replace("__TASK__", literal(task)).replace("__TUNED_PARAMS__", "{}")
+            .replace("__TABLE_READERS__", readers))
 
 
 def with_tuned_params(script: str, params: dict) -> str:
