@@ -290,8 +290,9 @@ class Run:
                     ray.get(coordinator.report.remote(candidates[track]))
                     state["candidates"][track] = candidates[track].to_json()
                     rundir.save_state(state)
-                # The tracks stop themselves at their deadline; this only catches a stuck worker.
-                if pending and time.time() > track_deadline + 30:
+                # The tracks stop themselves at their deadline; this only catches a stuck worker, within
+                # the budget's reserve so that the run still ends inside its budget.
+                if pending and time.time() > track_deadline + self.config.reserve_s / 2:
                     for ref, track in list(pending.items()):
                         ray.cancel(ref, force=True)
                         candidates[track] = Candidate(track=track, code_dir=str(rundir.candidate_dir(track)), status="failed",
