@@ -5,9 +5,11 @@
 Tabular: default HistGradientBoosting, string columns ordinal-encoded and
 declared categorical (categories unseen in training become missing). A task
 with a long free-text column: default TF-IDF + LogisticRegression(max_iter=1000)
-(Ridge for a regression) on that text alone. random_state=0 everywhere. The
-baseline is told the metric and submission format (the answers JSON) and
-writes exactly that format.
+(Ridge for a regression) on that text alone. An image task (the tables hold only
+the id, each row's picture is `images/<id>.png`): LogisticRegression(max_iter=1000)
+(Ridge for a regression) on the raw grey pixels scaled to [0, 1].
+random_state=0 everywhere. The baseline is told the metric and submission
+format (the answers JSON) and writes exactly that format.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ from sklearn.preprocessing import OrdinalEncoder
 log = logging.getLogger("baseline")
 SEED = 0
 TEXT_MIN_MEAN_LENGTH = 50
+IMAGE_DIR = "images"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # HistGradientBoosting refuses categorical features with more categories than
 # this (max_bins); wider string columns go in as plain ordinal codes.
 MAX_CATEGORIES = 255
@@ -110,12 +114,47 @@ def to_submission(ids: pd.Series, predictions: np.ndarray, model: BaseEstimator,
     return submission
 
 
+def image_file(task_dir: Path, row_id) -> Path:
+    for suffix in IMAGE_SUFFIXES:
+        path = task_dir / IMAGE_DIR / f"{row_id}{suffix}"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"no picture for id {row_id!r} in {task_dir / IMAGE_DIR}")
+
+
+def pixels(task_dir: Path, ids: pd.Series, size: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """One row of grey pixels in [0, 1] per id, and the (width, height) every picture was resized to
+    (the first one's size unless given)."""
+    from PIL import Image
+
+    rows = []
+    for row_id in ids:
+        with Image.open(image_file(task_dir, row_id)) as image:
+            image = image.convert("L")
+            size = size or image.size
+            rows.append(np.asarray(image.resize(size) if image.size != size else image, dtype=np.float32).ravel())
+    return np.stack(rows) / 255.0, size
+
+
+def fit_and_predict_images(task_dir: Path, train: pd.DataFrame, test: pd.DataFrame, id_column: str, target: str,
+                           regression: bool) -> tuple[BaseEstimator, np.ndarray]:
+    x_train, size = pixels(task_dir, train[id_column])
+    x_test, _ = pixels(task_dir, test[id_column], size)
+    log.info("image task: %s on %d pixels", "Ridge" if regression else "LogisticRegression", x_train.shape[1])
+    model = Ridge(random_state=SEED) if regression else LogisticRegression(max_iter=1000, random_state=SEED)
+    model.fit(x_train, train[target])
+    return model, model.predict(x_test) if regression else model.predict_proba(x_test)
+
+
 def run_baseline(task_dir: Path, meta: dict) -> pd.DataFrame:
     train = pd.read_csv(task_dir / "train.csv", low_memory=False)
     test = pd.read_csv(task_dir / "test.csv", low_memory=False)
     id_column, target = meta["id_column"], meta["target"]
     regression = meta["submission_format"]["kind"] == "value"
     features = [name for name in test.columns if name != id_column]
+    if not features and (task_dir / IMAGE_DIR).is_dir():
+        model, predictions = fit_and_predict_images(task_dir, train, test, id_column, target, regression)
+        return to_submission(test[id_column], predictions, model, meta)
     model, predictions = fit_and_predict(train, test, features, target, regression)
     return to_submission(test[id_column], predictions, model, meta)
 

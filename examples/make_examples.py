@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -225,6 +225,8 @@ class BuiltTask:
     answers_json: str
     train_rows: int
     test_rows: int
+    # Binary files (images) by path relative to the task directory, e.g. "images/17.png".
+    blobs: dict[str, bytes] = field(default_factory=dict)
 
 
 def with_shuffled_ids(frame: pd.DataFrame, id_column: str, first_id: int) -> pd.DataFrame:
@@ -325,6 +327,10 @@ def write_task(name: str, built: BuiltTask, out: Path, answers: Path) -> None:
     try:
         for file_name, text in built.files.items():
             (staging / file_name).write_text(text, encoding="utf-8")
+        for relative, data in built.blobs.items():
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
         os.chmod(staging, 0o755)  # mkdtemp makes it private; a task directory is meant to be read
         replace_directory(staging, out / name)
     finally:

@@ -1,0 +1,133 @@
+"""The benchmark suite: APS and valid rate as documented, image tasks in the layout iml-ray reads, answers kept out."""
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def load_script(name: str, path: Path) -> ModuleType:
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))      # the scripts import each other by name
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+scoreboard = load_script("scoreboard_under_test", BENCHMARKS / "scoreboard.py")
+suite = load_script("suite_under_test", BENCHMARKS / "suite.py")
+Outcome = scoreboard.Outcome
+
+
+def outcome(task: str, system: str, metric: str, score: float | None, status: str = "valid") -> Outcome:
+    return Outcome(task, system, metric, "tabular", status, score)
+
+
+RUN = [
+    outcome("a", "iml-ray", "accuracy", 0.9), outcome("a", "peer", "accuracy", 0.8),
+    outcome("b", "iml-ray", "logloss", 0.5), outcome("b", "peer", "logloss", 0.25),
+    outcome("c", "iml-ray", "auc", None, "failed"), outcome("c", "peer", "auc", None, "unsupported"),
+]
+
+
+def test_aps_averages_the_normalised_scores_over_all_tasks_and_counts_a_failure_as_zero():
+    assert scoreboard.aps(RUN, "iml-ray") == pytest.approx((0.9 + math.exp(-0.5) + 0.0) / 3)
+    assert scoreboard.aps(RUN, "peer") == pytest.approx((0.8 + math.exp(-0.25) + 0.0) / 3)
+
+
+def test_valid_rate_counts_only_graded_submissions():
+    assert scoreboard.valid_rate(RUN, "iml-ray") == pytest.approx(2 / 3)
+    assert scoreboard.valid_rate(RUN + [outcome("d", "iml-ray", "auc", None, "invalid")], "iml-ray") == 0.5
+    assert scoreboard.valid_rate(RUN, "nobody") == 0.0
+
+
+def test_relative_score_gives_the_best_system_one_per_task_in_either_direction():
+    # a: iml-ray best (1), peer 0.8/0.9; b: peer best (1), iml-ray 0.25/0.5; c: nobody valid (0).
+    assert scoreboard.relative_score(RUN, "iml-ray") == pytest.approx((1 + 0.5 + 0) / 3)
+    assert scoreboard.relative_score(RUN, "peer") == pytest.approx((0.8 / 0.9 + 1 + 0) / 3)
+
+
+def test_a_valid_outcome_without_a_score_is_refused():
+    with pytest.raises(ValueError):
+        outcome("a", "x", "auc", None, "valid")
+    with pytest.raises(ValueError):
+        outcome("a", "x", "auc", 0.5, "maybe")
+
+
+def test_the_table_marks_unsupported_tasks_and_says_why_a_run_failed():
+    run = RUN[:-2] + [outcome("c", "peer", "auc", None, "unsupported"),
+                      Outcome("c", "iml-ray", "auc", "image", "failed", None, "exit 1: boom")]
+    text = scoreboard.markdown_tables(run, ["iml-ray", "peer"], ["a", "b", "c"])
+    assert "| c | tabular | auc ↑ | failed | n/a |" in text
+    assert "iml-ray on c: failed: exit 1: boom" in text
+    assert "**0.9000**" in text and "**0.2500**" in text
+
+
+def test_every_suite_task_has_a_known_modality_and_there_are_enough_of_each():
+    modalities = [task.modality for task in suite.SUITE.values()]
+    assert len(suite.SUITE) >= 12
+    assert modalities.count("image") >= 2 and modalities.count("text") >= 3
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("suite")
+    suite.build_suite(base / "tasks", base / "answers", ["digits_parity"])
+    return base
+
+
+def test_an_image_task_has_id_only_tables_and_one_grey_png_per_row(built):
+    task = built / "tasks" / "digits_parity"
+    meta = json.loads((built / "answers" / "digits_parity.json").read_text())
+    train, test = pd.read_csv(task / "train.csv"), pd.read_csv(task / "test.csv")
+    sample = pd.read_csv(task / "sample_submission.csv")
+    assert list(test.columns) == [meta["id_column"]]
+    assert list(train.columns) == [meta["id_column"], meta["target"]]
+    assert sample[meta["id_column"]].tolist() == test[meta["id_column"]].tolist()
+    ids = set(train[meta["id_column"]]) | set(test[meta["id_column"]])
+    assert not set(train[meta["id_column"]]) & set(test[meta["id_column"]])
+    assert {p.name for p in (task / "images").iterdir()} == {f"{i}.png" for i in ids}
+    with Image.open(task / "images" / f"{test[meta['id_column']].iloc[0]}.png") as image:
+        assert image.mode == "L" and image.size == (32, 32)
+    assert len(test) == pytest.approx(0.2 * len(ids), abs=1)
+
+
+def test_image_task_answers_live_outside_the_task_and_ids_do_not_follow_the_label(built):
+    task = built / "tasks" / "digits_parity"
+    meta = json.loads((built / "answers" / "digits_parity.json").read_text())
+    answers = pd.read_csv(built / "answers" / "digits_parity.csv")
+    assert not (built / "answers").resolve().is_relative_to(task.resolve())
+    assert {p.name for p in task.iterdir()} == {"description.md", "train.csv", "test.csv", "sample_submission.csv",
+                                                 "images"}
+    assert {p.suffix for p in (task / "images").iterdir()} == {".png"}
+    assert meta["target"] not in pd.read_csv(task / "test.csv").columns
+    assert sorted(answers[meta["id_column"]]) == sorted(pd.read_csv(task / "test.csv")[meta["id_column"]])
+    # Shuffled ids: the label is not a function of the id's position.
+    train = pd.read_csv(task / "train.csv").sort_values(meta["id_column"])
+    first_half = (train[meta["target"]].iloc[: len(train) // 2] == "odd").mean()
+    assert 0.35 < first_half < 0.65
+
+
+def test_the_answers_dir_cannot_be_inside_the_tasks_dir(tmp_path):
+    with pytest.raises(ValueError):
+        suite.build_suite(tmp_path / "tasks", tmp_path / "tasks" / "answers", ["digits_parity"])
+
+
+def test_png_bytes_round_trip_a_grey_picture():
+    picture = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
+    with Image.open(io.BytesIO(suite.png_bytes(picture))) as image:
+        assert np.array_equal(np.asarray(image), picture)
