@@ -200,6 +200,10 @@ def _tune_settings(job: TrackJob, round_dir: Path, tuning: bool) -> dict | None:
     how many trials at once; None when too little time is left for a search to pay off."""
     if not tuning or not job.tune or not job.plans.track.tune.get("space"):
         return None
+    if job.plans.track.model_template == "custom_nn" and job.plans.prep.image and not job.gpu_ids:
+        # A CNN's epoch on a CPU takes seconds: a search would buy a handful of trials with the
+        # time the network itself needs to train.
+        return None
     remaining = job.deadline - time.time()
     seconds = min(float(job.tune.get("max_seconds", 900.0)), float(job.tune.get("share", 0.25)) * remaining)
     if seconds < float(job.tune.get("min_seconds", 15.0)):

@@ -45,6 +45,7 @@ TUNE_SHARE = 0.25               # of a track's remaining time one search may tak
 MIN_TUNE_S = 15.0               # with "auto", a shorter search is not started
 
 STACK_TOP_K = 3                 # candidates the stacker may blend
+FALLBACK_TRACK = "fallback"     # the target's prior, run only when no track verified
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,13 @@ class Run:
             raise
         self.progress.tracks(ray.get(coordinator.snapshot.remote()))
         self.timings["explore"] = round(time.time() - explore_started, 2)
+        if not any(c.status == "verified" for c in candidates.values()) and blueprint.tracks:
+            candidates[FALLBACK_TRACK] = self._fallback(summary, contract, blueprint, rundir, holdout_path, deadline,
+                                                        (prep_coder, model_coder, assembler, error_analyzer, debugger,
+                                                         evaluator, coordinator))
+            ray.get(coordinator.report.remote(candidates[FALLBACK_TRACK]))
+            state["candidates"][FALLBACK_TRACK] = candidates[FALLBACK_TRACK].to_json()
+            rundir.save_state(state)
 
         self.progress.phase("finishing")
         leaderboard = tuple(ray.get(coordinator.leaderboard.remote()))
@@ -341,6 +349,32 @@ class Run:
         write_html_report(rundir.root)
         self.progress.phase(f"done: {status}")
         return RunResult(rundir.root, status, summary, best if status == "ok" else None, leaderboard, report)
+
+    def _fallback(self, summary: TaskSummary, contract: InterfaceContract, blueprint: Blueprint, rundir: RunDir,
+                  holdout_path: Path, deadline: float, agents: tuple) -> Candidate:
+        """No track verified in time: the target's prior, through the same sandbox and checks, in the budget's reserve."""
+        import ray
+
+        from actors.track import run_track_task
+
+        from .blueprint import PrepPlan, TrackPlan
+
+        self.progress.phase("fallback: the target's prior")
+        log.warning("no track produced a verified candidate; writing the prior as a fallback")
+        plan = TrackPlan(track=FALLBACK_TRACK, models=("prior",), model_template="prior",
+                         reasons=("no track produced a verified candidate in time",))
+        job = TrackJob(summary=summary, contract=contract, plans=Plans(PrepPlan(), plan, blueprint.train),
+                       code_dir=str(rundir.candidate_dir(FALLBACK_TRACK)), holdout_path=str(holdout_path),
+                       deadline=deadline - 1.0, memory_mb=2048, cpus=1, max_rounds=0, min_round_s=1.0,
+                       max_log_bytes=self.config.max_log_bytes, max_disk_mb=self.config.max_candidate_disk_mb,
+                       resources={"num_cpus": 0.01, "threads": 1, "num_gpus": 0.0, "memory_mb": 2048})
+        ref = run_track_task.options(num_cpus=0.01, name=f"track:{summary.name}:{FALLBACK_TRACK}").remote(job, *agents)
+        try:
+            return ray.get(ref, timeout=max(5.0, deadline - time.time() + 5.0))
+        except Exception as exc:                      # noqa: BLE001 - the run still ends with its report
+            ray.cancel(ref, force=True)
+            return Candidate(track=FALLBACK_TRACK, code_dir=job.code_dir, status="failed", metric=summary.metric,
+                             failure=f"fallback failed: {type(exc).__name__}: {exc}"[:300])
 
     def _stack(self, summary: TaskSummary, leaderboard: tuple[Candidate, ...], rundir: RunDir):
         """--ensemble stack: blend the top verified candidates when that beats the best one on unseen rows."""

@@ -81,6 +81,9 @@ def render_model(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contra
         return render_custom_nn(summary, plan, train, contract)
     if plan.model_template == "traditional":
         return render_traditional(summary, plan, train, contract)
+    if plan.model_template == "prior":
+        config = {"problem_type": summary.problem_type, "metric": summary.metric, "n_classes": len(contract.classes)}
+        return _model_module("prior", summary, config)
     raise ValueError(f"no model template named {plan.model_template!r}")
 
 
