@@ -22,7 +22,6 @@ from .blueprint import Blueprint, Candidate, InterfaceContract
 from .candidate import TrackJob
 from .config import RunConfig
 from .contract import check_submission
-from .errors import ConfigError
 from .knowledge.retriever import Knowledge
 from .profile import Profile
 from .progress import LogProgress, Progress

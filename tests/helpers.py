@@ -52,3 +52,17 @@ def bar_images(n: int, side: int, folder, names, mode: str = "L") -> np.ndarray:
         image = Image.fromarray(pixels, "L")
         (image.convert(mode) if mode != "L" else image).save(folder / name)
     return labels
+
+
+def local_ray(num_cpus: int = 2, num_gpus: int | None = None):
+    """A real local Ray cluster on loopback for one test module (a generator for a module fixture)."""
+    import os
+
+    # Read when ray is imported: without it the GCS binds the machine's other address.
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+             log_to_driver=False)
+    yield
+    ray.shutdown()

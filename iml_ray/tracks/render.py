@@ -56,14 +56,12 @@ def render_prep(summary: TaskSummary, plan: PrepPlan) -> str:
     return code
 
 
-def render_traditional(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
-    config = {
+def _common_config(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> dict:
+    """What every model template reads: the task, the target's handling, the inner split, threads, the search."""
+    return {
         "problem_type": summary.problem_type,
         "metric": summary.metric,
         "n_classes": len(contract.classes),
-        "models": list(plan.models),
-        "lightgbm": dict(plan.lightgbm),
-        "linear": {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in plan.linear.items()},
         "class_weight": plan.class_weight,
         "target_transform": plan.target_transform,
         "clip_min": plan.clip_min,
@@ -73,7 +71,22 @@ def render_traditional(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, 
         "num_threads": plan.num_threads,
         "tune": dict(plan.tune),
     }
+
+
+def render_traditional(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
+    config = {
+        **_common_config(summary, plan, train, contract),
+        "models": list(plan.models),
+        "lightgbm": dict(plan.lightgbm),
+        "linear": {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in plan.linear.items()},
+    }
     return _model_module("traditional", summary, config)
+
+
+def render_custom_nn(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
+    config = {**_common_config(summary, plan, train, contract),
+              **{k: list(v) if isinstance(v, tuple) else v for k, v in plan.nn.items()}}
+    return _model_module("custom_nn", summary, config)
 
 
 def render_model(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
@@ -85,24 +98,6 @@ def render_model(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contra
         config = {"problem_type": summary.problem_type, "metric": summary.metric, "n_classes": len(contract.classes)}
         return _model_module("prior", summary, config)
     raise ValueError(f"no model template named {plan.model_template!r}")
-
-
-def render_custom_nn(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
-    config = {
-        "problem_type": summary.problem_type,
-        "metric": summary.metric,
-        "n_classes": len(contract.classes),
-        "class_weight": plan.class_weight,
-        "target_transform": plan.target_transform,
-        "clip_min": plan.clip_min,
-        "inner_valid_fraction": train.inner_valid_fraction,
-        "max_train_rows": train.max_train_rows,
-        "seed": train.seed,
-        "num_threads": plan.num_threads,
-        "tune": dict(plan.tune),
-        **{k: list(v) if isinstance(v, tuple) else v for k, v in plan.nn.items()},
-    }
-    return _model_module("custom_nn", summary, config)
 
 
 def _model_module(name: str, summary: TaskSummary, config: dict) -> str:

@@ -7,14 +7,13 @@ that their sandboxed children see only their own.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import write_task
+from helpers import local_ray, write_task
 from iml_ray.config import RunConfig
 from iml_ray.engine import run_competition
 
@@ -23,12 +22,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_cluster():
-    import ray
-
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    yield
-    ray.shutdown()
+    yield from local_ray(num_cpus=2, num_gpus=2)
 
 
 def _reviews_with_images(root, n=240):

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import write_task
+from helpers import local_ray, write_task
 from iml_ray.config import RunConfig
 from iml_ray.engine import run_competition
 
@@ -26,12 +25,7 @@ BUDGET_S = 200
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_cluster():
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    import ray
-
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-    yield
-    ray.shutdown()
+    yield from local_ray(num_cpus=2, num_gpus=0)
 
 
 def _reviews(root, n=2600):

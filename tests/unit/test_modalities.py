@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from helpers import bar_images, write_task
 from iml_ray.config import RunConfig
