@@ -18,7 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="solve one competition: verified submission.csv + standalone pipeline.py",
                               description="Solve one task directory (MLE-bench layout) end to end.")
-    run.add_argument("task_dir", help="directory with train.csv, test.csv, sample_submission.csv, description.md")
+    run.add_argument("task_dir", help="directory with train.csv and test.csv (or train/<class>/ and test/ image folders), "
+                                      "sample_submission.csv, description.md")
     run.add_argument("--out", help="output directory (default: runs/<task name>)")
     run.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-clock budget for the whole run (default 600)")
     run.add_argument("--seed", type=int, help="seed of the validation split and the models (default 0)")
