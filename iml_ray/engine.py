@@ -377,7 +377,7 @@ class Run:
 
     def _stack(self, summary: TaskSummary, leaderboard: tuple[Candidate, ...], rundir: RunDir):
         """--ensemble stack: blend the top verified candidates when that beats the best one on unseen rows."""
-        from .ensemble import blend_submissions, ensemble_script, fit_ensemble, read_answer
+        from .ensemble import blend_function, blend_submissions, ensemble_script, fit_ensemble, read_answer
         from .evaluate import read_target
 
         self.progress.phase("stacking")
@@ -398,6 +398,12 @@ class Run:
             staged.mkdir(exist_ok=True)
             atomic_write_text(staged / "pipeline.py", script)
             answer.to_csv(staged / "submission.csv", index=False)
+            # For the report's diagnostics (weights fitted on these rows: not a score).
+            blend_valid = blend_function()
+            used = [name for name in fit.members if fit.weights.get(name, 0) > 0]
+            blended = blend_valid([valid[name] for name in used], [fit.weights[name] for name in used],
+                                  summary.submission.to_json())
+            blended.to_csv(staged / "valid_predictions.csv", index=False)
             problems = check_submission(staged / "submission.csv", summary)
             if problems:
                 log.error("the ensemble's submission fails verification (%s); keeping the best candidate", problems[0])

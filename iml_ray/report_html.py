@@ -291,6 +291,13 @@ def _leaderboard_section(report: dict, run_dir: Path) -> str:
     chart = bar_chart(verified, title="APS (higher is better)", colour=PALETTE[3], fmt="{:.3f}")
     parts = [_table(["track", "status", f"validation {metric}", "APS", "repairs", "ran (from the start)", "resources",
                      "peak memory", "model", "failure"], rows), chart]
+    ensemble = report.get("ensemble")
+    if ensemble:
+        weights = ", ".join(f"{esc(t)} {w:.2f}" for t, w in ensemble["weights"].items() if w > 0)
+        verdict = "<span class='ok'>kept</span> <span class='badge'>winner</span>" if ensemble["kept"] else "not kept"
+        parts.append(f"<h3>Stacking</h3><p>Blend of {weights}: {verdict} — {esc(ensemble['reason'])}. Weights by greedy "
+                     "ensemble selection on the validation predictions, judged on the half of the holdout they were "
+                     "not fitted on.</p>")
     for c in board:
         parts.append(f"<h3>Rounds of track {esc(c['track'])}</h3>")
         round_rows = []
@@ -312,8 +319,13 @@ def _diagnostics_section(report: dict, run_dir: Path, data: dict) -> str:
     chosen = report.get("chosen")
     if not chosen:
         return "<p class='muted'>no winner to diagnose</p>"
-    entry = next(c for c in report["leaderboard"] if c["track"] == chosen["track"])
-    valid = run_dir / "candidates" / entry["track"] / f"round_{len(entry['rounds'])}" / "output" / "valid_predictions.csv"
+    if chosen["track"] == "ensemble":
+        valid = run_dir / "ensemble" / "valid_predictions.csv"
+    else:
+        entry = next((c for c in report["leaderboard"] if c["track"] == chosen["track"]), None)
+        if entry is None:
+            return "<p class='muted'>the winner is not on the leaderboard</p>"
+        valid = run_dir / "candidates" / entry["track"] / f"round_{len(entry['rounds'])}" / "output" / "valid_predictions.csv"
     summary = data.get("task_summary")
     if not valid.exists() or not summary:
         return "<p class='muted'>the winner's validation predictions are not in the run directory</p>"

@@ -57,3 +57,17 @@ def test_charts_scale_to_their_data():
     assert svg.count("<rect") == 2 and "t</text>" in svg
     assert heatmap([[3, 1], [0, 5]], ["x", "y"], title="cm").count("<rect") == 4
     assert timeline([("stage", 0.0, 1.0, []), ("track", 1.0, 5.0, [2.0])]).count("<line") == 1
+
+
+def test_a_kept_ensemble_is_the_winner_and_is_diagnosed(tmp_path):
+    run = _fake_run(tmp_path)
+    report = json.loads((run / "report.json").read_text())
+    report["chosen"] = {"track": "ensemble", "valid_score": 0.4, "aps": 0.7, "weights": {"traditional": 0.6, "custom_nn": 0.4}}
+    report["ensemble"] = {"members": ["traditional", "custom_nn"], "weights": {"traditional": 0.6, "custom_nn": 0.4},
+                          "blend_score": 0.4, "single_score": 0.5, "kept": True, "reason": "the blend beat the best"}
+    (run / "report.json").write_text(json.dumps(report))
+    (run / "ensemble").mkdir()
+    pd.DataFrame({"__row__": [1, 3], "y": [2.2, 3.8]}).to_csv(run / "ensemble" / "valid_predictions.csv", index=False)
+    page = render_run_report(run)
+    assert "Stacking" in page and "traditional 0.60" in page and "the blend beat the best" in page
+    assert "residuals (true − predicted)" in page
