@@ -136,3 +136,37 @@ def test_constant_target_is_refused(tmp_path):
     train["label"] = 1
     with pytest.raises(TaskError, match="single value"):
         analyze_task(write_task(tmp_path / "t", train, test, sample))
+
+
+def test_description_names_the_positive_class(tmp_path):
+    # "great" sorts first, so without reading the description the submission would report P(other).
+    train, test, sample = binary_frames()
+    train["label"] = np.where(train["label"] == 1, "great", "other")
+    sample["label"] = 0.5
+    description = ("Scored with the **log loss** of the predicted probability that `label` is `great`.\n"
+                   "Column `id`, then `label` holding the probability that `label` is `great`.")
+    summary = analyze_task(write_task(tmp_path / "t", train, test, sample, description))
+    assert summary.submission.kind == "probability"
+    assert summary.submission.positive_class == "great"
+    assert "description names it" in summary.decisions["submission"]
+
+
+def test_probability_range_in_description_does_not_pick_a_class(tmp_path):
+    train, test, sample = binary_frames()
+    sample["label"] = 0.5
+    description = "Evaluated on AUC. Submit a probability between 0 and 1 for each row."
+    summary = analyze_task(write_task(tmp_path / "t", train, test, sample, description))
+    assert summary.submission.positive_class == 1
+    assert "conventional" in summary.decisions["submission"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("submit the probability that `parity` is `odd`.", "odd"),
+    ("the likelihood of a 'spam' message; ham messages are common.", "spam"),
+    ("Predict the probability. Rows are either spam or ham.", None),
+    ("a probability for spam or ham", None),
+])
+def test_class_named_for_probability(text, expected):
+    from iml_ray.task_inference import class_named_for_probability
+    classes = ["even", "odd"] if "parity" in text else ["ham", "spam"]
+    assert class_named_for_probability(text, classes, "parity") == expected
