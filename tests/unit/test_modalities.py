@@ -66,6 +66,30 @@ def test_images_named_by_the_id_are_found_profiled_and_planned(tmp_path):
     assert make_contract(summary, blueprint.prep).input_columns == ("id__image",)
 
 
+def test_short_budget_gives_trees_fewer_pixels_and_the_network_more_updates(tmp_path):
+    root = _id_task(tmp_path, side=24)
+    summary = analyze_task(root)
+    profile = profile_task(summary)
+    tracks = ("traditional", "custom_nn")
+    plans = {budget: make_blueprint(summary, profile, retrieve(summary, profile, tracks), tracks, 0, 0.2, 1, budget)
+             for budget in (90.0, 600.0)}
+    assert plans[90.0].prep.image_size == (16, 16)
+    assert plans[600.0].prep.image_size == (24, 24)
+    # The CNN keeps the images' own side whatever the budget.
+    assert plans[90.0].prep_for("custom_nn").image_size == (24, 24)
+    [nn_plan] = [t for t in plans[90.0].tracks if t.track == "custom_nn"]
+    assert nn_plan.nn["batch_size"] == 64
+
+
+def test_network_batch_size_follows_the_rows():
+    from iml_ray.rules.guideline import nn_batch_size
+
+    assert nn_batch_size(100) == 64
+    assert nn_batch_size(4000) == 64
+    assert nn_batch_size(8000) == 128
+    assert nn_batch_size(1_000_000) == 256
+
+
 def test_no_features_and_no_images_is_a_clear_error(tmp_path):
     frame = pd.DataFrame({"id": [f"x{i}" for i in range(40)], "label": [0, 1] * 20})
     root = write_task(tmp_path / "t", frame.iloc[:30], frame.iloc[30:][["id"]],
