@@ -163,6 +163,16 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
             if not prep.text and not prep.image:
                 return None, "track pretrained skipped: no text or image columns for a pretrained encoder"
             return None, "track pretrained skipped: no pretrained checkpoint found on disk for this task's text/images"
+        if time_budget_s:
+            changes, seconds = fit_encoders_to_budget(changes, profile, prep, num_threads, time_budget_s)
+            if seconds > ENCODE_BUDGET_SHARE * time_budget_s:
+                return None, (f"track pretrained skipped: encoding {profile.n_train + profile.n_test} rows would take "
+                              f"about {seconds:.0f} s, more than {ENCODE_BUDGET_SHARE:.0%} of the "
+                              f"{time_budget_s:.0f} s budget")
+            if changes.get("image_encoder") and changes["image_encoder"] != encoder:
+                side = changes["image_encoder"]["input"]["size"]
+                used = [u.split(" features at ")[0] + f" features at {side} px" if u.startswith("images") else u
+                        for u in used]
         reasons += used + ["LightGBM and a linear model on the embeddings and the tabular columns"]
         return TrackPlan(models=tuple(models), lightgbm=lightgbm, linear=linear, reasons=tuple(reasons),
                          prep_changes=changes, tune=lightgbm_search(prep.replace(**changes)), **common), None
@@ -202,6 +212,54 @@ def encoder_for_images(encoder: dict, profile: Profile, prep: PrepPlan) -> dict:
     if wanted >= int(settings["size"]):
         return encoder
     return {**encoder, "input": {**settings, "size": wanted}}
+
+
+# Encoding cost per row on one CPU thread, measured on this machine class (2026-11-29):
+# MiniLM-L6 at 0.021 s for a 380-character review; EfficientNet-lite0 at 1.7 ms (64 px) and
+# 3.3 ms (96 px) per image. Used to shrink or skip the pretrained track on a short budget,
+# where a doomed encoder would also slow the tracks that share its cores.
+TEXT_S_PER_CHAR = 5.5e-5
+TEXT_MAX_CHARS_PER_TOKEN = 4
+IMAGE_S_FIXED = 2e-4
+IMAGE_S_PER_PIXEL = 3.4e-7
+ENCODE_BUDGET_SHARE = 0.3      # of the run's budget encoding train and test may take
+ENCODER_FLOOR_SIDE = 64
+
+
+def encoding_seconds(changes: dict, profile: Profile, prep: PrepPlan, num_threads: int) -> float:
+    rows = profile.n_train + profile.n_test
+    seconds = 0.0
+    text_encoder = changes.get("text_encoder")
+    if text_encoder:
+        max_chars = int((text_encoder.get("input") or {}).get("max_length", 256)) * TEXT_MAX_CHARS_PER_TOKEN
+        for name in prep.text:
+            try:
+                length = profile.column(name).mean_length or 200.0
+            except StopIteration:
+                length = 200.0
+            seconds += rows * TEXT_S_PER_CHAR * min(float(length), max_chars)
+    image_encoder = changes.get("image_encoder")
+    if image_encoder:
+        side = int((image_encoder.get("input") or {}).get("size", 224))
+        seconds += rows * len(prep.image) * (IMAGE_S_FIXED + IMAGE_S_PER_PIXEL * side * side)
+    return seconds / max(1, num_threads)
+
+
+def fit_encoders_to_budget(changes: dict, profile: Profile, prep: PrepPlan, num_threads: int,
+                           time_budget_s: float) -> tuple[dict, float]:
+    """Halve the image encoder's input (not below 64 px) until encoding fits its share of the
+    budget; the changes and the estimated seconds."""
+    allowed = ENCODE_BUDGET_SHARE * time_budget_s
+    seconds = encoding_seconds(changes, profile, prep, num_threads)
+    while seconds > allowed and changes.get("image_encoder"):
+        encoder = changes["image_encoder"]
+        side = int((encoder.get("input") or {}).get("size", 0))
+        smaller = max(ENCODER_FLOOR_SIDE, side // 2 // 32 * 32)
+        if not side or smaller >= side:
+            break
+        changes = {**changes, "image_encoder": {**encoder, "input": {**encoder["input"], "size": smaller}}}
+        seconds = encoding_seconds(changes, profile, prep, num_threads)
+    return changes, seconds
 
 
 def lightgbm_search(prep: PrepPlan) -> dict:

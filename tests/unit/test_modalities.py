@@ -1,6 +1,7 @@
 """Images named by an id or a path column are found, profiled, planned per track and read by the prep module."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 
@@ -187,3 +188,44 @@ def test_tracks_share_cpus_and_gpus_go_only_where_they_exist():
     assert one_gpu["pretrained"].num_gpus == 0.5
     fixed = plan_resources(config.tracks, config.replace(gpus_per_track=0.25), {"CPU": 8.0, "GPU": 1.0})
     assert fixed["custom_nn"].num_gpus == 0.25
+
+
+def test_encoding_cost_shrinks_the_image_encoder_or_skips_the_track_on_a_short_budget(tmp_path):
+    from iml_ray.rules.guideline import ENCODE_BUDGET_SHARE, encoding_seconds
+
+    root = _id_task(tmp_path, n=120, side=28)
+    summary = analyze_task(root)
+    profile = profile_task(summary)
+    # As many rows as MNIST's 5,000: the cost model scales with rows, the files need not exist.
+    profile = dataclasses.replace(profile, n_train=4000, n_test=1000)
+    image = {"modality": "image", "name": "efficientnet-lite0", "ref": "/m", "source": "package",
+             "loader": "efficientnet", "dim": 1280, "input": {"size": 224}}
+    tracks = ("pretrained",)
+
+    def plan(budget):
+        return make_blueprint(summary, profile, retrieve(summary, profile, tracks), tracks, 0, 0.2, 1, budget,
+                              pretrained={"image": image})
+
+    sides = {budget: plan(budget).prep_for("pretrained").image_encoder["input"]["size"] for budget in (90.0, 600.0)}
+    assert sides == {90.0: 64, 600.0: 128}
+    short = plan(90.0).prep_for("pretrained")
+    assert encoding_seconds({"image_encoder": short.image_encoder}, profile, short, 1) <= ENCODE_BUDGET_SHARE * 90.0
+    skipped = plan(10.0)
+    assert skipped.tracks == ()
+    assert any("track pretrained skipped: encoding 5000 rows" in note for note in skipped.notes)
+
+
+def test_long_texts_skip_the_pretrained_track_only_when_the_budget_is_short(tmp_path):
+    rng = np.random.default_rng(0)
+    words = ["tea", "great", "bad", "smell", "taste", "price", "box", "fresh"]
+    texts = [" ".join(rng.choice(words, size=80)) for _ in range(200)]
+    frame = pd.DataFrame({"id": range(200), "review": texts, "y": rng.integers(0, 2, 200)})
+    root = write_task(tmp_path / "reviews", frame.iloc[:150], frame.iloc[150:].drop(columns="y"))
+    summary = analyze_task(root)
+    profile = dataclasses.replace(profile_task(summary), n_train=4000, n_test=1000)
+    knowledge = retrieve(summary, profile, ("pretrained",))
+    blueprint = make_blueprint(summary, profile, knowledge, ("pretrained",), 0, 0.2, 1, 90.0, pretrained={"text": MINILM})
+    assert blueprint.tracks == ()
+    assert any("track pretrained skipped: encoding" in note for note in blueprint.notes)
+    long = make_blueprint(summary, profile, knowledge, ("pretrained",), 0, 0.2, 1, 900.0, pretrained={"text": MINILM})
+    assert [t.track for t in long.tracks] == ["pretrained"]
