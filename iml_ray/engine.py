@@ -476,7 +476,8 @@ def build_report(status: str, summary: TaskSummary, profile: Profile, knowledge:
              "rounds": [r.__dict__ for r in c.rounds], "model": c.details.get("run_info", {}).get("final", {}).get("model"),
              "started_s": round(c.started_at - started, 2) if c.started_at else None,
              "finished_s": round(c.finished_at - started, 2) if c.finished_at else None,
-             "resources": c.resources, "reasons": list(c.details.get("plans", {}).get("track", {}).get("reasons", []))}
+             "resources": c.resources, "reasons": list(c.details.get("plans", {}).get("track", {}).get("reasons", [])),
+             "tuning": _tuning_of(c.details.get("run_info", {}))}
             for c in leaderboard
         ],
         "chosen": None if best is None else {"track": best.track, "valid_score": best.valid_score, "aps": best.aps,
@@ -497,3 +498,9 @@ def run_competition(task_dir: str | Path, out: str | Path, config: RunConfig | N
     return Run(task_dir, out, config or RunConfig(), **kwargs).execute()
 
 
+def _tuning_of(run_info: dict) -> dict | None:
+    """What the Ray Tune search inside the candidate did (it runs on the validation pass), and what it kept."""
+    tuning = (run_info.get("validation") or {}).get("tuning") or (run_info.get("final") or {}).get("tuning")
+    if not tuning:
+        return None
+    return {**tuning, "kept": bool(tuning.get("params"))}

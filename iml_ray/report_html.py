@@ -268,6 +268,26 @@ def _timeline_section(data: dict) -> str:
     return timeline(spans) + "<p class='muted'>Marks on a track are the ends of its failed rounds (repairs).</p>"
 
 
+def _tuning_line(tuning: dict) -> str:
+    """One sentence per search: how many trials, how long, and whether the defaults were beaten (inner split)."""
+    if tuning.get("error"):
+        return f"the search failed ({esc(tuning['error'][:200])}); the blueprint's settings were used"
+    if tuning.get("reason"):
+        return f"no search: {esc(tuning['reason'])}"
+    done = f"{tuning.get('completed', 0)} of {tuning.get('trials', 0)} trials in {tuning.get('seconds', 0):g} s"
+    best, default = tuning.get("best_score"), tuning.get("default_score")
+    scores = "" if best is None else f", best inner score {best:.5g}" + (
+        "" if default is None else f" vs {default:.5g} for the blueprint's settings")
+    if tuning.get("kept"):
+        params = ", ".join(f"{esc(k)}={esc(_short(v))}" for k, v in (tuning.get("params") or {}).items())
+        return f"{done}{scores}; kept: {params}"
+    return f"{done}{scores}; the blueprint's settings were kept"
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _leaderboard_section(report: dict, run_dir: Path) -> str:
     board = report["leaderboard"]
     metric = report["task"]["metric"]
@@ -291,6 +311,9 @@ def _leaderboard_section(report: dict, run_dir: Path) -> str:
     chart = bar_chart(verified, title="APS (higher is better)", colour=PALETTE[3], fmt="{:.3f}")
     parts = [_table(["track", "status", f"validation {metric}", "APS", "repairs", "ran (from the start)", "resources",
                      "peak memory", "model", "failure"], rows), chart]
+    tuned = [f"<li>{esc(c['track'])}: {_tuning_line(c['tuning'])}</li>" for c in board if c.get("tuning")]
+    if tuned:
+        parts.append("<h3>Ray Tune</h3><ul>" + "".join(tuned) + "</ul>")
     ensemble = report.get("ensemble")
     if ensemble:
         weights = ", ".join(f"{esc(t)} {w:.2f}" for t, w in ensemble["weights"].items() if w > 0)

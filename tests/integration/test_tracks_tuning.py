@@ -69,6 +69,9 @@ def test_three_tracks_tune_at_once_on_two_cpus_within_budget(tmp_path):
         # What the search found is written into the candidate's pipeline, so a rerun needs no Ray.
         pipeline = (out / "candidates" / track / f"pipeline_{track}.py").read_text()
         assert _tuned_params(pipeline) == info["tuned_params"]
+        # The leaderboard says what the search did and whether it beat the blueprint's settings.
+        assert board[track]["tuning"]["completed"] == tuning["completed"]
+        assert board[track]["tuning"]["kept"] == bool(tuning.get("params"))
 
 
 def _tuned_params(script: str) -> dict:

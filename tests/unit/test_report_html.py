@@ -71,3 +71,18 @@ def test_a_kept_ensemble_is_the_winner_and_is_diagnosed(tmp_path):
     page = render_run_report(run)
     assert "Stacking" in page and "traditional 0.60" in page and "the blend beat the best" in page
     assert "residuals (true − predicted)" in page
+
+
+def test_a_tuned_candidate_says_what_its_search_found(tmp_path):
+    run = _fake_run(tmp_path)
+    report = json.loads((run / "report.json").read_text())
+    report["leaderboard"][0]["tuning"] = {"trials": 9, "completed": 8, "errors": 1, "seconds": 21.5,
+                                          "best_score": 0.93125, "default_score": 0.925, "kept": True,
+                                          "params": {"learning_rate": 0.0712345, "num_leaves": 40}}
+    report["leaderboard"].append({**report["leaderboard"][0], "track": "custom_nn",
+                                  "tuning": {"trials": 0, "reason": "only 120 inner validation rows", "kept": False}})
+    (run / "report.json").write_text(json.dumps(report))
+    page = render_run_report(run)
+    assert "8 of 9 trials in 21.5 s, best inner score 0.93125 vs 0.925 for the blueprint" in page
+    assert "kept: learning_rate=0.07123, num_leaves=40" in page
+    assert "no search: only 120 inner validation rows" in page
