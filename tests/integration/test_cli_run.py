@@ -40,12 +40,17 @@ def test_run_prints_summary_and_writes_the_run_directory(tmp_path):
     result = subprocess.run([*IML, "run", str(task), "--out", str(out), "--time-budget", "120"], capture_output=True,
                             text=True, env=_env(), timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "chosen: traditional, validation accuracy" in result.stdout
     assert f"submission: {out.resolve() / 'submission.csv'}" in result.stdout
     assert "Traceback" not in result.stderr
     assert "target — inferred" in result.stderr
     for name in ("submission.csv", "pipeline.py", "report.json", "state.json"):
         assert (out / name).is_file()
+    # The summary names the winner the report chose: the verified track with the best validation score.
+    report = json.loads((out / "report.json").read_text())
+    verified = [c for c in report["leaderboard"] if c["status"] == "verified"]
+    chosen = report["chosen"]
+    assert chosen["valid_score"] == max(c["valid_score"] for c in verified)
+    assert f"chosen: {chosen['track']}, validation accuracy = {chosen['valid_score']:.5g}" in result.stdout
     state = json.loads((out / "state.json").read_text())
     assert state["status"] == "ok"
     shown = subprocess.run([*IML, "report", str(out)], capture_output=True, text=True, env=_env())
