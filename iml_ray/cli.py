@@ -250,7 +250,7 @@ def _report(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"error: {path} is not valid JSON.\n       Rerun the task (iml run ... --force).", file=sys.stderr)
         return 2
-    from .engine import write_html_report
+    from .run_report import write_html_report
 
     html_path = write_html_report(Path(args.run_dir))
     print_summary(report, Path(args.run_dir))

@@ -149,16 +149,11 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
                          **common), None
     if track == "pretrained":
         changes: dict = {}
-        used = []
-        if prep.text:
-            if pretrained.get("text"):
-                changes.update(text_mode="pretrained", text_encoder=pretrained["text"])
-                used.append(f"text → {pretrained['text'].get('name')} sentence embeddings")
-        if prep.image:
-            if pretrained.get("image"):
-                encoder = encoder_for_images(pretrained["image"], profile, prep)
-                changes.update(image_mode="pretrained", image_encoder=encoder, image_stats=False)
-                used.append(f"images → {encoder.get('name')} features at {encoder.get('input', {}).get('size', '?')} px")
+        if prep.text and pretrained.get("text"):
+            changes.update(text_mode="pretrained", text_encoder=pretrained["text"])
+        if prep.image and pretrained.get("image"):
+            changes.update(image_mode="pretrained", image_encoder=encoder_for_images(pretrained["image"], profile, prep),
+                           image_stats=False)
         if not changes:
             if not prep.text and not prep.image:
                 return None, "track pretrained skipped: no text or image columns for a pretrained encoder"
@@ -169,10 +164,12 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
                 return None, (f"track pretrained skipped: encoding {profile.n_train + profile.n_test} rows would take "
                               f"about {seconds:.0f} s, more than {ENCODE_BUDGET_SHARE:.0%} of the "
                               f"{time_budget_s:.0f} s budget")
-            if changes.get("image_encoder") and changes["image_encoder"] != encoder:
-                side = changes["image_encoder"]["input"]["size"]
-                used = [u.split(" features at ")[0] + f" features at {side} px" if u.startswith("images") else u
-                        for u in used]
+        used = []
+        if "text_encoder" in changes:
+            used.append(f"text → {changes['text_encoder'].get('name')} sentence embeddings")
+        if "image_encoder" in changes:
+            encoder = changes["image_encoder"]
+            used.append(f"images → {encoder.get('name')} features at {encoder.get('input', {}).get('size', '?')} px")
         reasons += used + ["LightGBM and a linear model on the embeddings and the tabular columns"]
         return TrackPlan(models=tuple(models), lightgbm=lightgbm, linear=linear, reasons=tuple(reasons),
                          prep_changes=changes, tune=lightgbm_search(prep.replace(**changes)), **common), None
@@ -232,12 +229,9 @@ def encoding_seconds(changes: dict, profile: Profile, prep: PrepPlan, num_thread
     text_encoder = changes.get("text_encoder")
     if text_encoder:
         max_chars = int((text_encoder.get("input") or {}).get("max_length", 256)) * TEXT_MAX_CHARS_PER_TOKEN
+        lengths = {c.name: c.mean_length for c in profile.columns}
         for name in prep.text:
-            try:
-                length = profile.column(name).mean_length or 200.0
-            except StopIteration:
-                length = 200.0
-            seconds += rows * TEXT_S_PER_CHAR * min(float(length), max_chars)
+            seconds += rows * TEXT_S_PER_CHAR * min(float(lengths.get(name) or 200.0), max_chars)
     image_encoder = changes.get("image_encoder")
     if image_encoder:
         side = int((image_encoder.get("input") or {}).get("size", 224))

@@ -1,0 +1,83 @@
+"""A run's report: report.json assembled from the run's artifacts, and report.html rendered from it."""
+from __future__ import annotations
+
+import logging
+import platform
+from pathlib import Path
+from typing import Any
+
+from .blueprint import Blueprint, Candidate
+from .config import RunConfig
+from .knowledge.retriever import Knowledge
+from .profile import Profile
+from .rundir import RunDir, atomic_write_text
+from .task import TaskSummary
+
+log = logging.getLogger(__name__)
+
+
+def build_report(status: str, summary: TaskSummary, profile: Profile, knowledge: Knowledge, blueprint: Blueprint,
+                 leaderboard: tuple[Candidate, ...], best: Candidate | None, timings: dict[str, float], config: RunConfig,
+                 rundir: RunDir, started: float = 0.0) -> dict[str, Any]:
+    from . import __version__
+
+    return {
+        "status": status,
+        "task": {
+            "name": summary.name,
+            "task_dir": summary.task_dir,
+            "target": summary.target,
+            "id_column": summary.id_column,
+            "problem_type": summary.problem_type,
+            "metric": summary.metric,
+            "submission": summary.submission.to_json(),
+            "n_train": summary.n_train,
+            "n_test": summary.n_test,
+            "decisions": summary.decisions,
+            "inferred": summary.inferred,
+        },
+        "profile": {"roles": profile.roles, "target": profile.target.__dict__, "memory_mb": profile.memory_mb},
+        "knowledge": knowledge.card_ids,
+        "blueprint_notes": list(blueprint.notes),
+        "leaderboard": [
+            {"track": c.track, "status": c.status, "valid_score": c.valid_score, "aps": c.aps, "metric": c.metric,
+             "repair_rounds": c.repair_rounds, "wall_s": c.wall_s, "peak_rss_mb": c.peak_rss_mb, "failure": c.failure,
+             "rounds": [r.__dict__ for r in c.rounds], "model": c.details.get("run_info", {}).get("final", {}).get("model"),
+             "started_s": round(c.started_at - started, 2) if c.started_at else None,
+             "finished_s": round(c.finished_at - started, 2) if c.finished_at else None,
+             "resources": c.resources, "reasons": list(c.details.get("plans", {}).get("track", {}).get("reasons", [])),
+             "tuning": _tuning_of(c.details.get("run_info", {}))}
+            for c in leaderboard
+        ],
+        "chosen": None if best is None else {"track": best.track, "valid_score": best.valid_score, "aps": best.aps,
+                                             "pipeline": str(rundir.root / "pipeline.py")},
+        "validation": {"holdout_fraction": blueprint.train.holdout_fraction, "seed": blueprint.train.seed,
+                       "stratified": blueprint.train.stratified, "scored_by": "iml_ray.metrics (framework)"},
+        "timings_s": timings,
+        "llm": {"policy": config.policy, "tokens": 0, "cost_usd": 0.0},
+        "paths": {"submission": str(rundir.root / "submission.csv") if best else None,
+                  "pipeline": str(rundir.root / "pipeline.py") if best else None,
+                  "plan": str(rundir.plan), "candidates": str(rundir.candidates)},
+        "config": config.to_json(),
+        "versions": {"iml_ray": __version__, "python": platform.python_version()},
+    }
+
+
+def _tuning_of(run_info: dict) -> dict | None:
+    """What the Ray Tune search inside the candidate did (it runs on the validation pass), and what it kept."""
+    tuning = (run_info.get("validation") or {}).get("tuning") or (run_info.get("final") or {}).get("tuning")
+    if not tuning:
+        return None
+    return {**tuning, "kept": bool(tuning.get("params"))}
+
+
+def write_html_report(run_dir: Path) -> Path | None:
+    """report.html beside report.json; a failure here is logged, never fatal to the run."""
+    from .report_html import render_run_report
+
+    try:
+        atomic_write_text(Path(run_dir) / "report.html", render_run_report(run_dir))
+        return Path(run_dir) / "report.html"
+    except Exception:  # the report is a view of the run, not part of its result
+        log.exception("could not write report.html")
+        return None
