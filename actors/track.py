@@ -13,11 +13,11 @@ from .agents import ActorProxy
 
 @ray.remote(max_retries=0)
 def run_track_task(job: TrackJob, prep_coder, model_coder, assembler, error_analyzer, debugger, evaluator,
-                   coordinator) -> Candidate:
+                   coordinator, llm: bool = False) -> Candidate:
     gpu_ids = tuple(int(i) for i in ray.get_runtime_context().get_accelerator_ids().get("GPU", []))
     if gpu_ids:
         # The child sees only the devices Ray gave this task.
         job = dataclasses.replace(job, gpu_ids=gpu_ids)
     agents = TrackAgents(*(ActorProxy(h) for h in (prep_coder, model_coder, assembler, error_analyzer, debugger,
-                                                    evaluator, coordinator)))
+                                                    evaluator, coordinator)), llm=llm)
     return run_track(job, agents)

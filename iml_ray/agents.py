@@ -1,7 +1,9 @@
 """The agents of a run, as plain classes (no Ray here; `actors/` wraps them).
 
-Each agent has the same inputs and typed output whichever policy drives it;
-today the policy is `rules`. Constructors only store configuration.
+Each agent has the same inputs and typed output whichever policy drives it:
+`rules` (deterministic, from the data) or an LLM (`openai`: any OpenAI-compatible
+endpoint), which falls back to rules whenever it cannot help. Constructors only
+store configuration.
 """
 from __future__ import annotations
 
@@ -21,39 +23,95 @@ if TYPE_CHECKING:
     from .task import TaskSummary
 
 
-class TaskAnalyzer:
-    def __init__(self, policy: str = "rules"):
-        self.policy = policy
+class Agent:
+    """The policy switch every agent shares: rules always work; with an LLM policy a Brain is tried first."""
 
-    def analyze(self, task_dir: str) -> TaskSummary:
+    name = "agent"
+
+    def __init__(self, policy: str = "rules", llm: dict | None = None):
+        self.policy = policy
+        self.llm = llm                  # {"settings": LLMSettings JSON, "ledger": handle, "limiter": handle}
+        self._brain = None
+
+    @property
+    def brain(self):
+        if self.policy == "rules" or not self.llm:
+            return None
+        if self._brain is None:
+            from .llm.brain import Brain
+
+            self._brain = Brain(self.name, self.llm["settings"], self.llm.get("ledger"), self.llm.get("limiter"))
+        return self._brain
+
+    def events(self) -> list[dict]:
+        """What came from the LLM and what fell back to rules (and why), for the report."""
+        return list(self._brain.events) if self._brain is not None else []
+
+    def _fell_back(self, exc: Exception, what: str) -> None:
+        import logging
+
+        logging.getLogger(__name__).warning("%s: %s from rules (LLM: %s)", self.name, what, exc)
+        self.brain.note("rules", f"{what}: {type(exc).__name__}: {exc}")
+
+
+class TaskAnalyzer(Agent):
+    name = "task_analyzer"
+
+    def analyze(self, task_dir: str, description: str | None = None) -> TaskSummary:
         from .task_inference import analyze_task
 
-        return analyze_task(task_dir)
+        summary = analyze_task(task_dir, description=description)
+        if self.brain is not None:
+            from .llm import policy
+            from .llm.errors import LLMError
+
+            try:
+                return policy.analyze_task(self.brain, task_dir, summary, description)
+            except LLMError as exc:
+                self._fell_back(exc, "task summary")
+        return summary
 
 
-class Profiler:
-    def __init__(self, policy: str = "rules"):
-        self.policy = policy
+class Profiler(Agent):
+    name = "profiler"
 
-    def profile(self, summary: TaskSummary) -> Profile:
+    def profile(self, summary: TaskSummary, work_dir: str | None = None) -> Profile:
         from .profile import profile_task
 
-        return profile_task(summary)
+        profile = profile_task(summary)
+        if self.brain is not None and work_dir:
+            import dataclasses
+
+            from .llm import policy
+            from .llm.errors import LLMError
+
+            try:
+                return dataclasses.replace(profile, findings=policy.profile_findings(self.brain, summary, profile, work_dir))
+            except LLMError as exc:
+                self._fell_back(exc, "no extra findings")
+        return profile
 
 
-class KnowledgeRetriever:
-    def __init__(self, policy: str = "rules"):
-        self.policy = policy
+class KnowledgeRetriever(Agent):
+    name = "knowledge_retriever"
 
     def retrieve(self, summary: TaskSummary, profile: Profile, tracks: tuple[str, ...]) -> Knowledge:
         from .knowledge.retriever import retrieve
 
-        return retrieve(summary, profile, tracks)
+        knowledge = retrieve(summary, profile, tracks)
+        if self.brain is not None:
+            from .llm import policy
+            from .llm.errors import LLMError
+
+            try:
+                return policy.choose_cards(self.brain, summary, profile, knowledge)
+            except LLMError as exc:
+                self._fell_back(exc, "cards as matched")
+        return knowledge
 
 
-class GuidelineAgent:
-    def __init__(self, policy: str = "rules"):
-        self.policy = policy
+class GuidelineAgent(Agent):
+    name = "guideline"
 
     def plan(self, summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
              seed: int, holdout_fraction: float, num_threads: int,
@@ -63,7 +121,16 @@ class GuidelineAgent:
         pretrained = find_encoders(summary, profile) if "pretrained" in tracks else {}
         blueprint = make_blueprint(summary, profile, knowledge, tracks, seed, holdout_fraction, num_threads, time_budget_s,
                                    pretrained)
-        return blueprint, make_contract(summary, blueprint.prep)
+        contract = make_contract(summary, blueprint.prep)
+        if self.brain is not None:
+            from .llm import policy
+            from .llm.errors import LLMError
+
+            try:
+                return policy.plan(self.brain, summary, profile, knowledge, blueprint, contract)
+            except LLMError as exc:
+                self._fell_back(exc, "the rules blueprint")
+        return blueprint, contract
 
 
 def find_encoders(summary: TaskSummary, profile: Profile) -> dict[str, dict | None]:
@@ -86,65 +153,116 @@ def find_encoders(summary: TaskSummary, profile: Profile) -> dict[str, dict | No
     return found
 
 
-class PreprocessingCoder:
-    def __init__(self, policy: str = "rules"):
-        self.policy = policy
+class PreprocessingCoder(Agent):
+    name = "preprocessing_coder"
 
     def write(self, summary: TaskSummary, plan: PrepPlan) -> str:
+        """The rules module for this plan (the template filled from the data)."""
         from .tracks.render import render_prep
 
         return render_prep(summary, plan)
 
+    def draft(self, summary: TaskSummary, plan: PrepPlan, contract: InterfaceContract, columns: str) -> tuple[str, str]:
+        """The module for the track's first round and who wrote it: "llm" or "rules"."""
+        if self.brain is not None:
+            if (plan.text and plan.text_mode == "pretrained") or (plan.image and plan.image_mode == "pretrained"):
+                # The encoder code loads local checkpoints with pinned hashes: it stays the framework's.
+                self.brain.note("rules", "pretrained encoders: the framework's module")
+                return self.write(summary, plan), "rules"
+            from .llm import policy
+            from .llm.errors import LLMError
 
-class ModelingCoder:
-    def __init__(self, policy: str = "rules"):
-        self.policy = policy
+            try:
+                return policy.write_prep(self.brain, summary, plan, contract, columns), "llm"
+            except LLMError as exc:
+                self._fell_back(exc, "prep module")
+        return self.write(summary, plan), "rules"
+
+
+class ModelingCoder(Agent):
+    name = "modeling_coder"
 
     def write(self, summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
         from .tracks.render import render_model
 
         return render_model(summary, plan, train, contract)
 
+    def draft(self, summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract,
+              prep_output: dict, threads: int) -> tuple[str, str]:
+        if self.brain is not None and plan.model_template in ("traditional", "custom_nn"):
+            from .llm import policy
+            from .llm.errors import LLMError
 
-class Assembler:
-    def __init__(self, policy: str = "rules"):
-        self.policy = policy
+            try:
+                return policy.write_model(self.brain, summary, plan, contract, prep_output, threads), "llm"
+            except LLMError as exc:
+                self._fell_back(exc, f"model module for {plan.track}")
+        return self.write(summary, plan, train, contract), "rules"
+
+
+class Assembler(Agent):
+    name = "assembler"
 
     def assemble(self, summary: TaskSummary, contract: InterfaceContract, track: str, prep_code: str,
                  model_code: str) -> tuple[str, dict[str, tuple[int, int]]]:
         """The standalone pipeline and the line range of each section (to localise tracebacks)."""
-        from .assemble import ModuleSource, assemble, section_lines
+        from .assemble import ModuleSource, assemble, bind_model, section_lines
         from .tracks.render import render_runner
 
-        modules = [ModuleSource("prep", prep_code), ModuleSource("model", model_code),
+        modules = [ModuleSource("prep", prep_code), ModuleSource("model", bind_model(model_code)),
                    ModuleSource("runner", render_runner(summary, contract))]
         script = assemble(modules, name=summary.name, problem_type=summary.problem_type, metric=summary.metric, track=track)
         return script, section_lines(script)
 
 
-class ErrorAnalyzer:
-    def __init__(self, policy: str = "rules"):
-        self.policy = policy
+class ErrorAnalyzer(Agent):
+    name = "error_analyzer"
 
-    def analyze(self, failure: Failure) -> Diagnosis:
-        from .rules.debugger import diagnose
+    def analyze(self, failure: Failure, contract: InterfaceContract | None = None,
+                sources: dict[str, str] | None = None) -> Diagnosis:
+        """Rules localise every failure; the LLM is asked when a module it wrote may be at fault."""
+        from .rules.debugger import Diagnosis, diagnose
 
-        return diagnose(failure)
+        rules = diagnose(failure)
+        if self.brain is not None and contract is not None and "llm" in (sources or {}).values():
+            from .llm import policy
+            from .llm.errors import LLMError
+
+            try:
+                blamed, explanation = policy.diagnose(self.brain, failure, contract, sources or {})
+                return Diagnosis(blamed, rules.kind, explanation, by="llm")
+            except LLMError as exc:
+                self._fell_back(exc, "diagnosis")
+        return rules
 
 
-class Debugger:
-    def __init__(self, policy: str = "rules"):
-        self.policy = policy
+class Debugger(Agent):
+    name = "debugger"
 
     def repair(self, diagnosis: Diagnosis, plans: Plans, n_rows: int) -> Repair | None:
+        """The rules repair: the failing module re-planned with safer or smaller settings."""
         from .rules.debugger import repair
 
         return repair(diagnosis, plans, n_rows)
 
+    def rewrite(self, role: str, code: str, failure: Failure, diagnosis: Diagnosis, contract: InterfaceContract,
+                columns: str, module_name: str) -> tuple[str | None, str]:
+        """The LLM's rewrite of one module (only that one), or None and why not."""
+        if self.brain is None:
+            return None, "no LLM policy"
+        from .llm import policy
+        from .llm.errors import LLMError
 
-class Evaluator:
-    def __init__(self, policy: str = "rules"):
-        self.policy = policy
+        try:
+            return policy.rewrite(self.brain, role, code, failure, diagnosis.blamed, diagnosis.explanation, contract,
+                                  columns, module_name), ""
+        except LLMError as exc:
+            self.brain.note("rules", f"rewrite of {module_name}: {type(exc).__name__}: {exc}")
+            return None, f"{type(exc).__name__}: {exc}"
+
+
+class Evaluator(Agent):
+    name = "evaluator"
 
     def score(self, valid_predictions_csv: str, summary: TaskSummary) -> float:
         import pandas as pd

@@ -37,6 +37,30 @@ REQUIRED = {"prep": {"Preprocessor"}, "model": {"fit_model", "predict_model", "d
             "runner": {"main"}}
 
 
+# What the runner calls besides the model's fit/predict/describe; a model module written
+# without a search (the LLM's) gets these, so the runner binds to every model module alike.
+MODEL_BINDINGS = {
+    "apply_params": (
+        "def apply_params(params):\n"
+        "    \"\"\"This model module has no tuned settings to apply.\"\"\"\n"
+        "    return None\n"),
+    "tune_model": (
+        "def tune_model(X, y, layout, settings):\n"
+        "    \"\"\"This model module defines no search space: nothing to tune.\"\"\"\n"
+        "    return {}, {\"skipped\": \"the model module defines no search space\"}\n"),
+}
+
+
+def bind_model(code: str) -> str:
+    """The model module with the entry points the runner needs that it does not define itself."""
+    try:
+        names = top_level_names(code, "model")
+    except AssemblyError:
+        return code          # assemble() reports the syntax error
+    missing = [source for name, source in MODEL_BINDINGS.items() if name not in names]
+    return code.rstrip("\n") + "\n\n\n" + "\n\n".join(missing) if missing else code
+
+
 def top_level_names(code: str, role: str) -> set[str]:
     try:
         tree = ast.parse(code)

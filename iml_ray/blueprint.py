@@ -192,6 +192,7 @@ class RepairRound:
     diagnosis: str | None = None
     change: str | None = None   # what the Debugger changed for the next round
     diff_file: str | None = None
+    module: str | None = None   # the module that change touched: "prep" | "model"
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ class TrackJob:
     # Ray Tune inside the generated code: the cluster to join and how (see tune_settings()); None: no tuning
     tune: dict | None = None
     max_rounds: int = 10
+    columns: str = ""               # one line per column (the profile's view), for LLM coders and the Debugger
     max_log_bytes: int = 20_000_000
     max_disk_mb: int = 5000
     min_round_s: float = 15.0       # a repair round is not started with less time than this
@@ -58,7 +59,7 @@ class TrackAgents:
     """The agents the loop talks to; attributes are objects with the agents' methods."""
 
     def __init__(self, prep_coder: Any, model_coder: Any, assembler: Any, error_analyzer: Any, debugger: Any,
-                 evaluator: Any, coordinator: Any = None):
+                 evaluator: Any, coordinator: Any = None, llm: bool = False):
         self.prep_coder = prep_coder
         self.model_coder = model_coder
         self.assembler = assembler
@@ -66,6 +67,21 @@ class TrackAgents:
         self.debugger = debugger
         self.evaluator = evaluator
         self.coordinator = coordinator
+        self.llm = llm          # the coders may write with an LLM: ask them for drafts
+
+
+@dataclass
+class ModuleSlot:
+    """One module of the pipeline (prep or model): its code, who wrote it, how often the LLM rewrote it."""
+
+    role: str                      # "prep" | "model"
+    code: str | None = None
+    source: str = "rules"          # "llm" | "rules" | "rules (fallback: ...)"
+    llm_rewrites: int = 0
+    rounds_failed: int = 0         # rounds in which this module was blamed
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "llm_rewrites": self.llm_rewrites, "rounds_blamed": self.rounds_failed}
 
 
 def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
@@ -75,39 +91,50 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
     code_dir.mkdir(parents=True, exist_ok=True)
     notify = _notifier(agents.coordinator, track)
     plans = job.plans
-    prep_code = agents.prep_coder.write(job.summary, plans.prep)
-    model_code = agents.model_coder.write(job.summary, plans.track, plans.train, job.contract)
+    prep = ModuleSlot("prep", *_draft_prep(agents, job, plans))
+    model = ModuleSlot("model")
+    slots = {"prep": prep, "model": model}
     rounds: list[RepairRound] = []
     peak = 0.0
     prep_verified_code: str | None = None
+    prep_output: dict = {}
     failure_line = None
     tuning = job.tune is not None
+    # An LLM-written module gets up to max_rounds rewrites, then the rules module takes its slot
+    # and has its own max_rounds repairs: the loop allows both.
+    max_attempts = job.max_rounds + 1 + (job.max_rounds + 1 if agents_use_llm(agents) else 0)
 
-    for number in range(1, job.max_rounds + 2):
+    for number in range(1, max_attempts + 1):
         remaining = job.deadline - time.time()
         if remaining < (5.0 if number == 1 else job.min_round_s):
             failure_line = f"out of time before round {number} ({remaining:.0f} s left)"
             break
         round_dir = code_dir / f"round_{number}"
         round_dir.mkdir(parents=True, exist_ok=True)
-        (round_dir / "prep.py").write_text(prep_code)
-        (round_dir / f"model_{track}.py").write_text(model_code)
+        (round_dir / "prep.py").write_text(prep.code)
         round_started = time.time()
         failure: Failure | None = None
         result: SandboxResult | None = None
 
-        if prep_code != prep_verified_code:
+        if prep.code != prep_verified_code:
             notify("prep check", number)
-            failure, result = _probe_prep(job, round_dir, prep_code)
+            failure, result, report = _probe_prep(job, round_dir, prep.code)
             peak = max(peak, result.peak_rss_mb)
             if failure is None:
-                prep_verified_code = prep_code
+                prep_verified_code = prep.code
+                prep_output = _prep_output(report)
 
         score = None
+        if failure is None and model.code is None:
+            # The model module is written for a prep module that the contract check has passed.
+            notify("writing model", number)
+            model.code, model.source = _draft_model(agents, job, plans, prep_output)
+        if model.code is not None:
+            (round_dir / f"model_{track}.py").write_text(model.code)
         if failure is None:
             notify("running", number)
             try:
-                script, sections = agents.assembler.assemble(job.summary, job.contract, track, prep_code, model_code)
+                script, sections = agents.assembler.assemble(job.summary, job.contract, track, prep.code, model.code)
             except ValueError as exc:
                 failure = Failure("assemble", "invalid", str(exc), failing_section=getattr(exc, "module", None))
                 script, sections = None, {}
@@ -118,13 +145,15 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                 if out.exists():
                     shutil.rmtree(out)   # an old submission must never pass for a new one
                 args = ["--data", job.summary.task_dir, "--out", str(out), "--holdout", job.holdout_path]
-                tune = _tune_settings(job, round_dir, tuning) if tuning else None
+                # Only the rules model modules define a search space.
+                tune = _tune_settings(job, round_dir, tuning) if tuning and model.source == "rules" else None
                 if tune is not None:
                     tune_file = round_dir / "tune.json"
                     tune_file.write_text(json.dumps(tune, indent=1))
                     args += ["--tune", str(tune_file)]
                     notify("tuning", number)
-                result = run_python(pipeline, args, round_dir, _limits(job, number > job.max_rounds), log_prefix="pipeline",
+                last_chance = number >= max_attempts
+                result = run_python(pipeline, args, round_dir, _limits(job, last_chance), log_prefix="pipeline",
                                     extra_env={**_encoder_cache_env(job),
                                                **((job.tune or {}).get("env", {}) if tune is not None else {})})
                 peak = max(peak, result.peak_rss_mb)
@@ -134,6 +163,7 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                 else:
                     failure, score = _verify(job, agents, out)
 
+        modules = {role: slot.to_json() for role, slot in slots.items()}
         if failure is None:
             notify("verified", number, score=score)
             rounds.append(RepairRound(number, "ok", round(time.time() - round_started, 2)))
@@ -148,46 +178,104 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                              valid_score=score, aps=aps(job.summary.metric, score), repair_rounds=number - 1,
                              rounds=tuple(rounds), wall_s=round(time.time() - started, 2), peak_rss_mb=round(peak, 1),
                              pipeline_path=str(final), submission_path=str(round_dir / "output" / "submission.csv"),
-                             details={"run_info": details, "plans": _plans_json(plans)},
+                             details={"run_info": details, "plans": _plans_json(plans), "modules": modules},
                              started_at=started, finished_at=time.time(), resources=job.resources)
 
         notify("repairing", number, detail=failure.message)
         if failure.status == "timeout":
             # The next round must be faster, not spend time searching again.
             tuning = False
-        diagnosis = agents.error_analyzer.analyze(failure)
-        repair = None
-        if number <= job.max_rounds:
-            repair = agents.debugger.repair(diagnosis, plans, job.summary.n_train)
-        diff_file = None
+        diagnosis = agents.error_analyzer.analyze(failure, job.contract, {r: s.source for r, s in slots.items()
+                                                                          if s.code is not None})
+        role = diagnosis.module(failure.failing_section, failure.stage)
+        slot = slots[role] if slots[role].code is not None else prep
+        slot.rounds_failed += 1
+        olds = {r: s.code for r, s in slots.items()}
         change = None
-        if repair is not None:
-            old = prep_code if repair.module == "prep" else model_code
-            plans = repair.plans
-            if repair.module == "prep":
-                prep_code = agents.prep_coder.write(job.summary, plans.prep)
-            model_code = agents.model_coder.write(job.summary, plans.track, plans.train, job.contract)
-            new = prep_code if repair.module == "prep" else model_code
-            name = "prep.py" if repair.module == "prep" else f"model_{track}.py"
+        if number < max_attempts:
+            if slot.source == "llm":
+                change, plans = _repair_llm_module(agents, job, plans, slot, failure, diagnosis, number, track)
+            else:
+                repair = agents.debugger.repair(diagnosis, plans, job.summary.n_train)
+                if repair is not None:
+                    plans = repair.plans
+                    # Rules modules follow the new plans; a module the LLM wrote stays as it is.
+                    if prep.source != "llm" and (repair.module == "prep" or prep.code is None):
+                        prep.code = agents.prep_coder.write(job.summary, plans.prep)
+                    if model.source != "llm" and model.code is not None:
+                        model.code = agents.model_coder.write(job.summary, plans.track, plans.train, job.contract)
+                    change = repair.change
+                    role = repair.module
+        diff_file = None
+        if change is not None:
+            name = "prep.py" if role == "prep" else f"model_{track}.py"
+            old, new = olds[role] or "", slots[role].code or ""
             diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{name}", f"b/{name}"))
             (round_dir / "repair.diff").write_text(diff)
             diff_file = str(round_dir / "repair.diff")
-            change = repair.change
         rounds.append(RepairRound(number, failure.status, round(time.time() - round_started, 2), failure.message,
-                                  diagnosis.blamed, f"{diagnosis.kind}: {diagnosis.explanation}"[:500], change, diff_file))
+                                  diagnosis.blamed, f"{diagnosis.kind} ({diagnosis.by}): {diagnosis.explanation}"[:500],
+                                  change, diff_file, module=role if change else None))
         log.info("track %s round %d failed (%s, blamed %s); %s", track, number, failure.message, diagnosis.blamed,
                  change or "no repair")
-        if repair is None:
+        if change is None:
             failure_line = f"{failure.message} (blamed {diagnosis.blamed}; no repair known for {diagnosis.kind})" \
-                if number <= job.max_rounds else f"{failure.message} (still failing after {job.max_rounds} repair rounds)"
+                if number < max_attempts else \
+                f"{failure.message} (still failing after {len(rounds) - 1} repair rounds)"
             break
 
     notify("failed", len(rounds), detail=failure_line or "")
     return Candidate(track=track, code_dir=str(code_dir), status="failed", metric=job.summary.metric,
                      repair_rounds=max(0, len(rounds) - 1), rounds=tuple(rounds), failure=failure_line,
                      wall_s=round(time.time() - started, 2), peak_rss_mb=round(peak, 1),
-                     details={"plans": _plans_json(plans)}, started_at=started, finished_at=time.time(),
-                     resources=job.resources)
+                     details={"plans": _plans_json(plans), "modules": {r: s.to_json() for r, s in slots.items()}},
+                     started_at=started, finished_at=time.time(), resources=job.resources)
+
+
+def agents_use_llm(agents: TrackAgents) -> bool:
+    return getattr(agents, "llm", False)
+
+
+def _draft_prep(agents: TrackAgents, job: TrackJob, plans: Plans) -> tuple[str, str]:
+    draft = getattr(agents.prep_coder, "draft", None)
+    if draft is None or not agents_use_llm(agents):
+        return agents.prep_coder.write(job.summary, plans.prep), "rules"
+    return draft(job.summary, plans.prep, job.contract, job.columns)
+
+
+def _draft_model(agents: TrackAgents, job: TrackJob, plans: Plans, prep_output: dict) -> tuple[str, str]:
+    draft = getattr(agents.model_coder, "draft", None)
+    if draft is None or not agents_use_llm(agents):
+        return agents.model_coder.write(job.summary, plans.track, plans.train, job.contract), "rules"
+    return draft(job.summary, plans.track, plans.train, job.contract, prep_output, job.cpus)
+
+
+def _repair_llm_module(agents: TrackAgents, job: TrackJob, plans: Plans, slot: ModuleSlot, failure: Failure,
+                       diagnosis, number: int, track: str) -> tuple[str, Plans]:
+    """The Debugger rewrites the LLM's module; past max_rounds rewrites (or when the LLM cannot), the rules
+    module takes the slot."""
+    name = "prep.py" if slot.role == "prep" else f"model_{track}.py"
+    why = f"{slot.llm_rewrites} LLM rewrites did not fix it"
+    if slot.llm_rewrites < job.max_rounds:
+        code, why_not = agents.debugger.rewrite(slot.role, slot.code, failure, diagnosis, job.contract, job.columns, name)
+        if code is not None:
+            slot.code = code
+            slot.llm_rewrites += 1
+            return f"LLM Debugger rewrote {name} (rewrite {slot.llm_rewrites} of at most {job.max_rounds})", plans
+        why = f"the LLM could not rewrite it ({why_not})"
+    if slot.role == "prep":
+        slot.code = agents.prep_coder.write(job.summary, plans.prep)
+    else:
+        slot.code = agents.model_coder.write(job.summary, plans.track, plans.train, job.contract)
+    slot.source = f"rules (fallback: {why})"[:200]
+    return f"{name} replaced by the rules module: {why}", plans
+
+
+def _prep_output(report: dict) -> dict:
+    """What the verified prep module returned, for the model coder: shapes, types, layout."""
+    keep = ("shape", "sparse", "dtype")
+    return {"train": {k: report.get("train", {}).get(k) for k in keep},
+            "test": {k: report.get("test", {}).get(k) for k in keep}, "layout": report.get("layout")}
 
 
 def _encoder_cache_env(job: TrackJob) -> dict[str, str]:
@@ -223,7 +311,7 @@ def _limits(job: TrackJob, last_chance: bool = False) -> SandboxLimits:
                          max_disk_bytes=job.max_disk_mb * 2**20, cpus=job.cpus, gpu_ids=job.gpu_ids)
 
 
-def _probe_prep(job: TrackJob, round_dir: Path, prep_code: str) -> tuple[Failure | None, SandboxResult]:
+def _probe_prep(job: TrackJob, round_dir: Path, prep_code: str) -> tuple[Failure | None, SandboxResult, dict]:
     probe_dir = round_dir / "prep_check"
     probe_dir.mkdir(exist_ok=True)
     (probe_dir / "spec.json").write_text(json.dumps(prep_probe_spec(job.summary, job.contract)))
@@ -234,16 +322,16 @@ def _probe_prep(job: TrackJob, round_dir: Path, prep_code: str) -> tuple[Failure
                         probe_dir, _limits(job), log_prefix="probe", extra_env=_encoder_cache_env(job))
     if result.status not in ("ok", "error"):
         return Failure("prep_probe", result.status, "prep check " + result.describe(), result.stderr_tail(),
-                       failing_section="prep"), result
+                       failing_section="prep"), result, {}
     report = read_prep_report(report_path)
     violations = check_prep_report(report, job.contract)
     if not report.get("ok"):
         # The prep module crashed: a code failure, not a contract violation.
         return Failure("prep_probe", "error", f"prep failed: {report.get('error', result.describe())}",
-                       report.get("traceback", result.stderr_tail()), (), "prep"), result
+                       report.get("traceback", result.stderr_tail()), (), "prep"), result, report
     if violations:
-        return Failure("prep_probe", "invalid", violations[0], "", tuple(violations), "prep"), result
-    return None, result
+        return Failure("prep_probe", "invalid", violations[0], "", tuple(violations), "prep"), result, report
+    return None, result, report
 
 
 def _verify(job: TrackJob, agents: TrackAgents, out: Path) -> tuple[Failure | None, float | None]:

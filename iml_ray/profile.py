@@ -86,6 +86,8 @@ class Profile:
     columns: tuple[ColumnProfile, ...]
     target: TargetProfile
     images: tuple[ImageProfile, ...] = ()
+    # What profiling code written by the LLM Profiler measured (short strings), when the llm policy ran it.
+    findings: dict[str, str] = field(default_factory=dict)
 
     def columns_with_role(self, role: str) -> list[str]:
         return [c.name for c in self.columns if c.role == role]
@@ -106,7 +108,8 @@ class Profile:
     def from_json(cls, data: dict) -> "Profile":
         columns = tuple(ColumnProfile(**{**c, "examples": tuple(c["examples"])}) for c in data["columns"])
         images = tuple(ImageProfile(**i) for i in data.get("images", ()))
-        return cls(data["n_train"], data["n_test"], data["memory_mb"], columns, TargetProfile(**data["target"]), images)
+        return cls(data["n_train"], data["n_test"], data["memory_mb"], columns, TargetProfile(**data["target"]), images,
+                   dict(data.get("findings") or {}))
 
 
 def profile_task(summary: TaskSummary) -> Profile:

@@ -16,7 +16,7 @@ import pandas as pd
 from .errors import TaskError
 from .media import ImageSource, find_image_sources
 from .submission import SubmissionFormat
-from .task import ID_NAME, TaskFiles, TaskSummary, class_sort_key, locate_task, read_table, read_task_yaml
+from .task import ID_NAME, YAML_KEYS, TaskFiles, TaskSummary, class_sort_key, locate_task, read_table, read_task_yaml
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +151,28 @@ def require_inputs(cols: ColumnResolution, train: pd.DataFrame, test: pd.DataFra
     return images
 
 
-def analyze_task(path: str | Path) -> TaskSummary:
-    """The rules TaskAnalyzer: a TaskSummary from the files, task.yaml and the data."""
+# The iML paper's sensitivity study replaces the task text with this (--strip-description).
+STRIPPED_DESCRIPTION = ("Analyze the provided data files and execute the appropriate predictive task for the "
+                        "target variable")
+
+
+def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_from: str = "",
+                 description: str | None = None) -> TaskSummary:
+    """The rules TaskAnalyzer: a TaskSummary from the files, task.yaml and the data.
+
+    hints: target / id_column / metric / problem_type from another analyser (the LLM's),
+    used where task.yaml says nothing and recorded as `hints_from: ...` decisions.
+    description: replaces description.md's text (the --strip-description study).
+    """
     from .metrics import find_metric_in_text, get_metric
 
     files = locate_task(path)
     stated = read_task_yaml(files.task_yaml)
+    hinted = [k for k, v in (hints or {}).items() if k not in stated and k in YAML_KEYS]
+    stated = {**stated, **{k: hints[k] for k in hinted}}
+    if "id_column" in hinted and hints["id_column"] is None:
+        stated.pop("id_column")          # "no id column" is for the rules to find out
+        hinted.remove("id_column")
     train = files.read("train")
     test = files.read("test")
     sample = read_table(files.sample_submission) if files.sample_submission else None
@@ -186,7 +202,8 @@ def analyze_task(path: str | Path) -> TaskSummary:
         raise TaskError(f"{files.sample_submission.name} has {len(sample)} rows but {_test_name(files)} has {len(test)}",
                         "The sample submission needs one row per test row.")
 
-    description = files.description.read_text(errors="replace") if files.description else ""
+    if description is None:
+        description = files.description.read_text(errors="replace") if files.description else ""
     metric = stated.get("metric")
     if metric:
         decisions["metric"] = "stated in task.yaml"
@@ -219,6 +236,9 @@ def analyze_task(path: str | Path) -> TaskSummary:
             raise TaskError(f"{len(missing)} id(s) of {files.sample_submission.name} are not in {_test_name(files)} "
                             f"(e.g. {sorted(missing)[0]!r})", "The sample submission must list the test ids.")
 
+    for key in hinted:
+        if decisions.get(key, "").startswith("stated"):
+            decisions[key] = f"{hints_from}: {hints.get('why') or 'from the description and the files'}"[:300]
     return TaskSummary(
         name=files.name,
         task_dir=str(files.root),

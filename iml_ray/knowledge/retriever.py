@@ -36,6 +36,7 @@ class MatchedCard:
 @dataclass(frozen=True)
 class Knowledge:
     cards: tuple[MatchedCard, ...] = field(default_factory=tuple)
+    advice: str = ""          # the LLM KnowledgeRetriever's advice adapted to the task (llm policy only)
 
     def settings(self) -> dict[str, dict[str, Any]]:
         """All cards' settings merged section by section, higher priority last."""
@@ -50,7 +51,7 @@ class Knowledge:
         return [m.card.id for m in self.cards]
 
     def to_json(self) -> dict:
-        return {"cards": [{**asdict(m.card), "why": m.why} for m in self.cards]}
+        return {"cards": [{**asdict(m.card), "why": m.why} for m in self.cards], "advice": self.advice}
 
     @classmethod
     def from_json(cls, data: dict) -> "Knowledge":
@@ -59,7 +60,7 @@ class Knowledge:
             item = dict(item)
             why = item.pop("why")
             cards.append(MatchedCard(StrategyCard(**item), why))
-        return cls(tuple(cards))
+        return cls(tuple(cards), data.get("advice", ""))
 
 
 def load_cards() -> list[StrategyCard]:

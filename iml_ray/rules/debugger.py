@@ -27,9 +27,22 @@ class Failure:
 
 @dataclass(frozen=True)
 class Diagnosis:
-    blamed: str        # "prep" | "model" | "contract" | "resources"
+    # rules: "prep" | "model" | "contract" | "resources";
+    # llm: "prep" | "model" | "contract_fulfilment" | "contract_usage" | "resources"
+    blamed: str
     kind: str          # "timeout" | "memory" | "disk" | "dtype" | "shape" | "nonfinite" | "lightgbm" | "linear" | "unknown" | "output"
     explanation: str
+    by: str = "rules"  # who localised it
+
+    def module(self, failing_section: str | None = None, stage: str = "") -> str:
+        """The module to change: "prep" or "model"."""
+        if self.blamed in ("prep", "contract_fulfilment"):
+            return "prep"
+        if self.blamed in ("model", "contract_usage"):
+            return "model"
+        if failing_section in ("prep", "model"):
+            return failing_section
+        return "prep" if stage == "prep_probe" else "model"
 
 
 @dataclass(frozen=True)

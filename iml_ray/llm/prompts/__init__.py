@@ -1,0 +1,39 @@
+"""One prompt template per agent (`<agent>.md`), beside the parser of its answer (`<agent>.py`).
+
+A template is a system part and a user part split by a `=== user ===` line, with
+`$name` placeholders (string.Template: code and JSON in prompts keep their braces).
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from string import Template
+from typing import Any
+
+SPLIT = "=== user ==="
+
+
+@lru_cache(maxsize=None)
+def _template(name: str) -> tuple[Template, Template]:
+    text = resources.files(__package__).joinpath(f"{name}.md").read_text()
+    system, user = text.split(SPLIT, 1)
+    return Template(system.strip()), Template(user.strip())
+
+
+def render(name: str, **values: Any) -> list[dict]:
+    """The chat messages of agent `name`'s prompt; a missing value is a bug, so it raises."""
+    system, user = _template(name)
+    text = {k: v if isinstance(v, str) else as_json(v) for k, v in values.items()}
+    return [{"role": "system", "content": system.substitute(text)},
+            {"role": "user", "content": user.substitute(text)}]
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, indent=1, default=str, ensure_ascii=False)
+
+
+def re_ask(messages: list[dict], answer: str, problem: str) -> list[dict]:
+    """The conversation extended with the model's answer and what was wrong with it."""
+    return messages + [{"role": "assistant", "content": answer},
+                       {"role": "user", "content": f"Your answer was not accepted: {problem}\nAnswer again, in the same format."}]

@@ -1,0 +1,93 @@
+"""GuidelineAgent prompt and the validation of the blueprint and contract it answers with.
+
+The schema is the draft's: every key the LLM returns must exist in the rules
+draft with a value of the same JSON type, so the answer can be loaded into the
+typed Blueprint and InterfaceContract; the framework-owned parts (evaluation,
+validation split, the contract's facts about the data) must come back unchanged.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ...blueprint import Blueprint, InterfaceContract, PrepPlan
+from ..errors import BadAnswer
+from ..extract import extract_json
+from . import render
+
+MODEL_TEMPLATES = ("traditional", "custom_nn")
+TRADITIONAL_MODELS = ("lightgbm", "linear")
+
+
+def messages(task: dict, profile: dict, findings: dict, advice: str, draft: dict) -> list[dict]:
+    return render("guideline", task=task, profile=profile, findings=findings or "(none)", advice=advice or "(none)",
+                  draft=draft)
+
+
+def parse(text: str, draft: Blueprint, draft_contract: InterfaceContract, columns: list[str],
+          contract_for: Callable[[PrepPlan], InterfaceContract]) -> tuple[Blueprint, InterfaceContract, str]:
+    answer = extract_json(text)
+    for key in ("blueprint", "contract"):
+        if not isinstance(answer.get(key), dict):
+            raise BadAnswer(f'the answer needs a "{key}" object')
+    _same_shape(draft.to_json(), answer["blueprint"], "blueprint")
+    _same_shape(draft_contract.to_json(), answer["contract"], "contract")
+    try:
+        blueprint = Blueprint.from_json({**draft.to_json(), **answer["blueprint"]})
+        contract = InterfaceContract.from_json({**draft_contract.to_json(), **answer["contract"]})
+    except (TypeError, KeyError, ValueError) as exc:
+        raise BadAnswer(f"the blueprint or contract does not load: {exc}") from None
+    if blueprint.eval != draft.eval:
+        raise BadAnswer(f"blueprint.eval must stay {draft.to_json()['eval']}: the framework owns the evaluation")
+    if (blueprint.train.seed, blueprint.train.holdout_fraction) != (draft.train.seed, draft.train.holdout_fraction):
+        raise BadAnswer("blueprint.train.seed and holdout_fraction must stay as drafted: the framework owns the split")
+    drafted = {t.track for t in draft.tracks}
+    for plan in blueprint.tracks:
+        if plan.track not in drafted:
+            raise BadAnswer(f"track {plan.track!r} is not one of the drafted tracks {sorted(drafted)}")
+        if plan.model_template not in MODEL_TEMPLATES:
+            raise BadAnswer(f"track {plan.track}: model_template must be one of {list(MODEL_TEMPLATES)}")
+        if plan.model_template == "traditional" and (not plan.models or set(plan.models) - set(TRADITIONAL_MODELS)):
+            raise BadAnswer(f"track {plan.track}: models must be a non-empty subset of {list(TRADITIONAL_MODELS)}")
+    if not blueprint.tracks:
+        raise BadAnswer("the blueprint needs at least one track")
+    unknown = [c for c in blueprint.prep.used_columns if c not in columns]
+    if unknown:
+        raise BadAnswer(f"prep names column(s) {unknown} that the task does not have; the columns are {columns}")
+    derived = contract_for(blueprint.prep)
+    for name, value in derived.to_json().items():
+        if name in ("prep_api", "model_api", "matrix"):
+            continue
+        if contract.to_json()[name] != value:
+            raise BadAnswer(f"contract.{name} must be {value} (a fact of the data and the blueprint's prep)")
+    return blueprint, derived, str(answer.get("why", ""))[:300]
+
+
+def _same_shape(draft: Any, value: Any, path: str) -> None:
+    """Raise BadAnswer where `value` has a key the draft lacks or a value of another JSON type."""
+    if isinstance(draft, dict):
+        if not isinstance(value, dict):
+            raise BadAnswer(f"{path} must be an object")
+        if path.endswith(("lightgbm", "linear", "nn", "tune", "dropped", "prep_changes", "text_encoder",
+                          "image_encoder")):
+            return   # free-form settings: the templates read what they know
+        for key, item in value.items():
+            if key not in draft:
+                raise BadAnswer(f"{path} has no key {key!r}; its keys are {sorted(draft)}")
+            _same_shape(draft[key], item, f"{path}.{key}")
+    elif isinstance(draft, list):
+        if not isinstance(value, list):
+            raise BadAnswer(f"{path} must be a list")
+        if draft and isinstance(draft[0], dict):
+            for i, item in enumerate(value):
+                _same_shape(draft[min(i, len(draft) - 1)], item, f"{path}[{i}]")
+    elif isinstance(draft, bool):
+        if not isinstance(value, bool):
+            raise BadAnswer(f"{path} must be true or false")
+    elif isinstance(draft, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BadAnswer(f"{path} must be a number")
+        if isinstance(draft, int) and not isinstance(draft, bool) and isinstance(value, float) and not value.is_integer():
+            raise BadAnswer(f"{path} must be a whole number")
+    elif isinstance(draft, str):
+        if not isinstance(value, str):
+            raise BadAnswer(f"{path} must be a string")
