@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="best (default): the best validated candidate; stack: blend the top candidates when that "
                           "beats the best one on validation rows the blend was not fitted on")
     run.add_argument("--config", type=Path, help="YAML file with RunConfig fields")
+    add_llm_arguments(run)
     group = run.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the earlier run in --out")
     group.add_argument("--force", action="store_true", help="replace the earlier run in --out")
@@ -52,12 +53,29 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--tune", choices=("auto", "on", "off"))
     batch.add_argument("--ensemble", choices=("best", "stack"))
     batch.add_argument("--config", type=Path)
+    add_llm_arguments(batch)
     batch.add_argument("-v", "--verbose", action="store_true")
 
     report = commands.add_parser("report", help="rebuild report.html of a run and show its leaderboard",
                                  description="Regenerate RUN_DIR/report.html and print the run's summary.")
     report.add_argument("run_dir", help="the --out directory of an `iml run`")
     return parser
+
+
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--llm", choices=("rules", "openai"),
+                        help="who writes the plan and the code: rules (default; no network) or openai (any "
+                             "OpenAI-compatible endpoint: OPENAI_BASE_URL, OPENAI_API_KEY, IML_LLM_MODEL), "
+                             "with the rules as fallback")
+    parser.add_argument("--llm-model", help="model name for every agent (default: IML_LLM_MODEL or gpt-4o-mini)")
+    parser.add_argument("--max-llm-cost", type=float, metavar="USD",
+                        help="LLM spend per competition past which the run continues on rules")
+    parser.add_argument("--max-llm-tokens", type=int, metavar="N",
+                        help="LLM tokens per competition past which the run continues on rules")
+    parser.add_argument("--llm-replay", action="store_true",
+                        help="answer every LLM call from the response cache; a cache miss is an error")
+    parser.add_argument("--strip-description", action="store_true",
+                        help="replace the task description with a generic sentence (the iML robustness study)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +184,13 @@ def _config(args: argparse.Namespace):
     overrides = {"time_budget_s": args.time_budget, "seed": args.seed,
                  "tracks": tuple(t.strip() for t in args.tracks.split(",")) if args.tracks else None,
                  "gpus_per_track": getattr(args, "gpus_per_track", None), "tune": getattr(args, "tune", None),
-                 "ensemble": getattr(args, "ensemble", None)}
+                 "ensemble": getattr(args, "ensemble", None), "policy": getattr(args, "llm", None),
+                 "strip_description": True if getattr(args, "strip_description", False) else None}
+    llm = {"model": getattr(args, "llm_model", None), "max_cost_usd": getattr(args, "max_llm_cost", None),
+           "max_tokens": getattr(args, "max_llm_tokens", None), "replay": True if getattr(args, "llm_replay", False) else None}
+    llm = {k: v for k, v in llm.items() if v is not None}
+    if llm:
+        overrides["llm"] = llm
     if args.config:
         return RunConfig.from_yaml(args.config, **overrides)
     return RunConfig.from_mapping({k: v for k, v in overrides.items() if v is not None})
@@ -213,6 +237,12 @@ def print_summary(report: dict, out: Path) -> None:
     else:
         console.print("[bold red]no candidate passed verification[/bold red]; see the leaderboard above and "
                       f"{out / 'report.json'}", soft_wrap=True)
+    llm = report.get("llm") or {}
+    if llm.get("policy", "rules") != "rules" and "totals" in llm:
+        totals = llm["totals"]
+        console.print(f"llm:        {totals.get('total_tokens', 0)} tokens, ${totals.get('cost_usd', 0.0):.4f}, "
+                      f"{totals.get('requests', 0)} requests, {totals.get('cache_hits', 0)} from the cache"
+                      + (" (budget reached: the rest ran on rules)" if llm.get("exhausted") else ""), soft_wrap=True)
     console.print(f"report:     {out / 'report.html'}   ({report['timings_s']['total']:.0f}s)", soft_wrap=True)
 
 

@@ -15,7 +15,8 @@ from .errors import ConfigError
 TRACKS = ("traditional", "pretrained", "custom_nn")
 TUNE_MODES = ("auto", "on", "off")
 ENSEMBLE_MODES = ("best", "stack")
-POLICIES = ("rules",)
+# "rules": deterministic, no network; "openai": any OpenAI-compatible endpoint (OPENAI_BASE_URL), rules as fallback.
+POLICIES = ("rules", "openai")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,11 @@ class RunConfig:
     ensemble: str = "best"
     max_log_bytes: int = 20_000_000
     max_candidate_disk_mb: int = 5000
+    # LLMSettings fields (model, agent_models, prices, max_cost_usd, max_tokens, cache_dir, replay, timeout_s ...);
+    # the endpoint and the key come from OPENAI_BASE_URL / OPENAI_API_KEY / IML_LLM_MODEL.
+    llm: dict[str, Any] = field(default_factory=dict)
+    # The iML paper's sensitivity study: the task text replaced by a generic sentence.
+    strip_description: bool = False
     # Seconds kept back from the budget for assembling and writing the report.
     reserve_s: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -57,6 +63,10 @@ class RunConfig:
             raise ConfigError(f"unknown tune mode '{self.tune}'", f"Choose from: {', '.join(TUNE_MODES)}.")
         if self.policy not in POLICIES:
             raise ConfigError(f"unknown policy '{self.policy}'", f"Choose from: {', '.join(POLICIES)}.")
+        if self.llm:
+            from .llm.settings import LLMSettings
+
+            LLMSettings.from_env(self.llm, environ={})     # unknown keys fail here, before the run
         if self.max_repair_rounds < 0:
             raise ConfigError("max_repair_rounds must be >= 0", "Set it to 0 or more.")
 
@@ -97,5 +107,7 @@ class RunConfig:
             raise ConfigError(f"config file {path} is not valid YAML ({first})", "Fix the file's syntax.") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping of keys to values", "See RunConfig for the keys.")
+        if isinstance(loaded.get("llm"), dict) and overrides.get("llm"):
+            overrides = {**overrides, "llm": {**loaded["llm"], **overrides["llm"]}}   # flags refine the file's settings
         loaded.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_mapping(loaded)

@@ -193,28 +193,42 @@ class Run:
         from actors import agents as actors
 
         policy = self.config.policy
-        analyzer = actors.TaskAnalyzer.remote(policy)
+        llm = self._llm_plumbing() if policy != "rules" else None
+        # LLM agents wait on the endpoint: the tracks' calls to one agent run in threads, up to the
+        # endpoint's concurrency (the limiter bounds them across the cluster).
+        concurrent = {"max_concurrency": llm["settings"]["concurrency"]} if llm else {}
+
+        def agent(cls):
+            return cls.options(**concurrent).remote(policy, llm)
+
+        analyzer = agent(actors.TaskAnalyzer)
         # The analysis reads all the data and may still find it unusable (a constant
         # target, ...): it runs before the output directory is touched.
         analysis = None
+        description = None
+        if self.config.strip_description:
+            from .task_inference import STRIPPED_DESCRIPTION
+
+            description = STRIPPED_DESCRIPTION
         if "task_summary" not in state["stages"]:
             self.progress.phase("task summary")
             t0 = time.time()
-            analysis = ray.get(analyzer.analyze.remote(task_root))
+            analysis = ray.get(analyzer.analyze.remote(task_root, description))
             self.timings["task_summary"] = round(time.time() - t0, 2)
         rundir.prepare(force=self.force)
         state["config"] = self.config.to_json()
         state["task_dir"] = task_root
         rundir.save_state(state)
-        profiler = actors.Profiler.remote(policy)
-        retriever = actors.KnowledgeRetriever.remote(policy)
-        guideline = actors.GuidelineAgent.remote(policy)
-        prep_coder = actors.PreprocessingCoder.remote(policy)
-        model_coder = actors.ModelingCoder.remote(policy)
-        assembler = actors.Assembler.remote(policy)
-        error_analyzer = actors.ErrorAnalyzer.remote(policy)
-        debugger = actors.Debugger.remote(policy)
-        evaluator = actors.Evaluator.remote(policy)
+        profiler = agent(actors.Profiler)
+        retriever = agent(actors.KnowledgeRetriever)
+        guideline = agent(actors.GuidelineAgent)
+        prep_coder = agent(actors.PreprocessingCoder)
+        model_coder = agent(actors.ModelingCoder)
+        assembler = agent(actors.Assembler)
+        error_analyzer = agent(actors.ErrorAnalyzer)
+        debugger = agent(actors.Debugger)
+        evaluator = agent(actors.Evaluator)
+        llm_agents = (analyzer, profiler, retriever, guideline, prep_coder, model_coder, error_analyzer, debugger)
 
         def stage(name: str, compute, encode, decode):
             if name in state["stages"] and (rundir.plan / f"{name}.json").exists():
@@ -232,7 +246,7 @@ class Run:
         summary: TaskSummary = stage("task_summary", lambda: analysis, TaskSummary.to_json, TaskSummary.from_json)
         for field_name, how in summary.inferred.items():
             log.info("%s — %s", field_name, how)
-        profile: Profile = stage("profile", lambda: ray.get(profiler.profile.remote(summary)),
+        profile: Profile = stage("profile", lambda: ray.get(profiler.profile.remote(summary, str(rundir.plan / "profiling"))),
                                  Profile.to_json, Profile.from_json)
         knowledge: Knowledge = stage("knowledge", lambda: ray.get(retriever.retrieve.remote(summary, profile, self.config.tracks)),
                                      Knowledge.to_json, Knowledge.from_json)
@@ -254,6 +268,9 @@ class Run:
         stage("holdout", lambda: _holdout(summary, blueprint), lambda rows: [int(r) for r in rows], list)
         holdout_path = rundir.plan / "holdout.json"
 
+        from .llm.policy import columns_brief
+
+        columns = columns_brief(profile)
         coordinator = actors.Coordinator.remote(blueprint.eval.metric, blueprint.eval.higher_is_better)
         self.progress.phase("exploring tracks")
         explore_started = time.time()
@@ -274,12 +291,12 @@ class Run:
                            deadline=track_deadline, memory_mb=share.memory_mb, cpus=share.threads,
                            max_rounds=self.config.max_repair_rounds, max_log_bytes=self.config.max_log_bytes,
                            max_disk_mb=self.config.max_candidate_disk_mb, resources=share.to_json(),
-                           tune=self._tune_settings(share))
+                           tune=self._tune_settings(share), columns=columns)
             from actors.track import run_track_task
 
             ref = run_track_task.options(num_cpus=share.num_cpus, num_gpus=share.num_gpus,
                                          name=f"track:{summary.name}:{plan.track}").remote(
-                job, prep_coder, model_coder, assembler, error_analyzer, debugger, evaluator, coordinator)
+                job, prep_coder, model_coder, assembler, error_analyzer, debugger, evaluator, coordinator, llm is not None)
             pending[ref] = plan.track
 
         try:
@@ -335,6 +352,8 @@ class Run:
         report = build_report(status, summary, profile, knowledge, blueprint, leaderboard, best if status == "ok" else None,
                               self.timings, self.config, rundir, started)
         report["resources"] = {t: r.to_json() for t, r in resources.items() if t in {p.track for p in blueprint.tracks}}
+        if llm is not None:
+            report["llm"] = _llm_report(llm, llm_agents)
         if ensemble is not None:
             report["ensemble"] = ensemble.to_json()
             if ensemble.kept and status == "ok":
@@ -350,6 +369,21 @@ class Run:
         write_html_report(rundir.root)
         self.progress.phase(f"done: {status}")
         return RunResult(rundir.root, status, summary, best if status == "ok" else None, leaderboard, report)
+
+    def _llm_plumbing(self) -> dict:
+        """The LLM settings every agent gets, this competition's ledger, and the endpoint's shared limiter."""
+        from actors.llm import LedgerActor, endpoint_limiter
+
+        from .llm.settings import LLMSettings
+
+        settings = LLMSettings.from_env(self.config.llm)
+        if settings.cache_dir is None:
+            settings = settings.replace(cache_dir=default_llm_cache())
+        log.info("llm policy: model %s at %s (cache %s%s)", settings.model, settings.endpoint_host(), settings.cache_dir,
+                 ", replay only" if settings.replay else "")
+        return {"settings": dataclasses.asdict(settings),
+                "ledger": LedgerActor.remote(settings.max_cost_usd, settings.max_tokens),
+                "limiter": endpoint_limiter(settings.endpoint_id(), settings.concurrency)}
 
     def _fallback(self, summary: TaskSummary, contract: InterfaceContract, blueprint: Blueprint, rundir: RunDir,
                   holdout_path: Path, deadline: float, agents: tuple) -> Candidate:
@@ -427,6 +461,25 @@ class Run:
             log.error("track %s crashed: %s", track, first)
             return Candidate(track=track, code_dir="", status="failed", metric=summary.metric,
                              failure=f"the Ray task running the track died: {type(exc).__name__}: {first[:300]}")
+
+
+def default_llm_cache() -> str:
+    """Where LLM responses are cached unless the config says: shared by every run of this user, so a rerun is free."""
+    return os.environ.get("IML_LLM_CACHE") or str(Path.home() / ".cache" / "iml-ray" / "llm")
+
+
+def _llm_report(llm: dict, agents: tuple) -> dict:
+    """Tokens, cost and cache hits per agent, what came from the LLM and what fell back to rules."""
+    import ray
+
+    from .llm.settings import LLMSettings
+
+    ledger = ray.get(llm["ledger"].to_json.remote())
+    events = [e for batch in ray.get([a.events.remote() for a in agents]) for e in batch]
+    totals = ledger.get("totals", {})
+    return {"policy": "openai", "settings": LLMSettings.from_json(llm["settings"]).to_json(), **ledger,
+            "tokens": totals.get("total_tokens", 0), "cost_usd": totals.get("cost_usd", 0.0),
+            "limiter": ray.get(llm["limiter"].stats.remote()), "events": sorted(events, key=lambda e: e["at"])}
 
 
 def _holdout(summary: TaskSummary, blueprint: Blueprint) -> list[int]:

@@ -323,6 +323,12 @@ def _leaderboard_section(report: dict, run_dir: Path) -> str:
                      "not fitted on.</p>")
     for c in board:
         parts.append(f"<h3>Rounds of track {esc(c['track'])}</h3>")
+        modules = c.get("modules") or {}
+        if modules:
+            parts.append("<p class='modules'>" + "; ".join(
+                f"{esc(role)} module: written by <b>{esc(m['source'])}</b>"
+                + (f", rewritten {m['llm_rewrites']}× by the LLM Debugger" if m.get("llm_rewrites") else "")
+                for role, m in modules.items()) + "</p>")
         round_rows = []
         for r in c.get("rounds", []):
             diff = ""
@@ -401,7 +407,22 @@ def _roc(positive, scores) -> list[tuple[float, float]]:
 
 def _cost_section(report: dict) -> str:
     llm = report.get("llm", {})
-    return (f"<p>policy <b>{esc(llm.get('policy'))}</b>: {llm.get('tokens', 0)} tokens, "
-            f"${llm.get('cost_usd', 0.0):.4f}. The rules policy calls no model; per-agent tokens and cache hits appear "
-            f"here when an LLM drives the agents.</p>")
+    if llm.get("policy") == "rules" or "agents" not in llm:
+        return (f"<p>policy <b>{esc(llm.get('policy'))}</b>: {llm.get('tokens', 0)} tokens, "
+                f"${llm.get('cost_usd', 0.0):.4f}. The rules policy calls no model.</p>")
+    settings = llm.get("settings", {})
+    totals = llm.get("totals", {})
+    rows = [[esc(agent), esc(a.get("requests", 0)), esc(a.get("cache_hits", 0)), esc(a.get("prompt_tokens", 0)),
+             esc(a.get("completion_tokens", 0)), f"${a.get('cost_usd', 0.0):.4f}", f"{a.get('seconds', 0.0):.1f}"]
+            for agent, a in sorted(llm.get("agents", {}).items())]
+    rows.append(["<b>total</b>", esc(totals.get("requests", 0)), esc(totals.get("cache_hits", 0)),
+                 esc(totals.get("prompt_tokens", 0)), esc(totals.get("completion_tokens", 0)),
+                 f"<b>${totals.get('cost_usd', 0.0):.4f}</b>", f"{totals.get('seconds', 0.0):.1f}"])
+    head = (f"<p>policy <b>{esc(llm.get('policy'))}</b>, model {esc(settings.get('model'))}"
+            + (" — <span class='failed'>budget reached: later calls went to the rules</span>" if llm.get("exhausted") else "")
+            + "</p>")
+    fallbacks = [e for e in llm.get("events", []) if e.get("what") == "rules"]
+    notes = "".join(f"<li>{esc(e['agent'])}: {esc(e['detail'])}</li>" for e in fallbacks[:30])
+    return (head + _table(["agent", "requests", "cache hits", "prompt tokens", "completion tokens", "cost", "seconds"], rows)
+            + (f"<h3>Where the rules stood in</h3><ul>{notes}</ul>" if notes else ""))
 

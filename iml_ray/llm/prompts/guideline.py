@@ -32,8 +32,8 @@ def parse(text: str, draft: Blueprint, draft_contract: InterfaceContract, column
     _same_shape(draft.to_json(), answer["blueprint"], "blueprint")
     _same_shape(draft_contract.to_json(), answer["contract"], "contract")
     try:
-        blueprint = Blueprint.from_json({**draft.to_json(), **answer["blueprint"]})
-        contract = InterfaceContract.from_json({**draft_contract.to_json(), **answer["contract"]})
+        blueprint = Blueprint.from_json(merge(draft.to_json(), answer["blueprint"]))
+        contract = InterfaceContract.from_json(merge(draft_contract.to_json(), answer["contract"]))
     except (TypeError, KeyError, ValueError) as exc:
         raise BadAnswer(f"the blueprint or contract does not load: {exc}") from None
     if blueprint.eval != draft.eval:
@@ -62,6 +62,20 @@ def parse(text: str, draft: Blueprint, draft_contract: InterfaceContract, column
     return blueprint, derived, str(answer.get("why", ""))[:300]
 
 
+def merge(draft: Any, change: Any) -> Any:
+    """The draft with the answer's changes: objects merge key by key, tracks by their name, other values replace."""
+    if isinstance(draft, dict) and isinstance(change, dict):
+        merged = dict(draft)
+        for key, value in change.items():
+            merged[key] = merge(draft[key], value) if key in draft else value
+        return merged
+    if isinstance(draft, list) and isinstance(change, list) and draft and all(isinstance(t, dict) and "track" in t
+                                                                               for t in draft):
+        by_name = {t["track"]: t for t in draft}
+        return [merge(by_name[t["track"]], t) if isinstance(t, dict) and t.get("track") in by_name else t for t in change]
+    return change
+
+
 def _same_shape(draft: Any, value: Any, path: str) -> None:
     """Raise BadAnswer where `value` has a key the draft lacks or a value of another JSON type."""
     if isinstance(draft, dict):
@@ -78,8 +92,10 @@ def _same_shape(draft: Any, value: Any, path: str) -> None:
         if not isinstance(value, list):
             raise BadAnswer(f"{path} must be a list")
         if draft and isinstance(draft[0], dict):
+            by_name = {t.get("track"): t for t in draft}
             for i, item in enumerate(value):
-                _same_shape(draft[min(i, len(draft) - 1)], item, f"{path}[{i}]")
+                name = item.get("track") if isinstance(item, dict) else None
+                _same_shape(by_name.get(name, draft[min(i, len(draft) - 1)]), item, f"{path}[{i}]")
     elif isinstance(draft, bool):
         if not isinstance(value, bool):
             raise BadAnswer(f"{path} must be true or false")

@@ -1,0 +1,266 @@
+"""LLMClient: one chat request, with budget, cache, rate limit, retries and accounting.
+
+openai's own retries are switched off (max_retries=0) so that each attempt is
+counted, logged and passed through the rate limiter here. The API key is read
+from the environment only when the HTTP client is built; it is never stored on
+this object, logged, or put into an exception message.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import random
+import re
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator, Protocol
+
+from .cache import ResponseCache
+from .errors import LLMUnavailable
+from .extract import estimate_tokens
+from .ledger import Ledger
+from .settings import LLMSettings
+
+log = logging.getLogger(__name__)
+
+MAX_DELAY_S = 30.0
+# Placeholder sent when OPENAI_API_KEY is unset: local servers ignore the key, openai's client insists on one.
+NO_KEY = "not-needed"
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    model: str              # the model asked for (the key of settings.prices), not the server's dated alias
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float         # what this call spent: 0 for a cached reply
+    cached: bool
+    seconds: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class Limiter(Protocol):
+    def acquire(self) -> Any: ...
+    def release(self) -> Any: ...
+
+
+class LLMClient:
+    def __init__(self, settings: LLMSettings, ledger: Ledger | None = None, limiter: Limiter | None = None):
+        self.settings = settings
+        # Without a ledger of its own the client still honours the caps in its settings.
+        self.ledger = ledger if ledger is not None else Ledger(settings.max_cost_usd, settings.max_tokens)
+        self.limiter = limiter
+        self.cache = ResponseCache(settings.cache_dir, replay=settings.replay) if settings.cache_dir else None
+        self._openai: Any = None
+        self._build_lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        # The HTTP client holds the key and sockets: rebuild it on the other side instead of shipping it.
+        state = self.__dict__.copy()
+        state["_openai"] = None
+        del state["_build_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._build_lock = threading.Lock()
+
+    def chat(self, agent: str, messages: list[dict], **params: Any) -> Reply:
+        """Ask the agent's model; raises BudgetExceeded, CacheMiss or LLMUnavailable (all LLMError).
+
+        `params` go to chat.completions.create as they are (e.g. response_format, seed);
+        a `model=` among them overrides the agent's model.
+        """
+        model = params.pop("model", None) or self.settings.model_for(agent)
+        self.ledger.check()
+        request = {"temperature": self.settings.temperature, **params}
+        if "max_completion_tokens" not in params:
+            request.setdefault("max_tokens", self.settings.max_output_tokens)
+
+        key = ResponseCache.key(model, messages, request) if self.cache else None
+        if self.cache and key:
+            started = time.monotonic()
+            hit = self.cache.get(key)        # CacheMiss in replay mode
+            if hit is not None:
+                return self._cached_reply(agent, model, hit, time.monotonic() - started)
+
+        text, prompt_tokens, completion_tokens, finish_reason, seconds, attempt = self._request(agent, model, messages, request)
+        cost = self.settings.cost(model, prompt_tokens, completion_tokens)
+        self.ledger.record(agent, model, prompt_tokens, completion_tokens, cost, cached=False, seconds=seconds)
+        log.info("llm %s: %s answered %d+%d tokens, $%.4f, %.1fs, attempt %d",
+                 agent, model, prompt_tokens, completion_tokens, cost, seconds, attempt)
+        if finish_reason == "length":
+            log.warning("llm %s: %s stopped at max_tokens=%s; the answer is cut off",
+                        agent, model, request.get("max_tokens", request.get("max_completion_tokens")))
+        if self.cache and key:
+            self.cache.put(key, {"text": text, "model": model, "prompt_tokens": prompt_tokens,
+                                 "completion_tokens": completion_tokens, "finish_reason": finish_reason})
+        return Reply(text, model, prompt_tokens, completion_tokens, cost, cached=False, seconds=seconds)
+
+    def _cached_reply(self, agent: str, model: str, hit: dict, seconds: float) -> Reply:
+        prompt_tokens = int(hit.get("prompt_tokens", 0))
+        completion_tokens = int(hit.get("completion_tokens", 0))
+        self.ledger.record(agent, model, prompt_tokens, completion_tokens, 0.0, cached=True, seconds=seconds)
+        log.debug("llm %s: %s answered from the cache", agent, model)
+        return Reply(str(hit.get("text", "")), model, prompt_tokens, completion_tokens, 0.0, cached=True, seconds=seconds)
+
+    def _request(self, agent: str, model: str, messages: list[dict], request: dict) -> tuple[str, int, int, str | None, float, int]:
+        """(text, prompt tokens, completion tokens, finish reason, seconds, attempt) of the first attempt that succeeds."""
+        import openai
+
+        client = self._client()
+        attempts = self.settings.max_retries + 1
+        failure = ""
+        for attempt in range(1, attempts + 1):
+            retry_after: float | None = None
+            started = time.monotonic()
+            try:
+                with self._limited():
+                    started = time.monotonic()
+                    completion = client.chat.completions.create(model=model, messages=messages, **request)
+            except openai.APITimeoutError:
+                failure = f"timed out after {self.settings.timeout_s:g} s"
+            except openai.APIConnectionError as exc:
+                failure = f"connection failed ({self._redact(str(exc.__cause__ or exc))})"
+            except openai.APIStatusError as exc:
+                failure = f"HTTP {exc.status_code}: {self._server_message(exc)}"
+                if not _retryable_status(exc.status_code):
+                    break
+                retry_after = _retry_after_s(exc.response.headers)
+            except openai.OpenAIError as exc:
+                # A reply the SDK cannot read (not JSON, wrong shape): retrying would get the same.
+                failure = f"unreadable reply ({type(exc).__name__}: {self._redact(str(exc))})"
+                break
+            else:
+                seconds = time.monotonic() - started
+                try:
+                    return (*self._unpack(completion, messages), seconds, attempt)
+                except (AttributeError, IndexError, TypeError) as exc:
+                    failure = f"unreadable reply ({type(exc).__name__}: {self._redact(str(exc))})"
+                    break
+            if attempt == attempts:
+                break
+            delay = self._delay(attempt, retry_after)
+            log.warning("llm %s: %s %s on attempt %d/%d; retrying in %.2fs",
+                        agent, model, failure, attempt, attempts, delay)
+            time.sleep(delay)
+        # Raised outside the except blocks: no chained openai exception carries the request or server text along.
+        raise LLMUnavailable(self._unavailable_message(failure, attempt))
+
+    def _unpack(self, completion: Any, messages: list[dict]) -> tuple[str, int, int, str | None]:
+        choice = completion.choices[0]
+        text = choice.message.content or ""
+        usage = getattr(completion, "usage", None)
+        if usage is not None and usage.prompt_tokens is not None:
+            prompt_tokens, completion_tokens = int(usage.prompt_tokens), int(usage.completion_tokens or 0)
+        else:
+            # Some local servers report no usage; an estimate keeps budgets meaningful.
+            prompt_tokens, completion_tokens = estimate_tokens(message_text(messages)), estimate_tokens(text)
+        return text, prompt_tokens, completion_tokens, choice.finish_reason
+
+    def _client(self) -> Any:
+        with self._build_lock:
+            if self._openai is None:
+                import openai
+
+                try:
+                    self._openai = openai.OpenAI(
+                        base_url=self.settings.base_url,
+                        api_key=os.environ.get("OPENAI_API_KEY") or NO_KEY,
+                        timeout=self.settings.timeout_s,
+                        max_retries=0,
+                    )
+                except openai.OpenAIError as exc:
+                    failure = f"cannot build the client ({self._redact(str(exc))})"
+                else:
+                    failure = ""
+                if failure:
+                    raise LLMUnavailable(f"LLM endpoint {self.settings.endpoint_host()}: {failure}")
+            return self._openai
+
+    @contextmanager
+    def _limited(self) -> Iterator[None]:
+        if self.limiter is None:
+            yield
+            return
+        self.limiter.acquire()
+        try:
+            yield
+        finally:
+            self.limiter.release()
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), MAX_DELAY_S)
+        # Jitter keeps workers that failed together from retrying together.
+        backoff = self.settings.backoff_s * 2 ** (attempt - 1) * random.uniform(0.8, 1.2)
+        return min(backoff, MAX_DELAY_S)
+
+    def _unavailable_message(self, failure: str, attempts: int) -> str:
+        host = self.settings.endpoint_host()
+        hint = ""
+        if failure.startswith("HTTP 401") or failure.startswith("HTTP 403"):
+            hint = "; check OPENAI_API_KEY"
+        elif failure.startswith("HTTP 404"):
+            hint = f"; check the model name and that {host} serves /chat/completions"
+        return f"LLM endpoint {host} failed after {attempts} attempt(s): {failure}{hint}"
+
+    def _server_message(self, exc: Any) -> str:
+        body = exc.body
+        if isinstance(body, dict):
+            inner = body.get("error", body)
+            message = inner.get("message") if isinstance(inner, dict) else inner
+        else:
+            message = body
+        return self._redact(str(message or exc.message or "no message"))
+
+    @staticmethod
+    def _redact(text: str) -> str:
+        """One short line with anything key-like removed: servers echo (parts of) bad keys back."""
+        key = os.environ.get("OPENAI_API_KEY")
+        if key and len(key) >= 4:
+            text = text.replace(key, "***")
+        text = re.sub(r"\b(sk|rk|pk)-[A-Za-z0-9_\-*.]{3,}", r"\1-***", text)
+        text = re.sub(r"(?i)(bearer\s+)\S+", r"\1***", text)
+        text = " ".join(text.split())
+        return text if len(text) <= 200 else text[:197] + "..."
+
+
+def message_text(messages: list[dict]) -> str:
+    """The text of a chat's messages, joined; image and other non-text parts are skipped."""
+    parts: list[str] = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return "\n".join(parts)
+
+
+def _retryable_status(status: int) -> bool:
+    # 408 is the server saying the request timed out: treated like a client timeout.
+    return status in (408, 429) or status >= 500
+
+
+def _retry_after_s(headers: Any) -> float | None:
+    """Seconds asked for by Retry-After (seconds or an HTTP date) or retry-after-ms; None when absent."""
+    try:
+        if headers.get("retry-after-ms"):
+            return float(headers["retry-after-ms"]) / 1000
+        value = headers.get("retry-after")
+        if not value:
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            return when.timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError):
+        return None

@@ -1,0 +1,124 @@
+"""Ledger: what the LLM calls of one competition spent, per agent, against its caps.
+
+Thread-safe: one ledger is shared by the threads of a threaded Ray actor.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .errors import BudgetExceeded
+
+# Counters kept per agent and in total; "requests" counts replies fetched from the
+# endpoint, "cache_hits" replies served from the cache (they spend nothing).
+COUNTERS = ("prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "requests", "cache_hits", "seconds")
+
+
+def _zero() -> dict[str, Any]:
+    return {name: 0.0 if name in ("cost_usd", "seconds") else 0 for name in COUNTERS}
+
+
+class Ledger:
+    def __init__(self, max_cost_usd: float | None = None, max_tokens: int | None = None):
+        self.max_cost_usd = max_cost_usd
+        self.max_tokens = max_tokens
+        self._agents: dict[str, dict[str, Any]] = {}
+        self._models: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        with self._lock:
+            state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        """Raise BudgetExceeded once the spend reached a cap.
+
+        Checked before a request, so requests already in flight may overshoot a cap
+        by at most `concurrency` replies.
+        """
+        reason = self._exhausted_reason(self.totals())
+        if reason:
+            raise BudgetExceeded(f"LLM budget reached: {reason}; raise the cap or let the rules policy finish the run")
+
+    def record(self, agent: str, model: str, prompt_tokens: int, completion_tokens: int,
+               cost_usd: float, cached: bool, seconds: float = 0.0) -> None:
+        with self._lock:
+            row = self._agents.setdefault(agent, _zero())
+            self._models.setdefault(agent, set()).add(model)
+            row["seconds"] += seconds
+            if cached:
+                row["cache_hits"] += 1
+                return
+            row["requests"] += 1
+            row["prompt_tokens"] += prompt_tokens
+            row["completion_tokens"] += completion_tokens
+            row["total_tokens"] += prompt_tokens + completion_tokens
+            row["cost_usd"] += cost_usd
+
+    def totals(self) -> dict[str, Any]:
+        with self._lock:
+            return _sum(self._agents.values())
+
+    def by_agent(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {agent: {**row, "models": sorted(self._models.get(agent, ()))}
+                    for agent, row in sorted(self._agents.items())}
+
+    def exhausted(self) -> bool:
+        return self._exhausted_reason(self.totals()) is not None
+
+    def to_json(self) -> dict:
+        totals = self.totals()
+        return {
+            "totals": totals,
+            "agents": self.by_agent(),
+            "caps": {"max_cost_usd": self.max_cost_usd, "max_tokens": self.max_tokens},
+            "exhausted": self._exhausted_reason(totals) is not None,
+        }
+
+    @staticmethod
+    def merge(reports: list[dict]) -> dict:
+        """Sum several `to_json()` outputs, e.g. the ledgers of a batch's competitions.
+
+        The merged caps are the sums of the caps (None when any report had no cap);
+        `exhausted` says whether any competition hit its own cap.
+        """
+        agents: dict[str, dict[str, Any]] = {}
+        for report in reports:
+            for agent, row in report.get("agents", {}).items():
+                merged = agents.setdefault(agent, {**_zero(), "models": []})
+                for name in COUNTERS:
+                    merged[name] += row.get(name, 0)
+                merged["models"] = sorted(set(merged["models"]) | set(row.get("models", ())))
+        caps: dict[str, Any] = {}
+        for name in ("max_cost_usd", "max_tokens"):
+            values = [report.get("caps", {}).get(name) for report in reports]
+            caps[name] = sum(values) if values and None not in values else None
+        return {
+            "totals": _sum(report.get("totals", {}) for report in reports),
+            "agents": dict(sorted(agents.items())),
+            "caps": caps,
+            "exhausted": any(report.get("exhausted", False) for report in reports),
+            "runs": len(reports),
+        }
+
+    def _exhausted_reason(self, totals: dict[str, Any]) -> str | None:
+        if self.max_tokens is not None and totals["total_tokens"] >= self.max_tokens:
+            return f"{totals['total_tokens']:,} tokens of {self.max_tokens:,} allowed"
+        if self.max_cost_usd is not None and totals["cost_usd"] >= self.max_cost_usd:
+            return f"${totals['cost_usd']:.4f} of ${self.max_cost_usd:.4f} allowed"
+        return None
+
+
+def _sum(rows) -> dict[str, Any]:
+    total = _zero()
+    for row in rows:
+        for name in COUNTERS:
+            total[name] += row.get(name, 0)
+    return total
