@@ -58,16 +58,26 @@ class TaskAnalyzer(Agent):
     name = "task_analyzer"
 
     def analyze(self, task_dir: str, description: str | None = None) -> TaskSummary:
+        from .errors import TaskError
         from .task_inference import analyze_task
 
-        summary = analyze_task(task_dir, description=description)
+        try:
+            summary, problem = analyze_task(task_dir, description=description), None
+        except TaskError as exc:
+            # The rules cannot read the task (e.g. two columns could be the target): the LLM may, from the
+            # description; when it cannot either, the user gets the rules' error.
+            if self.brain is None or "task.yaml" not in exc.fix:
+                raise
+            summary, problem = None, exc
         if self.brain is not None:
             from .llm import policy
             from .llm.errors import LLMError
 
             try:
-                return policy.analyze_task(self.brain, task_dir, summary, description)
+                return policy.analyze_task(self.brain, task_dir, summary, description, problem)
             except LLMError as exc:
+                if problem is not None:
+                    raise problem from None
                 self._fell_back(exc, "task summary")
         return summary
 
@@ -239,6 +249,13 @@ class ErrorAnalyzer(Agent):
 class Debugger(Agent):
     name = "debugger"
 
+    def __init__(self, policy: str = "rules", llm: dict | None = None):
+        import threading
+
+        super().__init__(policy, llm)
+        self._rewrites = 0                   # over every track of the competition: the repair work is capped
+        self._count_lock = threading.Lock()
+
     def repair(self, diagnosis: Diagnosis, plans: Plans, n_rows: int) -> Repair | None:
         """The rules repair: the failing module re-planned with safer or smaller settings."""
         from .rules.debugger import repair
@@ -253,6 +270,12 @@ class Debugger(Agent):
         from .llm import policy
         from .llm.errors import LLMError
 
+        cap = int(self.llm.get("max_rewrites", 30))
+        with self._count_lock:
+            if self._rewrites >= cap:
+                self.brain.note("rules", f"rewrite of {module_name}: the competition's {cap} LLM rewrites are spent")
+                return None, f"the competition's {cap} LLM rewrites are spent"
+            self._rewrites += 1
         try:
             return policy.rewrite(self.brain, role, code, failure, diagnosis.blamed, diagnosis.explanation, contract,
                                   columns, module_name), ""

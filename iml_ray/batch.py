@@ -37,6 +37,8 @@ class CompetitionResult:
     wall_s: float = 0.0
     error: str | None = None
     resumed: bool = False
+    llm_tokens: int = 0         # the competition's LLM spend (0 with the rules policy)
+    llm_cost_usd: float = 0.0
 
 
 def competition_names(task_dirs: list[str]) -> list[Competition]:
@@ -72,10 +74,12 @@ def run_one(competition: Competition, config: RunConfig, resume: bool) -> Compet
         return CompetitionResult(competition.name, "failed", competition.out, wall_s=time.time() - started,
                                  error=exc.render().replace("\n       ", " "), resumed=resume)
     best = result.best
+    llm = result.report.get("llm") or {}
     return CompetitionResult(competition.name, result.status, competition.out,
                              valid_score=None if best is None else best.valid_score, metric=result.summary.metric,
                              wall_s=round(time.time() - started, 2),
-                             error=None if best else "no candidate passed verification", resumed=resume)
+                             error=None if best else "no candidate passed verification", resumed=resume,
+                             llm_tokens=int(llm.get("tokens", 0)), llm_cost_usd=float(llm.get("cost_usd", 0.0)))
 
 
 def run_batch(task_dirs: list[str], root: Path, config: RunConfig, *, max_concurrent: int | None = None,
@@ -135,9 +139,11 @@ def _finished_result(comp: Competition, status: str) -> CompetitionResult:
     except (OSError, ValueError):
         report = {}
     chosen = report.get("chosen") or {}
+    llm = report.get("llm") or {}
     return CompetitionResult(comp.name, "skipped" if status == "ok" else "failed", comp.out,
                              valid_score=chosen.get("valid_score"),
                              metric=(report.get("task") or {}).get("metric"),
+                             llm_tokens=int(llm.get("tokens", 0)), llm_cost_usd=float(llm.get("cost_usd", 0.0)),
                              error=None if status == "ok" else "failed earlier (rerun with --retry-failed)")
 
 
@@ -176,6 +182,9 @@ def _write_summary(root: Path, competitions: list[Competition], results: dict[st
         "ok": sum(r.status in ("ok", "skipped") and r.error is None for r in results.values()),
         "wall_s": round(elapsed, 2),
         "throughput_per_hour": round(len(done) / elapsed * 3600, 2) if done and elapsed > 0 else 0.0,
+        # The batch's LLM ledger: the sum of its competitions' (each run's report.json has the per-agent detail).
+        "llm": {"tokens": sum(r.llm_tokens for r in results.values()),
+                "cost_usd": round(sum(r.llm_cost_usd for r in results.values()), 6)},
     }
     atomic_write_json(root / "batch.json", summary)
     return summary

@@ -167,11 +167,14 @@ def _batch(args: argparse.Namespace) -> int:
 
     table = Table(title=f"batch: {len(summary['competitions'])} competitions, {summary['wall_s']:.0f}s, "
                         f"{summary['throughput_per_hour']:.1f} finished/hour", title_justify="left")
-    for column in ("competition", "status", "metric", "score", "seconds", "note"):
+    with_llm = summary.get("llm", {}).get("tokens", 0) > 0
+    for column in ("competition", "status", "metric", "score", "seconds") + (("LLM tokens", "cost") if with_llm else ()) + ("note",):
         table.add_column(column)
     for c in summary["competitions"]:
         score = "" if c.get("valid_score") is None else f"{c['valid_score']:.5g}"
-        table.add_row(c["name"], c["status"], c.get("metric") or "", score, f"{c.get('wall_s', 0):.0f}", c.get("error") or "")
+        spend = (str(c.get("llm_tokens", 0)), f"${c.get('llm_cost_usd', 0.0):.4f}") if with_llm else ()
+        table.add_row(c["name"], c["status"], c.get("metric") or "", score, f"{c.get('wall_s', 0):.0f}", *spend,
+                      c.get("error") or "")
     Console().print(table)
     print(f"batch.json: {Path(args.out) / 'batch.json'}")
     failed = [c for c in summary["competitions"] if c["status"] == "failed" or c.get("error")]

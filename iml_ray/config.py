@@ -40,6 +40,9 @@ class RunConfig:
     # LLMSettings fields (model, agent_models, prices, max_cost_usd, max_tokens, cache_dir, replay, timeout_s ...);
     # the endpoint and the key come from OPENAI_BASE_URL / OPENAI_API_KEY / IML_LLM_MODEL.
     llm: dict[str, Any] = field(default_factory=dict)
+    # LLM Debugger rewrites per competition, over all tracks and modules (each module also has max_repair_rounds):
+    # past it, failing LLM modules go straight to the rules module.
+    max_llm_rewrites: int = 30
     # The iML paper's sensitivity study: the task text replaced by a generic sentence.
     strip_description: bool = False
     # Seconds kept back from the budget for assembling and writing the report.

@@ -381,7 +381,7 @@ class Run:
             settings = settings.replace(cache_dir=default_llm_cache())
         log.info("llm policy: model %s at %s (cache %s%s)", settings.model, settings.endpoint_host(), settings.cache_dir,
                  ", replay only" if settings.replay else "")
-        return {"settings": dataclasses.asdict(settings),
+        return {"settings": dataclasses.asdict(settings), "max_rewrites": self.config.max_llm_rewrites,
                 "ledger": LedgerActor.remote(settings.max_cost_usd, settings.max_tokens),
                 "limiter": endpoint_limiter(settings.endpoint_id(), settings.concurrency)}
 

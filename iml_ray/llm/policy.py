@@ -31,9 +31,11 @@ LOG_TOKENS = 1500           # a traceback or log tail in a prompt: head and tail
 PROFILE_LIMIT_S = 60.0
 
 
-def analyze_task(brain: Brain, task_dir: str, draft: "TaskSummary", description: str | None) -> "TaskSummary":
+def analyze_task(brain: Brain, task_dir: str, draft: "TaskSummary | None", description: str | None,
+                 problem: Exception | None = None) -> "TaskSummary":
     """The rules summary checked by the LLM against the description; where they differ and the LLM's answer
-    holds up against the files, the task is analysed again with the LLM's answer as hints."""
+    holds up against the files, the task is analysed again with the LLM's answer as hints. With no rules
+    summary (`problem` says why the rules could not read the task), the LLM's answer is the only hint."""
     from ..metrics import METRICS
     from ..task import locate_task, read_table
     from ..task_inference import analyze_task as rules_analyze
@@ -45,18 +47,27 @@ def analyze_task(brain: Brain, task_dir: str, draft: "TaskSummary", description:
     sample_columns = [str(c) for c in read_table(files.sample_submission, nrows=2).columns] if files.sample_submission else None
     metrics = sorted(METRICS)
     fields = ("target", "id_column", "metric", "problem_type")
-    now = {k: getattr(draft, k) for k in fields}
-    answer = brain.ask(task_analyzer.messages(draft.description, train_columns, test_columns, sample_columns,
-                                              draft.n_train, draft.n_test, clip_middle(train.head(3).to_string(), 400),
-                                              {**now, "why": {k: draft.decisions.get(k, "") for k in fields}}, metrics),
-                       lambda text: task_analyzer.parse(text, train_columns, test_columns, metrics))
-    hints = {k: answer[k] for k in fields if answer[k] != now[k]}
+    if draft is not None:
+        now = {k: getattr(draft, k) for k in fields}
+        shown = {**now, "why": {k: draft.decisions.get(k, "") for k in fields}}
+        text, n_train, n_test = draft.description, str(draft.n_train), str(draft.n_test)
+    else:
+        now, shown = {}, {"the rules could not read the task": str(problem)}
+        text = description if description is not None else \
+            (files.description.read_text(errors="replace")[:4000] if files.description else "")
+        n_train = n_test = "?"
+    answer = brain.ask(task_analyzer.messages(text, train_columns, test_columns, sample_columns, n_train, n_test,
+                                              clip_middle(train.head(3).to_string(), 400), shown, metrics),
+                       lambda reply: task_analyzer.parse(reply, train_columns, test_columns, metrics))
+    hints = {k: answer[k] for k in fields if answer[k] != now.get(k)}
     if not hints:
         brain.note("llm", "agrees with the rules analysis")
         return draft
     try:
         summary = rules_analyze(task_dir, {**hints, "why": answer["why"]}, "llm TaskAnalyzer", description)
     except Exception as exc:       # noqa: BLE001 - the files contradict the LLM: the rules summary stands
+        if draft is None:
+            raise LLMError(f"the LLM's reading of the task does not fit the files: {exc}") from None
         brain.note("rules", f"the LLM's {hints} do not fit the files: {exc}")
         return draft
     brain.note("llm", f"changed {', '.join(sorted(hints))}: {answer['why']}")

@@ -11,10 +11,10 @@ PROBLEM_TYPES = ("binary", "multiclass", "regression")
 
 
 def messages(description: str, train_columns: list[str], test_columns: list[str], sample_columns: list[str] | None,
-             n_train: int, n_test: int, train_head: str, draft: dict, metrics: list[str]) -> list[dict]:
+             n_train: str, n_test: str, train_head: str, draft: dict, metrics: list[str]) -> list[dict]:
     return render("task_analyzer", description=description or "(none)", train_columns=train_columns,
                   test_columns=test_columns, sample_columns=sample_columns or "(no sample submission)",
-                  n_train=str(n_train), n_test=str(n_test), train_head=train_head, draft=draft,
+                  n_train=n_train, n_test=n_test, train_head=train_head, draft=draft,
                   metrics=", ".join(metrics))
 
 

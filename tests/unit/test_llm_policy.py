@@ -1,0 +1,184 @@
+"""The agents under the llm policy, against the scripted chat-completions server (no Ray here)."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+
+import pandas as pd
+import pytest
+
+from helpers import binary_frames, write_task
+from iml_ray.agents import Debugger, TaskAnalyzer
+from iml_ray.errors import TaskError
+from iml_ray.llm.errors import BadAnswer
+from iml_ray.llm.limiter import EndpointLimiter
+from iml_ray.llm.prompts import coders, guideline, knowledge
+from iml_ray.llm.scripted_server import ScriptedServer
+from iml_ray.llm.settings import LLMSettings
+from iml_ray.rules.debugger import Diagnosis, Failure
+from llm_scripts import BAD_PREP, GOOD_PREP, fenced
+
+
+def _llm(server, **extra):
+    settings = LLMSettings(base_url=server.url, model="scripted", backoff_s=0.01, max_retries=1)
+    return {"settings": dataclasses.asdict(settings), **extra}
+
+
+def _two_candidate_targets(tmp_path):
+    """train has two columns test lacks and there is no sample submission: the rules cannot pick the target."""
+    train = pd.DataFrame({"a": range(40), "b": [i % 3 for i in range(40)], "price": [i * 1.5 for i in range(40)],
+                          "rating": [i % 5 for i in range(40)]})
+    test = pd.DataFrame({"a": range(10), "b": [i % 3 for i in range(10)]})
+    return write_task(tmp_path / "two", train, test, None, "# Prices\n\nPredict the sale `price` of each item.\n")
+
+
+def test_the_llm_names_the_target_the_rules_cannot_tell(tmp_path):
+    task = _two_candidate_targets(tmp_path)
+    with pytest.raises(TaskError, match="cannot tell which column is the target"):
+        TaskAnalyzer().analyze(str(task))
+    answer = {"target": "price", "id_column": None, "metric": "rmse", "problem_type": "regression",
+              "why": "the description asks for the sale price"}
+    with ScriptedServer([{"content": json.dumps(answer)}]) as server:
+        summary = TaskAnalyzer("openai", _llm(server)).analyze(str(task))
+        prompt = server.requests[0]["body"]["messages"][1]["content"]
+    assert summary.target == "price" and summary.metric == "rmse" and summary.problem_type == "regression"
+    assert summary.decisions["target"] == "llm TaskAnalyzer: the description asks for the sale price"
+    assert "cannot tell which column is the target" in prompt and "Predict the sale `price`" in prompt
+
+
+def test_an_llm_answer_that_contradicts_the_files_is_reasked_then_the_rules_error_stands(tmp_path):
+    task = _two_candidate_targets(tmp_path)
+    wrong = {"target": "cost", "id_column": None, "metric": "rmse", "problem_type": "regression"}
+    with ScriptedServer([{"content": json.dumps(wrong), "repeat": 3}]) as server:
+        with pytest.raises(TaskError, match="cannot tell which column is the target"):
+            TaskAnalyzer("openai", _llm(server)).analyze(str(task))
+        requests = server.requests
+    assert len(requests) == 3
+    assert "target 'cost' is not a column of train" in requests[1]["body"]["messages"][-1]["content"]
+
+
+def test_strip_description_hides_the_task_text(tmp_path):
+    from iml_ray.task_inference import STRIPPED_DESCRIPTION, analyze_task
+
+    train, test, sample = binary_frames(60, 20)
+    task = write_task(tmp_path / "t", train, test, sample, "## Evaluation\nSubmissions are scored on log loss.\n")
+    assert analyze_task(task).metric == "logloss"
+    stripped = analyze_task(task, description=STRIPPED_DESCRIPTION)
+    assert stripped.description == STRIPPED_DESCRIPTION
+    assert stripped.metric != "logloss" and stripped.decisions["metric"].startswith("default")
+
+
+def _draft(tmp_path):
+    from iml_ray.knowledge.retriever import retrieve
+    from iml_ray.profile import profile_task
+    from iml_ray.rules.guideline import make_blueprint, make_contract
+    from iml_ray.task_inference import analyze_task
+
+    train, test, sample = binary_frames(120, 30)
+    summary = analyze_task(write_task(tmp_path / "t", train, test, sample))
+    profile = profile_task(summary)
+    tracks = ("traditional", "custom_nn")
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, tracks), tracks, 0, 0.2, 1)
+    return summary, blueprint, make_contract(summary, blueprint.prep)
+
+
+def _parse(summary, blueprint, contract, answer):
+    from iml_ray.rules.guideline import make_contract
+
+    return guideline.parse(json.dumps(answer), blueprint, contract, list(summary.feature_columns),
+                           lambda prep: make_contract(summary, prep))
+
+
+@pytest.mark.parametrize("change, complaint", [
+    ({"blueprint": {"prep": {"missing_indicators": "no"}}}, "blueprint.prep.missing_indicators must be true or false"),
+    ({"blueprint": {"prep": {"scaler": "robust"}}}, "blueprint.prep has no key 'scaler'"),
+    ({"blueprint": {"eval": {"metric": "auc"}}}, "blueprint.eval must stay"),
+    ({"blueprint": {"prep": {"numeric": ["x1", "height"]}}}, "prep names column(s) ['height']"),
+    ({"blueprint": {"tracks": [{"track": "traditional", "models": ["xgboost"]}]}}, "models must be a non-empty subset"),
+    ({"contract": {"n_test_rows": 5}}, "contract.n_test_rows must be 30"),
+])
+def test_an_invalid_blueprint_is_refused_with_a_message_the_model_can_act_on(tmp_path, change, complaint):
+    summary, blueprint, contract = _draft(tmp_path)
+    with pytest.raises(BadAnswer) as caught:
+        _parse(summary, blueprint, contract, {"blueprint": {}, "contract": {}, **change})
+    assert complaint in str(caught.value)
+
+
+def test_a_partial_blueprint_answer_is_merged_into_the_draft(tmp_path):
+    summary, blueprint, contract = _draft(tmp_path)
+    answer = {"blueprint": {"prep": {"max_categories": 50},
+                            "tracks": [{"track": "traditional", "models": ["linear"]}]},
+              "contract": {}, "why": "tiny data: a linear model only"}
+    merged, merged_contract, why = _parse(summary, blueprint, contract, answer)
+    assert merged.prep.max_categories == 50 and merged.prep.numeric == blueprint.prep.numeric
+    assert [t.track for t in merged.tracks] == ["traditional"]          # custom_nn dropped by the answer
+    assert merged.tracks[0].models == ("linear",)
+    assert merged.tracks[0].lightgbm == blueprint.track("traditional").lightgbm   # the rest of the track kept
+    assert merged_contract == contract and why == "tiny data: a linear model only"
+
+
+def test_a_module_without_its_entry_points_is_refused():
+    with pytest.raises(BadAnswer, match="does not define fit_model"):
+        coders.parse_module(fenced("def predict_model(model, X):\n    return X\n"), "model")
+    with pytest.raises(BadAnswer, match="no Python code block that parses"):
+        coders.parse_module("```python\ndef broken(:\n```", "prep")
+    assert "class Preprocessor" in coders.parse_module(fenced(GOOD_PREP), "prep")
+
+
+def test_unknown_cards_are_refused():
+    with pytest.raises(BadAnswer, match="unknown card id"):
+        knowledge.parse('{"cards": ["made-up"], "advice": ""}', ["tabular-basics"])
+    assert knowledge.parse('{"cards": ["a", "a"], "advice": "x"}', ["a"]) == (["a"], "x")
+
+
+def test_llm_rewrites_are_capped_per_competition():
+    failure = Failure("prep_probe", "error", "prep failed: KeyError: 'colour_code'", "KeyError: 'colour_code'",
+                      failing_section="prep")
+    diagnosis = Diagnosis("prep", "unknown", "a missing column", by="llm")
+    with ScriptedServer([{"content": fenced(GOOD_PREP), "repeat": 5}]) as server:
+        debugger = Debugger("openai", _llm(server, max_rewrites=1))
+        code, _ = debugger.rewrite("prep", BAD_PREP, failure, diagnosis, _contract(), "- x1: numeric", "prep.py")
+        again, why = debugger.rewrite("prep", BAD_PREP, failure, diagnosis, _contract(), "- x1: numeric", "prep.py")
+        sent = len(server.requests)
+    assert "class Preprocessor" in code and 'frame["colour"]' in code
+    assert again is None and "1 LLM rewrites are spent" in why
+    assert sent == 1
+    assert [e["what"] for e in debugger.events()] == ["llm", "rules"]
+
+
+def _contract():
+    from iml_ray.blueprint import InterfaceContract
+
+    return InterfaceContract(input_columns=("x1", "colour", "age"), n_train_rows=100, n_test_rows=30, classes=(0, 1))
+
+
+def test_the_endpoint_limiter_bounds_concurrent_calls():
+    limiter = EndpointLimiter(concurrency=2)
+    running = {"now": 0, "peak": 0}
+
+    async def call():
+        await limiter.acquire()
+        running["now"] += 1
+        running["peak"] = max(running["peak"], running["now"])
+        await asyncio.sleep(0.01)
+        running["now"] -= 1
+        await limiter.release()
+
+    async def many():
+        await asyncio.gather(*(call() for _ in range(10)))
+        return await limiter.stats()
+
+    stats = asyncio.run(many())
+    assert running["peak"] == 2 and stats["peak"] == 2 and stats["served"] == 10 and stats["in_use"] == 0
+
+
+def test_a_slot_held_past_its_lease_is_taken_back():
+    limiter = EndpointLimiter(concurrency=1, lease_s=0.05)
+
+    async def scenario():
+        await limiter.acquire()                   # a client that dies without releasing
+        await asyncio.wait_for(limiter.acquire(), timeout=3.0)
+        return await limiter.stats()
+
+    assert asyncio.run(scenario())["served"] == 2
