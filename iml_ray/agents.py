@@ -48,7 +48,13 @@ class Agent:
         return list(self._brain.events) if self._brain is not None else []
 
     def _fell_back(self, exc: Exception, what: str) -> None:
+        """Note that the rules stand in for the LLM here; in strict replay a cache miss is an error instead."""
         import logging
+
+        from .llm.errors import CacheMiss
+
+        if isinstance(exc, CacheMiss):
+            raise exc
 
         logging.getLogger(__name__).warning("%s: %s from rules (LLM: %s)", self.name, what, exc)
         self.brain.note("rules", f"{what}: {type(exc).__name__}: {exc}")
@@ -71,12 +77,12 @@ class TaskAnalyzer(Agent):
             summary, problem = None, exc
         if self.brain is not None:
             from .llm import policy
-            from .llm.errors import LLMError
+            from .llm.errors import CacheMiss, LLMError
 
             try:
                 return policy.analyze_task(self.brain, task_dir, summary, description, problem)
             except LLMError as exc:
-                if problem is not None:
+                if problem is not None and not isinstance(exc, CacheMiss):
                     raise problem from None
                 self._fell_back(exc, "task summary")
         return summary
@@ -280,7 +286,7 @@ class Debugger(Agent):
             return policy.rewrite(self.brain, role, code, failure, diagnosis.blamed, diagnosis.explanation, contract,
                                   columns, module_name), ""
         except LLMError as exc:
-            self.brain.note("rules", f"rewrite of {module_name}: {type(exc).__name__}: {exc}")
+            self._fell_back(exc, f"rewrite of {module_name}")
             return None, f"{type(exc).__name__}: {exc}"
 
 

@@ -181,6 +181,18 @@ class Run:
             state.setdefault("candidates", {})
             try:
                 return self._run(rundir, state, str(files.root), started, deadline)
+            except Exception as exc:
+                from .llm.errors import CacheMiss
+
+                if isinstance(exc, CacheMiss):
+                    # Strict replay was asked for: a run that would need a new answer stops, loudly.
+                    from .errors import ConfigError
+
+                    first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "no cached answer"
+                    raise ConfigError(f"--llm-replay: {first.split('CacheMiss: ')[-1]}",
+                                      "Replay only what an earlier run with the same task, flags and models asked; "
+                                      "drop --llm-replay to call the endpoint.") from None
+                raise
             except KeyboardInterrupt:
                 if (rundir.root / "state.json").exists():
                     state["interrupted"] = time.time()
@@ -377,8 +389,6 @@ class Run:
         from .llm.settings import LLMSettings
 
         settings = LLMSettings.from_env(self.config.llm)
-        if settings.cache_dir is None:
-            settings = settings.replace(cache_dir=default_llm_cache())
         log.info("llm policy: model %s at %s (cache %s%s)", settings.model, settings.endpoint_host(), settings.cache_dir,
                  ", replay only" if settings.replay else "")
         return {"settings": dataclasses.asdict(settings), "max_rewrites": self.config.max_llm_rewrites,
@@ -453,19 +463,18 @@ class Run:
     def _collect(self, ref, track: str, summary: TaskSummary) -> Candidate:
         import ray
 
+        from .llm.errors import CacheMiss
+
         try:
             return ray.get(ref)
+        except CacheMiss:
+            raise
         except ray.exceptions.RayError as exc:
             # A crashed worker fails the candidate, never the run.
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.error("track %s crashed: %s", track, first)
             return Candidate(track=track, code_dir="", status="failed", metric=summary.metric,
                              failure=f"the Ray task running the track died: {type(exc).__name__}: {first[:300]}")
-
-
-def default_llm_cache() -> str:
-    """Where LLM responses are cached unless the config says: shared by every run of this user, so a rerun is free."""
-    return os.environ.get("IML_LLM_CACHE") or str(Path.home() / ".cache" / "iml-ray" / "llm")
 
 
 def _llm_report(llm: dict, agents: tuple) -> dict:

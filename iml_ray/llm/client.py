@@ -90,7 +90,14 @@ class LLMClient:
             if hit is not None:
                 return self._cached_reply(agent, model, hit, time.monotonic() - started)
 
-        text, prompt_tokens, completion_tokens, finish_reason, seconds, attempt = self._request(agent, model, messages, request)
+        try:
+            text, prompt_tokens, completion_tokens, finish_reason, seconds, attempt = \
+                self._request(agent, model, messages, request)
+        except LLMUnavailable as exc:
+            mark_down = getattr(self.ledger, "mark_down", None)
+            if mark_down is not None:
+                mark_down(str(exc))
+            raise
         cost = self.settings.cost(model, prompt_tokens, completion_tokens)
         self.ledger.record(agent, model, prompt_tokens, completion_tokens, cost, cached=False, seconds=seconds)
         log.info("llm %s: %s answered %d+%d tokens, $%.4f, %.1fs, attempt %d",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .errors import BudgetExceeded
+from .errors import BudgetExceeded, LLMUnavailable
 
 # Counters kept per agent and in total; "requests" counts replies fetched from the
 # endpoint, "cache_hits" replies served from the cache (they spend nothing).
@@ -25,6 +25,9 @@ class Ledger:
         self._agents: dict[str, dict[str, Any]] = {}
         self._models: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        # Set when a call gave up on the endpoint after its retries: later calls of the competition go
+        # straight to the rules instead of each spending its own retries on a dead endpoint.
+        self.down: str | None = None
 
     def __getstate__(self) -> dict:
         with self._lock:
@@ -42,6 +45,8 @@ class Ledger:
         Checked before a request, so requests already in flight may overshoot a cap
         by at most `concurrency` replies.
         """
+        if self.down:
+            raise LLMUnavailable(f"the endpoint was given up on earlier in this competition ({self.down})")
         reason = self._exhausted_reason(self.totals())
         if reason:
             raise BudgetExceeded(f"LLM budget reached: {reason}; raise the cap or let the rules policy finish the run")
@@ -73,9 +78,14 @@ class Ledger:
     def exhausted(self) -> bool:
         return self._exhausted_reason(self.totals()) is not None
 
+    def mark_down(self, reason: str) -> None:
+        with self._lock:
+            self.down = self.down or reason[:300]
+
     def to_json(self) -> dict:
         totals = self.totals()
         return {
+            "down": self.down,
             "totals": totals,
             "agents": self.by_agent(),
             "caps": {"max_cost_usd": self.max_cost_usd, "max_tokens": self.max_tokens},

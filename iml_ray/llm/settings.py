@@ -115,7 +115,13 @@ class LLMSettings:
         if unknown:
             raise ConfigError(f"unknown llm setting(s): {', '.join(unknown)}", f"Known settings: {', '.join(sorted(known))}.")
         data.update({key: value for key, value in overrides.items() if value is not None})
+        data.setdefault("cache_dir", default_cache_dir(environ))
         return cls.from_json(data)
+
+
+def default_cache_dir(environ: Mapping[str, str] = os.environ) -> str:
+    """Where answers are cached unless the config says: shared by every run of this user, so a rerun is free."""
+    return environ.get("IML_LLM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "iml-ray", "llm")
 
 
 def endpoint_host(base_url: str | None) -> str:

@@ -112,6 +112,18 @@ def test_cli_run_with_the_llm_repairs_the_blamed_module_and_a_rerun_is_free(tmp_
         assert report["llm"]["totals"]["cache_hits"] == len(first)
         assert report["status"] == "ok"
 
+        # Strict replay answers from the cache alone; with an empty cache it stops at the first call, with
+        # one clear line, before writing anything.
+        replayed = subprocess.run([*cmd[:6], str(tmp_path / "replayed"), *cmd[7:], "--llm-replay"], capture_output=True,
+                                  text=True, env=env, timeout=400)
+        assert replayed.returncode == 0, replayed.stderr[-3000:]
+        empty = subprocess.run([*cmd[:6], str(tmp_path / "never"), *cmd[7:], "--llm-replay"], capture_output=True,
+                               text=True, env={**env, "IML_LLM_CACHE": str(tmp_path / "empty")}, timeout=400)
+        assert empty.returncode == 2, empty.stderr[-3000:]
+        assert "error: --llm-replay: replay mode: no cached LLM response" in empty.stderr
+        assert "Traceback" not in empty.stderr and not (tmp_path / "never").exists()
+        assert len(server.requests) == len(first)
+
 
 def test_llm_that_keeps_failing_ends_in_the_rules_module_and_a_valid_submission(tmp_path, ray_cluster, monkeypatch):
     from iml_ray.config import RunConfig

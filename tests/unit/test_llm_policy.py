@@ -182,3 +182,20 @@ def test_a_slot_held_past_its_lease_is_taken_back():
         return await limiter.stats()
 
     assert asyncio.run(scenario())["served"] == 2
+
+
+def test_an_endpoint_given_up_on_is_not_retried_by_every_later_call():
+    from iml_ray.llm.client import LLMClient
+    from iml_ray.llm.errors import LLMUnavailable
+    from iml_ray.llm.ledger import Ledger
+
+    ledger = Ledger()
+    with ScriptedServer([], default={"status": 500}) as server:
+        client = LLMClient(LLMSettings(base_url=server.url, backoff_s=0.01, max_retries=2), ledger)
+        with pytest.raises(LLMUnavailable, match="HTTP 500"):
+            client.chat("guideline", [{"role": "user", "content": "plan"}])
+        assert len(server.requests) == 3
+        with pytest.raises(LLMUnavailable, match="given up on earlier"):
+            client.chat("debugger", [{"role": "user", "content": "fix"}])
+        assert len(server.requests) == 3
+    assert ledger.to_json()["down"].startswith("LLM endpoint 127.0.0.1")
