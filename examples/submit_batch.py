@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shlex
 import sys
 import time
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output root on storage the cluster can write")
     parser.add_argument("--time-budget", type=float, default=600)
     parser.add_argument("--max-concurrent", type=int)
+    parser.add_argument("--llm", choices=("rules", "openai"), help="the agents' policy (default rules)")
     parser.add_argument("--wait", action="store_true", help="wait for the job to finish and exit with its outcome")
     args = parser.parse_args(argv)
 
@@ -59,8 +61,13 @@ def main(argv: list[str] | None = None) -> int:
                    "--out", str(Path(args.out).resolve()), "--time-budget", str(args.time_budget)]
         if args.max_concurrent:
             command += ["--max-concurrent", str(args.max_concurrent)]
+        if args.llm:
+            command += ["--llm", args.llm]
+        # The endpoint and model travel with the job; the API key does not (job listings show the
+        # runtime_env): it must be in the environment of the cluster's nodes.
+        env_vars = {k: os.environ[k] for k in ("OPENAI_BASE_URL", "IML_LLM_MODEL") if os.environ.get(k)}
         client.submit_job(entrypoint=shlex.join(command), submission_id=submission_id,
-                          runtime_env={"working_dir": str(REPO),
+                          runtime_env={"working_dir": str(REPO), "env_vars": env_vars,
                                        "excludes": [".venv", ".git", "runs", "examples/tasks", "examples/answers",
                                                     "benchmarks/out", "test-artifacts"]})
         print(f"{submission_id}: submitted")

@@ -14,6 +14,7 @@ import pytest
 
 from helpers import binary_frames, local_ray, write_task
 from iml_ray.llm.scripted_server import ScriptedServer
+from iml_ray.llm.settings import LLMSettings
 from llm_scripts import failing_script, repair_script
 
 pytestmark = pytest.mark.slow
@@ -137,8 +138,15 @@ def test_llm_that_keeps_failing_ends_in_the_rules_module_and_a_valid_submission(
         config = RunConfig(time_budget_s=240, tracks=("traditional",), policy="openai", max_repair_rounds=2,
                            llm={"cache_dir": str(tmp_path / "cache"), "model": "scripted-model", "backoff_s": 0.01})
         result = run_competition(task, tmp_path / "out", config)
+        sent = len(server.requests)
+        endpoint = LLMSettings(base_url=server.url).endpoint_id()
     assert result.status == "ok"
     assert check_submission(result.submission, result.summary) == []
+    # Every HTTP attempt went through the endpoint's one limiter, a named actor any competition on the cluster finds.
+    import ray
+
+    limiter = ray.get_actor(f"llm-limiter-{endpoint}", namespace="iml-ray")
+    assert ray.get(limiter.stats.remote())["served"] == sent == result.report["llm"]["limiter"]["served"]
     row = next(r for r in result.report["leaderboard"] if r["track"] == "traditional")
     prep = row["modules"]["prep"]
     assert prep["llm_rewrites"] == 2 and prep["source"].startswith("rules (fallback")
