@@ -25,6 +25,59 @@ class Competition:
     name: str
     task_dir: str
     out: str
+    overrides: tuple[tuple[str, Any], ...] = ()     # RunConfig fields from the manifest, for this competition only
+
+    def config(self, base: RunConfig) -> RunConfig:
+        if not self.overrides:
+            return base
+        return RunConfig.from_mapping({**base.to_json(), **dict(self.overrides)})
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    task_dir: str
+    overrides: dict[str, Any]
+    name: str | None = None
+
+
+def read_manifest(path: Path, base: RunConfig) -> list[ManifestEntry]:
+    """A batch manifest: a YAML list (or {tasks: [...]}) of task paths, or of {path, time_budget, name, overrides}.
+
+    Relative paths are relative to the manifest. Every entry's configuration is checked here, so a
+    mistake in the manifest fails the batch before anything runs.
+    """
+    import yaml
+
+    from .errors import ConfigError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"manifest {path} does not exist", "Check the path given to iml batch.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"manifest {path} is not valid YAML ({str(exc).splitlines()[0]})", "Fix its syntax.") from None
+    items = data.get("tasks") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"manifest {path} lists no tasks", "Write a YAML list of task directories, or tasks: [...].")
+    entries = []
+    for number, item in enumerate(items, start=1):
+        item = {"path": item} if isinstance(item, str) else item
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            raise ConfigError(f"manifest {path}, task {number}: needs a path", "Give `path: <task dir>` for every task.")
+        unknown = sorted(set(item) - {"path", "time_budget", "name", "overrides"})
+        if unknown:
+            raise ConfigError(f"manifest {path}, task {number}: unknown key(s) {', '.join(unknown)}",
+                              "Use path, time_budget, name and overrides (RunConfig fields).")
+        overrides = dict(item.get("overrides") or {})
+        if item.get("time_budget") is not None:
+            overrides["time_budget_s"] = item["time_budget"]
+        task_dir = Path(item["path"]).expanduser()
+        if not task_dir.is_absolute():
+            task_dir = Path(path).resolve().parent / task_dir
+        entry = ManifestEntry(str(task_dir), overrides, item.get("name"))
+        Competition(entry.name or "", entry.task_dir, "", tuple(overrides.items())).config(base)   # fails on a bad override
+        entries.append(entry)
+    return entries
 
 
 @dataclass(frozen=True)
@@ -41,16 +94,17 @@ class CompetitionResult:
     llm_cost_usd: float = 0.0
 
 
-def competition_names(task_dirs: list[str]) -> list[Competition]:
-    """Names from the task directories (the parent of an MLE-bench public/), made unique."""
+def competition_names(task_dirs: list[str | ManifestEntry]) -> list[Competition]:
+    """Names from the task directories (the parent of an MLE-bench public/) or the manifest, made unique."""
     seen: dict[str, int] = {}
     result = []
     for raw in task_dirs:
-        path = Path(raw).expanduser().resolve()
-        base = path.parent.name if path.name == "public" else path.name
+        entry = raw if isinstance(raw, ManifestEntry) else ManifestEntry(str(raw), {})
+        path = Path(entry.task_dir).expanduser().resolve()
+        base = entry.name or (path.parent.name if path.name == "public" else path.name)
         seen[base] = seen.get(base, 0) + 1
         name = base if seen[base] == 1 else f"{base}-{seen[base]}"
-        result.append(Competition(name, str(path), ""))
+        result.append(Competition(name, str(path), "", tuple(entry.overrides.items())))
     return result
 
 
@@ -63,13 +117,14 @@ def previous_status(out: Path) -> str | None:
     return state.get("status") or "unfinished"
 
 
-def run_one(competition: Competition, config: RunConfig, resume: bool) -> CompetitionResult:
+def run_one(competition: Competition, config: RunConfig, resume: bool, cluster_share: float = 1.0) -> CompetitionResult:
     """One competition inside a Ray worker; bad input becomes a failed result, never a failed batch."""
     from .engine import Run
 
     started = time.time()
     try:
-        result = Run(competition.task_dir, competition.out, config, resume=resume, force=not resume).execute()
+        result = Run(competition.task_dir, competition.out, config, resume=resume, force=not resume,
+                     cluster_share=cluster_share).execute()
     except UserError as exc:
         return CompetitionResult(competition.name, "failed", competition.out, wall_s=time.time() - started,
                                  error=exc.render().replace("\n       ", " "), resumed=resume)
@@ -82,7 +137,7 @@ def run_one(competition: Competition, config: RunConfig, resume: bool) -> Compet
                              llm_tokens=int(llm.get("tokens", 0)), llm_cost_usd=float(llm.get("cost_usd", 0.0)))
 
 
-def run_batch(task_dirs: list[str], root: Path, config: RunConfig, *, max_concurrent: int | None = None,
+def run_batch(task_dirs: list[str | ManifestEntry], root: Path, config: RunConfig, *, max_concurrent: int | None = None,
               retry_failed: bool = False, on_update=None) -> dict[str, Any]:
     import ray
 
@@ -91,7 +146,7 @@ def run_batch(task_dirs: list[str], root: Path, config: RunConfig, *, max_concur
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    competitions = [Competition(c.name, c.task_dir, str(root / c.name)) for c in competition_names(task_dirs)]
+    competitions = [Competition(c.name, c.task_dir, str(root / c.name), c.overrides) for c in competition_names(task_dirs)]
     results: dict[str, CompetitionResult] = {}
     todo: list[tuple[Competition, bool]] = []
     # Bad input fails before a competition writes anything: the last batch.json remembers it.
@@ -106,11 +161,15 @@ def run_batch(task_dirs: list[str], root: Path, config: RunConfig, *, max_concur
     with ray_session():
         remote = ray.remote(num_cpus=0, max_retries=0)(run_one)
         limit = max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # Each running competition plans its tracks with its part of the cluster.
+        share = 1.0 / max(1, min(limit, len(todo)))
         pending: dict[Any, Competition] = {}
+        began: dict[str, float] = {}
         while todo or pending:
             while todo and len(pending) < limit:
                 comp, resume = todo.pop(0)
-                pending[remote.remote(comp, config, resume)] = comp
+                pending[remote.remote(comp, comp.config(config), resume, share)] = comp
+                began[comp.name] = time.time()
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
                 comp = pending.pop(ref)
@@ -121,7 +180,7 @@ def run_batch(task_dirs: list[str], root: Path, config: RunConfig, *, max_concur
                     results[comp.name] = CompetitionResult(comp.name, "failed", comp.out, error=f"crashed: {first[:300]}")
                 _write_summary(root, competitions, results, started)
             if on_update:
-                on_update(_live(competitions, results, pending.values()))
+                on_update(_live(competitions, results, pending.values(), began))
     return _write_summary(root, competitions, results, started)
 
 
@@ -147,27 +206,45 @@ def _finished_result(comp: Competition, status: str) -> CompetitionResult:
                              error=None if status == "ok" else "failed earlier (rerun with --retry-failed)")
 
 
-def _live(competitions: list[Competition], results: dict[str, CompetitionResult], running) -> list[dict[str, Any]]:
+def _live(competitions: list[Competition], results: dict[str, CompetitionResult], running,
+          began: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """One row per competition for the batch's progress display: phase, best score so far, elapsed."""
     running_names = {c.name for c in running}
+    began = began or {}
     rows = []
     for comp in competitions:
         if comp.name in results:
             r = results[comp.name]
-            rows.append({"name": comp.name, "phase": r.status, "score": r.valid_score})
+            rows.append({"name": comp.name, "phase": r.status, "score": r.valid_score, "metric": r.metric,
+                         "elapsed": r.wall_s})
         elif comp.name in running_names:
-            rows.append({"name": comp.name, "phase": _phase_of(Path(comp.out)), "score": None})
+            phase, score, metric = _progress_of(Path(comp.out))
+            rows.append({"name": comp.name, "phase": phase, "score": score, "metric": metric,
+                         "elapsed": round(time.time() - began.get(comp.name, time.time()), 1)})
         else:
-            rows.append({"name": comp.name, "phase": "queued", "score": None})
+            rows.append({"name": comp.name, "phase": "queued", "score": None, "metric": None, "elapsed": 0.0})
     return rows
 
 
-def _phase_of(out: Path) -> str:
+def _progress_of(out: Path) -> tuple[str, float | None, str | None]:
+    """Phase, best verified validation score so far and metric, from a running competition's state.json."""
     try:
         state = json.loads((out / "state.json").read_text())
     except (OSError, ValueError):
-        return "starting"
+        return "starting", None, None
     stages = list(state.get("stages", {}))
-    return "exploring" if "holdout" in stages else (f"planned {stages[-1]}" if stages else "starting")
+    candidates = [c for c in state.get("candidates", {}).values() if c.get("status") == "verified"
+                  and c.get("valid_score") is not None]
+    metric = candidates[0].get("metric") if candidates else None
+    score = None
+    if candidates:
+        from .metrics import get_metric
+
+        higher = get_metric(metric).higher_is_better
+        score = (max if higher else min)(c["valid_score"] for c in candidates)
+    done = f"{len(candidates)} verified" if candidates else ""
+    phase = "exploring" if "holdout" in stages else (f"planned {stages[-1]}" if stages else "starting")
+    return (f"{phase} ({done})" if done else phase), score, metric
 
 
 def _write_summary(root: Path, competitions: list[Competition], results: dict[str, CompetitionResult],

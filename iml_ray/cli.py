@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="best (default): the best validated candidate; stack: blend the top candidates when that "
                           "beats the best one on validation rows the blend was not fitted on")
     run.add_argument("--config", type=Path, help="YAML file with RunConfig fields")
-    add_llm_arguments(run)
+    add_shared_arguments(run)
     group = run.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the earlier run in --out")
     group.add_argument("--force", action="store_true", help="replace the earlier run in --out")
@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch = commands.add_parser("batch", help="solve many competitions concurrently on one Ray cluster",
                                 description="Run several task directories; each gets ROOT/<name>/. Rerunning the same "
                                             "command skips finished competitions and resumes unfinished ones.")
-    batch.add_argument("task_dirs", nargs="+", help="task directories (MLE-bench layout)")
+    batch.add_argument("task_dirs", nargs="+",
+                       help="task directories (MLE-bench layout), or one manifest YAML listing them (per task: "
+                            "path, time_budget, name, overrides)")
     batch.add_argument("--out", required=True, help="root directory for the runs and batch.json")
     batch.add_argument("--time-budget", type=float, metavar="SECONDS", help="budget per competition (default 600)")
     batch.add_argument("--max-concurrent", type=int, help="competitions at once (default: the cluster's CPUs)")
@@ -53,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--tune", choices=("auto", "on", "off"))
     batch.add_argument("--ensemble", choices=("best", "stack"))
     batch.add_argument("--config", type=Path)
-    add_llm_arguments(batch)
+    add_shared_arguments(batch)
     batch.add_argument("-v", "--verbose", action="store_true")
 
     report = commands.add_parser("report", help="rebuild report.html of a run and show its leaderboard",
@@ -62,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--llm", choices=("rules", "openai"),
                         help="who writes the plan and the code: rules (default; no network) or openai (any "
                              "OpenAI-compatible endpoint: OPENAI_BASE_URL, OPENAI_API_KEY, IML_LLM_MODEL), "
@@ -74,6 +76,8 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
                         help="LLM tokens per competition past which the run continues on rules")
     parser.add_argument("--llm-replay", action="store_true",
                         help="answer every LLM call from the response cache; a cache miss is an error")
+    parser.add_argument("--track-retries", type=int, metavar="N",
+                        help="run a track again when its Ray worker dies (default 0: that candidate fails)")
     parser.add_argument("--strip-description", action="store_true",
                         help="replace the task description with a generic sentence (the iML robustness study)")
 
@@ -147,15 +151,35 @@ def _batch(args: argparse.Namespace) -> int:
         from .batch import run_batch
 
         last: list = []
+        live = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.live import Live
+
+            live = Live(console=Console(stderr=True), refresh_per_second=2, transient=True)
+            live.start()
 
         def show(rows):
-            line = ", ".join(f"{r['name']}: {r['phase']}" for r in rows)
+            if live is not None:
+                live.update(_batch_table(rows))
+                return
+            line = ", ".join(f"{r['name']}: {r['phase']}" + ("" if r["score"] is None else f" {r['score']:.4g}")
+                             for r in rows)
             if line != (last[0] if last else None):
                 logging.getLogger("iml_ray.batch").info(line)
                 last[:] = [line]
 
-        summary = run_batch(args.task_dirs, Path(args.out), config, max_concurrent=args.max_concurrent,
-                            retry_failed=args.retry_failed, on_update=show)
+        tasks = args.task_dirs
+        if len(tasks) == 1 and tasks[0].endswith((".yaml", ".yml")) and Path(tasks[0]).is_file():
+            from .batch import read_manifest
+
+            tasks = read_manifest(Path(tasks[0]), config)
+        try:
+            summary = run_batch(tasks, Path(args.out), config, max_concurrent=args.max_concurrent,
+                                retry_failed=args.retry_failed, on_update=show)
+        finally:
+            if live is not None:
+                live.stop()
     except UserError as exc:
         print(exc.render(), file=sys.stderr)
         return exc.exit_code
@@ -181,6 +205,19 @@ def _batch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _batch_table(rows: list[dict]):
+    """The batch's live view: one row per competition."""
+    from rich.table import Table
+
+    table = Table(title="iml batch", title_justify="left")
+    for column in ("competition", "phase", "best so far", "elapsed (s)"):
+        table.add_column(column)
+    for r in rows:
+        score = "" if r["score"] is None else f"{r['score']:.5g}" + (f" {r['metric']}" if r.get("metric") else "")
+        table.add_row(r["name"], r["phase"], score, f"{r.get('elapsed') or 0:.0f}")
+    return table
+
+
 def _config(args: argparse.Namespace):
     from .config import RunConfig
 
@@ -188,7 +225,8 @@ def _config(args: argparse.Namespace):
                  "tracks": tuple(t.strip() for t in args.tracks.split(",")) if args.tracks else None,
                  "gpus_per_track": getattr(args, "gpus_per_track", None), "tune": getattr(args, "tune", None),
                  "ensemble": getattr(args, "ensemble", None), "policy": getattr(args, "llm", None),
-                 "strip_description": True if getattr(args, "strip_description", False) else None}
+                 "strip_description": True if getattr(args, "strip_description", False) else None,
+                 "track_retries": getattr(args, "track_retries", None)}
     llm = {"model": getattr(args, "llm_model", None), "max_cost_usd": getattr(args, "max_llm_cost", None),
            "max_tokens": getattr(args, "max_llm_tokens", None), "replay": True if getattr(args, "llm_replay", False) else None}
     llm = {k: v for k, v in llm.items() if v is not None}

@@ -45,6 +45,8 @@ class RunConfig:
     max_llm_rewrites: int = 30
     # The iML paper's sensitivity study: the task text replaced by a generic sentence.
     strip_description: bool = False
+    # A track whose Ray worker dies (node lost, OOM-killed) is run again this many times; 0: that candidate fails.
+    track_retries: int = 0
     # Seconds kept back from the budget for assembling and writing the report.
     reserve_s: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -70,6 +72,8 @@ class RunConfig:
             from .llm.settings import LLMSettings
 
             LLMSettings.from_env(self.llm, environ={})     # unknown keys fail here, before the run
+        if self.track_retries < 0:
+            raise ConfigError("track_retries must be >= 0", "Set it to 0 (fail the candidate) or more.")
         if self.max_repair_rounds < 0:
             raise ConfigError("max_repair_rounds must be >= 0", "Set it to 0 or more.")
 

@@ -108,7 +108,8 @@ class TrackResources:
         return {"num_cpus": self.num_cpus, "threads": self.threads, "num_gpus": self.num_gpus, "memory_mb": self.memory_mb}
 
 
-def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str, float]) -> dict[str, TrackResources]:
+def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str, float],
+                   memory_fraction: float = 1.0) -> dict[str, TrackResources]:
     """Each track's resources, from what the cluster has (decided before anything is submitted).
 
     All tracks run at once: with fewer CPUs than tracks each asks for a fraction of
@@ -135,7 +136,7 @@ def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str
         memory = config.memory_mb
     else:
         # Leave room for Ray and the other tracks on the node.
-        memory = int(psutil.virtual_memory().total / 2**20 * 0.6 / n)
+        memory = int(psutil.virtual_memory().total / 2**20 * 0.6 / n * memory_fraction)
     threads = max(1, int(round(share)))
     return {t: TrackResources(share, threads, gpus if t in GPU_TRACKS else 0.0, memory) for t in tracks}
 
@@ -150,8 +151,12 @@ def ray_auth_env() -> dict[str, str]:
 
 class Run:
     def __init__(self, task_dir: str | Path, out: str | Path, config: RunConfig, *, resume: bool = False,
-                 force: bool = False, progress: Progress | None = None):
+                 force: bool = False, progress: Progress | None = None, cluster_share: float = 1.0):
         self.task_dir = Path(task_dir)
+        # The fraction of the cluster this competition plans its tracks with: a batch running N
+        # competitions at once gives each 1/N, so no competition's tracks queue behind another's
+        # while its own clock runs.
+        self.cluster_share = cluster_share
         self.out = Path(out)
         self.config = config
         self.resume = resume
@@ -262,7 +267,8 @@ class Run:
                                  Profile.to_json, Profile.from_json)
         knowledge: Knowledge = stage("knowledge", lambda: ray.get(retriever.retrieve.remote(summary, profile, self.config.tracks)),
                                      Knowledge.to_json, Knowledge.from_json)
-        resources = plan_resources(self.config.tracks, self.config, ray.cluster_resources())
+        cluster = {k: v * self.cluster_share for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+        resources = plan_resources(self.config.tracks, self.config, cluster, self.cluster_share)
         threads = min(r.threads for r in resources.values())
         planned: list = []
 
@@ -307,6 +313,7 @@ class Run:
             from actors.track import run_track_task
 
             ref = run_track_task.options(num_cpus=share.num_cpus, num_gpus=share.num_gpus,
+                                         max_retries=self.config.track_retries, retry_exceptions=False,
                                          name=f"track:{summary.name}:{plan.track}").remote(
                 job, prep_coder, model_coder, assembler, error_analyzer, debugger, evaluator, coordinator, llm is not None)
             pending[ref] = plan.track

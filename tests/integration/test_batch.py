@@ -56,3 +56,49 @@ def test_batch_runs_concurrently_skips_finished_and_retries_failed_on_request(tm
     summary = json.loads((root / "batch.json").read_text())
     broken = next(c for c in summary["competitions"] if c["name"] == "broken")
     assert broken["status"] == "failed" and "single value" in broken["error"] and summary["finished_now"] == 1
+
+
+def _state(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def test_driver_killed_mid_batch_then_the_same_command_finishes_only_what_is_unfinished(tmp_path):
+    import signal
+    import time
+
+    tasks = []
+    for seed in (1, 2, 3):
+        train, test, sample = binary_frames(200, 50, seed=seed)
+        tasks.append(write_task(tmp_path / f"comp{seed}", train, test, sample))
+    root = tmp_path / "runs"
+    command = [sys.executable, "-m", "iml_ray.cli", "batch", *map(str, tasks), "--out", str(root),
+               "--time-budget", "90", "--max-concurrent", "1", "--tracks", "traditional"]
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    deadline = time.time() + 300
+    # Halfway: the first competition finished, the second started.
+    while time.time() < deadline and not (_state(root / "comp1" / "state.json").get("status") == "ok"
+                                          and _state(root / "comp2" / "state.json").get("stages")):
+        assert driver.poll() is None, "the batch ended before it could be interrupted"
+        time.sleep(0.2)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=30)
+    finished = _state(root / "comp1" / "state.json")["finished"]
+    report_mtime = (root / "comp1" / "report.json").stat().st_mtime_ns
+    assert not (root / "comp3" / "state.json").exists()
+
+    again = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    summary = json.loads((root / "batch.json").read_text())
+    status = {c["name"]: c for c in summary["competitions"]}
+    # The finished competition is not run again; the interrupted one resumes; the last one runs.
+    assert status["comp1"]["status"] == "skipped"
+    assert _state(root / "comp1" / "state.json")["finished"] == finished
+    assert (root / "comp1" / "report.json").stat().st_mtime_ns == report_mtime
+    assert status["comp2"]["status"] == "ok" and status["comp2"]["resumed"] is True
+    assert status["comp3"]["status"] == "ok" and status["comp3"]["resumed"] is False
+    for name in ("comp1", "comp2", "comp3"):
+        assert _state(root / name / "state.json")["status"] == "ok"
+        assert (root / name / "submission.csv").is_file()
