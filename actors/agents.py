@@ -1,21 +1,36 @@
-"""One Ray actor per agent."""
+"""The agents on Ray: one AgentHost actor per competition holds them all; the Coordinator is its own actor."""
 from __future__ import annotations
 
 import ray
 
 from iml_ray import agents
 
-TaskAnalyzer = ray.remote(num_cpus=0)(agents.TaskAnalyzer)
-Profiler = ray.remote(num_cpus=0)(agents.Profiler)
-KnowledgeRetriever = ray.remote(num_cpus=0)(agents.KnowledgeRetriever)
-GuidelineAgent = ray.remote(num_cpus=0)(agents.GuidelineAgent)
-PreprocessingCoder = ray.remote(num_cpus=0)(agents.PreprocessingCoder)
-ModelingCoder = ray.remote(num_cpus=0)(agents.ModelingCoder)
-Assembler = ray.remote(num_cpus=0)(agents.Assembler)
-ErrorAnalyzer = ray.remote(num_cpus=0)(agents.ErrorAnalyzer)
-Debugger = ray.remote(num_cpus=0)(agents.Debugger)
-Evaluator = ray.remote(num_cpus=0)(agents.Evaluator)
+AgentHost = ray.remote(num_cpus=0)(agents.AgentHost)
 Coordinator = ray.remote(num_cpus=0)(agents.Coordinator)
+
+
+class HostedAgent:
+    """One agent inside the competition's AgentHost, with an actor handle's face: `agent.method.remote(...)`.
+
+    Picklable (an actor handle and a name), so tracks receive it like any handle.
+    """
+
+    def __init__(self, host: "ray.actor.ActorHandle", name: str):
+        self._host = host
+        self._name = name
+
+    def __getattr__(self, method: str) -> "_HostedMethod":
+        if method.startswith("__"):
+            raise AttributeError(method)
+        return _HostedMethod(self._host, self._name, method)
+
+
+class _HostedMethod:
+    def __init__(self, host, agent: str, method: str):
+        self._host, self._agent, self._method = host, agent, method
+
+    def remote(self, *args, **kwargs) -> "ray.ObjectRef":
+        return self._host.call.remote(self._agent, self._method, *args, **kwargs)
 
 
 class ActorProxy:

@@ -303,6 +303,29 @@ class Evaluator(Agent):
         return score_valid_predictions(frame, summary)
 
 
+# Every agent of a competition, by the name its LLM calls are booked under.
+AGENTS: dict[str, type[Agent]] = {cls.name: cls for cls in (
+    TaskAnalyzer, Profiler, KnowledgeRetriever, GuidelineAgent, PreprocessingCoder, ModelingCoder, Assembler,
+    ErrorAnalyzer, Debugger, Evaluator)}
+
+
+class AgentHost:
+    """All the agents of one competition in one process.
+
+    On Ray this is one actor per competition instead of one per agent: an actor
+    is a process of its own, and ten of them starting (Python, Ray, the agents'
+    imports) cost a small machine more CPU than the whole plan phase, once per
+    competition. The agents keep their own classes and state; calls from the
+    tracks run in the actor's threads.
+    """
+
+    def __init__(self, policy: str = "rules", llm: dict | None = None):
+        self.agents = {name: cls(policy, llm) for name, cls in AGENTS.items()}
+
+    def call(self, agent: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.agents[agent], method)(*args, **kwargs)
+
+
 @dataclass
 class TrackStatus:
     track: str

@@ -211,14 +211,15 @@ class Run:
 
         policy = self.config.policy
         llm = self._llm_plumbing() if policy != "rules" else None
-        # LLM agents wait on the endpoint: the tracks' calls to one agent run in threads, up to the
-        # endpoint's concurrency (the limiter bounds them across the cluster).
-        concurrent = {"max_concurrency": llm["settings"]["concurrency"]} if llm else {}
+        # The tracks call the agents at once: their calls run in the host's threads (LLM calls wait on the
+        # endpoint, and the endpoint's limiter bounds them across the cluster).
+        threads = max(8, 2 * llm["settings"]["concurrency"]) if llm else 8
+        host = actors.AgentHost.options(max_concurrency=threads).remote(policy, llm)
 
-        def agent(cls):
-            return cls.options(**concurrent).remote(policy, llm)
+        def agent(name: str):
+            return actors.HostedAgent(host, name)
 
-        analyzer = agent(actors.TaskAnalyzer)
+        analyzer = agent("task_analyzer")
         # The analysis reads all the data and may still find it unusable (a constant
         # target, ...): it runs before the output directory is touched.
         analysis = None
@@ -236,15 +237,15 @@ class Run:
         state["config"] = self.config.to_json()
         state["task_dir"] = task_root
         rundir.save_state(state)
-        profiler = agent(actors.Profiler)
-        retriever = agent(actors.KnowledgeRetriever)
-        guideline = agent(actors.GuidelineAgent)
-        prep_coder = agent(actors.PreprocessingCoder)
-        model_coder = agent(actors.ModelingCoder)
-        assembler = agent(actors.Assembler)
-        error_analyzer = agent(actors.ErrorAnalyzer)
-        debugger = agent(actors.Debugger)
-        evaluator = agent(actors.Evaluator)
+        profiler = agent("profiler")
+        retriever = agent("knowledge_retriever")
+        guideline = agent("guideline")
+        prep_coder = agent("preprocessing_coder")
+        model_coder = agent("modeling_coder")
+        assembler = agent("assembler")
+        error_analyzer = agent("error_analyzer")
+        debugger = agent("debugger")
+        evaluator = agent("evaluator")
         llm_agents = (analyzer, profiler, retriever, guideline, prep_coder, model_coder, error_analyzer, debugger)
 
         def stage(name: str, compute, encode, decode):
