@@ -6,6 +6,7 @@ rerunning the same batch skips what finished and resumes what did not.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -90,6 +91,7 @@ class CompetitionResult:
     wall_s: float = 0.0
     error: str | None = None
     resumed: bool = False
+    started_s: float | None = None   # seconds after the batch started (this invocation), for the report's timeline
     llm_tokens: int = 0         # the competition's LLM spend (0 with the rules policy)
     llm_cost_usd: float = 0.0
 
@@ -178,6 +180,8 @@ def run_batch(task_dirs: list[str | ManifestEntry], root: Path, config: RunConfi
                 except ray.exceptions.RayError as exc:
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                     results[comp.name] = CompetitionResult(comp.name, "failed", comp.out, error=f"crashed: {first[:300]}")
+                results[comp.name] = dataclasses.replace(results[comp.name],
+                                                         started_s=round(began[comp.name] - started, 2))
                 _write_summary(root, competitions, results, started)
             if on_update:
                 on_update(_live(competitions, results, pending.values(), began))
@@ -264,4 +268,7 @@ def _write_summary(root: Path, competitions: list[Competition], results: dict[st
                 "cost_usd": round(sum(r.llm_cost_usd for r in results.values()), 6)},
     }
     atomic_write_json(root / "batch.json", summary)
+    from .batch_report import write_batch_report
+
+    write_batch_report(root)
     return summary

@@ -58,9 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_shared_arguments(batch)
     batch.add_argument("-v", "--verbose", action="store_true")
 
-    report = commands.add_parser("report", help="rebuild report.html of a run and show its leaderboard",
-                                 description="Regenerate RUN_DIR/report.html and print the run's summary.")
-    report.add_argument("run_dir", help="the --out directory of an `iml run`")
+    report = commands.add_parser("report", help="rebuild report.html of a run (or a batch) and show its leaderboard",
+                                 description="Regenerate RUN_DIR/report.html and print the run's summary; for an "
+                                             "`iml batch` output root, regenerate the batch's report.html.")
+    report.add_argument("run_dir", help="the --out directory of an `iml run` or `iml batch`")
     return parser
 
 
@@ -312,6 +313,12 @@ def _model(model: dict | None) -> str:
 def _report(args: argparse.Namespace) -> int:
     import json
 
+    if (Path(args.run_dir) / "batch.json").is_file() and not (Path(args.run_dir) / "report.json").is_file():
+        from .batch_report import write_batch_report
+
+        html_path = write_batch_report(Path(args.run_dir))
+        print(f"report.html: {html_path}" if html_path else "error: could not write the batch report (see the log)")
+        return 0 if html_path else 1
     path = Path(args.run_dir) / "report.json"
     try:
         report = json.loads(path.read_text())

@@ -96,3 +96,36 @@ def test_iml_report_rebuilds_the_page(run_dir):
     result = subprocess.run([sys.executable, "-m", "iml_ray.cli", "report", str(run_dir)], capture_output=True, text=True)
     assert result.returncode == 0 and page.is_file()
     assert "report.html" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def batch_root(tmp_path_factory):
+    base = tmp_path_factory.mktemp("batch")
+    tasks = []
+    for seed in (1, 2):
+        train, test, sample = binary_frames(200, 50, seed=seed)
+        tasks.append(write_task(base / f"comp{seed}", train, test, sample, "## Evaluation\nAccuracy."))
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    env.pop("RAY_ADDRESS", None)
+    subprocess.run([sys.executable, "-m", "iml_ray.cli", "batch", *map(str, tasks), "--out", str(base / "runs"),
+                    "--time-budget", "60", "--tracks", "traditional"], check=True, capture_output=True, env=env, timeout=300)
+    return base / "runs"
+
+
+def test_batch_report_links_every_competition_and_shows_throughput(batch_root, tmp_path):
+    page = batch_root / "report.html"
+    assert page.is_file()
+    dom, log, events = browse(page, tmp_path, "--dump-dom")
+    assert 'id="competitions"' in dom and 'id="throughput"' in dom
+    for name in ("comp1", "comp2"):
+        assert f'href="{name}/report.html"' in dom and (batch_root / name / "report.html").is_file()
+    summary = json.loads((batch_root / "batch.json").read_text())
+    assert f"{summary['throughput_per_hour']:.1f} finished per hour" in dom
+    assert "2 with a verified submission" in dom
+    assert dom.count("<svg") >= 2                       # when each ran, wall time per competition
+    assert console_lines(log) == [] and page_requests(events) == []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "batch_report.png"
+    shot.unlink(missing_ok=True)
+    browse(page, tmp_path, "--window-size=1200,1200", f"--screenshot={shot}")
+    assert shot.is_file() and shot.stat().st_size > 10_000
