@@ -6,6 +6,7 @@ Debugger's diff in `candidates/<track>/round_<n>/`.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import logging
@@ -47,6 +48,7 @@ class TrackJob:
     tune: dict | None = None
     max_rounds: int = 10
     columns: str = ""               # one line per column (the profile's view), for LLM coders and the Debugger
+    allow_network: bool = False     # --allow-network: generated code keeps the host's network (e.g. a model hub)
     max_log_bytes: int = 20_000_000
     max_disk_mb: int = 5000
     min_round_s: float = 15.0       # a repair round is not started with less time than this
@@ -153,7 +155,11 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                     args += ["--tune", str(tune_file)]
                     notify("tuning", number)
                 last_chance = number >= max_attempts
-                result = run_python(pipeline, args, round_dir, _limits(job, last_chance), log_prefix="pipeline",
+                limits = _limits(job, last_chance)
+                if tune is not None:
+                    # Ray Tune's trials join the cluster over the host's network.
+                    limits = dataclasses.replace(limits, network=True)
+                result = run_python(pipeline, args, round_dir, limits, log_prefix="pipeline",
                                     extra_env={**_encoder_cache_env(job),
                                                **((job.tune or {}).get("env", {}) if tune is not None else {})})
                 peak = max(peak, result.peak_rss_mb)
@@ -308,7 +314,8 @@ def _limits(job: TrackJob, last_chance: bool = False) -> SandboxLimits:
     remaining = max(1.0, job.deadline - time.time())
     timeout = remaining if last_chance else min(remaining, max(job.min_round_s, remaining * job.attempt_share))
     return SandboxLimits(timeout_s=timeout, memory_mb=job.memory_mb, max_log_bytes=job.max_log_bytes,
-                         max_disk_bytes=job.max_disk_mb * 2**20, cpus=job.cpus, gpu_ids=job.gpu_ids)
+                         max_disk_bytes=job.max_disk_mb * 2**20, cpus=job.cpus, gpu_ids=job.gpu_ids,
+                         network=job.allow_network, read_only=(job.summary.task_dir,))
 
 
 def _probe_prep(job: TrackJob, round_dir: Path, prep_code: str) -> tuple[Failure | None, SandboxResult, dict]:

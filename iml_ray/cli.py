@@ -79,6 +79,9 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
                         help="answer every LLM call from the response cache; a cache miss is an error")
     parser.add_argument("--track-retries", type=int, metavar="N",
                         help="run a track again when its Ray worker dies (default 0: that candidate fails)")
+    parser.add_argument("--allow-network", action="store_true",
+                        help="let generated code use the network (default: none, where the kernel allows "
+                             "isolating it), e.g. for a pretrained track that downloads from a model hub")
     parser.add_argument("--strip-description", action="store_true",
                         help="replace the task description with a generic sentence (the iML robustness study)")
 
@@ -227,7 +230,8 @@ def _config(args: argparse.Namespace):
                  "gpus_per_track": getattr(args, "gpus_per_track", None), "tune": getattr(args, "tune", None),
                  "ensemble": getattr(args, "ensemble", None), "policy": getattr(args, "llm", None),
                  "strip_description": True if getattr(args, "strip_description", False) else None,
-                 "track_retries": getattr(args, "track_retries", None)}
+                 "track_retries": getattr(args, "track_retries", None),
+                 "allow_network": True if getattr(args, "allow_network", False) else None}
     llm = {"model": getattr(args, "llm_model", None), "max_cost_usd": getattr(args, "max_llm_cost", None),
            "max_tokens": getattr(args, "max_llm_tokens", None), "replay": True if getattr(args, "llm_replay", False) else None}
     llm = {k: v for k, v in llm.items() if v is not None}

@@ -45,6 +45,9 @@ class RunConfig:
     max_llm_rewrites: int = 30
     # The iML paper's sensitivity study: the task text replaced by a generic sentence.
     strip_description: bool = False
+    # Generated code runs without network (its own network namespace, where the kernel allows one);
+    # True keeps the host's network, e.g. for a pretrained track that must reach a model hub.
+    allow_network: bool = False
     # A track whose Ray worker dies (node lost, OOM-killed) is run again this many times; 0: that candidate fails.
     track_retries: int = 0
     # Seconds kept back from the budget for assembling and writing the report.

@@ -142,8 +142,16 @@ def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str
 
 
 def ray_auth_env() -> dict[str, str]:
-    """What a process needs to join this cluster when token auth is on (the sandbox strips it otherwise)."""
-    return {k: os.environ[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH") if os.environ.get(k)}
+    """What a process needs to join this cluster when token auth is on (the sandbox strips it otherwise).
+
+    The sandbox gives generated code a HOME of its own, so a token in the default place
+    (~/.ray/auth_token) is passed by its path.
+    """
+    env = {k: os.environ[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH") if os.environ.get(k)}
+    default = Path.home() / ".ray" / "auth_token"
+    if "RAY_AUTH_TOKEN" not in env and "RAY_AUTH_TOKEN_PATH" not in env and default.is_file():
+        env["RAY_AUTH_TOKEN_PATH"] = str(default)
+    return env
 
 
 # ------------------------------------------------------------------ the run
@@ -177,6 +185,9 @@ class Run:
         started = time.time()
         deadline = started + self.config.time_budget_s
         files = check_task(self.task_dir)          # bad input fails here, before anything is written
+        from .sandbox import containment
+
+        containment()                               # says at start-up when this kernel allows less isolation
         rundir = RunDir.check(self.out, self.resume, self.force)
         self.progress.phase("starting Ray")
         with ray_session():
@@ -310,7 +321,7 @@ class Run:
                            deadline=track_deadline, memory_mb=share.memory_mb, cpus=share.threads,
                            max_rounds=self.config.max_repair_rounds, max_log_bytes=self.config.max_log_bytes,
                            max_disk_mb=self.config.max_candidate_disk_mb, resources=share.to_json(),
-                           tune=self._tune_settings(share), columns=columns)
+                           tune=self._tune_settings(share), columns=columns, allow_network=self.config.allow_network)
             from actors.track import run_track_task
 
             ref = run_track_task.options(num_cpus=share.num_cpus, num_gpus=share.num_gpus,
@@ -372,6 +383,9 @@ class Run:
         report = build_report(status, summary, profile, knowledge, blueprint, leaderboard, best if status == "ok" else None,
                               self.timings, self.config, rundir, started)
         report["resources"] = {t: r.to_json() for t, r in resources.items() if t in {p.track for p in blueprint.tracks}}
+        from .sandbox import containment
+
+        report["sandbox"] = {"containment": containment().describe(), "network_allowed": self.config.allow_network}
         if llm is not None:
             report["llm"] = _llm_report(llm, llm_agents)
         if ensemble is not None:

@@ -35,7 +35,11 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NU
 POLL_S = 0.1
 
 # Runs before the generated code, in the child: die with the parent, no core
-# dumps, then become the real program (PDEATHSIG survives execve).
+# dumps, then (when asked and the kernel allows) its own network namespace (no
+# network: not even the host's loopback) and its own mount namespace in which
+# the given paths are read-only, then become the real program (PDEATHSIG and
+# the namespaces survive execve). A namespace it cannot enter is an error
+# (exit 126), never a silent downgrade: the caller probes first (containment()).
 BOOTSTRAP = r"""
 import ctypes, os, resource, signal, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -46,7 +50,41 @@ resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 files = int(sys.argv[2])
 if files > 0:
     resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
-os.execvpe(sys.argv[3], sys.argv[3:], os.environ)
+no_net = sys.argv[3] == "1"
+read_only = [p for p in sys.argv[4].split(os.pathsep) if p]
+writable = [p for p in sys.argv[5].split(os.pathsep) if p]
+
+def fail(what):
+    sys.stderr.write("iml-ray sandbox: %s: %s\n" % (what, os.strerror(ctypes.get_errno())))
+    os._exit(126)
+
+if no_net or read_only:
+    uid, gid = os.getuid(), os.getgid()
+    flags = (0x40000000 if no_net else 0) | (0x00020000 if read_only else 0)   # CLONE_NEWNET, CLONE_NEWNS
+    if uid != 0:
+        flags |= 0x10000000                                                    # CLONE_NEWUSER: unprivileged
+    if libc.unshare(flags) != 0:
+        fail("unshare")
+    if uid != 0:
+        for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
+            with open("/proc/self/" + name, "w") as handle:
+                handle.write(text)
+    if read_only:
+        MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+        if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+            fail("mount --make-rprivate /")
+        for path in read_only:
+            raw = path.encode()
+            if libc.mount(raw, raw, None, MS_BIND | MS_REC, None) != 0:
+                fail("bind " + path)
+            if libc.mount(None, raw, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None) != 0:
+                fail("read-only " + path)
+        for path in writable:                  # a working directory inside a read-only path stays writable
+            raw = path.encode()
+            if any(path.startswith(p.rstrip("/") + "/") for p in read_only):
+                if libc.mount(raw, raw, None, MS_BIND | MS_REC, None) != 0:
+                    fail("bind " + path)
+os.execvpe(sys.argv[6], sys.argv[6:], os.environ)
 """
 
 
@@ -59,11 +97,14 @@ class SandboxLimits:
     max_disk_bytes: int | None = None          # size of the working directory tree
     cpus: int | None = None
     gpu_ids: tuple[int, ...] = ()
+    network: bool = False                      # False: a network namespace of its own, where the kernel allows one
+    read_only: tuple[str, ...] = ()            # paths mounted read-only for it (the task's data)
+    max_processes: int = 256                   # processes in its tree, counted by the supervisor
 
 
 @dataclass(frozen=True)
 class SandboxResult:
-    status: str            # "ok" | "error" | "timeout" | "memory" | "output_limit" | "disk_limit" | "killed"
+    status: str            # "ok" | "error" | "timeout" | "memory" | "output_limit" | "disk_limit" | "process_limit" | "killed"
     returncode: int | None
     wall_s: float
     peak_rss_mb: float
@@ -91,6 +132,9 @@ class SandboxResult:
         if self.status == "disk_limit":
             limit = self.limits.max_disk_bytes if self.limits else "?"
             return f"wrote more than {limit} bytes into its working directory"
+        if self.status == "process_limit":
+            limit = self.limits.max_processes if self.limits else "?"
+            return f"started more than {limit} processes"
         if self.status == "killed":
             return f"killed by signal {-(self.returncode or 0)}"
         last = next((line.strip() for line in reversed(self.stderr_tail().splitlines()) if line.strip()), "")
@@ -121,7 +165,15 @@ def run_sandboxed(argv: Sequence[str], workdir: Path, limits: SandboxLimits, *, 
     if limits.cpus:
         env.update({name: str(limits.cpus) for name in THREAD_VARS})
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in limits.gpu_ids)
-    command = [sys.executable, "-c", BOOTSTRAP, str(os.getpid()), str(limits.max_open_files), *[str(a) for a in argv]]
+    # Writes that default to the home directory or /tmp land in the working directory.
+    home = workdir / ".home"
+    home.mkdir(exist_ok=True)
+    env.update(HOME=str(home), TMPDIR=str(home))
+    caps = containment()
+    no_net = not limits.network and caps.network
+    read_only = [str(Path(p).resolve()) for p in limits.read_only] if caps.read_only else []
+    command = [sys.executable, "-c", BOOTSTRAP, str(os.getpid()), str(limits.max_open_files), "1" if no_net else "0",
+               os.pathsep.join(read_only), str(workdir.resolve()), *[str(a) for a in argv]]
     started = time.monotonic()
     # Output goes through pipes, not straight to files: the pipe's back-pressure
     # means the child can never write faster than we count, so the cap holds.
@@ -138,13 +190,15 @@ def run_sandboxed(argv: Sequence[str], workdir: Path, limits: SandboxLimits, *, 
             except subprocess.TimeoutExpired:
                 pass
             elapsed = time.monotonic() - started
-            rss = _tree_rss_mb(child.pid)
+            rss, processes = _tree_usage(child.pid)
             peak = max(peak, rss)
             breach = None
             if elapsed > limits.timeout_s:
                 breach = "timeout"
             elif rss > limits.memory_mb:
                 breach = "memory"
+            elif processes > limits.max_processes:
+                breach = "process_limit"
             elif any(p.overflowed for p in pumps):
                 breach = "output_limit"
             # Walking the directory costs more than a poll: once a second is enough.
@@ -219,19 +273,71 @@ def _signal(proc: psutil.Process, sig: int) -> None:
         pass
 
 
-def _tree_rss_mb(pid: int) -> float:
+def _tree_usage(pid: int) -> tuple[float, int]:
+    """Summed RSS (MB) and number of processes of the tree."""
     try:
         root = psutil.Process(pid)
         procs = [root] + root.children(recursive=True)
     except psutil.Error:
-        return 0.0
+        return 0.0, 0
     total = 0
     for proc in procs:
         try:
             total += proc.memory_info().rss
         except psutil.Error:
             continue
-    return total / 2**20
+    return total / 2**20, len(procs)
+
+
+def _tree_rss_mb(pid: int) -> float:
+    return _tree_usage(pid)[0]
+
+
+@dataclass(frozen=True)
+class Containment:
+    """What this machine's kernel lets the sandbox do beyond limits and a clean environment."""
+
+    network: bool             # generated code gets a network namespace of its own (no network)
+    read_only: bool           # the task's data is mounted read-only for it
+    detail: str               # why not, when not
+
+    def describe(self) -> str:
+        parts = ["no network" if self.network else "network NOT isolated",
+                 "task data read-only" if self.read_only else "task data NOT read-only"]
+        return ", ".join(parts) + (f" ({self.detail})" if self.detail else "")
+
+
+_CONTAINMENT: Containment | None = None
+_CONTAINMENT_LOCK = threading.Lock()
+
+
+def containment() -> Containment:
+    """Probe once per process whether the bootstrap can enter its namespaces here; say so when it cannot."""
+    global _CONTAINMENT
+    with _CONTAINMENT_LOCK:
+        if _CONTAINMENT is None:
+            _CONTAINMENT = _probe_containment()
+            if not (_CONTAINMENT.network and _CONTAINMENT.read_only):
+                log.warning("sandbox containment is weaker on this machine: %s; the limits on time, memory, "
+                            "processes, files, output and disk still hold", _CONTAINMENT.describe())
+        return _CONTAINMENT
+
+
+def _probe_containment() -> Containment:
+    import tempfile
+
+    if os.environ.get("IML_SANDBOX_NAMESPACES", "1") == "0":
+        return Containment(False, False, "turned off by IML_SANDBOX_NAMESPACES=0")
+    if sys.platform != "linux":
+        return Containment(False, False, f"namespaces need Linux, this is {sys.platform}")
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="iml-probe-") as folder:
+        for name, no_net, read_only in (("network", "1", ""), ("read_only", "0", folder)):
+            probe = subprocess.run([sys.executable, "-c", BOOTSTRAP, str(os.getpid()), "0", no_net, read_only, "",
+                                    sys.executable, "-c", "pass"], capture_output=True, text=True, timeout=30)
+            results[name] = (probe.returncode == 0, probe.stderr.strip().splitlines()[-1:] or [""])
+    why = "; ".join(f"{name}: {lines[0]}" for name, (ok, lines) in results.items() if not ok)
+    return Containment(results["network"][0], results["read_only"][0], why)
 
 
 class _Pump:

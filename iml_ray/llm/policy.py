@@ -90,8 +90,9 @@ def profile_findings(brain: Brain, summary: "TaskSummary", profile: "Profile", w
         script = folder / f"profile_{attempt + 1}.py"
         script.write_text(code)
         (folder / "findings.json").unlink(missing_ok=True)
-        result = run_python(script, [], folder, SandboxLimits(timeout_s=PROFILE_LIMIT_S, memory_mb=4096, max_log_bytes=2_000_000,
-                                                              max_disk_bytes=200 * 2**20, cpus=1), log_prefix=f"profile_{attempt + 1}")
+        limits = SandboxLimits(timeout_s=PROFILE_LIMIT_S, memory_mb=4096, max_log_bytes=2_000_000,
+                               max_disk_bytes=200 * 2**20, cpus=1, read_only=(str(root),))
+        result = run_python(script, [], folder, limits, log_prefix=f"profile_{attempt + 1}")
         try:
             if result.status != "ok":
                 raise BadAnswer(f"the script {result.describe()}:\n{clip_middle(result.stderr_tail(), LOG_TOKENS)}")

@@ -172,3 +172,93 @@ def test_disk_use_of_the_working_directory_is_capped(tmp_path):
     result = run_python(script, [], tmp_path / "w", SandboxLimits(timeout_s=60, memory_mb=2000, max_disk_bytes=50 * 2**20))
     assert result.status == "disk_limit"
     assert "working directory" in result.describe()
+
+
+# ------------------------------------------------------------------ containment beyond limits
+
+def test_this_machine_isolates_network_and_data():
+    """The CI machine allows the namespaces; a machine that does not is told at start-up (containment())."""
+    from iml_ray.sandbox import containment
+
+    caps = containment()
+    assert caps.network and caps.read_only, caps.describe()
+
+
+def _listening_socket():
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    return server
+
+
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3).close()
+    print("connected")
+except OSError as exc:
+    print("refused:", exc)
+"""
+
+
+def test_generated_code_has_no_network_unless_allowed(tmp_path):
+    server = _listening_socket()
+    port = str(server.getsockname()[1])
+    try:
+        script = _script(tmp_path, CONNECT)
+        closed = run_python(script, [port], tmp_path / "closed", LIMITS)
+        opened = run_python(script, [port], tmp_path / "open", SandboxLimits(timeout_s=30, memory_mb=2000, network=True))
+    finally:
+        server.close()
+    assert closed.status == "ok" and "refused" in closed.stdout_path.read_text()
+    assert opened.status == "ok" and "connected" in opened.stdout_path.read_text()
+
+
+def test_task_data_is_read_only_and_home_writes_land_in_the_working_directory(tmp_path):
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "train.csv").write_text("a,b\n1,2\n")
+    script = _script(tmp_path, f"""
+        import os
+        print(open({str(task / 'train.csv')!r}).read().splitlines()[0])
+        for attempt in ("overwrite", "create"):
+            try:
+                open({str(task / 'train.csv')!r} if attempt == "overwrite" else {str(task / 'new.txt')!r}, "w").write("x")
+                print(attempt, "succeeded")
+            except OSError as exc:
+                print(attempt, "refused:", exc.strerror)
+        open(os.path.expanduser("~/dropped.txt"), "w").write("x")
+        open("out.txt", "w").write("fine")
+    """)
+    limits = SandboxLimits(timeout_s=30, memory_mb=2000, read_only=(str(task),))
+    result = run_python(script, [], tmp_path / "work", limits)
+    out = result.stdout_path.read_text()
+    assert result.status == "ok", result.stderr_tail()
+    assert out.splitlines()[0] == "a,b"
+    assert "overwrite refused: Read-only file system" in out and "create refused: Read-only file system" in out
+    assert (task / "train.csv").read_text() == "a,b\n1,2\n" and not (task / "new.txt").exists()
+    assert (tmp_path / "work" / ".home" / "dropped.txt").is_file()
+    assert (tmp_path / "work" / "out.txt").read_text() == "fine"
+
+
+def test_a_working_directory_inside_the_task_directory_stays_writable(tmp_path):
+    task = tmp_path / "task"
+    (task / "runs" / "cand").mkdir(parents=True)
+    script = _script(tmp_path, "open('out.txt', 'w').write('ok')\n")
+    limits = SandboxLimits(timeout_s=30, memory_mb=2000, read_only=(str(task),))
+    result = run_python(script, [], task / "runs" / "cand", limits)
+    assert result.status == "ok", result.stderr_tail()
+    assert (task / "runs" / "cand" / "out.txt").read_text() == "ok"
+
+
+def test_too_many_processes_stop_the_tree(tmp_path):
+    script = _script(tmp_path, """
+        import subprocess, sys, time
+        children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(12)]
+        time.sleep(60)
+    """)
+    result = run_python(script, [], tmp_path / "work", SandboxLimits(timeout_s=40, memory_mb=4000, max_processes=8))
+    assert result.status == "process_limit" and result.wall_s < 30
+    assert "more than 8 processes" in result.describe()
