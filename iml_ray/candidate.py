@@ -315,7 +315,13 @@ def _limits(job: TrackJob, last_chance: bool = False) -> SandboxLimits:
     timeout = remaining if last_chance else min(remaining, max(job.min_round_s, remaining * job.attempt_share))
     return SandboxLimits(timeout_s=timeout, memory_mb=job.memory_mb, max_log_bytes=job.max_log_bytes,
                          max_disk_bytes=job.max_disk_mb * 2**20, cpus=job.cpus, gpu_ids=job.gpu_ids,
-                         network=job.allow_network, read_only=(job.summary.task_dir,))
+                         network=job.allow_network, read_only=(job.summary.task_dir, str(_run_root(job))),
+                         writable=(_encoder_cache_env(job)["IML_ENCODER_CACHE"],))
+
+
+def _run_root(job: TrackJob) -> Path:
+    """The run directory (<out>): read-only for generated code but for its own round's directory."""
+    return Path(job.code_dir).resolve().parent.parent
 
 
 def _probe_prep(job: TrackJob, round_dir: Path, prep_code: str) -> tuple[Failure | None, SandboxResult, dict]:

@@ -84,6 +84,8 @@ if no_net or read_only:
             if any(path.startswith(p.rstrip("/") + "/") for p in read_only):
                 if libc.mount(raw, raw, None, MS_BIND | MS_REC, None) != 0:
                     fail("bind " + path)
+                if libc.mount(None, raw, None, MS_BIND | MS_REMOUNT, None) != 0:   # a bind copies read-only
+                    fail("writable " + path)
 os.execvpe(sys.argv[6], sys.argv[6:], os.environ)
 """
 
@@ -98,7 +100,8 @@ class SandboxLimits:
     cpus: int | None = None
     gpu_ids: tuple[int, ...] = ()
     network: bool = False                      # False: a network namespace of its own, where the kernel allows one
-    read_only: tuple[str, ...] = ()            # paths mounted read-only for it (the task's data)
+    read_only: tuple[str, ...] = ()            # paths mounted read-only for it (the task's data, the run directory)
+    writable: tuple[str, ...] = ()             # paths inside those that stay writable (besides its working directory)
     max_processes: int = 256                   # processes in its tree, counted by the supervisor
 
 
@@ -172,8 +175,12 @@ def run_sandboxed(argv: Sequence[str], workdir: Path, limits: SandboxLimits, *, 
     caps = containment()
     no_net = not limits.network and caps.network
     read_only = [str(Path(p).resolve()) for p in limits.read_only] if caps.read_only else []
+    writable = [str(workdir.resolve())]
+    for path in limits.writable:
+        Path(path).mkdir(parents=True, exist_ok=True)      # a mount point must exist
+        writable.append(str(Path(path).resolve()))
     command = [sys.executable, "-c", BOOTSTRAP, str(os.getpid()), str(limits.max_open_files), "1" if no_net else "0",
-               os.pathsep.join(read_only), str(workdir.resolve()), *[str(a) for a in argv]]
+               os.pathsep.join(read_only), os.pathsep.join(writable), *[str(a) for a in argv]]
     started = time.monotonic()
     # Output goes through pipes, not straight to files: the pipe's back-pressure
     # means the child can never write faster than we count, so the cap holds.

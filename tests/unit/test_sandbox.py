@@ -243,14 +243,29 @@ def test_task_data_is_read_only_and_home_writes_land_in_the_working_directory(tm
     assert (tmp_path / "work" / "out.txt").read_text() == "fine"
 
 
-def test_a_working_directory_inside_the_task_directory_stays_writable(tmp_path):
+def test_a_working_directory_inside_the_read_only_paths_stays_writable(tmp_path):
+    """The run directory is read-only for generated code but for its own round (and the paths it is given)."""
     task = tmp_path / "task"
+    run = tmp_path / "run"
     (task / "runs" / "cand").mkdir(parents=True)
-    script = _script(tmp_path, "open('out.txt', 'w').write('ok')\n")
-    limits = SandboxLimits(timeout_s=30, memory_mb=2000, read_only=(str(task),))
-    result = run_python(script, [], task / "runs" / "cand", limits)
-    assert result.status == "ok", result.stderr_tail()
-    assert (task / "runs" / "cand" / "out.txt").read_text() == "ok"
+    (run / "candidates" / "other").mkdir(parents=True)
+    script = _script(tmp_path, f"""
+        open('out.txt', 'w').write('ok')
+        open({str(run / 'cache' / 'x.npy')!r}, 'w').write('cached')
+        try:
+            open({str(run / 'candidates' / 'other' / 'x.py')!r}, 'w').write('x')
+        except OSError as exc:
+            print('refused:', exc.strerror)
+    """)
+    limits = SandboxLimits(timeout_s=30, memory_mb=2000, read_only=(str(task), str(tmp_path), str(run)),
+                           writable=(str(run / "cache"),))
+    for workdir in (task / "runs" / "cand", run / "candidates" / "mine" / "round_1"):
+        result = run_python(script, [], workdir, limits)
+        assert result.status == "ok", result.stderr_tail()
+        assert (workdir / "out.txt").read_text() == "ok"
+        assert "refused: Read-only file system" in result.stdout_path.read_text()
+    assert (run / "cache" / "x.npy").read_text() == "cached"
+    assert not (run / "candidates" / "other" / "x.py").exists()
 
 
 def test_too_many_processes_stop_the_tree(tmp_path):
