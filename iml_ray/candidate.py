@@ -316,7 +316,16 @@ def _limits(job: TrackJob, last_chance: bool = False) -> SandboxLimits:
     return SandboxLimits(timeout_s=timeout, memory_mb=job.memory_mb, max_log_bytes=job.max_log_bytes,
                          max_disk_bytes=job.max_disk_mb * 2**20, cpus=job.cpus, gpu_ids=job.gpu_ids,
                          network=job.allow_network, read_only=(job.summary.task_dir, str(_run_root(job))),
-                         writable=(_encoder_cache_env(job)["IML_ENCODER_CACHE"],))
+                         writable=(_encoder_cache_env(job)["IML_ENCODER_CACHE"],),
+                         # Other tracks' code and outputs are not this track's business.
+                         hidden=_candidates_root(job), exposed=(str(Path(job.code_dir).resolve()),))
+
+
+def _candidates_root(job: TrackJob) -> str | None:
+    """<out>/candidates, which holds only the tracks' directories; None outside that layout (hiding
+    anything else could hide the task's data or the holdout)."""
+    parent = Path(job.code_dir).resolve().parent
+    return str(parent) if parent.name == "candidates" else None
 
 
 def _run_root(job: TrackJob) -> Path:

@@ -53,6 +53,8 @@ if files > 0:
 no_net = sys.argv[3] == "1"
 read_only = [p for p in sys.argv[4].split(os.pathsep) if p]
 writable = [p for p in sys.argv[5].split(os.pathsep) if p]
+hidden = sys.argv[6]                      # a directory replaced by an empty one (other candidates' code)
+exposed = [p for p in sys.argv[7].split(os.pathsep) if p]   # paths inside it that stay visible, read-only
 
 def fail(what):
     sys.stderr.write("iml-ray sandbox: %s: %s\n" % (what, os.strerror(ctypes.get_errno())))
@@ -71,6 +73,8 @@ if no_net or read_only:
                 handle.write(text)
     if read_only:
         MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+        # Handles on what must stay reachable, taken before anything is mounted over it.
+        handles = {p: os.open(p, os.O_PATH) for p in exposed + writable if os.path.isdir(p)}
         if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
             fail("mount --make-rprivate /")
         for path in read_only:
@@ -79,14 +83,27 @@ if no_net or read_only:
                 fail("bind " + path)
             if libc.mount(None, raw, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None) != 0:
                 fail("read-only " + path)
+        if hidden:
+            if libc.mount(b"tmpfs", hidden.encode(), b"tmpfs", 0, b"size=1m,mode=755") != 0:
+                fail("hide " + hidden)
+            for path in exposed:
+                os.makedirs(path, exist_ok=True)           # inside the empty tmpfs
+                source = ("/proc/self/fd/%d" % handles[path]).encode()
+                if libc.mount(source, path.encode(), None, MS_BIND | MS_REC, None) != 0:
+                    fail("expose " + path)
+                if libc.mount(None, path.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY, None) != 0:
+                    fail("read-only " + path)
         for path in writable:                  # a working directory inside a read-only path stays writable
             raw = path.encode()
-            if any(path.startswith(p.rstrip("/") + "/") for p in read_only):
-                if libc.mount(raw, raw, None, MS_BIND | MS_REC, None) != 0:
+            if any(path.startswith(p.rstrip("/") + "/") for p in read_only) and path in handles:
+                source = ("/proc/self/fd/%d" % handles[path]).encode()
+                if libc.mount(source, raw, None, MS_BIND | MS_REC, None) != 0:
                     fail("bind " + path)
                 if libc.mount(None, raw, None, MS_BIND | MS_REMOUNT, None) != 0:   # a bind copies read-only
                     fail("writable " + path)
-os.execvpe(sys.argv[6], sys.argv[6:], os.environ)
+        for handle in handles.values():
+            os.close(handle)
+os.execvpe(sys.argv[8], sys.argv[8:], os.environ)
 """
 
 
@@ -102,6 +119,8 @@ class SandboxLimits:
     network: bool = False                      # False: a network namespace of its own, where the kernel allows one
     read_only: tuple[str, ...] = ()            # paths mounted read-only for it (the task's data, the run directory)
     writable: tuple[str, ...] = ()             # paths inside those that stay writable (besides its working directory)
+    hidden: str | None = None                  # a directory it sees empty (the run's candidates: other tracks' code)
+    exposed: tuple[str, ...] = ()              # paths inside `hidden` it still sees, read-only (its own track's)
     max_processes: int = 256                   # processes in its tree, counted by the supervisor
 
 
@@ -179,8 +198,11 @@ def run_sandboxed(argv: Sequence[str], workdir: Path, limits: SandboxLimits, *, 
     for path in limits.writable:
         Path(path).mkdir(parents=True, exist_ok=True)      # a mount point must exist
         writable.append(str(Path(path).resolve()))
+    hidden = str(Path(limits.hidden).resolve()) if read_only and limits.hidden else ""
+    exposed = [str(Path(p).resolve()) for p in limits.exposed] if hidden else []
     command = [sys.executable, "-c", BOOTSTRAP, str(os.getpid()), str(limits.max_open_files), "1" if no_net else "0",
-               os.pathsep.join(read_only), os.pathsep.join(writable), *[str(a) for a in argv]]
+               os.pathsep.join(read_only), os.pathsep.join(writable), hidden, os.pathsep.join(exposed),
+               *[str(a) for a in argv]]
     started = time.monotonic()
     # Output goes through pipes, not straight to files: the pipe's back-pressure
     # means the child can never write faster than we count, so the cap holds.
@@ -340,7 +362,7 @@ def _probe_containment() -> Containment:
     results = {}
     with tempfile.TemporaryDirectory(prefix="iml-probe-") as folder:
         for name, no_net, read_only in (("network", "1", ""), ("read_only", "0", folder)):
-            probe = subprocess.run([sys.executable, "-c", BOOTSTRAP, str(os.getpid()), "0", no_net, read_only, "",
+            probe = subprocess.run([sys.executable, "-c", BOOTSTRAP, str(os.getpid()), "0", no_net, read_only, "", "", "",
                                     sys.executable, "-c", "pass"], capture_output=True, text=True, timeout=30)
             results[name] = (probe.returncode == 0, probe.stderr.strip().splitlines()[-1:] or [""])
     why = "; ".join(f"{name}: {lines[0]}" for name, (ok, lines) in results.items() if not ok)

@@ -133,3 +133,11 @@ def test_an_outbound_connection_fails(job):
 def test_a_process_bomb_is_stopped(job):
     first = survive(job, hostile('bomb = [subprocess.Popen(["sleep", "60"]) for _ in range(400)]\ntime.sleep(60)'))
     assert first.status == "process_limit" and "more than 256 processes" in first.failure
+
+
+def test_another_candidates_code_cannot_be_read(job):
+    other = Path(job.code_dir).parent / "custom_nn"
+    other.mkdir(parents=True)
+    (other / "model_custom_nn.py").write_text("SECRET = 'weights'\n")
+    first = survive(job, hostile(f"print(open({str(other / 'model_custom_nn.py')!r}).read())"))
+    assert "No such file or directory" in first.failure

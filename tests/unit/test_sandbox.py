@@ -277,3 +277,36 @@ def test_too_many_processes_stop_the_tree(tmp_path):
     result = run_python(script, [], tmp_path / "work", SandboxLimits(timeout_s=40, memory_mb=4000, max_processes=8))
     assert result.status == "process_limit" and result.wall_s < 30
     assert "more than 8 processes" in result.describe()
+
+
+def test_other_candidates_are_hidden_and_its_own_track_is_read_only(tmp_path):
+    run = tmp_path / "run"
+    other = run / "candidates" / "custom_nn"
+    mine = run / "candidates" / "traditional"
+    other.mkdir(parents=True)
+    (mine / "round_1").mkdir(parents=True)
+    (other / "model.py").write_text("secret = 1\n")
+    (mine / "prep.py").write_text("mine = 1\n")
+    script = _script(tmp_path, f"""
+        import os
+        print("listing:", sorted(os.listdir({str(run / 'candidates')!r})))
+        for path in ({str(other / 'model.py')!r}, {str(mine / 'prep.py')!r}):
+            try:
+                print("read", os.path.basename(path), open(path).read().strip())
+            except OSError as exc:
+                print("cannot read", os.path.basename(path), exc.strerror)
+        try:
+            open({str(mine / 'prep.py')!r}, "w").write("changed")
+        except OSError as exc:
+            print("cannot write prep.py:", exc.strerror)
+        open("output.txt", "w").write("ok")
+    """)
+    limits = SandboxLimits(timeout_s=30, memory_mb=2000, read_only=(str(run),), hidden=str(run / "candidates"),
+                           exposed=(str(mine),))
+    result = run_python(script, [], mine / "round_1", limits)
+    out = result.stdout_path.read_text()
+    assert result.status == "ok", result.stderr_tail()
+    assert "listing: ['traditional']" in out
+    assert "cannot read model.py No such file or directory" in out and "read prep.py mine = 1" in out
+    assert "cannot write prep.py: Read-only file system" in out
+    assert (mine / "round_1" / "output.txt").read_text() == "ok" and (other / "model.py").read_text() == "secret = 1\n"
