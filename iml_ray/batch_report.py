@@ -5,12 +5,9 @@ Same rules as a run's page (iml_ray/report_html.py): self-contained, no network.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 from .report_html import CSS, bar_chart, esc, timeline
-
-log = logging.getLogger(__name__)
 
 
 def render_batch_report(root: Path) -> str:
@@ -57,11 +54,6 @@ def render_batch_report(root: Path) -> str:
 
 def write_batch_report(root: Path) -> Path | None:
     """ROOT/report.html beside batch.json; a failure here is logged, never fatal to the batch."""
-    from .rundir import atomic_write_text
+    from .run_report import write_page
 
-    try:
-        atomic_write_text(Path(root) / "report.html", render_batch_report(root))
-        return Path(root) / "report.html"
-    except Exception:  # the report is a view of the batch, not part of its result
-        log.exception("could not write the batch's report.html")
-        return None
+    return write_page(Path(root) / "report.html", lambda: render_batch_report(root))

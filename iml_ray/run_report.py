@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .blueprint import Blueprint, Candidate
 from .config import RunConfig
@@ -75,9 +75,14 @@ def write_html_report(run_dir: Path) -> Path | None:
     """report.html beside report.json; a failure here is logged, never fatal to the run."""
     from .report_html import render_run_report
 
+    return write_page(Path(run_dir) / "report.html", lambda: render_run_report(run_dir))
+
+
+def write_page(path: Path, render: Callable[[], str]) -> Path | None:
+    """Write a rendered page atomically; a failure is logged and returns None: a report is a view, not a result."""
     try:
-        atomic_write_text(Path(run_dir) / "report.html", render_run_report(run_dir))
-        return Path(run_dir) / "report.html"
-    except Exception:  # the report is a view of the run, not part of its result
-        log.exception("could not write report.html")
+        atomic_write_text(path, render())
+        return path
+    except Exception:
+        log.exception("could not write %s", path)
         return None

@@ -239,11 +239,11 @@ class LLMClient:
         return text if len(text) <= 200 else text[:197] + "..."
 
 
-def message_text(messages: list[dict]) -> str:
-    """The text of a chat's messages, joined; image and other non-text parts are skipped."""
+def message_text(messages: Any) -> str:
+    """The text of a chat's messages, joined; image and other non-text parts (and malformed entries) are skipped."""
     parts: list[str] = []
-    for message in messages:
-        content = message.get("content")
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
             parts.append(content)
         elif isinstance(content, list):

@@ -29,6 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from .client import message_text
+
 log = logging.getLogger(__name__)
 
 ENTRY_KEYS = {"content", "status", "headers", "message", "delay_s", "when", "repeat", "usage", "finish_reason"}
@@ -96,7 +98,7 @@ class ScriptedServer:
 
     def _take(self, body: dict, headers: dict) -> tuple[dict | None, int | str | None]:
         """The entry answering this request, and its index (or "default"); recorded under the lock."""
-        text = _message_text(body.get("messages"))
+        text = message_text(body.get("messages"))
         with self._lock:
             chosen: tuple[dict | None, int | str | None] = (None, None)
             for index, entry in enumerate(self._script):
@@ -135,17 +137,6 @@ def _check_entry(entry: Any, where: str) -> None:
         raise ValueError(f"scripted server {where}: repeat must be >= 1")
 
 
-def _message_text(messages: Any) -> str:
-    parts: list[str] = []
-    for message in messages if isinstance(messages, list) else []:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts.extend(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return "\n".join(parts)
-
-
 def _tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
@@ -169,7 +160,7 @@ def _error_body(status: int, message: str) -> dict:
 
 def _completion(body: dict, entry: dict) -> dict:
     content = str(entry.get("content", ""))
-    prompt_tokens = _tokens(_message_text(body.get("messages")))
+    prompt_tokens = _tokens(message_text(body.get("messages")))
     completion_tokens = _tokens(content)
     usage = entry.get("usage") or {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                                    "total_tokens": prompt_tokens + completion_tokens}
