@@ -86,3 +86,23 @@ def test_a_tuned_candidate_says_what_its_search_found(tmp_path):
     assert "8 of 9 trials in 21.5 s, best inner score 0.93125 vs 0.925 for the blueprint" in page
     assert "kept: learning_rate=0.07123, num_leaves=40" in page
     assert "no search: only 120 inner validation rows" in page
+
+
+def test_the_llm_section_shows_each_agents_spend_and_every_fallback():
+    from iml_ray.report_html import _cost_section
+
+    report = {"llm": {"policy": "openai", "settings": {"model": "gpt-x"}, "exhausted": True,
+                      "totals": {"requests": 5, "cache_hits": 2, "prompt_tokens": 900, "completion_tokens": 300,
+                                 "cost_usd": 0.0123, "seconds": 4.2},
+                      "agents": {"guideline": {"requests": 2, "cache_hits": 0, "prompt_tokens": 600,
+                                               "completion_tokens": 200, "cost_usd": 0.01, "seconds": 3.0},
+                                 "debugger": {"requests": 3, "cache_hits": 2, "prompt_tokens": 300,
+                                              "completion_tokens": 100, "cost_usd": 0.0023, "seconds": 1.2}},
+                      "events": [{"agent": "modeling_coder", "what": "rules", "detail": "BudgetExceeded: LLM budget reached"},
+                                 {"agent": "guideline", "what": "llm", "detail": "blueprint accepted"}]}}
+    html = _cost_section(report)
+    assert "gpt-x" in html and "budget reached" in html
+    assert "<td>guideline</td><td>2</td><td>0</td><td>600</td><td>200</td><td>$0.0100</td>" in html
+    assert "<b>$0.0123</b>" in html
+    assert "modeling_coder: BudgetExceeded: LLM budget reached" in html and "blueprint accepted" not in html
+    assert "calls no model" in _cost_section({"llm": {"policy": "rules", "tokens": 0, "cost_usd": 0.0}})
