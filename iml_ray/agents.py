@@ -131,10 +131,12 @@ class GuidelineAgent(Agent):
 
     def plan(self, summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
              seed: int, holdout_fraction: float, num_threads: int,
-             time_budget_s: float | None = None) -> tuple[Blueprint, InterfaceContract]:
+             time_budget_s: float | None = None, allow_hub: bool = False) -> tuple[Blueprint, InterfaceContract]:
+        """allow_hub: a model hub id may be chosen when no local encoder exists (the generated code then
+        downloads it, so it must run with the network: --allow-network)."""
         from .rules.guideline import make_blueprint, make_contract
 
-        pretrained = find_encoders(summary, profile) if "pretrained" in tracks else {}
+        pretrained = find_encoders(summary, profile, allow_hub) if "pretrained" in tracks else {}
         blueprint = make_blueprint(summary, profile, knowledge, tracks, seed, holdout_fraction, num_threads, time_budget_s,
                                    pretrained)
         contract = make_contract(summary, blueprint.prep)
@@ -149,7 +151,7 @@ class GuidelineAgent(Agent):
         return blueprint, contract
 
 
-def find_encoders(summary: TaskSummary, profile: Profile) -> dict[str, dict | None]:
+def find_encoders(summary: TaskSummary, profile: Profile, allow_hub: bool = False) -> dict[str, dict | None]:
     """The Pretrained Model Retriever's answer for each modality the task has."""
     import logging
 
@@ -162,7 +164,7 @@ def find_encoders(summary: TaskSummary, profile: Profile) -> dict[str, dict | No
     if summary.images:
         wanted.append("image")
     for modality in wanted:
-        model = find_pretrained(modality)
+        model = find_pretrained(modality, allow_hub=allow_hub)
         found[modality] = None if model is None else model.to_json()
         logging.getLogger(__name__).info("pretrained %s encoder: %s", modality,
                                          "none found" if model is None else f"{model.name} ({model.source})")

@@ -289,7 +289,7 @@ class Run:
                 remaining = deadline - self.config.reserve_s - time.time()
                 planned.extend(ray.get(guideline.plan.remote(summary, profile, knowledge, self.config.tracks,
                                                              self.config.seed, self.config.holdout_fraction, threads,
-                                                             remaining)))
+                                                             remaining, self.config.allow_network)))
             return planned
 
         blueprint: Blueprint = stage("blueprint", lambda: plan_once()[0], Blueprint.to_json, Blueprint.from_json)

@@ -210,3 +210,20 @@ def test_a_local_hugging_face_vision_dir_is_found_and_encodes(encoders, tmp_path
     assert vectors.shape == (4, 32) and not vectors[3].any() and np.abs(vectors[:3]).sum() > 0
     assert find_pretrained("text", search_dirs=[tmp_path / "vision"]).source.startswith("package"), \
         "a vision model is no text encoder"
+
+
+def test_a_hub_encoder_is_chosen_only_when_generated_code_may_use_the_network(monkeypatch):
+    """--allow-network lets the retriever fall back to a hub id (the sandbox then keeps the network to download it)."""
+    from types import SimpleNamespace
+
+    from iml_ray import pretrained
+    from iml_ray.agents import find_encoders
+
+    monkeypatch.setattr(pretrained, "_packaged", lambda modality: iter(()))
+    monkeypatch.setattr(pretrained, "_hf_cache", lambda modality: iter(()))
+    monkeypatch.delenv("IML_MODEL_DIRS", raising=False)
+    summary = SimpleNamespace(images=())
+    profile = SimpleNamespace(columns_with_role=lambda role: ["review"] if role == "text" else [])
+    assert find_encoders(summary, profile) == {"text": None}
+    found = find_encoders(summary, profile, allow_hub=True)["text"]
+    assert found["source"] == "hub" and found["ref"] == pretrained.DEFAULT_HUB_IDS["text"]
