@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .blueprint import Blueprint, Candidate, InterfaceContract, PrepPlan, TrackPlan, TrainPlan
+
+T = TypeVar("T")
 
 # Agents import their heavy dependencies (pandas, sklearn) inside their methods:
 # each agent is an actor with a process of its own, and ten processes importing
@@ -47,6 +49,20 @@ class Agent:
         """What came from the LLM and what fell back to rules (and why), for the report."""
         return list(self._brain.events) if self._brain is not None else []
 
+    def _with_llm(self, what: str, ask: Callable[[Any, Any], T]) -> T | None:
+        """ask(policy, brain)'s answer; None when no LLM drives this agent or it could not help (then the
+        fallback to the rules' `what` is logged and noted for the report)."""
+        if self.brain is None:
+            return None
+        from .llm import policy
+        from .llm.errors import LLMError
+
+        try:
+            return ask(policy, self.brain)
+        except LLMError as exc:
+            self._fell_back(exc, what)
+            return None
+
     def _fell_back(self, exc: Exception, what: str) -> None:
         """Note that the rules stand in for the LLM here; in strict replay a cache miss is an error instead."""
         import logging
@@ -75,17 +91,11 @@ class TaskAnalyzer(Agent):
             if self.brain is None or "task.yaml" not in exc.fix:
                 raise
             summary, problem = None, exc
-        if self.brain is not None:
-            from .llm import policy
-            from .llm.errors import CacheMiss, LLMError
-
-            try:
-                return policy.analyze_task(self.brain, task_dir, summary, description, problem)
-            except LLMError as exc:
-                if problem is not None and not isinstance(exc, CacheMiss):
-                    raise problem from None
-                self._fell_back(exc, "task summary")
-        return summary
+        answer = self._with_llm("task summary", lambda policy, brain: policy.analyze_task(brain, task_dir, summary,
+                                                                                            description, problem))
+        if answer is None and problem is not None:
+            raise problem
+        return summary if answer is None else answer
 
 
 class Profiler(Agent):
@@ -95,17 +105,13 @@ class Profiler(Agent):
         from .profile import profile_task
 
         profile = profile_task(summary)
-        if self.brain is not None and work_dir:
-            import dataclasses
+        findings = self._with_llm("no extra findings", lambda policy, brain: policy.profile_findings(
+            brain, summary, profile, work_dir)) if work_dir else None
+        if findings is None:
+            return profile
+        import dataclasses
 
-            from .llm import policy
-            from .llm.errors import LLMError
-
-            try:
-                return dataclasses.replace(profile, findings=policy.profile_findings(self.brain, summary, profile, work_dir))
-            except LLMError as exc:
-                self._fell_back(exc, "no extra findings")
-        return profile
+        return dataclasses.replace(profile, findings=findings)
 
 
 class KnowledgeRetriever(Agent):
@@ -115,15 +121,9 @@ class KnowledgeRetriever(Agent):
         from .knowledge.retriever import retrieve
 
         knowledge = retrieve(summary, profile, tracks)
-        if self.brain is not None:
-            from .llm import policy
-            from .llm.errors import LLMError
-
-            try:
-                return policy.choose_cards(self.brain, summary, profile, knowledge)
-            except LLMError as exc:
-                self._fell_back(exc, "cards as matched")
-        return knowledge
+        chosen = self._with_llm("cards as matched",
+                                lambda policy, brain: policy.choose_cards(brain, summary, profile, knowledge))
+        return knowledge if chosen is None else chosen
 
 
 class GuidelineAgent(Agent):
@@ -140,15 +140,9 @@ class GuidelineAgent(Agent):
         blueprint = make_blueprint(summary, profile, knowledge, tracks, seed, holdout_fraction, num_threads, time_budget_s,
                                    pretrained)
         contract = make_contract(summary, blueprint.prep)
-        if self.brain is not None:
-            from .llm import policy
-            from .llm.errors import LLMError
-
-            try:
-                return policy.plan(self.brain, summary, profile, knowledge, blueprint, contract)
-            except LLMError as exc:
-                self._fell_back(exc, "the rules blueprint")
-        return blueprint, contract
+        revised = self._with_llm("the rules blueprint",
+                                 lambda policy, brain: policy.plan(brain, summary, profile, knowledge, blueprint, contract))
+        return (blueprint, contract) if revised is None else revised
 
 
 def find_encoders(summary: TaskSummary, profile: Profile, allow_hub: bool = False) -> dict[str, dict | None]:
@@ -182,19 +176,13 @@ class PreprocessingCoder(Agent):
 
     def draft(self, summary: TaskSummary, plan: PrepPlan, contract: InterfaceContract, columns: str) -> tuple[str, str]:
         """The module for the track's first round and who wrote it: "llm" or "rules"."""
-        if self.brain is not None:
-            if (plan.text and plan.text_mode == "pretrained") or (plan.image and plan.image_mode == "pretrained"):
-                # The encoder code loads local checkpoints with pinned hashes: it stays the framework's.
-                self.brain.note("rules", "pretrained encoders: the framework's module")
-                return self.write(summary, plan), "rules"
-            from .llm import policy
-            from .llm.errors import LLMError
-
-            try:
-                return policy.write_prep(self.brain, summary, plan, contract, columns), "llm"
-            except LLMError as exc:
-                self._fell_back(exc, "prep module")
-        return self.write(summary, plan), "rules"
+        if self.brain is not None and ((plan.text and plan.text_mode == "pretrained")
+                                       or (plan.image and plan.image_mode == "pretrained")):
+            # The encoder code loads local checkpoints with pinned hashes: it stays the framework's.
+            self.brain.note("rules", "pretrained encoders: the framework's module")
+            return self.write(summary, plan), "rules"
+        code = self._with_llm("prep module", lambda policy, brain: policy.write_prep(brain, summary, plan, contract, columns))
+        return (self.write(summary, plan), "rules") if code is None else (code, "llm")
 
 
 class ModelingCoder(Agent):
@@ -207,15 +195,9 @@ class ModelingCoder(Agent):
 
     def draft(self, summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract,
               prep_output: dict, threads: int) -> tuple[str, str]:
-        if self.brain is not None and plan.model_template in ("traditional", "custom_nn"):
-            from .llm import policy
-            from .llm.errors import LLMError
-
-            try:
-                return policy.write_model(self.brain, summary, plan, contract, prep_output, threads), "llm"
-            except LLMError as exc:
-                self._fell_back(exc, f"model module for {plan.track}")
-        return self.write(summary, plan, train, contract), "rules"
+        code = self._with_llm(f"model module for {plan.track}", lambda policy, brain: policy.write_model(
+            brain, summary, plan, contract, prep_output, threads)) if plan.model_template in ("traditional", "custom_nn") else None
+        return (self.write(summary, plan, train, contract), "rules") if code is None else (code, "llm")
 
 
 class Assembler(Agent):
@@ -242,16 +224,10 @@ class ErrorAnalyzer(Agent):
         from .rules.debugger import Diagnosis, diagnose
 
         rules = diagnose(failure)
-        if self.brain is not None and contract is not None and "llm" in (sources or {}).values():
-            from .llm import policy
-            from .llm.errors import LLMError
-
-            try:
-                blamed, explanation = policy.diagnose(self.brain, failure, contract, sources or {})
-                return Diagnosis(blamed, rules.kind, explanation, by="llm")
-            except LLMError as exc:
-                self._fell_back(exc, "diagnosis")
-        return rules
+        if contract is None or "llm" not in (sources or {}).values():
+            return rules
+        answer = self._with_llm("diagnosis", lambda policy, brain: policy.diagnose(brain, failure, contract, sources or {}))
+        return rules if answer is None else Diagnosis(answer[0], rules.kind, answer[1], by="llm")
 
 
 class Debugger(Agent):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -26,24 +25,12 @@ from .profile import Profile
 from .progress import LogProgress, Progress
 from .rules.debugger import Plans
 from .rundir import RunDir, atomic_copy, atomic_write_json, atomic_write_text
+from .resources import MIN_TUNE_S, TRIAL_CPUS, TUNE_SHARE, TrackResources, plan_resources, ray_auth_env
 from .run_report import build_report, write_html_report
 from .task import TaskSummary
 from .task_inference import check_task
 
 log = logging.getLogger(__name__)
-
-# Tracks whose code can use a GPU; traditional (LightGBM, linear) runs on CPUs.
-GPU_TRACKS = ("pretrained", "custom_nn")
-
-# Ray Tune inside the generated code. A track's child waits while its trials run, so the
-# trials use the CPUs (and GPU) the track already holds: each asks Ray for a sliver of a CPU
-# only, at most the track's thread count run at once, and the tracks leave that sliver free.
-TUNE_RESERVE_CPUS = 0.05        # of the cluster, kept out of the tracks' shares for trials
-TRIAL_CPUS = 0.001              # what one trial asks Ray for
-TUNE_SHARE = 0.25               # of a track's remaining time one search may take
-MIN_TUNE_S = 30.0               # with "auto", a shorter search is not started: below it the search's start-up
-                                # and its first (default) trial take most of it, and on a short budget the
-                                # time is better spent letting every track finish (MNIST at 90 s: seen)
 
 STACK_TOP_K = 3                 # candidates the stacker may blend
 FALLBACK_TRACK = "fallback"     # the target's prior, run only when no track verified
@@ -93,65 +80,6 @@ def ray_session() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
-
-
-@dataclass(frozen=True)
-class TrackResources:
-    """What one track asks Ray for, and what its sandboxed child may use."""
-
-    num_cpus: float          # Ray's share (fractional when tracks outnumber CPUs)
-    threads: int             # BLAS / LightGBM / torch threads of the child
-    num_gpus: float          # 0 on a GPU-less cluster: asking for a GPU there waits forever
-    memory_mb: int
-
-    def to_json(self) -> dict:
-        return {"num_cpus": self.num_cpus, "threads": self.threads, "num_gpus": self.num_gpus, "memory_mb": self.memory_mb}
-
-
-def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str, float],
-                   memory_fraction: float = 1.0) -> dict[str, TrackResources]:
-    """Each track's resources, from what the cluster has (decided before anything is submitted).
-
-    All tracks run at once: with fewer CPUs than tracks each asks for a fraction of
-    one, so none waits for another to finish; a GPU goes only to the tracks that
-    can use one, and only when the cluster has GPUs at all.
-    """
-    import psutil
-
-    n = max(1, len(tracks))
-    total_cpus = float(cluster.get("CPU", 1.0))
-    total_gpus = float(cluster.get("GPU", 0.0))
-    usable = max(0.01, total_cpus - TUNE_RESERVE_CPUS) if config.tune != "off" else total_cpus
-    if config.cpus_per_track:
-        share = float(min(config.cpus_per_track, usable))
-    else:
-        share = max(0.01, math.floor(usable / n * 100) / 100)
-    gpu_tracks = [t for t in tracks if t in GPU_TRACKS]
-    if total_gpus >= 0.01 and gpu_tracks:
-        wanted = config.gpus_per_track if config.gpus_per_track is not None else min(1.0, total_gpus / len(gpu_tracks))
-        gpus = float(min(wanted, total_gpus))
-    else:
-        gpus = 0.0
-    if config.memory_mb:
-        memory = config.memory_mb
-    else:
-        # Leave room for Ray and the other tracks on the node.
-        memory = int(psutil.virtual_memory().total / 2**20 * 0.6 / n * memory_fraction)
-    threads = max(1, int(round(share)))
-    return {t: TrackResources(share, threads, gpus if t in GPU_TRACKS else 0.0, memory) for t in tracks}
-
-
-def ray_auth_env() -> dict[str, str]:
-    """What a process needs to join this cluster when token auth is on (the sandbox strips it otherwise).
-
-    The sandbox gives generated code a HOME of its own, so a token in the default place
-    (~/.ray/auth_token) is passed by its path.
-    """
-    env = {k: os.environ[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH") if os.environ.get(k)}
-    default = Path.home() / ".ray" / "auth_token"
-    if "RAY_AUTH_TOKEN" not in env and "RAY_AUTH_TOKEN_PATH" not in env and default.is_file():
-        env["RAY_AUTH_TOKEN_PATH"] = str(default)
-    return env
 
 
 # ------------------------------------------------------------------ the run
@@ -219,9 +147,10 @@ class Run:
         import ray
 
         from actors import agents as actors
+        from actors.llm import llm_plumbing, llm_report
 
         policy = self.config.policy
-        llm = self._llm_plumbing() if policy != "rules" else None
+        llm = llm_plumbing(self.config.llm, self.config.max_llm_rewrites) if policy != "rules" else None
         # The tracks call the agents at once: their calls run in the host's threads (LLM calls wait on the
         # endpoint, and the endpoint's limiter bounds them across the cluster).
         threads = max(8, 2 * llm["settings"]["concurrency"]) if llm else 8
@@ -387,7 +316,7 @@ class Run:
 
         report["sandbox"] = {"containment": containment().describe(), "network_allowed": self.config.allow_network}
         if llm is not None:
-            report["llm"] = _llm_report(llm, llm_agents)
+            report["llm"] = llm_report(llm, llm_agents)
         if ensemble is not None:
             report["ensemble"] = ensemble.to_json()
             if ensemble.kept and status == "ok":
@@ -403,19 +332,6 @@ class Run:
         write_html_report(rundir.root)
         self.progress.phase(f"done: {status}")
         return RunResult(rundir.root, status, summary, best if status == "ok" else None, leaderboard, report)
-
-    def _llm_plumbing(self) -> dict:
-        """The LLM settings every agent gets, this competition's ledger, and the endpoint's shared limiter."""
-        from actors.llm import LedgerActor, endpoint_limiter
-
-        from .llm.settings import LLMSettings
-
-        settings = LLMSettings.from_env(self.config.llm)
-        log.info("llm policy: model %s at %s (cache %s%s)", settings.model, settings.endpoint_host(), settings.cache_dir,
-                 ", replay only" if settings.replay else "")
-        return {"settings": dataclasses.asdict(settings), "max_rewrites": self.config.max_llm_rewrites,
-                "ledger": LedgerActor.remote(settings.max_cost_usd, settings.max_tokens),
-                "limiter": endpoint_limiter(settings.endpoint_id(), settings.concurrency)}
 
     def _fallback(self, summary: TaskSummary, contract: InterfaceContract, blueprint: Blueprint, rundir: RunDir,
                   holdout_path: Path, deadline: float, agents: tuple) -> Candidate:
@@ -497,20 +413,6 @@ class Run:
             log.error("track %s crashed: %s", track, first)
             return Candidate(track=track, code_dir="", status="failed", metric=summary.metric,
                              failure=f"the Ray task running the track died: {type(exc).__name__}: {first[:300]}")
-
-
-def _llm_report(llm: dict, agents: tuple) -> dict:
-    """Tokens, cost and cache hits per agent, what came from the LLM and what fell back to rules."""
-    import ray
-
-    from .llm.settings import LLMSettings
-
-    ledger = ray.get(llm["ledger"].to_json.remote())
-    events = [e for batch in ray.get([a.events.remote() for a in agents]) for e in batch]
-    totals = ledger.get("totals", {})
-    return {"policy": "openai", "settings": LLMSettings.from_json(llm["settings"]).to_json(), **ledger,
-            "tokens": totals.get("total_tokens", 0), "cost_usd": totals.get("cost_usd", 0.0),
-            "limiter": ray.get(llm["limiter"].stats.remote()), "events": sorted(events, key=lambda e: e["at"])}
 
 
 def _holdout(summary: TaskSummary, blueprint: Blueprint) -> list[int]:

@@ -12,7 +12,7 @@ import pytest
 from helpers import bar_images, write_task
 from iml_ray.config import RunConfig
 from iml_ray.contract import check_layout
-from iml_ray.engine import TUNE_RESERVE_CPUS, plan_resources
+from iml_ray.resources import TUNE_RESERVE_CPUS, plan_resources
 from iml_ray.errors import TaskError
 from iml_ray.knowledge.retriever import retrieve
 from iml_ray.profile import profile_task

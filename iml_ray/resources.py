@@ -1,0 +1,84 @@
+"""What each track of a competition asks Ray for, decided from the cluster before anything is submitted.
+
+Plain Python (the cluster's totals are passed in), so it is testable without Ray.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import RunConfig
+
+# Tracks whose code can use a GPU; traditional (LightGBM, linear) runs on CPUs.
+GPU_TRACKS = ("pretrained", "custom_nn")
+
+# Ray Tune inside the generated code. A track's child waits while its trials run, so the
+# trials use the CPUs (and GPU) the track already holds: each asks Ray for a sliver of a CPU
+# only, at most the track's thread count run at once, and the tracks leave that sliver free.
+TUNE_RESERVE_CPUS = 0.05        # of the cluster, kept out of the tracks' shares for trials
+TRIAL_CPUS = 0.001              # what one trial asks Ray for
+TUNE_SHARE = 0.25               # of a track's remaining time one search may take
+MIN_TUNE_S = 30.0               # with "auto", a shorter search is not started: below it the search's start-up
+                                # and its first (default) trial take most of it, and on a short budget the
+                                # time is better spent letting every track finish (MNIST at 90 s: seen)
+
+
+@dataclass(frozen=True)
+class TrackResources:
+    """What one track asks Ray for, and what its sandboxed child may use."""
+
+    num_cpus: float          # Ray's share (fractional when tracks outnumber CPUs)
+    threads: int             # BLAS / LightGBM / torch threads of the child
+    num_gpus: float          # 0 on a GPU-less cluster: asking for a GPU there waits forever
+    memory_mb: int
+
+    def to_json(self) -> dict:
+        return {"num_cpus": self.num_cpus, "threads": self.threads, "num_gpus": self.num_gpus, "memory_mb": self.memory_mb}
+
+
+def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str, float],
+                   memory_fraction: float = 1.0) -> dict[str, TrackResources]:
+    """Each track's resources, from what the cluster has (decided before anything is submitted).
+
+    All tracks run at once: with fewer CPUs than tracks each asks for a fraction of
+    one, so none waits for another to finish; a GPU goes only to the tracks that
+    can use one, and only when the cluster has GPUs at all.
+    """
+    import psutil
+
+    n = max(1, len(tracks))
+    total_cpus = float(cluster.get("CPU", 1.0))
+    total_gpus = float(cluster.get("GPU", 0.0))
+    usable = max(0.01, total_cpus - TUNE_RESERVE_CPUS) if config.tune != "off" else total_cpus
+    if config.cpus_per_track:
+        share = float(min(config.cpus_per_track, usable))
+    else:
+        share = max(0.01, math.floor(usable / n * 100) / 100)
+    gpu_tracks = [t for t in tracks if t in GPU_TRACKS]
+    if total_gpus >= 0.01 and gpu_tracks:
+        wanted = config.gpus_per_track if config.gpus_per_track is not None else min(1.0, total_gpus / len(gpu_tracks))
+        gpus = float(min(wanted, total_gpus))
+    else:
+        gpus = 0.0
+    if config.memory_mb:
+        memory = config.memory_mb
+    else:
+        # Leave room for Ray and the other tracks on the node.
+        memory = int(psutil.virtual_memory().total / 2**20 * 0.6 / n * memory_fraction)
+    threads = max(1, int(round(share)))
+    return {t: TrackResources(share, threads, gpus if t in GPU_TRACKS else 0.0, memory) for t in tracks}
+
+
+def ray_auth_env() -> dict[str, str]:
+    """What a process needs to join this cluster when token auth is on (the sandbox strips it otherwise).
+
+    The sandbox gives generated code a HOME of its own, so a token in the default place
+    (~/.ray/auth_token) is passed by its path.
+    """
+    env = {k: os.environ[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH") if os.environ.get(k)}
+    default = Path.home() / ".ray" / "auth_token"
+    if "RAY_AUTH_TOKEN" not in env and "RAY_AUTH_TOKEN_PATH" not in env and default.is_file():
+        env["RAY_AUTH_TOKEN_PATH"] = str(default)
+    return env
