@@ -1,4 +1,5 @@
-"""Ray faces of the LLM plumbing: a ledger per competition, a rate limiter per endpoint for the whole cluster."""
+"""Ray faces of the LLM plumbing: a ledger per competition, a rate limiter per endpoint for the whole cluster,
+and one server per local model for every competition of the job."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,12 +9,16 @@ import ray
 
 from iml_ray.llm.ledger import Ledger
 from iml_ray.llm.limiter import EndpointLimiter
+from iml_ray.llm.local_model import LocalSource
+from iml_ray.llm.local_server import LocalModelServer
 from iml_ray.llm.settings import LLMSettings
+from iml_ray.resources import local_server_resources
 
 log = logging.getLogger(__name__)
 
 LedgerActor = ray.remote(num_cpus=0, max_concurrency=16)(Ledger)
 LimiterActor = ray.remote(num_cpus=0, max_concurrency=1000)(EndpointLimiter)
+LocalModelActor = ray.remote(max_concurrency=1000, max_restarts=0)(LocalModelServer)
 
 NAMESPACE = "iml-ray"
 
@@ -28,14 +33,71 @@ def endpoint_limiter(endpoint_id: str, concurrency: int):
                                 lifetime="detached").remote(concurrency)
 
 
-def llm_plumbing(overrides: dict, max_rewrites: int) -> dict:
-    """What every agent of a competition gets: the LLM settings, this competition's ledger, the endpoint's limiter."""
+def local_model_server(model: str, settings: LLMSettings):
+    """The one server of this local model on the cluster: started by the first competition that needs it,
+    found by name by every later one.
+
+    It belongs to the process that starts it: the driver of `iml run` or `iml batch`
+    (batch.py starts it before any competition), so it goes when that job ends,
+    unless `local_keep` makes it detached. On a cluster with GPUs it asks for
+    `local_gpus` of one; otherwise `local_cpus` CPUs, which the tracks' plan leaves free.
+    """
+    LocalSource.parse(model)               # a missing path fails here, in one line, before anything starts
+    resources = local_server_resources(settings, ray.cluster_resources())
+    options = {"name": f"llm-local-{settings.local_id(model)}", "namespace": NAMESPACE, "get_if_exists": True,
+               **resources}
+    if settings.local_keep:
+        options["lifetime"] = "detached"
+    return LocalModelActor.options(**options).remote(model, settings.local_max_batch, settings.local_batch_wait_s,
+                                                     local_threads(settings, resources), settings.local_backend,
+                                                     settings.local_repetition_penalty)
+
+
+def local_threads(settings: LLMSettings, resources: dict[str, float]) -> int:
+    """The server's torch threads: as many as the CPUs it holds. More threads than held cores spin against
+    the tracks' (seen here: 1 token/s instead of 9 with two threads on a busy 2-core node)."""
+    return settings.local_threads or max(1, int(round(resources["num_cpus"])))
+
+
+def llm_server_resources(llm: dict | None, cluster: dict[str, float]) -> list[dict[str, float]]:
+    """What the local model servers of this competition hold on the cluster."""
+    if not llm or not llm.get("servers"):
+        return []
+    settings = LLMSettings.from_json(llm["settings"])
+    return [local_server_resources(settings, cluster) for _ in llm["servers"]]
+
+
+def start_local_servers(llm_configs: list[dict]) -> list:
+    """The servers of every local model these competitions use, started by the calling driver (the batch's),
+    so they live as long as its job and not only as long as the first competition's worker."""
+    handles = {}
+    for overrides in llm_configs:
+        settings = LLMSettings.from_env(overrides)
+        for model in settings.local_models():
+            key = (model, settings.local_backend)
+            if key not in handles:
+                handles[key] = local_model_server(model, settings)
+    return list(handles.values())
+
+
+def llm_plumbing(overrides: dict, max_rewrites: int, policy: str = "openai") -> dict:
+    """What every agent of a competition gets: the LLM settings, this competition's ledger, the endpoint's
+    limiter, and the servers of its local models."""
     settings = LLMSettings.from_env(overrides)
-    log.info("llm policy: model %s at %s (cache %s%s)", settings.model, settings.endpoint_host(), settings.cache_dir,
+    if policy == "local" and not settings.local_models():
+        from iml_ray.errors import ConfigError
+
+        raise ConfigError(f"--llm local needs a local model, and the model is '{settings.model}'",
+                          "Write --llm local:PATH_OR_ID, or set IML_LLM_MODEL=local:PATH_OR_ID.")
+    servers = {model: local_model_server(model, settings) for model in settings.local_models()}
+    where = settings.endpoint_host() if not servers else ("this cluster" + (
+        f" and {settings.endpoint_host()}" if settings.uses_http() else ""))
+    log.info("llm policy: model %s at %s (cache %s%s)", settings.model, where, settings.cache_dir,
              ", replay only" if settings.replay else "")
     return {"settings": dataclasses.asdict(settings), "max_rewrites": max_rewrites,
             "ledger": LedgerActor.remote(settings.max_cost_usd, settings.max_tokens),
-            "limiter": endpoint_limiter(settings.endpoint_id(), settings.concurrency)}
+            "limiter": endpoint_limiter(settings.endpoint_id(), settings.concurrency),
+            "servers": servers}
 
 
 def llm_report(llm: dict, agents: tuple) -> dict:
@@ -43,6 +105,18 @@ def llm_report(llm: dict, agents: tuple) -> dict:
     ledger = ray.get(llm["ledger"].to_json.remote())
     events = [e for batch in ray.get([a.events.remote() for a in agents]) for e in batch]
     totals = ledger.get("totals", {})
-    return {"policy": "openai", "settings": LLMSettings.from_json(llm["settings"]).to_json(), **ledger,
-            "tokens": totals.get("total_tokens", 0), "cost_usd": totals.get("cost_usd", 0.0),
-            "limiter": ray.get(llm["limiter"].stats.remote()), "events": sorted(events, key=lambda e: e["at"])}
+    settings = LLMSettings.from_json(llm["settings"])
+    servers = llm.get("servers") or {}
+    return {"policy": "local" if servers and not settings.uses_http() else "openai", "settings": settings.to_json(),
+            **ledger, "tokens": totals.get("total_tokens", 0), "cost_usd": totals.get("cost_usd", 0.0),
+            "limiter": ray.get(llm["limiter"].stats.remote()), "servers": [server_stats(h) for h in servers.values()],
+            "events": sorted(events, key=lambda e: e["at"])}
+
+
+def server_stats(handle) -> dict:
+    """The server's lifetime figures (shared by every competition of the job), or why there are none."""
+    try:
+        return ray.get(handle.stats.remote(), timeout=30)
+    except Exception as exc:   # the model never loaded, or the server died: say so instead of failing the report
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        return {"error": first[:300]}

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output root on storage the cluster can write")
     parser.add_argument("--time-budget", type=float, default=600)
     parser.add_argument("--max-concurrent", type=int)
-    parser.add_argument("--llm", choices=("rules", "openai"), help="the agents' policy (default rules)")
+    parser.add_argument("--llm", help="the agents' policy: rules (default), openai, or local:MODEL (a path the "
+                                      "cluster's nodes can read, or a hub id)")
     parser.add_argument("--wait", action="store_true", help="wait for the job to finish and exit with its outcome")
     args = parser.parse_args(argv)
 

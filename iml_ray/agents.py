@@ -32,33 +32,36 @@ class Agent:
 
     def __init__(self, policy: str = "rules", llm: dict | None = None):
         self.policy = policy
-        self.llm = llm                  # {"settings": LLMSettings JSON, "ledger": handle, "limiter": handle}
+        self.llm = llm                  # {"settings": LLMSettings JSON, "ledger", "limiter", "servers": handles}
         self._brain = None
 
     @property
     def brain(self):
-        if self.policy == "rules" or not self.llm:
-            return None
+        driven = (self.llm or {}).get("settings", {}).get("agents") or ()
+        if self.policy == "rules" or not self.llm or (driven and self.name not in driven):
+            return None         # no LLM policy, or this agent is not one the LLM drives
         if self._brain is None:
             from .llm.brain import Brain
 
-            self._brain = Brain(self.name, self.llm["settings"], self.llm.get("ledger"), self.llm.get("limiter"))
+            self._brain = Brain(self.name, self.llm["settings"], self.llm.get("ledger"), self.llm.get("limiter"),
+                                self.llm.get("servers"))
         return self._brain
 
     def events(self) -> list[dict]:
         """What came from the LLM and what fell back to rules (and why), for the report."""
         return list(self._brain.events) if self._brain is not None else []
 
-    def _with_llm(self, what: str, ask: Callable[[Any, Any], T]) -> T | None:
+    def _with_llm(self, what: str, ask: Callable[[Any, Any], T], deadline: float | None = None) -> T | None:
         """ask(policy, brain)'s answer; None when no LLM drives this agent or it could not help (then the
-        fallback to the rules' `what` is logged and noted for the report)."""
+        fallback to the rules' `what` is logged and noted for the report). No ask starts after `deadline`."""
         if self.brain is None:
             return None
         from .llm import policy
         from .llm.errors import LLMError
 
         try:
-            return ask(policy, self.brain)
+            with self.brain.until(deadline):
+                return ask(policy, self.brain)
         except LLMError as exc:
             self._fell_back(exc, what)
             return None
@@ -174,14 +177,16 @@ class PreprocessingCoder(Agent):
 
         return render_prep(summary, plan)
 
-    def draft(self, summary: TaskSummary, plan: PrepPlan, contract: InterfaceContract, columns: str) -> tuple[str, str]:
+    def draft(self, summary: TaskSummary, plan: PrepPlan, contract: InterfaceContract, columns: str,
+              deadline: float | None = None) -> tuple[str, str]:
         """The module for the track's first round and who wrote it: "llm" or "rules"."""
         if self.brain is not None and ((plan.text and plan.text_mode == "pretrained")
                                        or (plan.image and plan.image_mode == "pretrained")):
             # The encoder code loads local checkpoints with pinned hashes: it stays the framework's.
             self.brain.note("rules", "pretrained encoders: the framework's module")
             return self.write(summary, plan), "rules"
-        code = self._with_llm("prep module", lambda policy, brain: policy.write_prep(brain, summary, plan, contract, columns))
+        code = self._with_llm("prep module", lambda policy, brain: policy.write_prep(brain, summary, plan, contract, columns),
+                              deadline)
         return (self.write(summary, plan), "rules") if code is None else (code, "llm")
 
 
@@ -194,9 +199,10 @@ class ModelingCoder(Agent):
         return render_model(summary, plan, train, contract)
 
     def draft(self, summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract,
-              prep_output: dict, threads: int) -> tuple[str, str]:
+              prep_output: dict, threads: int, deadline: float | None = None) -> tuple[str, str]:
         code = self._with_llm(f"model module for {plan.track}", lambda policy, brain: policy.write_model(
-            brain, summary, plan, contract, prep_output, threads)) if plan.model_template in ("traditional", "custom_nn") else None
+            brain, summary, plan, contract, prep_output, threads), deadline) \
+            if plan.model_template in ("traditional", "custom_nn") else None
         return (self.write(summary, plan, train, contract), "rules") if code is None else (code, "llm")
 
 
@@ -219,14 +225,15 @@ class ErrorAnalyzer(Agent):
     name = "error_analyzer"
 
     def analyze(self, failure: Failure, contract: InterfaceContract | None = None,
-                sources: dict[str, str] | None = None) -> Diagnosis:
+                sources: dict[str, str] | None = None, deadline: float | None = None) -> Diagnosis:
         """Rules localise every failure; the LLM is asked when a module it wrote may be at fault."""
         from .rules.debugger import Diagnosis, diagnose
 
         rules = diagnose(failure)
         if contract is None or "llm" not in (sources or {}).values():
             return rules
-        answer = self._with_llm("diagnosis", lambda policy, brain: policy.diagnose(brain, failure, contract, sources or {}))
+        answer = self._with_llm("diagnosis", lambda policy, brain: policy.diagnose(brain, failure, contract, sources or {}),
+                                deadline)
         return rules if answer is None else Diagnosis(answer[0], rules.kind, answer[1], by="llm")
 
 
@@ -247,7 +254,7 @@ class Debugger(Agent):
         return repair(diagnosis, plans, n_rows)
 
     def rewrite(self, role: str, code: str, failure: Failure, diagnosis: Diagnosis, contract: InterfaceContract,
-                columns: str, module_name: str) -> tuple[str | None, str]:
+                columns: str, module_name: str, deadline: float | None = None) -> tuple[str | None, str]:
         """The LLM's rewrite of one module (only that one), or None and why not."""
         if self.brain is None:
             return None, "no LLM policy"
@@ -261,8 +268,9 @@ class Debugger(Agent):
                 return None, f"the competition's {cap} LLM rewrites are spent"
             self._rewrites += 1
         try:
-            return policy.rewrite(self.brain, role, code, failure, diagnosis.blamed, diagnosis.explanation, contract,
-                                  columns, module_name), ""
+            with self.brain.until(deadline):
+                return policy.rewrite(self.brain, role, code, failure, diagnosis.blamed, diagnosis.explanation, contract,
+                                      columns, module_name), ""
         except LLMError as exc:
             self._fell_back(exc, f"rewrite of {module_name}")
             return None, f"{type(exc).__name__}: {exc}"

@@ -161,6 +161,10 @@ def run_batch(task_dirs: list[str | ManifestEntry], root: Path, config: RunConfi
             todo.append((comp, status == "unfinished"))
 
     with ray_session():
+        from actors.llm import start_local_servers
+
+        # Started here, by the driver, so one server per local model lives for the whole batch.
+        servers = start_local_servers([comp.config(config).llm for comp, _ in todo if comp.config(config).policy != "rules"])
         remote = ray.remote(num_cpus=0, max_retries=0)(run_one)
         limit = max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1)))
         # Each running competition plans its tracks with its part of the cluster.
@@ -185,7 +189,9 @@ def run_batch(task_dirs: list[str | ManifestEntry], root: Path, config: RunConfi
                 _write_summary(root, competitions, results, started)
             if on_update:
                 on_update(_live(competitions, results, pending.values(), began))
-    return _write_summary(root, competitions, results, started)
+        from actors.llm import server_stats
+
+        return _write_summary(root, competitions, results, started, [server_stats(h) for h in servers])
 
 
 def _previous_summary(root: Path) -> dict[str, Any]:
@@ -252,7 +258,7 @@ def _progress_of(out: Path) -> tuple[str, float | None, str | None]:
 
 
 def _write_summary(root: Path, competitions: list[Competition], results: dict[str, CompetitionResult],
-                   started: float) -> dict[str, Any]:
+                   started: float, servers: list[dict] | None = None) -> dict[str, Any]:
     elapsed = time.time() - started
     done = [r for r in results.values() if r.wall_s > 0]      # run in this invocation (skips take no time)
     summary = {
@@ -267,6 +273,9 @@ def _write_summary(root: Path, competitions: list[Competition], results: dict[st
         "llm": {"tokens": sum(r.llm_tokens for r in results.values()),
                 "cost_usd": round(sum(r.llm_cost_usd for r in results.values()), 6)},
     }
+    if servers:
+        # Each local model server of the batch, once: loads, requests, model calls, batch sizes, tokens/s.
+        summary["llm"]["servers"] = servers
     atomic_write_json(root / "batch.json", summary)
     from .batch_report import write_batch_report
 

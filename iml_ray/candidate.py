@@ -22,6 +22,7 @@ import numpy as np
 from .blueprint import Candidate, InterfaceContract, RepairRound
 from .contract import PREP_PROBE, check_prep_report, check_submission, check_valid_predictions, prep_probe_spec, read_prep_report
 from .evaluate import aps
+from .resources import LLM_TRACK_SHARE
 from .rules.debugger import Failure, Plans
 from .sandbox import SandboxLimits, SandboxResult, run_python
 from .tracks.render import with_tuned_params
@@ -192,7 +193,8 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
             # The next round must be faster, not spend time searching again.
             tuning = False
         diagnosis = agents.error_analyzer.analyze(failure, job.contract, {r: s.source for r, s in slots.items()
-                                                                          if s.code is not None})
+                                                                          if s.code is not None},
+                                                  deadline=llm_deadline(job))
         role = diagnosis.module(failure.failing_section, failure.stage)
         slot = slots[role] if slots[role].code is not None else prep
         slot.rounds_failed += 1
@@ -238,6 +240,12 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                      started_at=started, finished_at=time.time(), resources=job.resources)
 
 
+def llm_deadline(job: TrackJob) -> float:
+    """Until when an LLM call of this track may run: a share of the time left, the rest is for running its code."""
+    now = time.time()
+    return now + LLM_TRACK_SHARE * max(0.0, job.deadline - now)
+
+
 def agents_use_llm(agents: TrackAgents) -> bool:
     return getattr(agents, "llm", False)
 
@@ -246,14 +254,14 @@ def _draft_prep(agents: TrackAgents, job: TrackJob, plans: Plans) -> tuple[str, 
     draft = getattr(agents.prep_coder, "draft", None)
     if draft is None or not agents_use_llm(agents):
         return agents.prep_coder.write(job.summary, plans.prep), "rules"
-    return draft(job.summary, plans.prep, job.contract, job.columns)
+    return draft(job.summary, plans.prep, job.contract, job.columns, deadline=llm_deadline(job))
 
 
 def _draft_model(agents: TrackAgents, job: TrackJob, plans: Plans, prep_output: dict) -> tuple[str, str]:
     draft = getattr(agents.model_coder, "draft", None)
     if draft is None or not agents_use_llm(agents):
         return agents.model_coder.write(job.summary, plans.track, plans.train, job.contract), "rules"
-    return draft(job.summary, plans.track, plans.train, job.contract, prep_output, job.cpus)
+    return draft(job.summary, plans.track, plans.train, job.contract, prep_output, job.cpus, deadline=llm_deadline(job))
 
 
 def _repair_llm_module(agents: TrackAgents, job: TrackJob, plans: Plans, slot: ModuleSlot, failure: Failure,
@@ -263,7 +271,8 @@ def _repair_llm_module(agents: TrackAgents, job: TrackJob, plans: Plans, slot: M
     name = "prep.py" if slot.role == "prep" else f"model_{track}.py"
     why = f"{slot.llm_rewrites} LLM rewrites did not fix it"
     if slot.llm_rewrites < job.max_rounds:
-        code, why_not = agents.debugger.rewrite(slot.role, slot.code, failure, diagnosis, job.contract, job.columns, name)
+        code, why_not = agents.debugger.rewrite(slot.role, slot.code, failure, diagnosis, job.contract, job.columns, name,
+                                                deadline=llm_deadline(job))
         if code is not None:
             slot.code = code
             slot.llm_rewrites += 1

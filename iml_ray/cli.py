@@ -65,11 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def llm_choice(value: str) -> str:
+    if value in ("rules", "openai", "local") or value.startswith("local:"):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice: '{value}' (choose rules, openai or local:MODEL)")
+
+
 def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--llm", choices=("rules", "openai"),
-                        help="who writes the plan and the code: rules (default; no network) or openai (any "
-                             "OpenAI-compatible endpoint: OPENAI_BASE_URL, OPENAI_API_KEY, IML_LLM_MODEL), "
-                             "with the rules as fallback")
+    parser.add_argument("--llm", type=llm_choice, metavar="{rules,openai,local:MODEL}",
+                        help="who writes the plan and the code: rules (default; no network), openai (any "
+                             "OpenAI-compatible endpoint: OPENAI_BASE_URL, OPENAI_API_KEY, IML_LLM_MODEL) or "
+                             "local:MODEL (a checkpoint directory, a .gguf file or a hub id, served once on the "
+                             "cluster for every competition), with the rules as fallback")
     parser.add_argument("--llm-model", help="model name for every agent (default: IML_LLM_MODEL or gpt-4o-mini)")
     parser.add_argument("--max-llm-cost", type=float, metavar="USD",
                         help="LLM spend per competition past which the run continues on rules")
@@ -228,18 +235,30 @@ def _config(args: argparse.Namespace):
     overrides = {"time_budget_s": args.time_budget, "seed": args.seed,
                  "tracks": tuple(t.strip() for t in args.tracks.split(",")) if args.tracks else None,
                  "gpus_per_track": getattr(args, "gpus_per_track", None), "tune": getattr(args, "tune", None),
-                 "ensemble": getattr(args, "ensemble", None), "policy": getattr(args, "llm", None),
+                 "ensemble": getattr(args, "ensemble", None), "policy": _policy(getattr(args, "llm", None)),
                  "strip_description": True if getattr(args, "strip_description", False) else None,
                  "track_retries": getattr(args, "track_retries", None),
                  "allow_network": True if getattr(args, "allow_network", False) else None}
     llm = {"model": getattr(args, "llm_model", None), "max_cost_usd": getattr(args, "max_llm_cost", None),
            "max_tokens": getattr(args, "max_llm_tokens", None), "replay": True if getattr(args, "llm_replay", False) else None}
     llm = {k: v for k, v in llm.items() if v is not None}
+    chosen = getattr(args, "llm", None) or ""
+    if chosen.startswith("local:"):
+        if llm.get("model", chosen) != chosen:
+            from .errors import ConfigError
+
+            raise ConfigError(f"--llm {chosen} and --llm-model {llm['model']} name two models",
+                              "Give the local model once: --llm local:MODEL.")
+        llm["model"] = chosen
     if llm:
         overrides["llm"] = llm
     if args.config:
         return RunConfig.from_yaml(args.config, **overrides)
     return RunConfig.from_mapping({k: v for k, v in overrides.items() if v is not None})
+
+
+def _policy(llm: str | None) -> str | None:
+    return "local" if llm and llm.startswith("local") else llm
 
 
 def _task_name(task_dir: Path) -> str:

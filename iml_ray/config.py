@@ -15,8 +15,9 @@ from .errors import ConfigError
 TRACKS = ("traditional", "pretrained", "custom_nn")
 TUNE_MODES = ("auto", "on", "off")
 ENSEMBLE_MODES = ("best", "stack")
-# "rules": deterministic, no network; "openai": any OpenAI-compatible endpoint (OPENAI_BASE_URL), rules as fallback.
-POLICIES = ("rules", "openai")
+# "rules": deterministic, no network; "openai": any OpenAI-compatible endpoint (OPENAI_BASE_URL), rules as fallback;
+# "local": an open checkpoint (llm model local:PATH_OR_ID) served on the cluster, rules as fallback.
+POLICIES = ("rules", "openai", "local")
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,14 @@ class RunConfig:
         if self.llm:
             from .llm.settings import LLMSettings
 
-            LLMSettings.from_env(self.llm, environ={})     # unknown keys fail here, before the run
+            settings = LLMSettings.from_env(self.llm, environ={})     # unknown keys fail here, before the run
+            from .llm.local_model import LocalSource, is_local
+
+            for model in settings.local_models():
+                LocalSource.parse(model)                               # so does a local model that is not there
+            if self.policy == "local" and self.llm.get("model") and not is_local(self.llm["model"]):
+                raise ConfigError(f"policy local needs a local:PATH_OR_ID model, got '{self.llm['model']}'",
+                                  "Write --llm local:/path/to/model (a checkpoint directory, a .gguf file or a hub id).")
         if self.track_retries < 0:
             raise ConfigError("track_retries must be >= 0", "Set it to 0 (fail the candidate) or more.")
         if self.max_repair_rounds < 0:

@@ -25,7 +25,7 @@ from .profile import Profile
 from .progress import LogProgress, Progress
 from .rules.debugger import Plans
 from .rundir import RunDir, atomic_copy, atomic_write_json, atomic_write_text
-from .resources import MIN_TUNE_S, TRIAL_CPUS, TUNE_SHARE, TrackResources, plan_resources, ray_auth_env
+from .resources import MIN_TUNE_S, PLAN_LLM_SHARE, TRIAL_CPUS, TUNE_SHARE, TrackResources, plan_resources, ray_auth_env
 from .run_report import build_report, write_html_report
 from .task import TaskSummary
 from .task_inference import check_task
@@ -147,13 +147,17 @@ class Run:
         import ray
 
         from actors import agents as actors
-        from actors.llm import llm_plumbing, llm_report
+        from actors.llm import llm_plumbing, llm_report, llm_server_resources
 
         policy = self.config.policy
-        llm = llm_plumbing(self.config.llm, self.config.max_llm_rewrites) if policy != "rules" else None
+        llm = llm_plumbing(self.config.llm, self.config.max_llm_rewrites, policy) if policy != "rules" else None
         # The tracks call the agents at once: their calls run in the host's threads (LLM calls wait on the
         # endpoint, and the endpoint's limiter bounds them across the cluster).
-        threads = max(8, 2 * llm["settings"]["concurrency"]) if llm else 8
+        threads = max(8, 2 * llm["settings"]["concurrency"], 2 * llm["settings"]["local_max_batch"]) if llm else 8
+        if llm:
+            # The plan phase's LLM calls stop at their share of the budget: the tracks need the rest.
+            ray.get(llm["ledger"].set_deadline.remote(started + PLAN_LLM_SHARE * self.config.time_budget_s,
+                                                      "in the plan phase (its share of the time budget is used)"))
         host = actors.AgentHost.options(max_concurrency=threads).remote(policy, llm)
 
         def agent(name: str):
@@ -208,7 +212,12 @@ class Run:
                                  Profile.to_json, Profile.from_json)
         knowledge: Knowledge = stage("knowledge", lambda: ray.get(retriever.retrieve.remote(summary, profile, self.config.tracks)),
                                      Knowledge.to_json, Knowledge.from_json)
-        cluster = {k: v * self.cluster_share for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+        cluster = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+        for held in llm_server_resources(llm, cluster):
+            # A local model's server holds its share for the whole job: planning with it would queue a track.
+            cluster["CPU"] = max(0.01, cluster.get("CPU", 1.0) - held["num_cpus"])
+            cluster["GPU"] = max(0.0, cluster.get("GPU", 0.0) - held["num_gpus"])
+        cluster = {k: v * self.cluster_share for k, v in cluster.items()}
         resources = plan_resources(self.config.tracks, self.config, cluster, self.cluster_share)
         threads = min(r.threads for r in resources.values())
         planned: list = []
@@ -234,6 +243,8 @@ class Run:
         self.progress.phase("exploring tracks")
         explore_started = time.time()
         track_deadline = deadline - self.config.reserve_s
+        if llm:
+            ray.get(llm["ledger"].set_deadline.remote(track_deadline, "before the tracks' deadline"))
         pending: dict[Any, str] = {}
         candidates: dict[str, Candidate] = {}
         for plan in blueprint.tracks:

@@ -24,6 +24,12 @@ MIN_TUNE_S = 30.0               # with "auto", a shorter search is not started: 
                                 # and its first (default) trial take most of it, and on a short budget the
                                 # time is better spent letting every track finish (MNIST at 90 s: seen)
 
+# Of a competition's time budget, what the plan phase's LLM calls may use (from the start of the run):
+# a slow model (a small local one on CPUs) then leaves the tracks most of their time.
+PLAN_LLM_SHARE = 0.4
+# Of the time a track has left, what one LLM step (a module's draft, a diagnosis, a rewrite) may use.
+LLM_TRACK_SHARE = 0.5
+
 
 @dataclass(frozen=True)
 class TrackResources:
@@ -82,3 +88,10 @@ def ray_auth_env() -> dict[str, str]:
     if "RAY_AUTH_TOKEN" not in env and "RAY_AUTH_TOKEN_PATH" not in env and default.is_file():
         env["RAY_AUTH_TOKEN_PATH"] = str(default)
     return env
+
+
+def local_server_resources(settings, cluster: dict[str, float]) -> dict[str, float]:
+    """What a local model's server asks Ray for: a share of a GPU where the cluster has GPUs, CPUs otherwise."""
+    if float(cluster.get("GPU", 0.0)) >= 0.01 and settings.local_gpus > 0:
+        return {"num_gpus": float(min(settings.local_gpus, cluster["GPU"])), "num_cpus": 1.0}
+    return {"num_gpus": 0.0, "num_cpus": float(min(settings.local_cpus, max(0.0, cluster.get("CPU", 1.0) - 0.5)))}

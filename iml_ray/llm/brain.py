@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
 
 from .errors import BadAnswer, LLMError
 from .prompts import re_ask
@@ -33,7 +34,38 @@ class _Blocking:
         import ray
 
         method = getattr(self._handle, name)
-        return lambda *args, **kwargs: ray.get(method.remote(*args, **kwargs))
+
+        def call(*args, **kwargs):
+            try:
+                return ray.get(method.remote(*args, **kwargs))
+            except ray.exceptions.RayTaskError as exc:
+                # The ledger's own refusal (budget, time, endpoint down): raised as itself, without Ray's
+                # remote traceback, so the report says "LLM budget reached: ..." and nothing else.
+                if isinstance(exc.cause, LLMError):
+                    raise exc.cause from None
+                raise
+
+        return call
+
+
+class _LocalServer:
+    """A local model server's actor handle as a blocking chat(); a call that outlives timeout_s fails."""
+
+    def __init__(self, handle: Any, timeout_s: float):
+        self._handle = handle
+        self._timeout_s = timeout_s
+
+    def chat(self, messages: list[dict], max_tokens: int, temperature: float = 0.0, seed: int | None = None,
+             timeout_s: float | None = None) -> dict:
+        import ray
+
+        timeout_s = timeout_s or self._timeout_s
+        ref = self._handle.chat.remote(messages, max_tokens, temperature, seed)
+        try:
+            return ray.get(ref, timeout=timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            ray.cancel(ref)             # the server drops the request (or stops its batch if no one else waits)
+            raise TimeoutError(f"no answer in {timeout_s:g} s") from None
 
 
 def blocking(obj: Any) -> Any:
@@ -44,14 +76,27 @@ def blocking(obj: Any) -> Any:
 
 
 class Brain:
-    def __init__(self, agent: str, settings: dict, ledger: Any = None, limiter: Any = None):
+    def __init__(self, agent: str, settings: dict, ledger: Any = None, limiter: Any = None,
+                 servers: dict[str, Any] | None = None):
         self.agent = agent
         self.settings = settings
         self.ledger = ledger
         self.limiter = limiter
+        self.servers = servers or {}           # local:... model -> its server's actor handle
         self._client = None
         self._lock = threading.Lock()
+        self._call = threading.local()           # this thread's call: its deadline (the host runs calls in threads)
         self.events: list[dict] = []
+
+    @contextmanager
+    def until(self, deadline: float | None) -> Iterator[None]:
+        """Asks made inside stop starting (and time out) at `deadline`, e.g. so a track keeps time to run its code."""
+        outer = getattr(self._call, "deadline", None)
+        self._call.deadline = deadline if outer is None or deadline is None else min(outer, deadline)
+        try:
+            yield
+        finally:
+            self._call.deadline = outer
 
     def client(self):
         with self._lock:
@@ -59,13 +104,15 @@ class Brain:
                 from .client import LLMClient
                 from .settings import LLMSettings
 
-                self._client = LLMClient(LLMSettings.from_json(self.settings), blocking(self.ledger), blocking(self.limiter))
+                settings = LLMSettings.from_json(self.settings)
+                servers = {model: _LocalServer(handle, settings.timeout_s) for model, handle in self.servers.items()}
+                self._client = LLMClient(settings, blocking(self.ledger), blocking(self.limiter), servers)
             return self._client
 
     def ask(self, messages: list[dict], parse: Callable[[str], T], retries: int = 2, **params: Any) -> T:
         problem = None
         for attempt in range(retries + 1):
-            reply = self.client().chat(self.agent, messages, **params)
+            reply = self.client().chat(self.agent, messages, deadline=getattr(self._call, "deadline", None), **params)
             try:
                 return parse(reply.text)
             except BadAnswer as exc:

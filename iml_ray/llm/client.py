@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Protocol
 
 from .cache import ResponseCache
-from .errors import LLMUnavailable
+from .errors import LLMUnavailable, OutOfTime
 from .extract import estimate_tokens
 from .ledger import Ledger
+from .local_model import is_local
 from .settings import LLMSettings
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,11 @@ class Limiter(Protocol):
 
 
 class LLMClient:
-    def __init__(self, settings: LLMSettings, ledger: Ledger | None = None, limiter: Limiter | None = None):
+    def __init__(self, settings: LLMSettings, ledger: Ledger | None = None, limiter: Limiter | None = None,
+                 servers: dict[str, Any] | None = None):
         self.settings = settings
+        # local:... model -> its server (the cluster's actor, blocking); a missing one is started in this process.
+        self.servers = dict(servers or {})
         # Without a ledger of its own the client still honours the caps in its settings.
         self.ledger = ledger if ledger is not None else Ledger(settings.max_cost_usd, settings.max_tokens)
         self.limiter = limiter
@@ -64,6 +68,8 @@ class LLMClient:
         # The HTTP client holds the key and sockets: rebuild it on the other side instead of shipping it.
         state = self.__dict__.copy()
         state["_openai"] = None
+        # A server started in this process stays here; actor handles travel.
+        state["servers"] = {m: h for m, h in self.servers.items() if type(h).__name__ != "InProcessServer"}
         del state["_build_lock"]
         return state
 
@@ -71,7 +77,7 @@ class LLMClient:
         self.__dict__.update(state)
         self._build_lock = threading.Lock()
 
-    def chat(self, agent: str, messages: list[dict], **params: Any) -> Reply:
+    def chat(self, agent: str, messages: list[dict], deadline: float | None = None, **params: Any) -> Reply:
         """Ask the agent's model; raises BudgetExceeded, CacheMiss or LLMUnavailable (all LLMError).
 
         `params` go to chat.completions.create as they are (e.g. response_format, seed);
@@ -79,6 +85,14 @@ class LLMClient:
         """
         model = params.pop("model", None) or self.settings.model_for(agent)
         self.ledger.check()
+        remaining = getattr(self.ledger, "remaining_s", None)
+        left = remaining() if remaining is not None else None
+        if deadline is not None:
+            if deadline - time.time() < 1.0:
+                raise OutOfTime("no time left for the LLM in this call's share (the code needs the rest to run)")
+            left = deadline - time.time() if left is None else min(left, deadline - time.time())
+        # A request never outlasts the time the LLM has left (a slow model must not eat the tracks' time).
+        timeout_s = self.settings.timeout_s if left is None else max(1.0, min(self.settings.timeout_s, left))
         request = {"temperature": self.settings.temperature, **params}
         if "max_completion_tokens" not in params:
             request.setdefault("max_tokens", self.settings.max_output_tokens)
@@ -90,9 +104,10 @@ class LLMClient:
             if hit is not None:
                 return self._cached_reply(agent, model, hit, time.monotonic() - started)
 
+        request_for = self._local_request if is_local(model) else self._request
         try:
             text, prompt_tokens, completion_tokens, finish_reason, seconds, attempt = \
-                self._request(agent, model, messages, request)
+                request_for(agent, model, messages, request, timeout_s)
         except LLMUnavailable as exc:
             mark_down = getattr(self.ledger, "mark_down", None)
             if mark_down is not None:
@@ -117,7 +132,8 @@ class LLMClient:
         log.debug("llm %s: %s answered from the cache", agent, model)
         return Reply(str(hit.get("text", "")), model, prompt_tokens, completion_tokens, 0.0, cached=True, seconds=seconds)
 
-    def _request(self, agent: str, model: str, messages: list[dict], request: dict) -> tuple[str, int, int, str | None, float, int]:
+    def _request(self, agent: str, model: str, messages: list[dict], request: dict,
+                 timeout_s: float | None = None) -> tuple[str, int, int, str | None, float, int]:
         """(text, prompt tokens, completion tokens, finish reason, seconds, attempt) of the first attempt that succeeds."""
         import openai
 
@@ -130,9 +146,10 @@ class LLMClient:
             try:
                 with self._limited():
                     started = time.monotonic()
-                    completion = client.chat.completions.create(model=model, messages=messages, **request)
+                    completion = client.chat.completions.create(model=model, messages=messages,
+                                                                timeout=timeout_s or self.settings.timeout_s, **request)
             except openai.APITimeoutError:
-                failure = f"timed out after {self.settings.timeout_s:g} s"
+                failure = f"timed out after {timeout_s or self.settings.timeout_s:g} s"
             except openai.APIConnectionError as exc:
                 failure = f"connection failed ({self._redact(str(exc.__cause__ or exc))})"
             except openai.APIStatusError as exc:
@@ -159,6 +176,37 @@ class LLMClient:
             time.sleep(delay)
         # Raised outside the except blocks: no chained openai exception carries the request or server text along.
         raise LLMUnavailable(self._unavailable_message(failure, attempt))
+
+    def _local_request(self, agent: str, model: str, messages: list[dict], request: dict,
+                       timeout_s: float | None = None) -> tuple[str, int, int, str | None, float, int]:
+        """The same answer from the model's server on the cluster: one attempt (a retry would queue behind itself)."""
+        server = self._server(model)
+        max_tokens = int(request.get("max_completion_tokens") or request.get("max_tokens") or self.settings.max_output_tokens)
+        started = time.monotonic()
+        timeout_s = timeout_s or self.settings.timeout_s
+        try:
+            answer = server.chat(messages, max_tokens, float(request.get("temperature") or 0.0), request.get("seed"),
+                                 timeout_s=timeout_s)
+        except TimeoutError as exc:
+            if timeout_s < self.settings.timeout_s:
+                # Cut short by the LLM's deadline, not a sign the server is broken: later calls may still go.
+                raise OutOfTime(f"local model: {exc} (the LLM's time was up)") from None
+            raise LLMUnavailable(f"local model {model[len('local:'):]}: {exc}; raise llm timeout_s for a slow model") from None
+        except Exception as exc:   # the actor died or the call failed: the rules take over
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            raise LLMUnavailable(f"local model {model[len('local:'):]}: {self._redact(first)}") from None
+        return (str(answer["text"]), int(answer["prompt_tokens"]), int(answer["completion_tokens"]),
+                answer.get("finish_reason"), time.monotonic() - started, 1)
+
+    def _server(self, model: str) -> Any:
+        if model not in self.servers:
+            from .local_server import in_process_server
+
+            s = self.settings
+            self.servers[model] = in_process_server(model, max_batch=s.local_max_batch, batch_wait_s=s.local_batch_wait_s,
+                                                    threads=s.local_threads or None,
+                                                    backend=s.local_backend, repetition_penalty=s.local_repetition_penalty)
+        return self.servers[model]
 
     def _unpack(self, completion: Any, messages: list[dict]) -> tuple[str, int, int, str | None]:
         choice = completion.choices[0]

@@ -20,6 +20,10 @@ class BudgetExceeded(LLMError):
     """The competition's token or cost cap is reached."""
 
 
+class OutOfTime(LLMError):
+    """The part of the competition's time budget the LLM may take is used up."""
+
+
 class CacheMiss(LLMError):
     """Strict replay mode and the response is not in the cache."""
 

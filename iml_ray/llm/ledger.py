@@ -5,9 +5,10 @@ Thread-safe: one ledger is shared by the threads of a threaded Ray actor.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
-from .errors import BudgetExceeded, LLMUnavailable
+from .errors import BudgetExceeded, LLMUnavailable, OutOfTime
 
 # Counters kept per agent and in total; "requests" counts replies fetched from the
 # endpoint, "cache_hits" replies served from the cache (they spend nothing).
@@ -28,6 +29,11 @@ class Ledger:
         # Set when a call gave up on the endpoint after its retries: later calls of the competition go
         # straight to the rules instead of each spending its own retries on a dead endpoint.
         self.down: str | None = None
+        # Wall-clock time (epoch s) after which no new request starts: the engine moves it from the end of the
+        # plan phase's share to the end of exploration, so a slow model never eats the tracks' time.
+        self.deadline: float | None = None
+        self.deadline_why = ""
+        self.out_of_time = 0
 
     def __getstate__(self) -> dict:
         with self._lock:
@@ -47,6 +53,10 @@ class Ledger:
         """
         if self.down:
             raise LLMUnavailable(f"the endpoint was given up on earlier in this competition ({self.down})")
+        if self.deadline is not None and time.time() >= self.deadline:
+            with self._lock:
+                self.out_of_time += 1
+            raise OutOfTime(f"no time left for the LLM {self.deadline_why}".rstrip())
         reason = self._exhausted_reason(self.totals())
         if reason:
             raise BudgetExceeded(f"LLM budget reached: {reason}; raise the cap or let the rules policy finish the run")
@@ -78,6 +88,14 @@ class Ledger:
     def exhausted(self) -> bool:
         return self._exhausted_reason(self.totals()) is not None
 
+    def set_deadline(self, deadline: float | None, why: str = "") -> None:
+        with self._lock:
+            self.deadline, self.deadline_why = deadline, why
+
+    def remaining_s(self) -> float | None:
+        """Seconds until the deadline (None without one): a request's timeout never outlasts it."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.time())
+
     def mark_down(self, reason: str) -> None:
         with self._lock:
             self.down = self.down or reason[:300]
@@ -90,6 +108,7 @@ class Ledger:
             "agents": self.by_agent(),
             "caps": {"max_cost_usd": self.max_cost_usd, "max_tokens": self.max_tokens},
             "exhausted": self._exhausted_reason(totals) is not None,
+            "out_of_time": self.out_of_time,      # requests not started because the LLM's time was up
         }
 
     @staticmethod

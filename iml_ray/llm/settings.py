@@ -16,6 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError
 
+# The agents an LLM can drive (the Assembler, Evaluator and Coordinator are the framework's own).
+LLM_AGENTS = ("task_analyzer", "profiler", "knowledge_retriever", "guideline", "preprocessing_coder",
+              "modeling_coder", "error_analyzer", "debugger")
+
 # What openai uses when base_url is None; named here only for hashing and messages.
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -25,6 +29,7 @@ class LLMSettings:
     base_url: str | None = None                      # None: the openai default endpoint
     model: str = "gpt-4o-mini"
     agent_models: dict[str, str] = field(default_factory=dict)   # agent name -> model, e.g. {"modeling_coder": "gpt-4o"}
+    agents: list[str] = field(default_factory=list)  # the agents the LLM drives (the rest run on rules); empty: all
     timeout_s: float = 120.0
     max_retries: int = 4
     backoff_s: float = 1.0                            # base of the exponential backoff; delays are capped at 30 s
@@ -36,6 +41,15 @@ class LLMSettings:
     cache_dir: str | None = None                      # None: no response cache
     replay: bool = False                              # answer only from the cache; a miss is an error
     concurrency: int = 4                              # requests in flight per endpoint
+    # A model named local:PATH_OR_ID is served on the cluster by one actor (actors/llm.py), not over HTTP.
+    local_max_batch: int = 8                          # requests one model call may answer together
+    local_batch_wait_s: float = 0.05                  # how long the server waits for company before a call
+    local_gpus: float = 1.0                           # the server's share of a GPU, on a cluster that has GPUs
+    local_cpus: float = 1.0                           # CPUs it holds, on a cluster without GPUs
+    local_threads: int = 0                            # torch threads of the server; 0: as many as the CPUs it holds
+    local_backend: str = "auto"                       # auto (vLLM with a GPU when installed) | transformers | vllm
+    local_repetition_penalty: float | None = None     # e.g. 1.15 against a small model's loops; None: the model's own
+    local_keep: bool = False                          # keep the server after the job that started it ends
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
@@ -55,11 +69,36 @@ class LLMSettings:
             if not (isinstance(price, (list, tuple)) and len(price) == 2 and all(isinstance(p, (int, float)) for p in price)):
                 raise ConfigError(f"llm price of model '{model}' must be [prompt, completion] USD per 1M tokens, got {price!r}",
                                   "Write it as e.g. prices: {gpt-4o-mini: [0.15, 0.6]}.")
+        unknown = sorted((set(self.agents) | set(self.agent_models)) - set(LLM_AGENTS))
+        if unknown:
+            raise ConfigError(f"unknown llm agent(s): {', '.join(unknown)}", f"Agents an LLM can drive: {', '.join(LLM_AGENTS)}.")
+        if self.local_max_batch < 1:
+            raise ConfigError(f"llm local_max_batch must be >= 1, got {self.local_max_batch}", "Set it to e.g. 8.")
+        if self.local_batch_wait_s < 0 or self.local_gpus < 0 or self.local_cpus < 0 or self.local_threads < 0:
+            raise ConfigError("llm local_batch_wait_s, local_gpus, local_cpus and local_threads must be >= 0",
+                              "Set them to 0 or more (local_gpus may be a fraction, e.g. 0.5).")
+        if self.local_backend not in ("auto", "transformers", "vllm"):
+            raise ConfigError(f"unknown llm local_backend '{self.local_backend}'", "Choose from: auto, transformers, vllm.")
         if self.replay and not self.cache_dir:
             raise ConfigError("llm replay mode needs a cache_dir to replay from", "Set cache_dir, or turn replay off.")
 
+    def drives(self, agent: str) -> bool:
+        return not self.agents or agent in self.agents
+
     def model_for(self, agent: str) -> str:
         return self.agent_models.get(agent, self.model)
+
+    def local_models(self) -> list[str]:
+        """The local:... models some agent uses: each gets one server on the cluster."""
+        from .local_model import is_local
+
+        used = [self.model_for(agent) for agent in LLM_AGENTS if self.drives(agent)]
+        return sorted({m for m in used if is_local(m)})
+
+    def uses_http(self) -> bool:
+        from .local_model import is_local
+
+        return any(not is_local(self.model_for(agent)) for agent in LLM_AGENTS if self.drives(agent))
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
         """USD for one request; a model without a price costs 0 (local servers, unknown models)."""
@@ -72,6 +111,10 @@ class LLMSettings:
         """A short stable name for the endpoint, e.g. to name one rate-limiter per endpoint."""
         url = (self.base_url or OPENAI_DEFAULT_BASE_URL).strip().rstrip("/").lower()
         return hashlib.sha256(url.encode()).hexdigest()[:12]
+
+    def local_id(self, model: str) -> str:
+        """A short stable name for a local model's server: one per model (and backend) on the cluster."""
+        return hashlib.sha256(f"{model}|{self.local_backend}|{self.local_repetition_penalty}".encode()).hexdigest()[:12]
 
     def endpoint_host(self) -> str:
         """host[:port] of the endpoint, for messages: never the path, query or credentials."""

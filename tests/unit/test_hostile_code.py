@@ -42,7 +42,7 @@ class HostilePrep(PreprocessingCoder):
         super().__init__()
         self.code = code
 
-    def draft(self, summary, plan, contract, columns):
+    def draft(self, summary, plan, contract, columns, deadline=None):
         return self.code, "llm"
 
 
