@@ -308,6 +308,11 @@ def print_summary(report: dict, out: Path) -> None:
         console.print(f"llm:        {totals.get('total_tokens', 0)} tokens, ${totals.get('cost_usd', 0.0):.4f}, "
                       f"{totals.get('requests', 0)} requests, {totals.get('cache_hits', 0)} from the cache"
                       + (" (budget reached: the rest ran on rules)" if llm.get("exhausted") else ""), soft_wrap=True)
+        for server in llm.get("servers") or []:
+            if "error" not in server:
+                console.print(f"            local model: {server['requests']} requests in {server['model_calls']} model "
+                              f"calls, {server['tokens_per_s']:.1f} tokens/s ({server['backend']} on {server['device']})",
+                              soft_wrap=True)
     console.print(f"report:     {out / 'report.html'}   ({report['timings_s']['total']:.0f}s)", soft_wrap=True)
 
 

@@ -421,8 +421,31 @@ def _cost_section(report: dict) -> str:
     head = (f"<p>policy <b>{esc(llm.get('policy'))}</b>, model {esc(settings.get('model'))}"
             + (" — <span class='failed'>budget reached: later calls went to the rules</span>" if llm.get("exhausted") else "")
             + "</p>")
+    if llm.get("out_of_time"):
+        head += (f"<p class='muted'>{esc(llm['out_of_time'])} LLM call(s) not started: the LLM's share of the time "
+                 "budget was used; the rules answered.</p>")
     fallbacks = [e for e in llm.get("events", []) if e.get("what") == "rules"]
     notes = "".join(f"<li>{esc(e['agent'])}: {esc(e['detail'])}</li>" for e in fallbacks[:30])
     return (head + _table(["agent", "requests", "cache hits", "prompt tokens", "completion tokens", "cost", "seconds"], rows)
+            + _servers_section(llm.get("servers") or [])
             + (f"<h3>Where the rules stood in</h3><ul>{notes}</ul>" if notes else ""))
+
+
+def _servers_section(servers: list[dict]) -> str:
+    """The local model servers' throughput (figures of the whole job: a batch's competitions share a server)."""
+    if not servers:
+        return ""
+    rows = []
+    for s in servers:
+        if "error" in s:
+            rows.append([esc(s["error"])] + [""] * 7)
+            continue
+        sizes = ", ".join(f"{size}×{count}" for size, count in s.get("batch_sizes", {}).items()) or "none"
+        rows.append([esc(str(s.get("model", "")).rsplit("/", 1)[-1]), esc(f"{s.get('backend')} on {s.get('device')}"),
+                     f"{s.get('load_s', 0):.1f}", esc(s.get("requests", 0)), esc(s.get("model_calls", 0)), esc(sizes),
+                     f"{s.get('tokens_per_s', 0):.1f}", f"{s.get('requests_per_s', 0):.3f}"])
+    return ("<h3>Local model server</h3><p class='muted'>Shared by every competition of the job; figures since it "
+            "started. Tokens/s is generated tokens per second of model time.</p>"
+            + _table(["model", "backend", "load (s)", "requests", "model calls", "batch sizes (size×calls)",
+                      "tokens/s", "requests/s"], rows))
 

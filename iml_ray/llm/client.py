@@ -150,6 +150,9 @@ class LLMClient:
                                                                 timeout=timeout_s or self.settings.timeout_s, **request)
             except openai.APITimeoutError:
                 failure = f"timed out after {timeout_s or self.settings.timeout_s:g} s"
+                if timeout_s and timeout_s < self.settings.timeout_s:
+                    # Cut short by the LLM's deadline: not the endpoint's fault, and no time to retry.
+                    raise OutOfTime(f"LLM endpoint {self.settings.endpoint_host()}: {failure} (the LLM's time was up)") from None
             except openai.APIConnectionError as exc:
                 failure = f"connection failed ({self._redact(str(exc.__cause__ or exc))})"
             except openai.APIStatusError as exc:

@@ -90,3 +90,30 @@ def test_report_of_a_missing_run_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "report.json does not exist" in err
+
+
+def test_a_local_model_is_named_once_and_must_be_there(tmp_path, capsys):
+    train, test, sample = binary_frames(40, 10)
+    root = write_task(tmp_path / "t", train, test, sample)
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    code = main(["run", str(root), "--out", str(tmp_path / "out"), "--llm", f"local:{gguf}", "--llm-model", "gpt-4o"])
+    err = capsys.readouterr().err
+    assert code == 2 and "name two models" in err and "Traceback" not in err
+    code = main(["run", str(root), "--out", str(tmp_path / "out"), "--llm", f"local:{tmp_path}/gone.gguf"])
+    err = capsys.readouterr().err
+    assert code == 2 and "gone.gguf does not exist" in err
+    config = tmp_path / "c.yaml"
+    config.write_text("policy: local\nllm:\n  model: gpt-4o\n")
+    code = main(["run", str(root), "--out", str(tmp_path / "out"), "--config", str(config)])
+    assert code == 2 and "policy local needs a local:PATH_OR_ID model" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_llm_policy_is_refused_by_the_parser(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(tmp_path), "--out", str(tmp_path / "out"), "--llm", "claude"])
+    assert exited.value.code == 2
+    assert "choose rules, openai or local:MODEL" in capsys.readouterr().err

@@ -106,3 +106,21 @@ def test_the_llm_section_shows_each_agents_spend_and_every_fallback():
     assert "<b>$0.0123</b>" in html
     assert "modeling_coder: BudgetExceeded: LLM budget reached" in html and "blueprint accepted" not in html
     assert "calls no model" in _cost_section({"llm": {"policy": "rules", "tokens": 0, "cost_usd": 0.0}})
+
+
+def test_the_llm_section_shows_the_local_model_servers_throughput():
+    from iml_ray.report_html import _cost_section
+
+    server = {"model": "local:/models/SmolLM2-135M-Instruct.Q4_1.gguf", "backend": "transformers", "device": "cpu",
+              "load_s": 16.2, "requests": 9, "model_calls": 5, "batch_sizes": {"1": 3, "3": 2},
+              "tokens_per_s": 11.64, "requests_per_s": 0.041}
+    report = {"llm": {"policy": "local", "settings": {"model": server["model"]}, "out_of_time": 2,
+                      "totals": {"requests": 9}, "agents": {}, "events": [],
+                      "servers": [server, {"error": "RayActorError: the actor died"}]}}
+    html = _cost_section(report)
+    assert "Local model server" in html
+    assert ("<td>SmolLM2-135M-Instruct.Q4_1.gguf</td><td>transformers on cpu</td><td>16.2</td><td>9</td><td>5</td>"
+            "<td>1×3, 3×2</td><td>11.6</td><td>0.041</td>") in html
+    assert "RayActorError: the actor died" in html
+    assert "2 LLM call(s) not started" in html
+    assert "Local model server" not in _cost_section({"llm": {**report["llm"], "servers": []}})

@@ -1,0 +1,112 @@
+"""--llm local:MODEL with a real open model (SmolLM2-135M-Instruct, a GGUF file shipped in a package).
+
+The model writes plausible, wrong answers: the runs must still end with valid
+submissions, through re-asking and the rules fallback, while one server per
+model serves every agent of every competition.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from helpers import binary_frames, local_ray, smollm2_gguf, write_task
+from iml_ray.llm.settings import LLMSettings
+
+pytestmark = pytest.mark.slow
+
+IML = [sys.executable, "-m", "iml_ray.cli"]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    yield from local_ray(num_cpus=2)
+
+
+def _env(tmp_path):
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", IML_LLM_CACHE=str(tmp_path / "llm-cache"))
+    for name in ("RAY_ADDRESS", "OPENAI_BASE_URL", "OPENAI_API_KEY", "IML_LLM_MODEL"):
+        env.pop(name, None)
+    return env
+
+
+def test_agents_on_the_cluster_share_one_server_and_its_model_calls(ray_cluster):
+    import ray
+
+    from actors.llm import local_model_server, server_stats
+    from iml_ray.llm.brain import Brain
+
+    model = f"local:{smollm2_gguf()}"
+    settings = LLMSettings(model=model, max_output_tokens=12, local_batch_wait_s=0.5, local_cpus=1)
+    first = local_model_server(model, settings)
+    again = local_model_server(model, settings)            # what a second competition does: found by name
+    assert first._actor_id == again._actor_id
+    agents = ("task_analyzer", "profiler", "guideline", "debugger")
+    brains = [Brain(agent, settings.to_json(), servers={model: again}) for agent in agents]
+    replies: dict[str, object] = {}
+
+    def ask(brain):
+        replies[brain.agent] = brain.client().chat(brain.agent, [{"role": "user", "content": f"Say the word {brain.agent}."}])
+
+    threads = [threading.Thread(target=ask, args=(brain,)) for brain in brains]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stats = server_stats(first)
+    assert set(replies) == set(agents) and all(r.completion_tokens > 0 for r in replies.values())
+    assert stats["loads"] == 1 and stats["requests"] == 4
+    assert stats["model_calls"] < stats["requests"]                   # concurrent agents were batched
+    for brain in brains:                                               # each agent's tokens, counted by its client
+        assert brain.client().ledger.by_agent()[brain.agent]["requests"] == 1
+    ray.kill(first)
+
+
+def test_batch_of_two_loads_the_model_once_and_ends_with_valid_submissions(tmp_path):
+    tasks = []
+    for seed in (1, 2):
+        train, test, sample = binary_frames(240, 60, seed=seed)
+        tasks.append(write_task(tmp_path / f"comp{seed}", train, test, sample,
+                                "# Toy\n\nPredict `label` from the other columns. Evaluated on accuracy.\n"))
+    config = tmp_path / "local.yaml"
+    # Short answers and few repair rounds keep the CPU-bound model inside the test's time.
+    config.write_text("max_repair_rounds: 2\nllm:\n  max_output_tokens: 192\n  timeout_s: 90\n")
+    root = tmp_path / "runs"
+    done = subprocess.run([*IML, "batch", *map(str, tasks), "--out", str(root), "--time-budget", "150",
+                           "--tracks", "traditional", "--llm", f"local:{smollm2_gguf()}", "--config", str(config)],
+                          capture_output=True, text=True, env=_env(tmp_path), timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+
+    summary = json.loads((root / "batch.json").read_text())
+    [server] = summary["llm"]["servers"]                   # one server for the whole batch...
+    assert server["loads"] == 1 and server["backend"] == "transformers" and server["device"] == "cpu"
+    assert server["model_calls"] >= 1 and server["tokens_per_s"] > 0
+    fallbacks = re_asks = requests = 0
+    for name in ("comp1", "comp2"):
+        report = json.loads((root / name / "report.json").read_text())
+        assert report["status"] == "ok" and (root / name / "submission.csv").is_file()
+        assert report["leaderboard"][0]["valid_score"] is not None
+        llm = report["llm"]
+        assert llm["policy"] == "local" and llm["tokens"] > 0 and llm["cost_usd"] == 0.0
+        assert llm["servers"][0]["instance"] == server["instance"]      # ...used by both competitions
+        requests += llm["totals"]["requests"]
+        fallbacks += sum(e["what"] == "rules" for e in llm["events"])
+        re_asks += sum(e["what"] == "re-asked" for e in llm["events"])
+    assert requests <= server["requests"]                  # every request the ledgers counted reached the server
+    assert fallbacks >= 2 and re_asks >= 1                 # the model's answers were re-asked, then the rules stood in
+
+
+def test_a_local_model_that_is_not_there_is_one_line_and_nothing_written(tmp_path):
+    train, test, sample = binary_frames(60, 20)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    out = tmp_path / "out"
+    done = subprocess.run([*IML, "run", str(task), "--out", str(out), "--llm", f"local:{tmp_path}/missing.gguf"],
+                          capture_output=True, text=True, env=_env(tmp_path), timeout=120)
+    assert done.returncode == 2
+    assert "missing.gguf does not exist" in done.stderr and "Traceback" not in done.stderr
+    assert not out.exists()
