@@ -58,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_shared_arguments(batch)
     batch.add_argument("-v", "--verbose", action="store_true")
 
+    serve = commands.add_parser("serve-llm", help="serve a local model on the cluster behind an OpenAI-compatible route",
+                                description="Start (or find) the cluster's server of a local model, the one `--llm "
+                                            "local:MODEL` runs use, and answer POST /v1/chat/completions with it "
+                                            "until Ctrl-C. Joins RAY_ADDRESS when set, else starts a local Ray.")
+    serve.add_argument("model", type=llm_choice, metavar="local:MODEL",
+                       help="a checkpoint directory, a .gguf file or a hub id, after local:")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0: any free port)")
+    serve.add_argument("--config", type=Path, help="YAML file whose llm: section sets the server (local_* settings)")
+
     report = commands.add_parser("report", help="rebuild report.html of a run (or a batch) and show its leaderboard",
                                  description="Regenerate RUN_DIR/report.html and print the run's summary; for an "
                                              "`iml batch` output root, regenerate the batch's report.html.")
@@ -110,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args)
     if args.command == "batch":
         return _batch(args)
+    if args.command == "serve-llm":
+        return _serve_llm(args)
     return 2
 
 
@@ -150,6 +162,51 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     print_summary(result.report, result.out)
     return 0 if result.status == "ok" else 1
+
+
+def _serve_llm(args: argparse.Namespace) -> int:
+    import threading
+
+    from .errors import ConfigError, UserError
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    try:
+        if not args.model.startswith("local:"):
+            raise ConfigError(f"serve-llm serves a local model, got '{args.model}'", "Write e.g. iml serve-llm local:/models/m.gguf.")
+        from .config import RunConfig
+
+        loaded = RunConfig.from_yaml(args.config).llm if args.config else {}
+        from .llm.settings import LLMSettings
+
+        settings = LLMSettings.from_json({**{k: v for k, v in loaded.items() if k != "model"}, "model": args.model})
+        from .engine import ray_session
+
+        with ray_session():
+            from actors.llm import local_model_server, server_stats
+            from .llm.brain import LocalServerHandle
+            from .llm.http_route import ModelRoute
+
+            handle = local_model_server(args.model, settings)
+            stats = server_stats(handle)
+            if "error" in stats:
+                raise ConfigError(f"the local model did not load: {stats['error']}", "Check the path or hub id and the backend.")
+            try:
+                route = ModelRoute(LocalServerHandle(handle, settings.timeout_s).chat, args.model, args.host, args.port,
+                                   settings.max_output_tokens).start()
+            except OSError as exc:
+                raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", "Choose another --port.") from None
+            print(f"serving {args.model} ({stats['backend']} on {stats['device']}, loaded in {stats['load_s']} s) "
+                  f"at {route.url}", file=sys.stderr, flush=True)
+            try:
+                threading.Event().wait()
+            finally:
+                route.stop()
+    except UserError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 0
 
 
 def _batch(args: argparse.Namespace) -> int:

@@ -48,7 +48,7 @@ class _Blocking:
         return call
 
 
-class _LocalServer:
+class LocalServerHandle:
     """A local model server's actor handle as a blocking chat(); a call that outlives timeout_s fails."""
 
     def __init__(self, handle: Any, timeout_s: float):
@@ -105,7 +105,7 @@ class Brain:
                 from .settings import LLMSettings
 
                 settings = LLMSettings.from_json(self.settings)
-                servers = {model: _LocalServer(handle, settings.timeout_s) for model, handle in self.servers.items()}
+                servers = {model: LocalServerHandle(handle, settings.timeout_s) for model, handle in self.servers.items()}
                 self._client = LLMClient(settings, blocking(self.ledger), blocking(self.limiter), servers)
             return self._client
 

@@ -34,15 +34,27 @@ def _env(tmp_path):
     return env
 
 
-def test_agents_on_the_cluster_share_one_server_and_its_model_calls(ray_cluster):
+@pytest.fixture(scope="module")
+def served(ray_cluster):
+    """The model's server actor on this module's cluster, as a run starts it: (settings, handle)."""
     import ray
 
-    from actors.llm import local_model_server, server_stats
-    from iml_ray.llm.brain import Brain
+    from actors.llm import local_model_server
 
     model = f"local:{smollm2_gguf()}"
     settings = LLMSettings(model=model, max_output_tokens=12, local_batch_wait_s=0.5, local_cpus=1)
-    first = local_model_server(model, settings)
+    handle = local_model_server(model, settings)
+    yield settings, handle
+    ray.kill(handle)
+
+
+def test_agents_on_the_cluster_share_one_server_and_its_model_calls(served):
+    from actors.llm import local_model_server, server_stats
+    from iml_ray.llm.brain import Brain
+
+    settings, first = served
+    model = settings.model
+    before = server_stats(first)
     again = local_model_server(model, settings)            # what a second competition does: found by name
     assert first._actor_id == again._actor_id
     agents = ("task_analyzer", "profiler", "guideline", "debugger")
@@ -59,11 +71,67 @@ def test_agents_on_the_cluster_share_one_server_and_its_model_calls(ray_cluster)
         thread.join()
     stats = server_stats(first)
     assert set(replies) == set(agents) and all(r.completion_tokens > 0 for r in replies.values())
-    assert stats["loads"] == 1 and stats["requests"] == 4
-    assert stats["model_calls"] < stats["requests"]                   # concurrent agents were batched
+    assert stats["loads"] == 1 and stats["requests"] - before["requests"] == 4
+    assert stats["model_calls"] - before["model_calls"] < 4            # concurrent agents were batched
     for brain in brains:                                               # each agent's tokens, counted by its client
         assert brain.client().ledger.by_agent()[brain.agent]["requests"] == 1
-    ray.kill(first)
+
+
+def test_the_server_behind_an_openai_compatible_route_serves_other_tools(served):
+    import openai
+
+    from actors.llm import server_stats
+    from iml_ray.llm.brain import LocalServerHandle
+    from iml_ray.llm.client import LLMClient
+    from iml_ray.llm.http_route import ModelRoute
+
+    settings, handle = served
+    before = server_stats(handle)
+    with ModelRoute(LocalServerHandle(handle, 60).chat, "smollm2") as route:
+        # The project's own HTTP client, as a run with --llm openai pointed at the route would use it.
+        client = LLMClient(LLMSettings(base_url=route.url, model="smollm2", max_output_tokens=10, timeout_s=60))
+        replies = []
+        threads = [threading.Thread(target=lambda i=i: replies.append(client.chat("guideline", [
+            {"role": "user", "content": f"Say the number {i}."}]))) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        raw = openai.OpenAI(base_url=route.url, api_key="unused", max_retries=0)
+        assert [m.id for m in raw.models.list().data] == ["smollm2"]
+        with pytest.raises(openai.BadRequestError, match="streaming is not supported"):
+            raw.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "hi"}], stream=True)
+    after = server_stats(handle)
+    assert len(replies) == 3 and all(r.text and 0 < r.completion_tokens <= 10 for r in replies)
+    assert after["requests"] - before["requests"] == 3
+    assert after["model_calls"] - before["model_calls"] < 3             # HTTP callers were batched too
+    # Tokens reached the client as usage, counted by the model's tokenizer, not estimated.
+    assert client.ledger.totals()["completion_tokens"] == after["completion_tokens"] - before["completion_tokens"]
+
+
+def test_iml_serve_llm_answers_until_interrupted(tmp_path):
+    import re
+    import signal
+
+    import openai
+
+    process = subprocess.Popen([*IML, "serve-llm", f"local:{smollm2_gguf()}", "--port", "0"], stderr=subprocess.PIPE,
+                               text=True, env=_env(tmp_path))
+    try:
+        line = ""
+        for line in process.stderr:
+            if "serving" in line:
+                break
+        url = re.search(r"at (http://127\.0\.0\.1:\d+/v1)", line)
+        assert url, line
+        client = openai.OpenAI(base_url=url.group(1), api_key="unused", max_retries=0, timeout=120)
+        reply = client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "Say hi."}],
+                                               max_tokens=8)
+        assert reply.choices[0].message.content and 0 < reply.usage.completion_tokens <= 8
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+    assert code == 0
 
 
 def test_batch_of_two_loads_the_model_once_and_ends_with_valid_submissions(tmp_path):
