@@ -158,8 +158,11 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
                 last_chance = number >= max_attempts
                 limits = _limits(job, last_chance)
                 if tune is not None:
-                    # Ray Tune's trials join the cluster over the host's network.
-                    limits = dataclasses.replace(limits, network=True)
+                    # Ray Tune's trials join the cluster over the host's network, and its driver logs under
+                    # the node's Ray temp dir.
+                    temp_dir = (job.tune or {}).get("temp_dir")
+                    limits = dataclasses.replace(limits, network=True,
+                                                 writable=limits.writable + ((temp_dir,) if temp_dir else ()))
                 result = run_python(pipeline, args, round_dir, limits, log_prefix="pipeline",
                                     extra_env={**_encoder_cache_env(job),
                                                **((job.tune or {}).get("env", {}) if tune is not None else {})})

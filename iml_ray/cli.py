@@ -268,6 +268,13 @@ def _batch(args: argparse.Namespace) -> int:
         table.add_row(c["name"], c["status"], c.get("metric") or "", score, f"{c.get('wall_s', 0):.0f}", *spend,
                       c.get("error") or "")
     Console().print(table)
+    for server in summary.get("llm", {}).get("servers") or []:
+        if "error" in server:
+            print(f"local model: did not serve: {server['error']}")
+        else:
+            print(f"local model: loaded {server['loads']}x in {server['load_s']} s, {server['requests']} requests in "
+                  f"{server['model_calls']} model calls, {server['tokens_per_s']:.1f} tokens/s "
+                  f"({server['backend']} on {server['device']})")
     print(f"batch.json: {Path(args.out) / 'batch.json'}")
     failed = [c for c in summary["competitions"] if c["status"] == "failed" or c.get("error")]
     return 1 if failed else 0
@@ -365,6 +372,8 @@ def print_summary(report: dict, out: Path) -> None:
         console.print(f"llm:        {totals.get('total_tokens', 0)} tokens, ${totals.get('cost_usd', 0.0):.4f}, "
                       f"{totals.get('requests', 0)} requests, {totals.get('cache_hits', 0)} from the cache"
                       + (" (budget reached: the rest ran on rules)" if llm.get("exhausted") else ""), soft_wrap=True)
+        if llm.get("down"):
+            console.print(f"            the rules stood in after: {llm['down']}", soft_wrap=True)
         for server in llm.get("servers") or []:
             if "error" not in server:
                 console.print(f"            local model: {server['requests']} requests in {server['model_calls']} model "

@@ -56,6 +56,7 @@ class SandboxLimits:
     hidden: str | None = None                  # a directory it sees empty (the run's candidates: other tracks' code)
     exposed: tuple[str, ...] = ()              # paths inside `hidden` it still sees, read-only (its own track's)
     max_processes: int = 256                   # processes in its tree, counted by the supervisor
+    confine_writes: bool = True                # nothing writable but its working directory, `writable` and /dev/shm
 
 
 @dataclass(frozen=True)
@@ -131,10 +132,13 @@ def run_sandboxed(argv: Sequence[str], workdir: Path, limits: SandboxLimits, *, 
     for path in limits.writable:
         Path(path).mkdir(parents=True, exist_ok=True)      # a mount point must exist
         writable.append(str(Path(path).resolve()))
+    confine = limits.confine_writes and caps.writes
+    if confine and os.path.isdir("/dev/shm"):
+        writable.append("/dev/shm")                        # shared memory of joblib, torch and multiprocessing
     hidden = str(Path(limits.hidden).resolve()) if read_only and limits.hidden else ""
     command = launch_command(argv, max_open_files=limits.max_open_files, no_network=not limits.network and caps.network,
                              read_only=read_only, writable=writable, hidden=hidden,
-                             exposed=[str(Path(p).resolve()) for p in limits.exposed] if hidden else [])
+                             exposed=[str(Path(p).resolve()) for p in limits.exposed] if hidden else [], confine=confine)
     started = time.monotonic()
     # Output goes through pipes, not straight to files: the pipe's back-pressure
     # means the child can never write faster than we count, so the cap holds.

@@ -149,6 +149,7 @@ def test_batch_of_two_loads_the_model_once_and_ends_with_valid_submissions(tmp_p
                           capture_output=True, text=True, env=_env(tmp_path), timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
+    assert "local model: loaded 1x" in done.stdout
 
     summary = json.loads((root / "batch.json").read_text())
     [server] = summary["llm"]["servers"]                   # one server for the whole batch...

@@ -81,17 +81,18 @@ def test_a_100_gb_allocation_is_stopped(job):
 
 
 def test_children_that_ignore_sigterm_and_grandchildren_that_setsid_die(job, tmp_path):
-    pids = tmp_path / "pids.txt"
-    code = hostile(f"""
+    # Written in its own working directory: the only place (with the encoder cache) it may write.
+    code = hostile("""
 stubborn = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"]
 kids = [subprocess.Popen(stubborn), subprocess.Popen(stubborn, start_new_session=True)]
-open({str(pids)!r}, "w").write(" ".join(str(k.pid) for k in kids))
+open("pids.txt", "w").write(" ".join(str(k.pid) for k in kids))
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 while True:
     time.sleep(0.1)""")
     first = survive(job, code)
     assert first.status == "timeout"
     time.sleep(0.5)
+    [pids] = list((tmp_path / "run" / "candidates").rglob("pids.txt"))
     for pid in map(int, pids.read_text().split()):
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, pid
 

@@ -112,16 +112,17 @@ def test_a_call_past_its_deadline_gives_up_and_the_server_drops_it(server, model
     before = server.stats()
     started = time.monotonic()
     with pytest.raises(OutOfTime):
-        client.chat("debugger", ask("Count from 1 to 1000, separated by commas."), deadline=time.time() + 3)
-    assert time.monotonic() - started < 10
+        # About 190 tokens, 6-10 s on this machine: far past the deadline.
+        client.chat("debugger", ask("Write the numbers from 1 to 300 in words, one per line."), deadline=time.time() + 1.5)
+    assert time.monotonic() - started < 5
     with pytest.raises(OutOfTime):                                      # no time at all: not even sent
         client.chat("debugger", ask("Say hi."), deadline=time.time() + 0.5)
     time.sleep(1.0)
     after = server.stats()
     assert after["cancelled"] == before["cancelled"] + 1
     assert after["requests"] == before["requests"] + 1
-    # The abandoned generation stopped early: far fewer than 2000 tokens were spent on it.
-    assert after["completion_tokens"] - before["completion_tokens"] < 500
+    # The abandoned generation stopped early, well before its ~190 tokens.
+    assert after["completion_tokens"] - before["completion_tokens"] < 150
     assert server.chat(ask("Say hi."), 8)["completion_tokens"] > 0      # and the server still serves
 
 

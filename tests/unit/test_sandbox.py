@@ -50,7 +50,7 @@ def test_clean_env_keeps_ordinary_variables():
 
 
 def test_timeout_kills_children_and_grandchildren(tmp_path):
-    pids = tmp_path / "pids.txt"
+    pids = tmp_path / "work" / "pids.txt"            # in its working directory: the only place it may write
     script = _script(tmp_path, f"""
         import os, signal, subprocess, sys, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -123,8 +123,8 @@ def test_child_stays_in_the_callers_process_group(tmp_path):
 
 
 def test_child_dies_with_its_supervisor(tmp_path):
-    pid_file = tmp_path / "child.pid"
-    target = _script(tmp_path, f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(300)\n",
+    pid_file = tmp_path / "w" / "child.pid"          # in its working directory: the only place it may write
+    target = _script(tmp_path, "import os, time\nopen('child.pid', 'w').write(str(os.getpid()))\ntime.sleep(300)\n",
                      "forever.py")
     supervisor = _script(tmp_path, f"""
         from pathlib import Path
@@ -181,7 +181,35 @@ def test_this_machine_isolates_network_and_data():
     from iml_ray.sandbox import containment
 
     caps = containment()
-    assert caps.network and caps.read_only, caps.describe()
+    assert caps.network and caps.read_only and caps.writes, caps.describe()
+
+
+def test_it_writes_nowhere_but_its_working_directory(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    script = _script(tmp_path, f"""
+        import os, tempfile
+        results = {{}}
+        for name, path in (("workdir", "mine.txt"), ("shm", "/dev/shm/iml-test-{os.getpid()}"),
+                           ("outside", {str(outside / 'escape.txt')!r}), ("tmp", "/tmp/iml-escape-{os.getpid()}"),
+                           ("home", os.path.expanduser("~/note.txt")), ("tempfile", tempfile.gettempdir() + "/t.txt")):
+            try:
+                with open(path, "w") as handle:
+                    handle.write("x")
+                results[name] = "written"
+            except OSError as exc:
+                results[name] = exc.strerror
+        os.unlink("/dev/shm/iml-test-{os.getpid()}")
+        print(results)
+    """)
+    result = run_python(script, [], tmp_path / "w", LIMITS)
+    assert result.status == "ok", result.stderr_tail()
+    results = eval(result.stdout_tail().strip())
+    # HOME and TMPDIR point inside the working directory; /dev/shm is shared memory, not disk.
+    assert results == {"workdir": "written", "shm": "written", "outside": "Read-only file system",
+                       "tmp": "Read-only file system", "home": "written", "tempfile": "written"}
+    assert not (outside / "escape.txt").exists() and not Path(f"/tmp/iml-escape-{os.getpid()}").exists()
+    assert (tmp_path / "w" / "mine.txt").read_text() == "x"
 
 
 def _listening_socket():
