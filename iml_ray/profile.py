@@ -130,11 +130,6 @@ def table_bytes(summary: TaskSummary) -> int:
     return sum((root / name).stat().st_size for name in (summary.train_file, summary.test_file) if (root / name).is_file())
 
 
-def profile_task(summary: TaskSummary) -> Profile:
-    """Read the task's data and profile it."""
-    return profile_frames(summary.read("train"), summary.read("test"), summary, Path(summary.task_dir))
-
-
 def profile_frames(train: pd.DataFrame, test: pd.DataFrame, summary: TaskSummary, root: Path | None = None) -> Profile:
     memory = float(train.memory_usage(deep=True).sum() + test.memory_usage(deep=True).sum()) / 2**20
     columns = []
