@@ -157,6 +157,8 @@ def _run(args: argparse.Namespace) -> int:
     except UserError as exc:
         print(exc.render(), file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        return _no_space(exc)
     except KeyboardInterrupt:
         print("interrupted: the run directory is resumable with --resume", file=sys.stderr)
         return 130
@@ -251,6 +253,8 @@ def _batch(args: argparse.Namespace) -> int:
     except UserError as exc:
         print(exc.render(), file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        return _no_space(exc)
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return 130
@@ -278,6 +282,18 @@ def _batch(args: argparse.Namespace) -> int:
     print(f"batch.json: {Path(args.out) / 'batch.json'}")
     failed = [c for c in summary["competitions"] if c["status"] == "failed" or c.get("error")]
     return 1 if failed else 0
+
+
+def _no_space(exc: OSError) -> int:
+    """A full disk met outside the run directory's writers (which raise NoSpaceError themselves): the same two lines."""
+    from .errors import NoSpaceError
+    from .rundir import NO_SPACE
+
+    if exc.errno not in NO_SPACE:
+        raise exc
+    error = NoSpaceError(exc.filename or "the output")
+    print(error.render(), file=sys.stderr)
+    return error.exit_code
 
 
 def _batch_table(rows: list[dict]):

@@ -17,7 +17,8 @@ import pandas as pd
 
 from .blueprint import InterfaceContract
 from .media import class_folders_source
-from .task import TaskSummary
+from .table_stream import read_columns
+from .task import TaskSummary, read_table
 
 # Runs in the sandbox: imports the (untrusted) prep module, fits it on train,
 # transforms train and test, and reports what came out. Framework code, so it
@@ -207,20 +208,15 @@ def check_submission(path: Path, summary: TaskSummary) -> list[str]:
     root = Path(summary.task_dir)
     expected_columns = ([fmt.id_column] if fmt.id_column else []) + list(fmt.target_columns)
     if summary.sample_submission_file:
-        sample = pd.read_csv(root / summary.sample_submission_file, low_memory=False)
-        expected_columns = [str(c) for c in sample.columns]
+        expected_columns = [str(c) for c in read_table(root / summary.sample_submission_file, nrows=1).columns]
     problems = []
     if list(frame.columns) != expected_columns:
         problems.append(f"submission columns {list(frame.columns)[:6]} differ from {expected_columns[:6]}")
     if len(frame) != summary.n_test:
         problems.append(f"submission has {len(frame)} rows for {summary.n_test} test rows")
     if fmt.id_column and fmt.id_column in frame.columns:
-        if summary.layout is not None:
-            test = summary.read("test")
-        elif summary.test_file.endswith((".csv", ".csv.gz")):
-            test = pd.read_csv(root / summary.test_file, usecols=[fmt.id_column], low_memory=False)
-        else:
-            test = pd.read_parquet(root / summary.test_file)
+        # Only the id column of the test table (the folder listing for a FolderLayout), never the whole table.
+        test = summary.read("test") if summary.layout is not None else read_columns(root / summary.test_file, [fmt.id_column])
         ids = frame[fmt.id_column].astype(str)
         if ids.duplicated().any():
             problems.append(f"submission repeats {int(ids.duplicated().sum())} id(s)")

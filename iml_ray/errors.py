@@ -35,5 +35,18 @@ class OutputDirError(UserError):
     """The output directory holds something we must not overwrite."""
 
 
+class NoSpaceError(UserError):
+    """The disk (or the quota) holding the output directory is full: nothing was half-written, earlier files are intact."""
+
+    def __init__(self, path: str, fix: str = ""):
+        super().__init__(f"no space left on device writing {path}",
+                         fix or "Free space on that disk or choose another --out; files written before are intact "
+                                "(continue with --resume).")
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.fix))
+
+
 class ConfigError(UserError):
     """A configuration value is invalid."""

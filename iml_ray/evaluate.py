@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .metrics import get_metric, score_predictions
-from .task import TaskSummary, read_table
+from .table_stream import read_columns
+from .task import TaskSummary
 
 
 def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray:
@@ -36,11 +37,7 @@ def read_target(summary: TaskSummary) -> pd.Series:
     """The train table's target, row by row (the holdout names rows by position)."""
     if summary.layout is not None:
         return summary.read("train")[summary.target].reset_index(drop=True)
-    path = Path(summary.task_dir) / summary.train_file
-    if path.name.endswith((".csv", ".csv.gz", ".tsv")):
-        frame = pd.read_csv(path, sep="\t" if path.name.endswith(".tsv") else ",", usecols=[summary.target], low_memory=False)
-    else:
-        frame = read_table(path)
+    frame = read_columns(Path(summary.task_dir) / summary.train_file, [summary.target])
     return frame[summary.target].reset_index(drop=True)
 
 

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 ROLES = ("numeric", "categorical", "text", "datetime", "id", "path", "constant")
 FILE_SUFFIX = re.compile(r"\.(?:png|jpe?g|gif|bmp|tiff?|webp|wav|mp3|flac|txt|json|npy|dcm)$", re.IGNORECASE)
 DATE_LIKE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?")
+# Above this many bytes of train + test the profile is computed chunk by chunk (profile_stream.py), never whole.
+STREAM_ABOVE_BYTES = 64 * 2**20
+SAMPLE_SIZE = 2000            # text columns are judged on a seeded sample of this many values
 
 
 @dataclass(frozen=True)
@@ -112,9 +115,19 @@ class Profile:
                    dict(data.get("findings") or {}))
 
 
-def profile_task(summary: TaskSummary) -> Profile:
-    """Read the task's data and profile it."""
+def profile_task(summary: TaskSummary, stream_above: int | None = None, chunk_rows: int | None = None) -> Profile:
+    """Profile the task's data: whole in memory when small, chunk by chunk above stream_above bytes of tables."""
+    limit = STREAM_ABOVE_BYTES if stream_above is None else stream_above
+    if summary.layout is None and table_bytes(summary) > limit:
+        from .profile_stream import profile_streamed
+
+        return profile_streamed(summary, chunk_rows)
     return profile_frames(summary.read("train"), summary.read("test"), summary, Path(summary.task_dir))
+
+
+def table_bytes(summary: TaskSummary) -> int:
+    root = Path(summary.task_dir)
+    return sum((root / name).stat().st_size for name in (summary.train_file, summary.test_file) if (root / name).is_file())
 
 
 def profile_frames(train: pd.DataFrame, test: pd.DataFrame, summary: TaskSummary, root: Path | None = None) -> Profile:
@@ -151,47 +164,82 @@ def profile_images(source, train: pd.DataFrame, test: pd.DataFrame, root: Path, 
                         min(heights, default=0), max(heights, default=0), modes)
 
 
+@dataclass(frozen=True)
+class ColumnFacts:
+    """What the role of a column is decided on: measured on the whole column (profile_column) or chunk by chunk
+    (profile_stream.py). One decision function for both keeps their answers the same."""
+
+    n_rows: int                       # rows of train, missing values included
+    n_unique: int                     # distinct non-missing values
+    kind: str                         # "bool" | "numeric" | "datetime" | "text"
+    integer: bool = False             # an integer dtype (no missing values)
+    is_sequence: bool = False         # the values are n distinct consecutive integers
+    numeric: dict = field(default_factory=dict)      # mean/std/min/max of a numeric column
+    sample: pd.Series | None = None   # up to SAMPLE_SIZE values of a text column, as strings
+    parsed: dict = field(default_factory=dict)       # mean/std/min/max of a text column's values that parse as numbers
+    top: dict = field(default_factory=dict)          # its most frequent values (text or bool)
+    estimated: bool = False           # n_unique is an estimate (past the exact count's cap)
+
+
 def profile_column(train_col: pd.Series, test_col: pd.Series, root: Path | None = None, forced_role: str | None = None) -> ColumnProfile:
     values = train_col.dropna()
     n = max(len(train_col), 1)
     n_unique = int(values.nunique())
     examples = tuple(str(v)[:80] for v in values.drop_duplicates().head(3))
-    base = dict(
-        name=str(train_col.name),
-        dtype=str(train_col.dtype),
-        missing_frac=round(float(train_col.isna().mean()), 4),
-        missing_frac_test=round(float(test_col.isna().mean()), 4) if len(test_col) else 0.0,
-        n_unique=n_unique,
-        unique_frac=round(n_unique / n, 4),
-        examples=examples,
-    )
-    role, why, extra = _infer_role(values, n_unique, n, root)
+    return column_profile(str(train_col.name), str(train_col.dtype), _facts(values, n_unique, n),
+                          float(train_col.isna().mean()), float(test_col.isna().mean()) if len(test_col) else 0.0,
+                          examples, root, forced_role)
+
+
+def column_profile(name: str, dtype: str, facts: ColumnFacts, missing_frac: float, missing_frac_test: float,
+                   examples: tuple[str, ...], root: Path | None = None, forced_role: str | None = None) -> ColumnProfile:
+    n = max(facts.n_rows, 1)
+    base = dict(name=name, dtype=dtype, missing_frac=round(missing_frac, 4), missing_frac_test=round(missing_frac_test, 4),
+                n_unique=facts.n_unique, unique_frac=round(facts.n_unique / n, 4), examples=examples)
+    role, why, extra = infer_role(facts, root)
     if forced_role:
         role, why = forced_role, "the task's id column"
+    if facts.estimated:
+        why += " (distinct values estimated)"
     return ColumnProfile(role=role, why=why, **base, **extra)
 
 
-def _infer_role(values: pd.Series, n_unique: int, n_rows: int, root: Path | None) -> tuple[str, str, dict[str, Any]]:
+def _facts(values: pd.Series, n_unique: int, n_rows: int) -> ColumnFacts:
+    if pd.api.types.is_bool_dtype(values):
+        return ColumnFacts(n_rows, n_unique, "bool", top=_top(values))
+    if pd.api.types.is_numeric_dtype(values):
+        integer = pd.api.types.is_integer_dtype(values)
+        return ColumnFacts(n_rows, n_unique, "numeric", integer=integer,
+                           is_sequence=integer and n_unique == n_rows and _is_sequence(values), numeric=_moments(values))
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return ColumnFacts(n_rows, n_unique, "datetime")
+    text = values.astype(str)
+    sample = text.sample(min(len(text), SAMPLE_SIZE), random_state=0) if len(text) > SAMPLE_SIZE else text
+    return ColumnFacts(n_rows, n_unique, "text", sample=sample, parsed=_moments(pd.to_numeric(text, errors="coerce")),
+                       top=_top(values))
+
+
+def infer_role(facts: ColumnFacts, root: Path | None) -> tuple[str, str, dict[str, Any]]:
+    n_unique, n_rows = facts.n_unique, facts.n_rows
     if n_unique <= 1:
         return "constant", "one value (or none) in train", {}
-    if pd.api.types.is_bool_dtype(values):
-        return "categorical", "boolean", _top(values)
-    if pd.api.types.is_numeric_dtype(values):
-        stats = _numeric_stats(values)
-        if pd.api.types.is_integer_dtype(values) and n_unique == n_rows and _is_sequence(values):
+    if facts.kind == "bool":
+        return "categorical", "boolean", {"top_values": facts.top}
+    if facts.kind == "numeric":
+        stats = _rounded(facts.numeric)
+        if facts.integer and facts.is_sequence:
             return "id", "unique consecutive integers, one per row", stats
         return "numeric", "numeric dtype", stats
-    if pd.api.types.is_datetime64_any_dtype(values):
+    if facts.kind == "datetime":
         return "datetime", "datetime dtype", {}
 
-    text = values.astype(str)
-    sample = text.sample(min(len(text), 2000), random_state=0) if len(text) > 2000 else text
+    sample = facts.sample
     numeric = pd.to_numeric(sample, errors="coerce")
     markers = sorted(set(sample[numeric.isna()]))
     # Numbers with a few placeholder tokens ('?', 'NA', '-') are numbers with gaps.
     if numeric.notna().mean() >= 0.95 or (numeric.notna().mean() >= 0.5 and len(markers) <= 3):
         why = "strings that parse as numbers" + (f" (missing marked as {', '.join(map(repr, markers))})" if markers else "")
-        return "numeric", why, _numeric_stats(pd.to_numeric(text, errors="coerce").dropna())
+        return "numeric", why, _rounded(facts.parsed)
     if sample.str.match(DATE_LIKE).mean() >= 0.9:
         parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
         if parsed.notna().mean() >= 0.9:
@@ -207,15 +255,19 @@ def _infer_role(values: pd.Series, n_unique: int, n_rows: int, root: Path | None
         return "text", f"free text (about {text_stats['mean_words']:.0f} words, {unique_frac:.0%} unique)", text_stats
     if unique_frac >= 0.95 and text_stats["mean_words"] <= 1.01:
         return "id", f"single-token strings, {unique_frac:.0%} unique (an identifier)", text_stats
-    return "categorical", f"{n_unique} distinct strings", {**text_stats, **_top(values)}
+    return "categorical", f"{n_unique} distinct strings", {**text_stats, "top_values": facts.top}
 
 
-def _numeric_stats(values: pd.Series) -> dict[str, Any]:
+def _moments(values: pd.Series) -> dict[str, float]:
     values = pd.to_numeric(values, errors="coerce").astype("float64")
     values = values[np.isfinite(values)]
     if values.empty:
         return {}
-    return {"mean": _r(values.mean()), "std": _r(values.std()), "min": _r(values.min()), "max": _r(values.max())}
+    return {"mean": values.mean(), "std": values.std(), "min": values.min(), "max": values.max()}
+
+
+def _rounded(stats: dict[str, float]) -> dict[str, Any]:
+    return {k: _r(v) for k, v in stats.items()}
 
 
 def _is_sequence(values: pd.Series) -> bool:
@@ -223,9 +275,9 @@ def _is_sequence(values: pd.Series) -> bool:
     return bool(len(ordered) > 1 and (np.diff(ordered) == 1).all())
 
 
-def _top(values: pd.Series, k: int = 5) -> dict[str, Any]:
+def _top(values: pd.Series, k: int = 5) -> dict[str, int]:
     counts = values.astype(str).value_counts().head(k)
-    return {"top_values": {str(key): int(v) for key, v in counts.items()}}
+    return {str(key): int(v) for key, v in counts.items()}
 
 
 def profile_target(y: pd.Series, problem_type: str) -> TargetProfile:

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from .blueprint import Blueprint, Candidate
 from .config import RunConfig
+from .errors import NoSpaceError
 from .knowledge.retriever import Knowledge
 from .profile import Profile
 from .rundir import RunDir, atomic_write_text
@@ -83,6 +84,9 @@ def write_page(path: Path, render: Callable[[], str]) -> Path | None:
     try:
         atomic_write_text(path, render())
         return path
+    except NoSpaceError as exc:
+        log.error("could not write %s: %s", path, exc.problem)
+        return None
     except Exception:
         log.exception("could not write %s", path)
         return None

@@ -9,17 +9,31 @@ An output directory that holds an earlier run is refused unless the user says
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from .errors import OutputDirError
+from .errors import NoSpaceError, OutputDirError
 
 MARKERS = ("state.json", "report.json", "submission.csv", "plan")
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def space_for(path: Path) -> Iterator[None]:
+    """A full disk while writing `path` is the user's NoSpaceError, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise NoSpaceError(str(path)) from None
+        raise
 
 
 def _umask_mode() -> int:
@@ -32,18 +46,19 @@ def _umask_mode() -> int:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so a reader never sees half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with space_for(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(handle, "w") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, _umask_mode())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -52,16 +67,17 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 def atomic_copy(source: Path, target: Path) -> None:
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    try:
-        shutil.copyfile(source, tmp)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with space_for(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        os.close(handle)
+        try:
+            shutil.copyfile(source, tmp)
+            os.chmod(tmp, _umask_mode())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _json_default(value: Any) -> Any:
@@ -105,8 +121,9 @@ class RunDir:
                     shutil.rmtree(target)
                 elif target.exists():
                     target.unlink()
-        self.plan.mkdir(parents=True, exist_ok=True)
-        self.candidates.mkdir(parents=True, exist_ok=True)
+        with space_for(self.root):
+            self.plan.mkdir(parents=True, exist_ok=True)
+            self.candidates.mkdir(parents=True, exist_ok=True)
 
     # -- paths ------------------------------------------------------------
     @property

@@ -16,9 +16,14 @@ import pandas as pd
 from .errors import TaskError
 from .media import ImageSource, find_image_sources
 from .submission import SubmissionFormat
+from .table_stream import count_rows, read_columns
 from .task import ID_NAME, YAML_KEYS, TaskFiles, TaskSummary, class_sort_key, locate_task, read_table, read_task_yaml
 
 log = logging.getLogger(__name__)
+
+# The analysis looks at whole columns only for the target and the ids; everything else is judged on this many
+# first rows (the profile measures every row, in chunks when the table is large).
+HEAD_ROWS = 10_000
 
 
 # ---------------------------------------------------------------- column roles
@@ -173,21 +178,22 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
     if "id_column" in hinted and hints["id_column"] is None:
         stated.pop("id_column")          # "no id column" is for the rules to find out
         hinted.remove("id_column")
-    train = files.read("train")
-    test = files.read("test")
-    sample = read_table(files.sample_submission) if files.sample_submission else None
-    cols = resolve_columns(list(train.columns), list(test.columns), None if sample is None else [str(c) for c in sample.columns],
-                           stated, files)
+    train_head = files.read("train", nrows=HEAD_ROWS)
+    test_head = files.read("test", nrows=HEAD_ROWS)
+    sample_head = read_table(files.sample_submission, nrows=HEAD_ROWS) if files.sample_submission else None
+    sample_cols = None if sample_head is None else [str(c) for c in sample_head.columns]
+    cols = resolve_columns(list(train_head.columns), list(test_head.columns), sample_cols, stated, files)
     decisions = dict(cols.decisions)
-    images = require_inputs(cols, train, test, files)
+    images = require_inputs(cols, train_head, test_head, files)
     for source in images:
         decisions[f"images:{source.column}"] = f"inferred: {source.found} ({source.width}x{source.height} {source.mode})"
+    labels, test_ids, n_test = needed_columns(files, cols)
     if files.layout is not None:
         layout = files.layout
         decisions["layout"] = (f"inferred: no train.csv; one row per image of {layout.train_dir}/<class>/ "
-                               f"({train[layout.target].nunique()} classes) and of {layout.test_dir}/, ids are file "
+                               f"({labels.nunique()} classes) and of {layout.test_dir}/, ids are file "
                                f"{'names' if layout.id_style == 'name' else 'names without extension'}")
-    y = train[cols.target]
+    y = labels
     if y.isna().all():
         raise TaskError(f"the target '{cols.target}' is empty in every row of {files.train.name}",
                         "Fill in the target values, or name the right column in task.yaml as `target:`.")
@@ -198,8 +204,12 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
         only = y.iloc[0].item() if hasattr(y.iloc[0], "item") else y.iloc[0]
         raise TaskError(f"the target '{cols.target}' has a single value ({only!r}) in {files.train.name}",
                         "A model needs at least two distinct target values to learn from.")
-    if sample is not None and len(sample) != len(test):
-        raise TaskError(f"{files.sample_submission.name} has {len(sample)} rows but {_test_name(files)} has {len(test)}",
+    sample = None
+    if files.sample_submission is not None:
+        prediction_cols = [c for c in cols.submission_columns if c != cols.id_column]
+        sample = read_columns(files.sample_submission, [c for c in sample_cols if c == cols.id_column or c in prediction_cols[:1]])
+    if sample is not None and len(sample) != n_test:
+        raise TaskError(f"{files.sample_submission.name} has {len(sample)} rows but {_test_name(files)} has {n_test}",
                         "The sample submission needs one row per test row.")
 
     if description is None:
@@ -228,10 +238,9 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
         raise TaskError(f"the metric {metric} does not fit a {problem_type} task (target '{cols.target}')",
                         "State `metric:` and `problem_type:` in task.yaml.")
 
-    fmt = _submission_format(cols, problem_type, spec, sample, y, stated, train[cols.target].dtype, decisions,
-                             description)
+    fmt = _submission_format(cols, problem_type, spec, sample, y, stated, labels.dtype, decisions, description)
     if sample is not None and cols.id_column and cols.id_column in sample.columns:
-        missing = set(sample[cols.id_column].astype(str)) - set(test[cols.id_column].astype(str))
+        missing = set(sample[cols.id_column].astype(str)) - set(test_ids.astype(str))
         if missing:
             raise TaskError(f"{len(missing)} id(s) of {files.sample_submission.name} are not in {_test_name(files)} "
                             f"(e.g. {sorted(missing)[0]!r})", "The sample submission must list the test ids.")
@@ -254,11 +263,26 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
         dropped_columns=cols.dropped_columns,
         images=tuple(images),
         layout=files.layout,
-        n_train=int(len(train)),
-        n_test=int(len(test)),
+        n_train=int(len(labels)),
+        n_test=int(n_test),
         decisions=decisions,
         description=description[:4000],
     )
+
+
+def needed_columns(files: TaskFiles, cols: ColumnResolution) -> tuple[pd.Series, pd.Series | None, int]:
+    """The target of every train row, the test ids (when there is an id column) and the test row count.
+
+    Only these columns are read, a chunk at a time: a large train.csv is never held whole."""
+    if files.layout is not None:
+        train, test = files.read("train"), files.read("test")      # built from the folder listing
+        ids = test[cols.id_column] if cols.id_column in test.columns else None
+        return train[cols.target].reset_index(drop=True), ids, len(test)
+    labels = read_columns(files.train, [cols.target])[cols.target]
+    if cols.id_column:
+        ids = read_columns(files.test, [cols.id_column])[cols.id_column]
+        return labels, ids, len(ids)
+    return labels, None, count_rows(files.test)
 
 
 def _test_name(files: TaskFiles) -> str:

@@ -80,3 +80,35 @@ def smollm2_gguf() -> Path:
     path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert path.is_file(), f"{path} is missing"
     return path
+
+# Runs the rest of a script with a small tmpfs mounted at sys.argv[1] (size sys.argv[2], e.g. "256k"), seen by this
+# process and its children only: a mount namespace of its own (and, for a user other than root, a user namespace,
+# as iml_ray/isolation.py does for the sandbox). A kernel that refuses exits 126: the test fails, it is not skipped.
+SMALL_DISK_PRELUDE = r'''
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+uid, gid = os.getuid(), os.getgid()
+if libc.unshare(0x00020000 | (0x10000000 if uid else 0)) != 0:          # CLONE_NEWNS (+ CLONE_NEWUSER)
+    sys.stderr.write("unshare: %s\n" % os.strerror(ctypes.get_errno())); os._exit(126)
+if uid:
+    for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (uid, uid)), ("gid_map", "%d %d 1" % (gid, gid))):
+        with open("/proc/self/" + name, "w") as handle:
+            handle.write(text)
+if libc.mount(b"none", b"/", None, 16384 | (1 << 18), None) != 0:      # MS_REC | MS_PRIVATE: nothing leaks out
+    sys.stderr.write("make-private: %s\n" % os.strerror(ctypes.get_errno())); os._exit(126)
+os.makedirs(sys.argv[1], exist_ok=True)
+if libc.mount(b"tmpfs", sys.argv[1].encode(), b"tmpfs", 0, ("size=" + sys.argv[2]).encode()) != 0:
+    sys.stderr.write("mount tmpfs: %s\n" % os.strerror(ctypes.get_errno())); os._exit(126)
+'''
+
+
+def run_on_small_disk(script: str, mount: Path, size: str, *args: str, timeout: float = 120, env=None) -> dict:
+    """Run `script` (Python; prints one JSON line last) with a tmpfs of `size` at `mount`; its JSON answer."""
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", SMALL_DISK_PRELUDE + script, str(mount), size, *map(str, args)],
+                            capture_output=True, text=True, timeout=timeout, env=env)
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-3000:]}"
+    return json.loads(result.stdout.strip().splitlines()[-1])

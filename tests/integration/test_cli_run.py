@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from helpers import binary_frames, write_task
+from helpers import binary_frames, run_on_small_disk, write_task
 
 pytestmark = pytest.mark.slow
 
@@ -102,3 +102,55 @@ def test_unusable_data_found_by_the_analyzer_writes_nothing(tmp_path):
     assert "error: the target 'label' has a single value (1)" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+FULL_DISK = r'''
+import json, os, subprocess, sys
+from pathlib import Path
+
+mount, task = Path(sys.argv[1]), sys.argv[3]
+out = mount / "out"
+iml = [sys.executable, "-m", "iml_ray.cli", "run", task, "--out", str(out), "--time-budget", "90", "--tracks", "traditional"]
+results = {"files": ["report.json", "submission.csv", "pipeline.py", "state.json", "plan/profile.json"]}
+first = subprocess.run(iml, capture_output=True, text=True)
+results["first"] = [first.returncode, first.stderr[-3000:]]
+results["before"] = {f: (out / f).read_text() for f in results["files"] if (out / f).is_file()}
+hidden = lambda: sorted(str(p.relative_to(out)) for p in out.rglob(".*") if p.is_file())   # the writers' temporaries
+results["hidden_before"] = hidden()
+with open(mount / "filler", "wb", buffering=0) as filler:       # unbuffered: no flush left to fail at close
+    try:
+        while True:
+            filler.write(bytes(1 << 16))
+    except OSError as exc:
+        results["filled"] = exc.errno
+full = subprocess.run(iml + ["--resume"], capture_output=True, text=True)
+results["full"] = [full.returncode, full.stderr[-3000:]]
+results["after"] = {f: (out / f).read_text() for f in results["files"] if (out / f).is_file()}
+results["hidden_after"] = hidden()
+os.remove(mount / "filler")
+again = subprocess.run(iml + ["--resume"], capture_output=True, text=True)
+results["again"] = [again.returncode, again.stderr[-3000:]]
+results["state"] = json.loads((out / "state.json").read_text())
+print(json.dumps(results))
+'''
+
+
+def test_a_full_disk_stops_a_rerun_with_one_clear_error_and_resume_finishes_once_there_is_space(tmp_path):
+    train, test, sample = binary_frames(300, 60)
+    task = write_task(tmp_path / "toy", train, test, sample, "## Evaluation\nAccuracy.")
+    found = run_on_small_disk(FULL_DISK, tmp_path / "disk", "64m", task, timeout=600, env=_env())
+
+    assert found["first"][0] == 0, found["first"][1]
+    assert set(found["before"]) == set(found["files"])
+    assert found["filled"] == 28                                   # ENOSPC: the disk really was full
+    code, stderr = found["full"]
+    assert code == 2, stderr
+    assert "Traceback" not in stderr
+    error = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1 and error[0].startswith(f"error: no space left on device writing {tmp_path / 'disk' / 'out'}")
+    # The finished run's results, byte for byte, and no temporary file left from the failed writes.
+    assert found["after"] == found["before"]
+    assert found["hidden_after"] == found["hidden_before"]
+    code, stderr = found["again"]
+    assert code == 0, stderr
+    assert found["state"]["status"] == "ok" and "Traceback" not in stderr
