@@ -71,6 +71,21 @@ class ModelRoute:
                      "usage": usage}
 
 
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: dict, headers: dict | None = None) -> None:
+    """One JSON reply; a client that already went away (its timeout) is not an error."""
+    data = json.dumps(payload).encode()
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, str(value))
+        handler.end_headers()
+        handler.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):
+        log.debug("%s: the client went away before the reply", type(handler).__name__)
+
+
 def _error(status: int, message: str) -> dict:
     kind = "server_error" if status >= 500 else "invalid_request_error"
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
@@ -104,15 +119,7 @@ def _handler_for(route: ModelRoute) -> type[BaseHTTPRequestHandler]:
             self._send(*route.answer(body))
 
         def _send(self, status: int, payload: dict) -> None:
-            data = json.dumps(payload).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                log.debug("model route: the client went away before the reply")
+            send_json(self, status, payload)
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("model route: " + format, *args)

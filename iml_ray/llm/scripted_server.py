@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import message_text
+from .http_route import send_json
 
 log = logging.getLogger(__name__)
 
@@ -226,18 +227,7 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             self._send(status, _error_body(status, message))
 
         def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
-            data = json.dumps(payload).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, str(value))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                # The client gave up (its timeout) while we slept: nothing left to answer.
-                log.debug("scripted LLM server: client went away before the reply")
+            send_json(self, status, payload, headers)
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("scripted LLM server: " + format, *args)
