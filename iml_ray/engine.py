@@ -392,13 +392,13 @@ class Run:
             staged = rundir.root / "ensemble"
             staged.mkdir(exist_ok=True)
             atomic_write_text(staged / "pipeline.py", script)
-            answer.to_csv(staged / "submission.csv", index=False)
+            atomic_write_text(staged / "submission.csv", answer.to_csv(index=False))
             # For the report's diagnostics (weights fitted on these rows: not a score).
             blend_valid = blend_function()
             used = [name for name in fit.members if fit.weights.get(name, 0) > 0]
             blended = blend_valid([valid[name] for name in used], [fit.weights[name] for name in used],
                                   summary.submission.to_json())
-            blended.to_csv(staged / "valid_predictions.csv", index=False)
+            atomic_write_text(staged / "valid_predictions.csv", blended.to_csv(index=False))
             problems = check_submission(staged / "submission.csv", summary)
             if problems:
                 log.error("the ensemble's submission fails verification (%s); keeping the best candidate", problems[0])
