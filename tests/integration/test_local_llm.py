@@ -179,3 +179,40 @@ def test_a_local_model_that_is_not_there_is_one_line_and_nothing_written(tmp_pat
     assert done.returncode == 2
     assert "missing.gguf does not exist" in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_a_server_goes_with_the_job_that_started_it_unless_asked_to_stay(served):
+    """The server belongs to the process that starts it (a batch's driver): gone when that owner is done with
+    it, unless local_keep made it detached. A Ray task plays the short-lived owner here."""
+    import time
+
+    import ray
+
+    from actors.llm import NAMESPACE, local_model_server
+
+    settings, _ = served
+
+    @ray.remote(num_cpus=0)
+    def start(keep: bool) -> str:
+        mine = settings.replace(local_keep=keep, local_repetition_penalty=1.01 if keep else 1.02)   # own names
+        handle = local_model_server(mine.model, mine)
+        ray.get(handle.stats.remote())               # loaded and serving
+        return f"llm-local-{mine.local_id(mine.model)}"
+
+    def alive(name: str) -> bool:
+        try:
+            ray.get_actor(name, namespace=NAMESPACE)
+            return True
+        except ValueError:
+            return False
+
+    transient = ray.get(start.remote(False))
+    deadline = time.time() + 60
+    while alive(transient) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not alive(transient)
+
+    kept = ray.get(start.remote(True))
+    time.sleep(2)
+    assert alive(kept)
+    ray.kill(ray.get_actor(kept, namespace=NAMESPACE))
