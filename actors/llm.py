@@ -21,6 +21,8 @@ LimiterActor = ray.remote(num_cpus=0, max_concurrency=1000)(EndpointLimiter)
 LocalModelActor = ray.remote(max_concurrency=1000, max_restarts=0)(LocalModelServer)
 
 NAMESPACE = "iml-ray"
+# How long a run waits at its start for a local model to load before going on (its calls then wait instead).
+LOAD_WAIT_S = 60.0
 
 
 def endpoint_limiter(endpoint_id: str, concurrency: int):
@@ -67,20 +69,39 @@ def llm_server_resources(llm: dict | None, cluster: dict[str, float]) -> list[di
     return [local_server_resources(settings, cluster) for _ in llm["servers"]]
 
 
-def start_local_servers(llm_configs: list[dict]) -> list:
+def wait_until_loaded(handle, model: str, wait_s: float) -> None:
+    """A model that cannot load is the user's input error: one line, before anything is written. One still
+    loading after wait_s (a big checkpoint, a GPU node the autoscaler is adding) is waited for by the calls."""
+    try:
+        ray.get(handle.stats.remote(), timeout=wait_s)
+    except ray.exceptions.GetTimeoutError:
+        log.info("local model %s is still loading after %.0f s; the agents' calls wait for it "
+                 "(the rules answer any the LLM's time cannot cover)", model, wait_s)
+    except ray.exceptions.RayActorError as exc:
+        from iml_ray.errors import ConfigError
+
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in reversed(lines) if "Error:" in line or "Exception:" in line), lines[-1] if lines else "")
+        raise ConfigError(f"local model {model[len('local:'):]} did not load: {reason[:300]}",
+                          "Check the checkpoint (a transformers directory or a .gguf file) or the hub id, "
+                          "and llm local_backend.") from None
+
+
+def start_local_servers(llm_configs: list[dict], wait_s: float = LOAD_WAIT_S) -> list:
     """The servers of every local model these competitions use, started by the calling driver (the batch's),
     so they live as long as its job and not only as long as the first competition's worker."""
     handles = {}
     for overrides in llm_configs:
         settings = LLMSettings.from_env(overrides)
         for model in settings.local_models():
-            key = (model, settings.local_backend)
+            key = settings.local_id(model)
             if key not in handles:
                 handles[key] = local_model_server(model, settings)
+                wait_until_loaded(handles[key], model, wait_s)
     return list(handles.values())
 
 
-def llm_plumbing(overrides: dict, max_rewrites: int, policy: str = "openai") -> dict:
+def llm_plumbing(overrides: dict, max_rewrites: int, policy: str = "openai", load_wait_s: float = LOAD_WAIT_S) -> dict:
     """What every agent of a competition gets: the LLM settings, this competition's ledger, the endpoint's
     limiter, and the servers of its local models."""
     settings = LLMSettings.from_env(overrides)
@@ -90,6 +111,8 @@ def llm_plumbing(overrides: dict, max_rewrites: int, policy: str = "openai") -> 
         raise ConfigError(f"--llm local needs a local model, and the model is '{settings.model}'",
                           "Write --llm local:PATH_OR_ID, or set IML_LLM_MODEL=local:PATH_OR_ID.")
     servers = {model: local_model_server(model, settings) for model in settings.local_models()}
+    for model, handle in servers.items():
+        wait_until_loaded(handle, model, load_wait_s)
     where = settings.endpoint_host() if not servers else ("this cluster" + (
         f" and {settings.endpoint_host()}" if settings.uses_http() else ""))
     log.info("llm policy: model %s at %s (cache %s%s)", settings.model, where, settings.cache_dir,

@@ -150,7 +150,8 @@ class Run:
         from actors.llm import llm_plumbing, llm_report, llm_server_resources
 
         policy = self.config.policy
-        llm = llm_plumbing(self.config.llm, self.config.max_llm_rewrites, policy) if policy != "rules" else None
+        llm = llm_plumbing(self.config.llm, self.config.max_llm_rewrites, policy,
+                           load_wait_s=min(60.0, 0.15 * self.config.time_budget_s)) if policy != "rules" else None
         # The tracks call the agents at once: their calls run in the host's threads (LLM calls wait on the
         # endpoint, and the endpoint's limiter bounds them across the cluster).
         threads = max(8, 2 * llm["settings"]["concurrency"], 2 * llm["settings"]["local_max_batch"]) if llm else 8

@@ -170,7 +170,7 @@ def test_batch_of_two_loads_the_model_once_and_ends_with_valid_submissions(tmp_p
     assert fallbacks >= 2 and re_asks >= 1                 # the model's answers were re-asked, then the rules stood in
 
 
-def test_a_local_model_that_is_not_there_is_one_line_and_nothing_written(tmp_path):
+def test_a_local_model_that_is_not_there_or_does_not_load_is_one_line_and_nothing_written(tmp_path):
     train, test, sample = binary_frames(60, 20)
     task = write_task(tmp_path / "toy", train, test, sample)
     out = tmp_path / "out"
@@ -179,6 +179,13 @@ def test_a_local_model_that_is_not_there_is_one_line_and_nothing_written(tmp_pat
     assert done.returncode == 2
     assert "missing.gguf does not exist" in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(os.urandom(4096))
+    done = subprocess.run([*IML, "run", str(task), "--out", str(out), "--llm", f"local:{junk}"],
+                          capture_output=True, text=True, env=_env(tmp_path), timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "junk.gguf did not load" in done.stderr and "not a GGUF file" in done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()
 
 
 def test_a_server_goes_with_the_job_that_started_it_unless_asked_to_stay(served):
