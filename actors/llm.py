@@ -87,17 +87,21 @@ def wait_until_loaded(handle, model: str, wait_s: float) -> None:
                           "and llm local_backend.") from None
 
 
+def local_servers(settings: LLMSettings, wait_s: float = LOAD_WAIT_S) -> dict:
+    """model -> the server of each local model these settings use, started (or found) and loaded."""
+    servers = {model: local_model_server(model, settings) for model in settings.local_models()}
+    for model, handle in servers.items():
+        wait_until_loaded(handle, model, wait_s)
+    return servers
+
+
 def start_local_servers(llm_configs: list[dict], wait_s: float = LOAD_WAIT_S) -> list:
     """The servers of every local model these competitions use, started by the calling driver (the batch's),
     so they live as long as its job and not only as long as the first competition's worker."""
     handles = {}
     for overrides in llm_configs:
         settings = LLMSettings.from_env(overrides)
-        for model in settings.local_models():
-            key = settings.local_id(model)
-            if key not in handles:
-                handles[key] = local_model_server(model, settings)
-                wait_until_loaded(handles[key], model, wait_s)
+        handles.update({settings.local_id(model): handle for model, handle in local_servers(settings, wait_s).items()})
     return list(handles.values())
 
 
@@ -110,9 +114,7 @@ def llm_plumbing(overrides: dict, max_rewrites: int, policy: str = "openai", loa
 
         raise ConfigError(f"--llm local needs a local model, and the model is '{settings.model}'",
                           "Write --llm local:PATH_OR_ID, or set IML_LLM_MODEL=local:PATH_OR_ID.")
-    servers = {model: local_model_server(model, settings) for model in settings.local_models()}
-    for model, handle in servers.items():
-        wait_until_loaded(handle, model, load_wait_s)
+    servers = local_servers(settings, load_wait_s)
     where = settings.endpoint_host() if not servers else ("this cluster" + (
         f" and {settings.endpoint_host()}" if settings.uses_http() else ""))
     log.info("llm policy: model %s at %s (cache %s%s)", settings.model, where, settings.cache_dir,

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .report_html import CSS, bar_chart, esc, timeline
+from .report_html import CSS
+from .svg_charts import bar_chart, esc, timeline
 
 
 def render_batch_report(root: Path) -> str:

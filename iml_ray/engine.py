@@ -8,7 +8,6 @@ finish:   Coordinator ranks the verified candidates by the Evaluator's scores;
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import time
@@ -24,7 +23,7 @@ from .knowledge.retriever import Knowledge
 from .profile import Profile
 from .progress import LogProgress, Progress
 from .rules.debugger import Plans
-from .rundir import RunDir, atomic_copy, atomic_write_json, atomic_write_text
+from .rundir import RunDir, atomic_copy, atomic_write_json
 from .resources import MIN_TUNE_S, PLAN_LLM_SHARE, TRIAL_CPUS, TUNE_SHARE, TrackResources, plan_resources, ray_auth_env
 from .run_report import build_report, write_html_report
 from .task import TaskSummary
@@ -32,7 +31,6 @@ from .task_inference import check_task
 
 log = logging.getLogger(__name__)
 
-STACK_TOP_K = 3                 # candidates the stacker may blend
 FALLBACK_TRACK = "fallback"     # the target's prior, run only when no track verified
 
 
@@ -372,41 +370,12 @@ class Run:
                              failure=f"fallback failed: {type(exc).__name__}: {exc}"[:300])
 
     def _stack(self, summary: TaskSummary, leaderboard: tuple[Candidate, ...], rundir: RunDir):
-        """--ensemble stack: blend the top verified candidates when that beats the best one on unseen rows."""
-        from .ensemble import blend_function, blend_submissions, ensemble_script, fit_ensemble, read_answer
-        from .evaluate import read_target
+        """--ensemble stack (ensemble.stack_candidates), timed as its own phase."""
+        from .ensemble import stack_candidates
 
         self.progress.phase("stacking")
         t0 = time.time()
-        members = [c for c in leaderboard if c.status == "verified"][:STACK_TOP_K]
-        valid = {c.track: read_answer(Path(c.submission_path).parent / "valid_predictions.csv") for c in members}
-        rows = [int(r) for r in valid[members[0].track]["__row__"]]
-        if any([int(r) for r in frame["__row__"]] != rows for frame in valid.values()):
-            log.warning("stacking skipped: the candidates' validation rows differ")
-            return None
-        truth = read_target(summary).iloc[rows].reset_index(drop=True)
-        fit = fit_ensemble({k: v.drop(columns="__row__") for k, v in valid.items()}, truth, summary, self.config.seed)
-        log.info("stacking: %s", fit.reason)
-        if fit.kept:
-            script = ensemble_script(summary, fit, {c.track: Path(c.pipeline_path).read_text() for c in members})
-            answer = blend_submissions(summary, fit, {c.track: Path(c.submission_path) for c in members})
-            staged = rundir.root / "ensemble"
-            staged.mkdir(exist_ok=True)
-            atomic_write_text(staged / "pipeline.py", script)
-            atomic_write_text(staged / "submission.csv", answer.to_csv(index=False))
-            # For the report's diagnostics (weights fitted on these rows: not a score).
-            blend_valid = blend_function()
-            used = [name for name in fit.members if fit.weights.get(name, 0) > 0]
-            blended = blend_valid([valid[name] for name in used], [fit.weights[name] for name in used],
-                                  summary.submission.to_json())
-            atomic_write_text(staged / "valid_predictions.csv", blended.to_csv(index=False))
-            problems = check_submission(staged / "submission.csv", summary)
-            if problems:
-                log.error("the ensemble's submission fails verification (%s); keeping the best candidate", problems[0])
-                self.timings["stack"] = round(time.time() - t0, 2)
-                return dataclasses.replace(fit, kept=False, reason=f"blended submission failed verification: {problems[0]}")
-            atomic_copy(staged / "pipeline.py", rundir.root / "pipeline.py")
-            atomic_copy(staged / "submission.csv", rundir.root / "submission.csv")
+        fit = stack_candidates(summary, leaderboard, rundir.root, self.config.seed)
         self.timings["stack"] = round(time.time() - t0, 2)
         return fit
 

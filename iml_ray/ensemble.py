@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .blueprint import Candidate
 from .metrics import get_metric, score_predictions
 from .task import TaskSummary
 
 log = logging.getLogger(__name__)
 
 SELECTION_ROUNDS = 25
+STACK_TOP_K = 3                 # candidates the stacker may blend
 
 
 @dataclass(frozen=True)
@@ -157,3 +159,46 @@ def blend_submissions(summary: TaskSummary, fit: EnsembleFit, submissions: dict[
     used = [name for name in fit.members if fit.weights.get(name, 0) > 0]
     return blend([read_answer(submissions[name]) for name in used], [fit.weights[name] for name in used],
                  summary.submission.to_json())
+
+
+def stack_candidates(summary: TaskSummary, leaderboard: tuple[Candidate, ...], root: Path, seed: int = 0) -> EnsembleFit | None:
+    """Blend the top verified candidates when that beats the best one on unseen rows.
+
+    A kept blend is staged in <root>/ensemble/, verified, then copied to <root>/pipeline.py and
+    submission.csv; None when the candidates' validation rows differ (nothing to blend on).
+    """
+    import dataclasses
+
+    from .contract import check_submission
+    from .evaluate import read_target
+    from .rundir import atomic_copy, atomic_write_text
+
+    members = [c for c in leaderboard if c.status == "verified"][:STACK_TOP_K]
+    valid = {c.track: read_answer(Path(c.submission_path).parent / "valid_predictions.csv") for c in members}
+    rows = [int(r) for r in valid[members[0].track]["__row__"]]
+    if any([int(r) for r in frame["__row__"]] != rows for frame in valid.values()):
+        log.warning("stacking skipped: the candidates' validation rows differ")
+        return None
+    truth = read_target(summary).iloc[rows].reset_index(drop=True)
+    fit = fit_ensemble({k: v.drop(columns="__row__") for k, v in valid.items()}, truth, summary, seed)
+    log.info("stacking: %s", fit.reason)
+    if fit.kept:
+        script = ensemble_script(summary, fit, {c.track: Path(c.pipeline_path).read_text() for c in members})
+        answer = blend_submissions(summary, fit, {c.track: Path(c.submission_path) for c in members})
+        staged = root / "ensemble"
+        staged.mkdir(exist_ok=True)
+        atomic_write_text(staged / "pipeline.py", script)
+        atomic_write_text(staged / "submission.csv", answer.to_csv(index=False))
+        # For the report's diagnostics (weights fitted on these rows: not a score).
+        blend_valid = blend_function()
+        used = [name for name in fit.members if fit.weights.get(name, 0) > 0]
+        blended = blend_valid([valid[name] for name in used], [fit.weights[name] for name in used],
+                              summary.submission.to_json())
+        atomic_write_text(staged / "valid_predictions.csv", blended.to_csv(index=False))
+        problems = check_submission(staged / "submission.csv", summary)
+        if problems:
+            log.error("the ensemble's submission fails verification (%s); keeping the best candidate", problems[0])
+            return dataclasses.replace(fit, kept=False, reason=f"blended submission failed verification: {problems[0]}")
+        atomic_copy(staged / "pipeline.py", root / "pipeline.py")
+        atomic_copy(staged / "submission.csv", root / "submission.csv")
+    return fit

@@ -84,9 +84,7 @@ class LLMClient:
         a `model=` among them overrides the agent's model.
         """
         model = params.pop("model", None) or self.settings.model_for(agent)
-        self.ledger.check()
-        remaining = getattr(self.ledger, "remaining_s", None)
-        left = remaining() if remaining is not None else None
+        left = self.ledger.check()          # one round trip to a ledger actor: the caps and the time left
         if deadline is not None:
             if deadline - time.time() < 1.0:
                 raise OutOfTime("no time left for the LLM in this call's share (the code needs the rest to run)")

@@ -45,8 +45,9 @@ class Ledger:
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
-    def check(self) -> None:
-        """Raise BudgetExceeded once the spend reached a cap.
+    def check(self) -> float | None:
+        """Raise BudgetExceeded once the spend reached a cap (OutOfTime past the deadline); else the seconds
+        left until the deadline (None without one), so a request's timeout never outlasts it.
 
         Checked before a request, so requests already in flight may overshoot a cap
         by at most `concurrency` replies.
@@ -60,6 +61,7 @@ class Ledger:
         reason = self._exhausted_reason(self.totals())
         if reason:
             raise BudgetExceeded(f"LLM budget reached: {reason}; raise the cap or let the rules policy finish the run")
+        return self.remaining_s()
 
     def record(self, agent: str, model: str, prompt_tokens: int, completion_tokens: int,
                cost_usd: float, cached: bool, seconds: float = 0.0) -> None:

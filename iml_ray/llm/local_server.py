@@ -119,9 +119,6 @@ class LocalModelServer:
         return batch
 
     async def stats(self) -> dict:
-        return self.stats_now()
-
-    def stats_now(self) -> dict:
         served_for = (self.last_answer - self.first_request) if self.first_request and self.last_answer else 0.0
         return {
             "model": self.model, "instance": self.instance, "pid": self.pid, "loads": self.loads,

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError
+from .local_model import is_local
 
 # The agents an LLM can drive (the Assembler, Evaluator and Coordinator are the framework's own).
 LLM_AGENTS = ("task_analyzer", "profiler", "knowledge_retriever", "guideline", "preprocessing_coder",
@@ -90,14 +91,10 @@ class LLMSettings:
 
     def local_models(self) -> list[str]:
         """The local:... models some agent uses: each gets one server on the cluster."""
-        from .local_model import is_local
-
         used = [self.model_for(agent) for agent in LLM_AGENTS if self.drives(agent)]
         return sorted({m for m in used if is_local(m)})
 
     def uses_http(self) -> bool:
-        from .local_model import is_local
-
         return any(not is_local(self.model_for(agent)) for agent in LLM_AGENTS if self.drives(agent))
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:

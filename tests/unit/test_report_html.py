@@ -6,7 +6,8 @@ import json
 import pandas as pd
 
 from helpers import write_task
-from iml_ray.report_html import bar_chart, heatmap, render_run_report, timeline
+from iml_ray.report_html import render_run_report
+from iml_ray.svg_charts import bar_chart, heatmap, timeline
 
 
 def _fake_run(tmp_path, status="ok", kind="value"):
