@@ -101,7 +101,10 @@ def start_local_servers(llm_configs: list[dict], wait_s: float = LOAD_WAIT_S) ->
     handles = {}
     for overrides in llm_configs:
         settings = LLMSettings.from_env(overrides)
-        handles.update({settings.local_id(model): handle for model, handle in local_servers(settings, wait_s).items()})
+        for model, handle in local_servers(settings, wait_s).items():
+            # Keep the creating handle: one found by name later does not keep the actor alive, and
+            # dropping the creator's would end the server.
+            handles.setdefault(settings.local_id(model), handle)
     return list(handles.values())
 
 
