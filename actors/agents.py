@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import ray
 
-from iml_ray import agents
+from iml_ray.agents import coordinator, host
 
-AgentHost = ray.remote(num_cpus=0)(agents.AgentHost)
-Coordinator = ray.remote(num_cpus=0)(agents.Coordinator)
+AgentHost = ray.remote(num_cpus=0)(host.AgentHost)
+Coordinator = ray.remote(num_cpus=0)(coordinator.Coordinator)
 
 
 class HostedAgent:

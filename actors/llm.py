@@ -2,17 +2,17 @@
 and one server per local model for every competition of the job."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import ray
 
 from iml_ray.llm.ledger import Ledger
 from iml_ray.llm.limiter import EndpointLimiter
-from iml_ray.llm.local_model import LocalSource
-from iml_ray.llm.local_server import LocalModelServer
+from iml_ray.llm.plumbing import LLMPlumbing
+from iml_ray.llm.serving.local_model import LocalSource
+from iml_ray.llm.serving.local_server import LocalModelServer
 from iml_ray.llm.settings import LLMSettings
-from iml_ray.resources import local_server_resources
+from iml_ray.plan.resources import local_server_resources
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,11 @@ def local_threads(settings: LLMSettings, resources: dict[str, float]) -> int:
     return settings.local_threads or max(1, int(round(resources["num_cpus"])))
 
 
-def llm_server_resources(llm: dict | None, cluster: dict[str, float]) -> list[dict[str, float]]:
+def llm_server_resources(llm: LLMPlumbing | None, cluster: dict[str, float]) -> list[dict[str, float]]:
     """What the local model servers of this competition hold on the cluster."""
-    if not llm or not llm.get("servers"):
+    if llm is None or not llm.servers:
         return []
-    settings = LLMSettings.from_json(llm["settings"])
-    return [local_server_resources(settings, cluster) for _ in llm["servers"]]
+    return [local_server_resources(llm.settings, cluster) for _ in llm.servers]
 
 
 def wait_until_loaded(handle, model: str, wait_s: float) -> None:
@@ -108,7 +107,7 @@ def start_local_servers(llm_configs: list[dict], wait_s: float = LOAD_WAIT_S) ->
     return list(handles.values())
 
 
-def llm_plumbing(overrides: dict, max_rewrites: int, policy: str = "openai", load_wait_s: float = LOAD_WAIT_S) -> dict:
+def llm_plumbing(overrides: dict, max_rewrites: int, policy: str = "openai", load_wait_s: float = LOAD_WAIT_S) -> LLMPlumbing:
     """What every agent of a competition gets: the LLM settings, this competition's ledger, the endpoint's
     limiter, and the servers of its local models."""
     settings = LLMSettings.from_env(overrides)
@@ -122,22 +121,19 @@ def llm_plumbing(overrides: dict, max_rewrites: int, policy: str = "openai", loa
         f" and {settings.endpoint_host()}" if settings.uses_http() else ""))
     log.info("llm policy: model %s at %s (cache %s%s)", settings.model, where, settings.cache_dir,
              ", replay only" if settings.replay else "")
-    return {"settings": dataclasses.asdict(settings), "max_rewrites": max_rewrites,
-            "ledger": LedgerActor.remote(settings.max_cost_usd, settings.max_tokens),
-            "limiter": endpoint_limiter(settings.endpoint_id(), settings.concurrency),
-            "servers": servers}
+    return LLMPlumbing(settings, max_rewrites, ledger=LedgerActor.remote(settings.max_cost_usd, settings.max_tokens),
+                       limiter=endpoint_limiter(settings.endpoint_id(), settings.concurrency), servers=servers)
 
 
-def llm_report(llm: dict, agents: tuple) -> dict:
+def llm_report(llm: LLMPlumbing, agents: tuple) -> dict:
     """Tokens, cost and cache hits per agent, what came from the LLM and what fell back to rules."""
-    ledger = ray.get(llm["ledger"].to_json.remote())
+    ledger = ray.get(llm.ledger.to_json.remote())
     events = [e for batch in ray.get([a.events.remote() for a in agents]) for e in batch]
     totals = ledger.get("totals", {})
-    settings = LLMSettings.from_json(llm["settings"])
-    servers = llm.get("servers") or {}
-    return {"policy": "local" if servers and not settings.uses_http() else "openai", "settings": settings.to_json(),
+    settings = llm.settings
+    return {"policy": "local" if llm.servers and not settings.uses_http() else "openai", "settings": settings.to_json(),
             **ledger, "tokens": totals.get("total_tokens", 0), "cost_usd": totals.get("cost_usd", 0.0),
-            "limiter": ray.get(llm["limiter"].stats.remote()), "servers": [server_stats(h) for h in servers.values()],
+            "limiter": ray.get(llm.limiter.stats.remote()), "servers": [server_stats(h) for h in llm.servers.values()],
             "events": sorted(events, key=lambda e: e["at"])}
 
 
@@ -146,5 +142,5 @@ def server_stats(handle) -> dict:
     try:
         return ray.get(handle.stats.remote(), timeout=30)
     except Exception as exc:   # the model never loaded, or the server died: say so instead of failing the report
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
-        return {"error": first[:300]}
+        last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        return {"error": last[:300]}

@@ -5,10 +5,10 @@ import dataclasses
 
 import ray
 
+from actors.agents import ActorProxy
 from iml_ray.blueprint import Candidate
-from iml_ray.candidate import TrackAgents, TrackJob, run_track
-
-from .agents import ActorProxy
+from iml_ray.track.job import TrackAgents, TrackJob
+from iml_ray.track.loop import run_track
 
 
 @ray.remote(max_retries=0)
@@ -21,7 +21,7 @@ def run_track_task(job: TrackJob, prep_coder, model_coder, assembler, error_anal
     if job.tune is not None:
         # The trials' driver writes its logs and sockets under this node's Ray temp dir: the sandbox keeps it writable.
         node = ray._private.worker.global_worker.node
-        job = dataclasses.replace(job, tune={**job.tune, "temp_dir": node.get_temp_dir_path() if node else "/tmp/ray"})
+        job = dataclasses.replace(job, tune=dataclasses.replace(job.tune, temp_dir=node.get_temp_dir_path() if node else "/tmp/ray"))
     agents = TrackAgents(*(ActorProxy(h) for h in (prep_coder, model_coder, assembler, error_analyzer, debugger,
                                                     evaluator, coordinator)), llm=llm)
     return run_track(job, agents)

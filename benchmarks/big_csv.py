@@ -73,8 +73,8 @@ def peak_rss_mib() -> int:
 
 def measure(task: Path, whole: bool) -> dict:
     """In this (fresh) process: analyze, profile; wall times and the peak RSS."""
-    from iml_ray.profile import profile_task
-    from iml_ray.task_inference import analyze_task
+    from iml_ray.task.inference import analyze_task
+    from iml_ray.task.profiling import profile_task
 
     rss_imports = peak_rss_mib()
     t0 = time.time()

@@ -22,7 +22,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from grade import grade  # noqa: E402
-from iml_ray.metrics import get_metric  # noqa: E402
+
+from iml_ray.metrics.registry import get_metric  # noqa: E402
 
 TASKS = ["titanic", "adult", "house_prices", "penguins", "bbc_news", "diabetes", "diamonds", "churn", "breast_cancer",
          "wine"]

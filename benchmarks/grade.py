@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from iml_ray.metrics import score_predictions  # noqa: E402
-from iml_ray.submission import SubmissionFormat  # noqa: E402
+from iml_ray.metrics.registry import score_predictions  # noqa: E402
+from iml_ray.metrics.submission import SubmissionFormat  # noqa: E402
 
 log = logging.getLogger("grade")
 

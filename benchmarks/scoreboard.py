@@ -2,7 +2,7 @@
 
 APS (Average Performance Score, as in the iML paper) is the mean over *all*
 tasks of the test score put on a 0-1 scale by the framework's own
-normalisation (`iml_ray.metrics.Metric.aps`): metrics already in [0, 1]
+normalisation (`iml_ray.metrics.registry.Metric.aps`): metrics already in [0, 1]
 (accuracy, AUC, F1, R² clipped) as they are, losses as exp(-loss) (log loss,
 RMSLE, RMSE, MAE), [-1, 1] metrics as (score + 1) / 2. A task with no valid
 submission (failed, timed out, invalid, or a system that cannot handle the
@@ -24,7 +24,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
-from iml_ray.metrics import UnknownMetric, get_metric
+from iml_ray.metrics.registry import UnknownMetric, get_metric
 
 VALID = "valid"
 # Every status an outcome can have, and how a table cell shows it when there is no score.
@@ -42,7 +42,7 @@ class Outcome:
     """One system on one task."""
     task: str
     system: str
-    metric: str                      # canonical name in iml_ray.metrics, or "mlebench"
+    metric: str                      # canonical name in iml_ray.metrics.registry, or "mlebench"
     modality: str                    # "tabular" | "text" | "image" | "mlebench"
     status: str                      # a key of STATUSES
     score: float | None = None       # the test score, when status is valid

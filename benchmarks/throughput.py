@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"tasks": args.tasks, "time_budget_s": args.time_budget, "cpus": psutil.cpu_count(), "rows": rows,
               "speedup": round(speedup, 2)}
     (out / "throughput.json").write_text(json.dumps(result, indent=1))
-    print(f"| mode | wall (s) | valid | competitions/hour | time outside the tracks | peak memory (GB) |")
+    print("| mode | wall (s) | valid | competitions/hour | time outside the tracks | peak memory (GB) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['mode']} | {r['wall_s']} | {r['valid']}/{len(tasks)} | {r['per_hour']} | "

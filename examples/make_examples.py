@@ -26,7 +26,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from iml_ray.submission import SubmissionFormat  # noqa: E402
+from iml_ray.metrics.submission import SubmissionFormat  # noqa: E402
 
 log = logging.getLogger("make_examples")
 SEED = 0
@@ -39,7 +39,7 @@ class Example:
     frame: pd.DataFrame         # features and target, in the source's row order, no id column yet
     target: str
     id_column: str
-    metric: str                 # canonical name in iml_ray.metrics
+    metric: str                 # canonical name in iml_ray.metrics.registry
     kind: str                   # "label" | "probability" | "class_probabilities" | "value"
     title: str
     about: str

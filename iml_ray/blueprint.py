@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+# What a failed round is blamed on: a module, the contract between them (the ErrorAnalyzer's LLM step says
+# which side: the prep's fulfilment or the model's usage), or the resources it ran out of.
+Blame = Literal["prep", "model", "contract", "contract_fulfilment", "contract_usage", "resources"]
 
 
 def _tuples_to_lists(value: Any) -> Any:
@@ -40,10 +44,10 @@ class PrepPlan:
     tfidf_ngram_max: int = 2
     tfidf_min_df: int = 2
     datetime_parts: tuple[str, ...] = ("year", "month", "day", "day_of_week", "day_of_year", "hour", "elapsed_days")
-    text_mode: str = "tfidf"                  # "tfidf" | "pretrained" (sentence embeddings)
+    text_mode: Literal["tfidf", "pretrained"] = "tfidf"      # pretrained: sentence embeddings
     text_encoder: dict[str, Any] = field(default_factory=dict)     # PretrainedModel JSON when pretrained
     image: tuple[str, ...] = ()               # ImageSource names: columns of absolute image paths
-    image_mode: str = "pixels"                # "pixels" (resized, scaled to [0, 1]) | "pretrained" (backbone features)
+    image_mode: Literal["pixels", "pretrained"] = "pixels"   # pixels: resized, scaled to [0, 1]; pretrained: backbone features
     image_size: tuple[int, int] = (28, 28)    # (height, width) of the pixel block
     image_channels: int = 1
     image_stats: bool = False                 # per-channel mean/std/min/max and the original size as dense columns
@@ -188,11 +192,11 @@ class RepairRound:
     status: str                 # sandbox status, or "invalid" when verification failed
     wall_s: float
     failure: str | None = None  # one line
-    blamed: str | None = None   # "prep" | "model" | "contract" | "resources"
+    blamed: Blame | None = None
     diagnosis: str | None = None
     change: str | None = None   # what the Debugger changed for the next round
     diff_file: str | None = None
-    module: str | None = None   # the module that change touched: "prep" | "model"
+    module: Literal["prep", "model"] | None = None   # the module that change touched
 
 
 @dataclass(frozen=True)
@@ -201,7 +205,7 @@ class Candidate:
 
     track: str
     code_dir: str
-    status: str                       # "verified" | "failed"
+    status: Literal["verified", "failed"]
     metric: str
     valid_score: float | None = None  # computed by the Evaluator, never parsed from stdout
     aps: float = 0.0

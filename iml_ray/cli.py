@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .cli_output import batch_table, print_batch_summary, print_summary
+from iml_ray.report.cli_output import batch_table, print_batch_summary, print_summary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,22 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "sample_submission.csv, description.md")
     run.add_argument("--out", help="output directory (default: runs/<task name>)")
     run.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-clock budget for the whole run (default 600)")
-    run.add_argument("--seed", type=int, help="seed of the validation split and the models (default 0)")
-    run.add_argument("--tracks", help="comma-separated tracks to explore: traditional, pretrained, custom_nn "
-                                      "(default: all; those that do not fit the data are skipped)")
-    run.add_argument("--gpus-per-track", type=float, metavar="N",
-                     help="GPUs (possibly fractional) per pretrained/custom_nn track (default: one each when the cluster has GPUs)")
-    run.add_argument("--tune", choices=("auto", "on", "off"),
-                     help="Ray Tune inside the generated code: auto (default) tunes when a track has time for it")
-    run.add_argument("--ensemble", choices=("best", "stack"),
-                     help="best (default): the best validated candidate; stack: blend the top candidates when that "
-                          "beats the best one on validation rows the blend was not fitted on")
-    run.add_argument("--config", type=Path, help="YAML file with RunConfig fields")
     add_shared_arguments(run)
     group = run.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the earlier run in --out")
     group.add_argument("--force", action="store_true", help="replace the earlier run in --out")
-    run.add_argument("-v", "--verbose", action="store_true", help="log debug details")
 
     batch = commands.add_parser("batch", help="solve many competitions concurrently on one Ray cluster",
                                 description="Run several task directories; each gets ROOT/<name>/. Rerunning the same "
@@ -51,14 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--time-budget", type=float, metavar="SECONDS", help="budget per competition (default 600)")
     batch.add_argument("--max-concurrent", type=int, help="competitions at once (default: the cluster's CPUs)")
     batch.add_argument("--retry-failed", action="store_true", help="run again the competitions that failed before")
-    batch.add_argument("--seed", type=int)
-    batch.add_argument("--tracks")
-    batch.add_argument("--gpus-per-track", type=float, metavar="N")
-    batch.add_argument("--tune", choices=("auto", "on", "off"))
-    batch.add_argument("--ensemble", choices=("best", "stack"))
-    batch.add_argument("--config", type=Path)
     add_shared_arguments(batch)
-    batch.add_argument("-v", "--verbose", action="store_true")
 
     serve = commands.add_parser("serve-llm", help="serve a local model on the cluster behind an OpenAI-compatible route",
                                 description="Start (or find) the cluster's server of a local model, the one `--llm "
@@ -84,6 +65,20 @@ def llm_choice(value: str) -> str:
 
 
 def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags `iml run` and `iml batch` share (a batch applies them to every competition)."""
+    parser.add_argument("--seed", type=int, help="seed of the validation split and the models (default 0)")
+    parser.add_argument("--tracks", help="comma-separated tracks to explore: traditional, pretrained, custom_nn "
+                                         "(default: all; those that do not fit the data are skipped)")
+    parser.add_argument("--gpus-per-track", type=float, metavar="N",
+                        help="GPUs (possibly fractional) per pretrained/custom_nn track "
+                             "(default: one each when the cluster has GPUs)")
+    parser.add_argument("--tune", choices=("auto", "on", "off"),
+                        help="Ray Tune inside the generated code: auto (default) tunes when a track has time for it")
+    parser.add_argument("--ensemble", choices=("best", "stack"),
+                        help="best (default): the best validated candidate; stack: blend the top candidates when that "
+                             "beats the best one on validation rows the blend was not fitted on")
+    parser.add_argument("--config", type=Path, help="YAML file with RunConfig fields")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     parser.add_argument("--llm", type=llm_choice, metavar="{rules,openai,local:MODEL}",
                         help="who writes the plan and the code: rules (default; no network), openai (any "
                              "OpenAI-compatible endpoint: OPENAI_BASE_URL, OPENAI_API_KEY, IML_LLM_MODEL) or "
@@ -109,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from . import __version__
+        from iml_ray import __version__
 
         print(f"iml-ray {__version__}")
         return 0
@@ -128,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .errors import UserError
+    from iml_ray.errors import UserError
 
     level = logging.DEBUG if args.verbose else logging.INFO
     console = None
@@ -148,8 +143,8 @@ def _run(args: argparse.Namespace) -> int:
         config = _config(args)
         task_dir = Path(args.task_dir)
         out = Path(args.out) if args.out else Path("runs") / _task_name(task_dir)
-        from .engine import Run
-        from .progress import LogProgress, RichProgress
+        from iml_ray.run.engine import Run
+        from iml_ray.run.progress import LogProgress, RichProgress
 
         progress = RichProgress(config.time_budget_s, console) if console else LogProgress(config.time_budget_s)
         try:
@@ -171,25 +166,25 @@ def _run(args: argparse.Namespace) -> int:
 def _serve_llm(args: argparse.Namespace) -> int:
     import threading
 
-    from .errors import ConfigError, UserError
+    from iml_ray.errors import ConfigError, UserError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("ray").setLevel(logging.WARNING)
     try:
         if not args.model.startswith("local:"):
             raise ConfigError(f"serve-llm serves a local model, got '{args.model}'", "Write e.g. iml serve-llm local:/models/m.gguf.")
-        from .config import RunConfig
+        from iml_ray.config import RunConfig
 
         loaded = RunConfig.from_yaml(args.config).llm if args.config else {}
-        from .llm.settings import LLMSettings
+        from iml_ray.llm.settings import LLMSettings
 
         settings = LLMSettings.from_json({**{k: v for k, v in loaded.items() if k != "model"}, "model": args.model})
-        from .engine import ray_session
+        from iml_ray.run.ray_session import ray_session
 
         with ray_session():
             from actors.llm import local_model_server, server_stats
-            from .llm.brain import LocalServerHandle
-            from .llm.http_route import ModelRoute
+            from iml_ray.llm.brain import LocalServerHandle
+            from iml_ray.llm.serving.http_route import ModelRoute
 
             handle = local_model_server(args.model, settings)
             stats = server_stats(handle)
@@ -214,13 +209,13 @@ def _serve_llm(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from .errors import UserError
+    from iml_ray.errors import UserError
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("ray").setLevel(logging.WARNING)
     try:
         config = _config(args)
-        from .batch import run_batch
+        from iml_ray.run.batch import run_batch
 
         last: list = []
         live = None
@@ -238,12 +233,12 @@ def _batch(args: argparse.Namespace) -> int:
             line = ", ".join(f"{r['name']}: {r['phase']}" + ("" if r["score"] is None else f" {r['score']:.4g}")
                              for r in rows)
             if line != (last[0] if last else None):
-                logging.getLogger("iml_ray.batch").info(line)
+                logging.getLogger("iml_ray.run.batch").info(line)
                 last[:] = [line]
 
         tasks = args.task_dirs
         if len(tasks) == 1 and tasks[0].endswith((".yaml", ".yml")) and Path(tasks[0]).is_file():
-            from .batch import read_manifest
+            from iml_ray.run.batch import read_manifest
 
             tasks = read_manifest(Path(tasks[0]), config)
         try:
@@ -267,8 +262,8 @@ def _batch(args: argparse.Namespace) -> int:
 
 def _no_space(exc: OSError) -> int:
     """A full disk met outside the run directory's writers (which raise NoSpaceError themselves): the same two lines."""
-    from .errors import NoSpaceError
-    from .rundir import NO_SPACE
+    from iml_ray.errors import NoSpaceError
+    from iml_ray.rundir import NO_SPACE
 
     if exc.errno not in NO_SPACE:
         raise exc
@@ -278,7 +273,7 @@ def _no_space(exc: OSError) -> int:
 
 
 def _config(args: argparse.Namespace):
-    from .config import RunConfig
+    from iml_ray.config import RunConfig
 
     overrides = {"time_budget_s": args.time_budget, "seed": args.seed,
                  "tracks": tuple(t.strip() for t in args.tracks.split(",")) if args.tracks else None,
@@ -293,7 +288,7 @@ def _config(args: argparse.Namespace):
     chosen = getattr(args, "llm", None) or ""
     if chosen.startswith("local:"):
         if llm.get("model", chosen) != chosen:
-            from .errors import ConfigError
+            from iml_ray.errors import ConfigError
 
             raise ConfigError(f"--llm {chosen} and --llm-model {llm['model']} name two models",
                               "Give the local model once: --llm local:MODEL.")
@@ -301,8 +296,13 @@ def _config(args: argparse.Namespace):
     if llm:
         overrides["llm"] = llm
     if args.config:
-        return RunConfig.from_yaml(args.config, **overrides)
-    return RunConfig.from_mapping({k: v for k, v in overrides.items() if v is not None})
+        config = RunConfig.from_yaml(args.config, **overrides)
+    else:
+        config = RunConfig.from_mapping({k: v for k, v in overrides.items() if v is not None})
+    from iml_ray.llm.settings import check_run_llm
+
+    check_run_llm(config.policy, config.llm)        # unknown keys and missing local models fail before the run
+    return config
 
 
 def _policy(llm: str | None) -> str | None:
@@ -318,7 +318,7 @@ def _report(args: argparse.Namespace) -> int:
     import json
 
     if (Path(args.run_dir) / "batch.json").is_file() and not (Path(args.run_dir) / "report.json").is_file():
-        from .batch_report import write_batch_report
+        from iml_ray.report.batch_report import write_batch_report
 
         html_path = write_batch_report(Path(args.run_dir))
         print(f"report.html: {html_path}" if html_path else "error: could not write the batch report (see the log)")
@@ -332,7 +332,7 @@ def _report(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"error: {path} is not valid JSON.\n       Rerun the task (iml run ... --force).", file=sys.stderr)
         return 2
-    from .run_report import write_html_report
+    from iml_ray.report.run_report import write_html_report
 
     html_path = write_html_report(Path(args.run_dir))
     print_summary(report, Path(args.run_dir))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from iml_ray.errors import ConfigError
 
 TRACKS = ("traditional", "pretrained", "custom_nn")
 TUNE_MODES = ("auto", "on", "off")
@@ -53,7 +53,6 @@ class RunConfig:
     track_retries: int = 0
     # Seconds kept back from the budget for assembling and writing the report.
     reserve_s: float = 10.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.time_budget_s <= 0:
@@ -72,17 +71,6 @@ class RunConfig:
             raise ConfigError(f"unknown tune mode '{self.tune}'", f"Choose from: {', '.join(TUNE_MODES)}.")
         if self.policy not in POLICIES:
             raise ConfigError(f"unknown policy '{self.policy}'", f"Choose from: {', '.join(POLICIES)}.")
-        if self.llm:
-            from .llm.settings import LLMSettings
-
-            settings = LLMSettings.from_env(self.llm, environ={})     # unknown keys fail here, before the run
-            from .llm.local_model import LocalSource, is_local
-
-            for model in settings.local_models():
-                LocalSource.parse(model)                               # so does a local model that is not there
-            if self.policy == "local" and self.llm.get("model") and not is_local(self.llm["model"]):
-                raise ConfigError(f"policy local needs a local:PATH_OR_ID model, got '{self.llm['model']}'",
-                                  "Write --llm local:/path/to/model (a checkpoint directory, a .gguf file or a hub id).")
         if self.track_retries < 0:
             raise ConfigError("track_retries must be >= 0", "Set it to 0 (fail the candidate) or more.")
         if self.max_repair_rounds < 0:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import NoSpaceError, OutputDirError
+from iml_ray.errors import NoSpaceError, OutputDirError
 
 MARKERS = ("state.json", "report.json", "submission.csv", "plan")
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)

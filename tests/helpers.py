@@ -83,7 +83,7 @@ def smollm2_gguf() -> Path:
 
 # Runs the rest of a script with a small tmpfs mounted at sys.argv[1] (size sys.argv[2], e.g. "256k"), seen by this
 # process and its children only: a mount namespace of its own (and, for a user other than root, a user namespace,
-# as iml_ray/isolation.py does for the sandbox). A kernel that refuses exits 126: the test fails, it is not skipped.
+# as iml_ray/safety/isolation.py does for the sandbox). A kernel that refuses exits 126: the test fails, it is not skipped.
 SMALL_DISK_PRELUDE = r'''
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)

@@ -13,8 +13,9 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
-from .errors import BadAnswer, LLMError
-from .prompts import re_ask
+from iml_ray.llm.errors import BadAnswer, LLMError
+from iml_ray.llm.prompt import re_ask
+from iml_ray.llm.settings import LLMSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,7 +77,7 @@ def blocking(obj: Any) -> Any:
 
 
 class Brain:
-    def __init__(self, agent: str, settings: dict, ledger: Any = None, limiter: Any = None,
+    def __init__(self, agent: str, settings: LLMSettings, ledger: Any = None, limiter: Any = None,
                  servers: dict[str, Any] | None = None):
         self.agent = agent
         self.settings = settings
@@ -101,12 +102,11 @@ class Brain:
     def client(self):
         with self._lock:
             if self._client is None:
-                from .client import LLMClient
-                from .settings import LLMSettings
+                from iml_ray.llm.client import LLMClient
 
-                settings = LLMSettings.from_json(self.settings)
-                servers = {model: LocalServerHandle(handle, settings.timeout_s) for model, handle in self.servers.items()}
-                self._client = LLMClient(settings, blocking(self.ledger), blocking(self.limiter), servers)
+                servers = {model: LocalServerHandle(handle, self.settings.timeout_s)
+                           for model, handle in self.servers.items()}
+                self._client = LLMClient(self.settings, blocking(self.ledger), blocking(self.limiter), servers)
             return self._client
 
     def ask(self, messages: list[dict], parse: Callable[[str], T], retries: int = 2, **params: Any) -> T:

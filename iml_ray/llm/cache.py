@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import CacheMiss
+from iml_ray.llm.errors import CacheMiss
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class ResponseCache:
         """The cached response, None when absent; in replay mode an absent entry raises CacheMiss."""
         response = self._read(self.path(key))
         if response is None and self.replay:
-            raise CacheMiss(f"replay mode: no cached LLM response {key[:12]} in {self.directory}; "
+            raise CacheMiss(f"--llm-replay: replay mode: no cached LLM response {key[:12]} in {self.directory}; "
                             "run once without replay to record it")
         return response
 

@@ -18,12 +18,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Protocol
 
-from .cache import ResponseCache
-from .errors import LLMUnavailable, OutOfTime
-from .extract import estimate_tokens
-from .ledger import Ledger
-from .local_model import is_local
-from .settings import LLMSettings
+from iml_ray.llm.cache import ResponseCache
+from iml_ray.llm.errors import LLMUnavailable, OutOfTime
+from iml_ray.llm.extract import estimate_tokens, message_text
+from iml_ray.llm.ledger import Ledger
+from iml_ray.llm.serving.local_model import is_local
+from iml_ray.llm.settings import LLMSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class LLMClient:
         self._build_lock = threading.Lock()
 
     def chat(self, agent: str, messages: list[dict], deadline: float | None = None, **params: Any) -> Reply:
-        """Ask the agent's model; raises BudgetExceeded, CacheMiss or LLMUnavailable (all LLMError).
+        """Ask the agent's model; raises BudgetExceeded or LLMUnavailable (LLMError), or CacheMiss in strict replay.
 
         `params` go to chat.completions.create as they are (e.g. response_format, seed);
         a `model=` among them overrides the agent's model.
@@ -194,14 +194,14 @@ class LLMClient:
                 raise OutOfTime(f"local model: {exc} (the LLM's time was up)") from None
             raise LLMUnavailable(f"local model {model[len('local:'):]}: {exc}; raise llm timeout_s for a slow model") from None
         except Exception as exc:   # the actor died or the call failed: the rules take over
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
-            raise LLMUnavailable(f"local model {model[len('local:'):]}: {self._redact(first)}") from None
+            last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            raise LLMUnavailable(f"local model {model[len('local:'):]}: {self._redact(last)}") from None
         return (str(answer["text"]), int(answer["prompt_tokens"]), int(answer["completion_tokens"]),
                 answer.get("finish_reason"), time.monotonic() - started, 1)
 
     def _server(self, model: str) -> Any:
         if model not in self.servers:
-            from .local_server import in_process_server
+            from iml_ray.llm.serving.local_server import in_process_server
 
             s = self.settings
             self.servers[model] = in_process_server(model, max_batch=s.local_max_batch, batch_wait_s=s.local_batch_wait_s,
@@ -286,18 +286,6 @@ class LLMClient:
         text = re.sub(r"(?i)(bearer\s+)\S+", r"\1***", text)
         text = " ".join(text.split())
         return text if len(text) <= 200 else text[:197] + "..."
-
-
-def message_text(messages: Any) -> str:
-    """The text of a chat's messages, joined; image and other non-text parts (and malformed entries) are skipped."""
-    parts: list[str] = []
-    for message in messages if isinstance(messages, list) else []:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts.extend(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return "\n".join(parts)
 
 
 def _retryable_status(status: int) -> bool:

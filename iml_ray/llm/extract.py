@@ -10,8 +10,9 @@ import ast
 import json
 import math
 import re
+from typing import Any
 
-from .errors import BadAnswer
+from iml_ray.llm.errors import BadAnswer
 
 PYTHON_FENCES = {"", "python", "python3", "py", "py3"}
 
@@ -156,3 +157,15 @@ def _matching_brace(text: str, start: int) -> int | None:
             if depth == 0:
                 return index
     return None
+
+
+def message_text(messages: Any) -> str:
+    """The text of a chat's messages, joined; image and other non-text parts (and malformed entries) are skipped."""
+    parts: list[str] = []
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return "\n".join(parts)

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from .errors import BudgetExceeded, LLMUnavailable, OutOfTime
+from iml_ray.llm.errors import BudgetExceeded, LLMUnavailable, OutOfTime
 
 # Counters kept per agent and in total; "requests" counts replies fetched from the
 # endpoint, "cache_hits" replies served from the cache (they spend nothing).

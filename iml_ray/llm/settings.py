@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import ConfigError
-from .local_model import is_local
+from iml_ray.errors import ConfigError
+from iml_ray.llm.serving.local_model import is_local
 
 # The agents an LLM can drive (the Assembler, Evaluator and Coordinator are the framework's own).
 LLM_AGENTS = ("task_analyzer", "profiler", "knowledge_retriever", "guideline", "preprocessing_coder",
@@ -177,3 +177,18 @@ def _without_credentials(base_url: str | None) -> str | None:
     if "@" not in parts.netloc:
         return base_url
     return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def check_run_llm(policy: str, llm: dict[str, Any]) -> None:
+    """A run's LLM section checked before the run starts: unknown keys, a local model that is not there,
+    and policy `local` without a local model each raise ConfigError."""
+    if not llm:
+        return
+    settings = LLMSettings.from_env(llm, environ={})
+    from iml_ray.llm.serving.local_model import LocalSource
+
+    for model in settings.local_models():
+        LocalSource.parse(model)
+    if policy == "local" and llm.get("model") and not is_local(llm["model"]):
+        raise ConfigError(f"policy local needs a local:PATH_OR_ID model, got '{llm['model']}'",
+                          "Write --llm local:/path/to/model (a checkpoint directory, a .gguf file or a hub id).")

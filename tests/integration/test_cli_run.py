@@ -10,7 +10,6 @@ import time
 
 import psutil
 import pytest
-
 from helpers import binary_frames, run_on_small_disk, write_task
 
 pytestmark = pytest.mark.slow

@@ -6,10 +6,10 @@ import time
 
 import psutil
 import pytest
-
 from helpers import binary_frames, local_ray, write_task
+
 from iml_ray.config import RunConfig
-from iml_ray.engine import run_competition
+from iml_ray.run.engine import run_competition
 
 pytestmark = pytest.mark.slow
 

@@ -11,11 +11,11 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import binary_frames, local_ray, write_task
-from iml_ray.llm.scripted_server import ScriptedServer
-from iml_ray.llm.settings import LLMSettings
 from llm_scripts import failing_script, repair_script
+
+from iml_ray.llm.serving.scripted_server import ScriptedServer
+from iml_ray.llm.settings import LLMSettings
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +34,9 @@ def _task(tmp_path):
 
 
 def _cards(task):
-    from iml_ray.knowledge.retriever import retrieve
-    from iml_ray.profile import profile_task
-    from iml_ray.task_inference import analyze_task
+    from iml_ray.plan.knowledge import retrieve
+    from iml_ray.task.inference import analyze_task
+    from iml_ray.task.profiling import profile_task
 
     summary = analyze_task(task)
     return retrieve(summary, profile_task(summary), ("traditional",)).card_ids
@@ -128,8 +128,8 @@ def test_cli_run_with_the_llm_repairs_the_blamed_module_and_a_rerun_is_free(tmp_
 
 def test_llm_that_keeps_failing_ends_in_the_rules_module_and_a_valid_submission(tmp_path, ray_cluster, monkeypatch):
     from iml_ray.config import RunConfig
-    from iml_ray.contract import check_submission
-    from iml_ray.engine import run_competition
+    from iml_ray.run.engine import run_competition
+    from iml_ray.safety.contract import check_submission
 
     task = _task(tmp_path)
     script, default = failing_script()
@@ -161,7 +161,7 @@ def test_llm_that_keeps_failing_ends_in_the_rules_module_and_a_valid_submission(
 
 def test_cost_cap_reached_mid_run_continues_on_rules(tmp_path, ray_cluster, monkeypatch):
     from iml_ray.config import RunConfig
-    from iml_ray.engine import run_competition
+    from iml_ray.run.engine import run_competition
 
     task = _task(tmp_path)
     with ScriptedServer(repair_script(str(task / "train.csv"), _cards(task))) as server:

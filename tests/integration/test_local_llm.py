@@ -13,8 +13,8 @@ import sys
 import threading
 
 import pytest
-
 from helpers import binary_frames, local_ray, smollm2_gguf, write_task
+
 from iml_ray.llm.settings import LLMSettings
 
 pytestmark = pytest.mark.slow
@@ -58,7 +58,7 @@ def test_agents_on_the_cluster_share_one_server_and_its_model_calls(served):
     again = local_model_server(model, settings)            # what a second competition does: found by name
     assert first._actor_id == again._actor_id
     agents = ("task_analyzer", "profiler", "guideline", "debugger")
-    brains = [Brain(agent, settings.to_json(), servers={model: again}) for agent in agents]
+    brains = [Brain(agent, settings, servers={model: again}) for agent in agents]
     replies: dict[str, object] = {}
 
     def ask(brain):
@@ -83,7 +83,7 @@ def test_the_server_behind_an_openai_compatible_route_serves_other_tools(served)
     from actors.llm import server_stats
     from iml_ray.llm.brain import LocalServerHandle
     from iml_ray.llm.client import LLMClient
-    from iml_ray.llm.http_route import ModelRoute
+    from iml_ray.llm.serving.http_route import ModelRoute
 
     settings, handle = served
     before = server_stats(handle)

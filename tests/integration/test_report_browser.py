@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import binary_frames, write_task
 
 pytestmark = pytest.mark.slow

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import binary_frames, write_task
+
 from iml_ray.config import RunConfig
-from iml_ray.engine import run_competition
+from iml_ray.run.engine import run_competition
 
 pytestmark = pytest.mark.slow
 

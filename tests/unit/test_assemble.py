@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from iml_ray.assemble import AssemblyError, ModuleSource, assemble, section_lines
+from iml_ray.codegen.assemble import AssemblyError, ModuleSource, assemble, section_lines
 
 PREP = '"""prep doc"""\nclass Preprocessor:\n    pass\n'
 MODEL = ("def fit_model(X, y, c=()):\n    return 1\n\ndef predict_model(m, X):\n    return X\n\ndef describe_model(m):\n    return {}\n"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from iml_ray.batch import competition_names, previous_status
+from iml_ray.run.batch import competition_names, previous_status
 
 
 def test_names_are_unique_and_mlebench_public_uses_its_parent(tmp_path):
@@ -24,7 +24,7 @@ def test_previous_status_reads_the_run_state(tmp_path):
 def test_batch_summary_adds_up_the_competitions_llm_spend(tmp_path):
     import json
 
-    from iml_ray.batch import Competition, CompetitionResult, _write_summary
+    from iml_ray.run.batch import Competition, CompetitionResult, _write_summary
 
     competitions = [Competition("a", "/t/a", str(tmp_path / "a")), Competition("b", "/t/b", str(tmp_path / "b"))]
     results = {"a": CompetitionResult("a", "ok", str(tmp_path / "a"), wall_s=10, llm_tokens=1200, llm_cost_usd=0.012),
@@ -35,8 +35,8 @@ def test_batch_summary_adds_up_the_competitions_llm_spend(tmp_path):
 
 
 def test_a_manifest_gives_each_competition_its_own_budget_and_overrides(tmp_path):
-    from iml_ray.batch import competition_names, read_manifest
     from iml_ray.config import RunConfig
+    from iml_ray.run.batch import competition_names, read_manifest
 
     manifest = tmp_path / "batch.yaml"
     manifest.write_text("tasks:\n  - tasks/a\n  - path: tasks/b\n    time_budget: 120\n    name: bee\n"
@@ -56,9 +56,9 @@ def test_a_manifest_gives_each_competition_its_own_budget_and_overrides(tmp_path
     ("- {time_budget: 3}\n", "needs a path"),
 ])
 def test_a_bad_manifest_fails_before_anything_runs(tmp_path, text, complaint):
-    from iml_ray.batch import read_manifest
     from iml_ray.config import RunConfig
     from iml_ray.errors import ConfigError
+    from iml_ray.run.batch import read_manifest
 
     manifest = tmp_path / "batch.yaml"
     manifest.write_text(text)
@@ -69,7 +69,7 @@ def test_a_bad_manifest_fails_before_anything_runs(tmp_path, text, complaint):
 def test_the_progress_of_a_running_competition_shows_its_best_score_so_far(tmp_path):
     import json
 
-    from iml_ray.batch import Competition, _live
+    from iml_ray.run.batch import Competition, _live
 
     comp = Competition("a", "/t/a", str(tmp_path / "a"))
     (tmp_path / "a").mkdir()

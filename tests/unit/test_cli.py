@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from helpers import binary_frames, write_task
+
 from iml_ray.cli import main
 
 

@@ -8,13 +8,13 @@ import types
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import bar_images, write_task
-from iml_ray.knowledge.retriever import retrieve
-from iml_ray.profile import profile_task
-from iml_ray.rules.guideline import make_blueprint, make_contract
-from iml_ray.task_inference import analyze_task
-from iml_ray.tracks.render import render_model, render_prep
+
+from iml_ray.codegen.render import render_model, render_prep
+from iml_ray.plan.guideline_rules import make_blueprint, make_contract
+from iml_ray.plan.knowledge import retrieve
+from iml_ray.task.inference import analyze_task
+from iml_ray.task.profiling import profile_task
 
 pytest.importorskip("torch")
 

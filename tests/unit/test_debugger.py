@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from iml_ray.blueprint import PrepPlan, TrackPlan, TrainPlan
-from iml_ray.rules.debugger import Failure, Plans, diagnose, repair
+from iml_ray.plan.repairs import Failure, Plans, diagnose, repair
 
 PLANS = Plans(
     PrepPlan(numeric=("a", "b"), categorical=("c",), text=("t",), tfidf_max_features=40000),

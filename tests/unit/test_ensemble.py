@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pandas as pd
-
 from helpers import binary_frames, write_task
-from iml_ray.ensemble import blend_function, blend_submissions, ensemble_script, fit_ensemble
-from iml_ray.task_inference import analyze_task
+
+from iml_ray.run.ensemble import blend_function, blend_submissions, ensemble_script, fit_ensemble
+from iml_ray.task.inference import analyze_task
 
 
 def _auc_task(tmp_path, n=600):

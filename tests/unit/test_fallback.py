@@ -8,15 +8,15 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import binary_frames, write_task
-from iml_ray.agents import Assembler
+
+from iml_ray.agents.assembler import Assembler
 from iml_ray.blueprint import PrepPlan, TrackPlan, TrainPlan
-from iml_ray.contract import check_submission, check_valid_predictions
-from iml_ray.evaluate import score_valid_predictions
-from iml_ray.rules.guideline import make_contract
-from iml_ray.task_inference import analyze_task
-from iml_ray.tracks.render import render_model, render_prep
+from iml_ray.codegen.render import render_model, render_prep
+from iml_ray.plan.guideline_rules import make_contract
+from iml_ray.safety.contract import check_submission, check_valid_predictions
+from iml_ray.scoring.evaluate import score_valid_predictions
+from iml_ray.task.inference import analyze_task
 
 
 def _run_fallback(root, tmp_path):

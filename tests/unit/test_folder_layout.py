@@ -12,16 +12,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from iml_ray.agents import Assembler
-from iml_ray.contract import PREP_PROBE, check_prep_report, check_submission, prep_probe_spec
+from iml_ray.agents.assembler import Assembler
+from iml_ray.codegen.render import render_model, render_prep, render_prep_probe
 from iml_ray.errors import TaskError
-from iml_ray.evaluate import make_holdout, read_target, score_valid_predictions
-from iml_ray.knowledge.retriever import retrieve
-from iml_ray.profile import profile_task
-from iml_ray.rules.guideline import make_blueprint, make_contract
-from iml_ray.task import TaskSummary
-from iml_ray.task_inference import analyze_task, check_task
-from iml_ray.tracks.render import render_model, render_prep
+from iml_ray.plan.guideline_rules import make_blueprint, make_contract
+from iml_ray.plan.knowledge import retrieve
+from iml_ray.safety.contract import check_prep_report, check_submission, prep_probe_spec
+from iml_ray.scoring.evaluate import make_holdout, read_target, score_valid_predictions
+from iml_ray.task.files import TaskSummary
+from iml_ray.task.inference import analyze_task, check_task
+from iml_ray.task.profiling import profile_task
 
 CLASSES = ("diagonal", "horizontal", "vertical")
 
@@ -121,7 +121,7 @@ def test_runner_probe_and_framework_read_the_same_tables(tmp_path):
         pd.testing.assert_frame_equal(runner.read_split(str(root), split), summary.read(split))
 
     # The framework's probe reads the same rows and runs the prep on them.
-    (tmp_path / "probe.py").write_text(PREP_PROBE)
+    (tmp_path / "probe.py").write_text(render_prep_probe())
     (tmp_path / "prep.py").write_text(prep_code)
     (tmp_path / "spec.json").write_text(json.dumps(prep_probe_spec(summary, contract)))
     subprocess.run([sys.executable, "probe.py", "spec.json", "prep.py", "report.json"], cwd=tmp_path, timeout=60,

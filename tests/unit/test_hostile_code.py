@@ -7,25 +7,29 @@ sandbox; the failure is named in the round; the rules module takes the slot
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import psutil
 import pytest
-
 from helpers import binary_frames, write_task
-from iml_ray.agents import Assembler, Debugger, ErrorAnalyzer, Evaluator, ModelingCoder, PreprocessingCoder
-from iml_ray.candidate import TrackAgents, TrackJob, run_track
-from iml_ray.contract import check_submission
-from iml_ray.evaluate import make_holdout
-from iml_ray.knowledge.retriever import retrieve
-from iml_ray.profile import profile_task
-from iml_ray.rules.debugger import Plans
-from iml_ray.rules.guideline import make_blueprint, make_contract
-from iml_ray.task_inference import analyze_task
+
+from iml_ray.agents.assembler import Assembler
+from iml_ray.agents.debugger import Debugger
+from iml_ray.agents.error_analyzer import ErrorAnalyzer
+from iml_ray.agents.evaluator import Evaluator
+from iml_ray.agents.modeling_coder import ModelingCoder
+from iml_ray.agents.preprocessing_coder import PreprocessingCoder
+from iml_ray.plan.guideline_rules import make_blueprint, make_contract
+from iml_ray.plan.knowledge import retrieve
+from iml_ray.plan.repairs import Plans
+from iml_ray.safety.contract import check_submission
+from iml_ray.scoring.evaluate import make_holdout
+from iml_ray.task.inference import analyze_task
+from iml_ray.task.profiling import profile_task
+from iml_ray.track.job import TrackAgents, TrackJob
+from iml_ray.track.loop import run_track
 
 HEAD = "import os, signal, socket, subprocess, sys, time\nimport numpy as np\n\n\nclass Preprocessor:\n    def fit(self, frame):\n"
 TAIL = ("        return self\n\n    def transform(self, frame):\n        return np.zeros((len(frame), 1), dtype=np.float32)\n")

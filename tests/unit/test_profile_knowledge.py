@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
 from helpers import binary_frames, write_task
-from iml_ray.knowledge.retriever import Knowledge, load_cards, retrieve
-from iml_ray.profile import Profile, profile_task
-from iml_ray.rules.guideline import make_blueprint
-from iml_ray.task_inference import analyze_task
+
+from iml_ray.plan.guideline_rules import make_blueprint
+from iml_ray.plan.knowledge import Knowledge, load_cards, retrieve
+from iml_ray.task.inference import analyze_task
+from iml_ray.task.profile import Profile
+from iml_ray.task.profiling import profile_task
 
 
 def test_roles_and_target_balance_are_measured(tmp_path):
@@ -65,7 +66,7 @@ def test_card_settings_merge_by_priority(tmp_path):
 
 def test_a_large_table_is_sampled_to_fit_the_budget(tmp_path):
     from iml_ray.blueprint import PrepPlan
-    from iml_ray.rules.guideline import estimated_seconds, sample_for_budget
+    from iml_ray.plan.guideline_rules import estimated_seconds, sample_for_budget
 
     prep = PrepPlan(numeric=tuple(f"x{i}" for i in range(50)))
     rows, note = sample_for_budget(prep, 1_000_000, 2, 120)

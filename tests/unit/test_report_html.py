@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-
 from helpers import write_task
-from iml_ray.report_html import render_run_report
-from iml_ray.svg_charts import bar_chart, heatmap, timeline
+
+from iml_ray.report.html import render_run_report
+from iml_ray.report.svg import bar_chart, heatmap, timeline
 
 
 def _fake_run(tmp_path, status="ok", kind="value"):
@@ -90,7 +90,7 @@ def test_a_tuned_candidate_says_what_its_search_found(tmp_path):
 
 
 def test_the_llm_section_shows_each_agents_spend_and_every_fallback():
-    from iml_ray.report_html import _cost_section
+    from iml_ray.report.html import _cost_section
 
     report = {"llm": {"policy": "openai", "settings": {"model": "gpt-x"}, "exhausted": True,
                       "totals": {"requests": 5, "cache_hits": 2, "prompt_tokens": 900, "completion_tokens": 300,
@@ -110,7 +110,7 @@ def test_the_llm_section_shows_each_agents_spend_and_every_fallback():
 
 
 def test_the_llm_section_shows_the_local_model_servers_throughput():
-    from iml_ray.report_html import _cost_section
+    from iml_ray.report.html import _cost_section
 
     server = {"model": "local:/models/SmolLM2-135M-Instruct.Q4_1.gguf", "backend": "transformers", "device": "cpu",
               "load_s": 16.2, "requests": 9, "model_calls": 5, "batch_sizes": {"1": 3, "3": 2},
@@ -125,3 +125,15 @@ def test_the_llm_section_shows_the_local_model_servers_throughput():
     assert "RayActorError: the actor died" in html
     assert "2 LLM call(s) not started" in html
     assert "Local model server" not in _cost_section({"llm": {**report["llm"], "servers": []}})
+
+
+def test_the_timeline_shows_the_cpus_each_track_was_given():
+    from iml_ray.report.html import _timeline_section
+
+    state = {"stages": {"profile": {"finished": 10.0, "seconds": 2.0}},
+             "candidates": {"traditional": {"wall_s": 5.0, "rounds": [{"wall_s": 5.0}]},
+                            "custom_nn": {"wall_s": 4.0, "rounds": [{"wall_s": 4.0}]}}}
+    report = {"resources": {"traditional": {"num_cpus": 0.65, "threads": 1, "num_gpus": 0.0, "memory_mb": 100},
+                            "custom_nn": {"num_cpus": 1.3, "threads": 1, "num_gpus": 0.0, "memory_mb": 100}}}
+    page = _timeline_section({"state": state, "report": report})
+    assert "track traditional (0.65 CPU)" in page and "track custom_nn (1.3 CPU)" in page

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from iml_ray.sandbox import SandboxLimits, clean_env, run_python
+from iml_ray.safety.sandbox import SandboxLimits, clean_env, run_python
 
 LIMITS = SandboxLimits(timeout_s=30, memory_mb=2000)
 
@@ -128,7 +128,7 @@ def test_child_dies_with_its_supervisor(tmp_path):
                      "forever.py")
     supervisor = _script(tmp_path, f"""
         from pathlib import Path
-        from iml_ray.sandbox import SandboxLimits, run_python
+        from iml_ray.safety.sandbox import SandboxLimits, run_python
         run_python(Path({str(target)!r}), [], Path({str(tmp_path / 'w')!r}), SandboxLimits(timeout_s=300, memory_mb=2000))
     """, "supervisor.py")
     proc = subprocess.Popen([sys.executable, str(supervisor)])
@@ -178,7 +178,7 @@ def test_disk_use_of_the_working_directory_is_capped(tmp_path):
 
 def test_this_machine_isolates_network_and_data():
     """The CI machine allows the namespaces; a machine that does not is told at start-up (containment())."""
-    from iml_ray.sandbox import containment
+    from iml_ray.safety.sandbox import containment
 
     caps = containment()
     assert caps.network and caps.read_only and caps.writes, caps.describe()

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import binary_frames, write_task
+
 from iml_ray.errors import TaskError
-from iml_ray.task_inference import analyze_task, check_task
+from iml_ray.task.inference import analyze_task, check_task
 
 
 def test_binary_task_inferred_from_sample_submission(binary_task):
@@ -167,6 +167,18 @@ def test_probability_range_in_description_does_not_pick_a_class(tmp_path):
     ("a probability for spam or ham", None),
 ])
 def test_class_named_for_probability(text, expected):
-    from iml_ray.task_inference import class_named_for_probability
+    from iml_ray.task.inference import class_named_for_probability
     classes = ["even", "odd"] if "parity" in text else ["ham", "spam"]
     assert class_named_for_probability(text, classes, "parity") == expected
+
+
+def test_a_task_orders_its_classes_as_the_metrics_do_numbers_by_value(tmp_path):
+    from iml_ray.metrics.labels import class_sort_key, natural_order
+
+    labels = ["10", "2", "unsure", "2", "10", "unsure"] * 10          # numeric strings beside text: read as text
+    train = pd.DataFrame({"id": range(60), "x": range(60), "grade": labels})
+    test = pd.DataFrame({"id": range(60, 70), "x": range(10)})
+    sample = pd.DataFrame({"id": range(60, 70), "grade": ["2"] * 10})
+    summary = analyze_task(write_task(tmp_path / "grades", train, test, sample))
+    assert list(summary.submission.classes) == ["2", "10", "unsure"] == natural_order(labels)
+    assert sorted([3, "10", "b", "1.5", True], key=class_sort_key) == [True, "1.5", 3, "10", "b"]

@@ -7,14 +7,14 @@ import types
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import binary_frames, write_task
 from scipy import sparse
 
-from helpers import binary_frames, write_task
-from iml_ray.knowledge.retriever import retrieve
-from iml_ray.profile import profile_task
-from iml_ray.rules.guideline import make_blueprint, make_contract
-from iml_ray.task_inference import analyze_task
-from iml_ray.tracks.render import render_prep, render_traditional
+from iml_ray.codegen.render import render_prep, render_traditional
+from iml_ray.plan.guideline_rules import make_blueprint, make_contract
+from iml_ray.plan.knowledge import retrieve
+from iml_ray.task.inference import analyze_task
+from iml_ray.task.profiling import profile_task
 
 
 def _load(code: str, name: str) -> types.ModuleType:

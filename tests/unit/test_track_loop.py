@@ -6,14 +6,21 @@ import time
 from dataclasses import replace
 
 from helpers import binary_frames, write_task
-from iml_ray.agents import Assembler, Debugger, ErrorAnalyzer, Evaluator, ModelingCoder, PreprocessingCoder
-from iml_ray.candidate import TrackAgents, TrackJob, run_track
-from iml_ray.evaluate import make_holdout
-from iml_ray.knowledge.retriever import retrieve
-from iml_ray.profile import profile_task
-from iml_ray.rules.debugger import Plans
-from iml_ray.rules.guideline import make_blueprint, make_contract
-from iml_ray.task_inference import analyze_task
+
+from iml_ray.agents.assembler import Assembler
+from iml_ray.agents.debugger import Debugger
+from iml_ray.agents.error_analyzer import ErrorAnalyzer
+from iml_ray.agents.evaluator import Evaluator
+from iml_ray.agents.modeling_coder import ModelingCoder
+from iml_ray.agents.preprocessing_coder import PreprocessingCoder
+from iml_ray.plan.guideline_rules import make_blueprint, make_contract
+from iml_ray.plan.knowledge import retrieve
+from iml_ray.plan.repairs import Plans
+from iml_ray.scoring.evaluate import make_holdout
+from iml_ray.task.inference import analyze_task
+from iml_ray.task.profiling import profile_task
+from iml_ray.track.job import TrackAgents, TrackJob
+from iml_ray.track.loop import run_track
 
 
 def _job(tmp_path, task, deadline_s=120.0):
@@ -32,11 +39,11 @@ AGENTS = TrackAgents(PreprocessingCoder(), ModelingCoder(), Assembler(), ErrorAn
 
 def test_repair_after_timeout_lands_a_verified_candidate(tmp_path, monkeypatch):
     """A first attempt too slow for its slot is repaired with faster settings, and the diff is kept."""
-    from iml_ray import candidate
+    from iml_ray.track import checks
 
     train, test, sample = binary_frames(300, 80)
     task = write_task(tmp_path / "toy", train, test, sample)
-    real_limits = candidate._limits
+    real_limits = checks.limits
     calls = {"n": 0}
 
     def tight_first_pipeline(job, last_chance=False):
@@ -45,7 +52,7 @@ def test_repair_after_timeout_lands_a_verified_candidate(tmp_path, monkeypatch):
         # Round 1 = prep probe (call 1) then pipeline (call 2): starve the pipeline of time.
         return replace(limits, timeout_s=0.5) if calls["n"] == 2 else limits
 
-    monkeypatch.setattr(candidate, "_limits", tight_first_pipeline)
+    monkeypatch.setattr(checks, "limits", tight_first_pipeline)
     result = run_track(_job(tmp_path, task), AGENTS)
     assert result.status == "verified"
     assert result.repair_rounds == 1

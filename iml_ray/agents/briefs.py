@@ -1,0 +1,48 @@
+"""Compact views of the task, the profile and the logs, as the agents' prompts show them."""
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+from iml_ray.llm.extract import clip_middle
+
+if TYPE_CHECKING:
+    from iml_ray.task.files import TaskSummary
+    from iml_ray.task.profile import Profile
+
+LOG_TOKENS = 1500           # a traceback or log tail in a prompt: head and tail kept, code never cut
+
+def task_brief(summary: "TaskSummary") -> dict[str, Any]:
+    return {"name": summary.name, "target": summary.target, "id_column": summary.id_column,
+            "problem_type": summary.problem_type, "metric": summary.metric, "n_train": summary.n_train,
+            "n_test": summary.n_test, "submission": summary.submission.to_json(),
+            "description": clip_middle(summary.description, 600)}
+
+
+def profile_brief(profile: "Profile") -> dict[str, Any]:
+    return {"rows": [profile.n_train, profile.n_test], "target": {k: v for k, v in profile.target.__dict__.items() if v},
+            "columns": [{"name": c.name, "role": c.role, "dtype": c.dtype, "missing": round(c.missing_frac, 3),
+                         "unique": c.n_unique, "examples": list(c.examples[:3])} for c in profile.columns[:60]],
+            "images": [i.name for i in profile.images]}
+
+
+def columns_brief(profile: "Profile") -> str:
+    """One line per column for the coders: name, role, dtype, missingness, examples."""
+    lines = [f"- {c.name}: {c.role} ({c.dtype}), {c.missing_frac:.0%} missing, {c.n_unique} distinct, e.g. "
+             f"{', '.join(repr(e) for e in c.examples[:3])}" for c in profile.columns[:80]]
+    if len(profile.columns) > 80:
+        lines.append(f"- ... {len(profile.columns) - 80} more columns")
+    return "\n".join(lines)
+
+
+PATH = re.compile(r"(/[^\s\"':]+)+/(?=(round_\d+|prep_check|candidates)\b)")
+
+
+def scrub_paths(text: str) -> str:
+    """Run-directory prefixes out of logs: a prompt must not change with --out (the cache key) nor show paths."""
+    text = PATH.sub("", text or "")
+    home = os.path.expanduser("~")
+    return text.replace(home, "~") if home not in ("", "/") else text
+
+

@@ -1,0 +1,176 @@
+"""Fill the code templates with settings decided from the data.
+
+The generated modules are plain Python a person can read: the decisions sit in
+one CONFIG literal at the top of each module, the code below it is fixed.
+"""
+from __future__ import annotations
+
+import pprint
+import re
+from importlib import resources
+from typing import Any
+
+from iml_ray.blueprint import InterfaceContract, PrepPlan, TrackPlan, TrainPlan
+from iml_ray.task.files import TaskSummary
+from iml_ray.task.media import class_folders_source
+from iml_ray.task.table_file import table_file_source
+
+PLACEHOLDER = re.compile(r"__([A-Z][A-Z0-9_]*)__")
+
+
+def template(name: str) -> str:
+    """The template's text as written (`codegen/templates/<name>.py.tmpl`)."""
+    return resources.files(__package__).joinpath("templates", f"{name}.py.tmpl").read_text()
+
+
+def placeholders(name: str) -> set[str]:
+    """The names of the `__NAME__` placeholders template `name` holds."""
+    return set(PLACEHOLDER.findall(template(name)))
+
+
+def fill(name: str, **values: str) -> str:
+    """Template `name` with every `__NAME__` placeholder replaced by values[NAME], in one pass (a value that
+    looks like a placeholder, e.g. a column named __X__, stays as it is). A placeholder without a value,
+    or a value without a placeholder, is a bug in iml-ray: it raises."""
+    text = template(name)
+    wanted = set(PLACEHOLDER.findall(text))
+    missing, unused = sorted(wanted - set(values)), sorted(set(values) - wanted)
+    if missing or unused:
+        raise ValueError(f"template {name}: " + "; ".join(
+            part for part in (f"no value for {missing}" if missing else "", f"no placeholder for {unused}" if unused else "")
+            if part))
+    return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+def literal(value: Any) -> str:
+    return pprint.pformat(value, width=100, sort_dicts=False)
+
+
+def render_prep(summary: TaskSummary, plan: PrepPlan) -> str:
+    config = {
+        "numeric": list(plan.numeric),
+        "numeric_coerce": list(plan.numeric_coerce),
+        "categorical": list(plan.categorical),
+        "text": list(plan.text),
+        "datetime": list(plan.datetime),
+        "missing_indicators": plan.missing_indicators,
+        "max_categories": plan.max_categories,
+        "min_category_count": plan.min_category_count,
+        "frequency_encoding": plan.frequency_encoding,
+        "tfidf_max_features": plan.tfidf_max_features,
+        "tfidf_ngram_max": plan.tfidf_ngram_max,
+        "tfidf_min_df": plan.tfidf_min_df,
+        "datetime_parts": list(plan.datetime_parts),
+        "text_mode": plan.text_mode,
+        "image": list(plan.image),
+        "image_mode": plan.image_mode,
+        "image_size": list(plan.image_size),
+        "image_channels": plan.image_channels,
+        "image_stats": plan.image_stats,
+    }
+    encoders = (plan.text and plan.text_mode == "pretrained") or (plan.image and plan.image_mode == "pretrained")
+    if encoders:
+        config["text_encoder"] = plan.text_encoder
+        config["image_encoder"] = plan.image_encoder
+        config["encoder_batch_size"] = plan.encoder_batch_size
+    code = fill("prep", TASK_NAME=summary.name, PREP_CONFIG=literal(config))
+    if encoders:
+        # The encoder functions travel inside the module, so pipeline.py stays standalone.
+        code = code.rstrip("\n") + "\n\n\n" + template("encoders")
+    return code
+
+
+def _common_config(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> dict:
+    """What every model template reads: the task, the target's handling, the inner split, threads, the search."""
+    return {
+        "problem_type": summary.problem_type,
+        "metric": summary.metric,
+        "n_classes": len(contract.classes),
+        "class_weight": plan.class_weight,
+        "target_transform": plan.target_transform,
+        "clip_min": plan.clip_min,
+        "inner_valid_fraction": train.inner_valid_fraction,
+        "max_train_rows": train.max_train_rows,
+        "seed": train.seed,
+        "num_threads": plan.num_threads,
+        "tune": dict(plan.tune),
+    }
+
+
+def render_traditional(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
+    config = {
+        **_common_config(summary, plan, train, contract),
+        "models": list(plan.models),
+        "lightgbm": dict(plan.lightgbm),
+        "linear": {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in plan.linear.items()},
+    }
+    return _model_module("traditional", summary, config)
+
+
+def render_custom_nn(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
+    config = {**_common_config(summary, plan, train, contract),
+              **{k: list(v) if isinstance(v, tuple) else v for k, v in plan.nn.items()}}
+    return _model_module("custom_nn", summary, config)
+
+
+def render_model(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:
+    if plan.model_template == "custom_nn":
+        return render_custom_nn(summary, plan, train, contract)
+    if plan.model_template == "traditional":
+        return render_traditional(summary, plan, train, contract)
+    if plan.model_template == "prior":
+        config = {"problem_type": summary.problem_type, "metric": summary.metric, "n_classes": len(contract.classes)}
+        return _model_module("prior", summary, config)
+    raise ValueError(f"no model template named {plan.model_template!r}")
+
+
+def _model_module(name: str, summary: TaskSummary, config: dict) -> str:
+    # Helpers first: the template's own code may refer to them at import time.
+    parts = {"MODEL_HELPERS": template("model_helpers").strip(), "TUNING": template("tuning").strip(),
+             "TASK_NAME": summary.name, "MODEL_CONFIG": literal(config)}
+    return fill(name, **{k: v for k, v in parts.items() if k in placeholders(name)})
+
+
+def render_runner(summary: TaskSummary, contract: InterfaceContract) -> str:
+    task = {
+        "name": summary.name,
+        "target": summary.target,
+        "problem_type": summary.problem_type,
+        "metric": summary.metric,
+        "train_file": summary.train_file,
+        "test_file": summary.test_file,
+        "sample_submission_file": summary.sample_submission_file,
+        "input_columns": list(contract.input_columns),
+        "images": [{"name": i.name, "column": i.column, "train": i.train_pattern, "test": i.test_pattern}
+                   for i in summary.images if i.name in contract.input_columns],
+        "classes": list(contract.classes),
+        "submission": summary.submission.to_json(),
+        "layout": None if summary.layout is None else summary.layout.to_json(),
+    }
+    # A task without tables carries the code that builds them from its folders: pipeline.py stays standalone.
+    readers = class_folders_source() + "\n\n" if summary.layout is not None else ""
+    return fill("runner", TASK=literal(task), TUNED_PARAMS="{}", READ_TABLE=table_file_source().rstrip("\n"),
+                TABLE_READERS=readers)
+
+
+def render_prep_probe() -> str:
+    """The prep check's script: it runs the (untrusted) prep module on the data in the sandbox and reports."""
+    return fill("prep_probe", READ_TABLE=table_file_source().rstrip("\n"), CLASS_FOLDERS=class_folders_source() + "\n")
+
+
+def model_bindings() -> dict[str, str]:
+    """The entry points the runner calls besides fit/predict/describe, by name: their default source, which a
+    model module that does not define one (e.g. the LLM's, with no search space) gets."""
+    import ast
+
+    text = template("model_bindings")
+    return {node.name: ast.get_source_segment(text, node) + "\n" for node in ast.parse(text).body
+            if isinstance(node, ast.FunctionDef)}
+
+
+def with_tuned_params(script: str, params: dict) -> str:
+    """The pipeline with the parameters its tuning found written in, so a rerun needs no tuning."""
+    marker = "TUNED_PARAMS = {}\n"
+    if marker not in script:
+        raise ValueError("the pipeline has no TUNED_PARAMS line to fill")
+    return script.replace(marker, f"TUNED_PARAMS = {literal(params)}\n", 1)

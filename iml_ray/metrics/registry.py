@@ -1,0 +1,525 @@
+"""The metric registry: the project's one implementation of every metric.
+
+Validation scores (the Evaluator) and benchmark grades (benchmarks/grade.py)
+both come from here, so a candidate is chosen by the same number it is graded
+on. Each metric knows its direction, what predictions it needs (class labels,
+probabilities or regression values), the problem types it fits, the phrases
+that name it in a competition description, and its APS normalisation (the iML
+paper's Average Performance Score): metrics in [0, 1] as they are, losses
+exp(-score), [-1, 1] metrics (score + 1) / 2, and a failure 0.
+
+Over 400 lines: the metric table, its implementations and the scoring of a
+submission-format frame read as one registry; split, each part would import the others.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from iml_ray.metrics.labels import natural_order
+from iml_ray.metrics.submission import PROBLEM_TYPES, SubmissionFormat
+
+CLASSIFICATION = ("binary", "multiclass")
+REGRESSION = ("regression",)
+NEEDS = ("label", "proba", "value")
+NORMALISATIONS = ("identity", "exp_neg", "half_shift")
+# Probabilities are clipped to [PROBA_CLIP, 1 - PROBA_CLIP] for log loss, so one
+# confident mistake costs about 34.5 instead of an infinite score.
+PROBA_CLIP = 1e-15
+
+
+class UnknownMetric(ValueError):
+    """A metric name that is neither a canonical name nor a known alias."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric. What `score` takes depends on `needs`:
+
+    value  y_true and y_pred are numbers.
+    label  y_true and y_pred are class labels of any type, compared as given.
+    proba  binary: y_true is 0/1 (1 = the positive class), y_pred the positive
+           class's probability (1-D); multiclass: y_true holds labels and y_pred
+           is an n x k matrix whose columns follow `classes`.
+    """
+
+    name: str
+    higher_is_better: bool
+    needs: Literal["label", "proba", "value"]
+    problem_types: tuple[str, ...]   # subset of PROBLEM_TYPES
+    normalisation: Literal["identity", "exp_neg", "half_shift"]
+    phrases: tuple[str, ...]         # lower-case regexes naming it in a description
+    compute: Callable[[np.ndarray, np.ndarray, list | None], float] = field(repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.needs not in NEEDS:
+            raise ValueError(f"metric {self.name}: needs must be one of {NEEDS}, not {self.needs!r}")
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(f"metric {self.name}: normalisation must be one of {NORMALISATIONS}")
+        if not set(self.problem_types) <= set(PROBLEM_TYPES):
+            raise ValueError(f"metric {self.name}: problem types must come from {PROBLEM_TYPES}")
+
+    def score(self, y_true: Any, y_pred: Any, classes: Any = None) -> float:
+        """The metric on true values and predictions; ValueError when they cannot be scored."""
+        y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+        if y_true.ndim != 1:
+            raise ValueError(f"true values must be one-dimensional, got shape {y_true.shape}")
+        if len(y_true) == 0:
+            raise ValueError("no rows to score")
+        if y_pred.ndim == 0 or len(y_pred) != len(y_true):
+            raise ValueError(f"{y_pred.size if y_pred.ndim == 0 else len(y_pred)} predictions "
+                             f"for {len(y_true)} true values")
+        if self.needs == "label":
+            if pd.isna(y_pred).any():
+                raise ValueError("predictions contain NaN")
+        else:
+            y_pred = _as_float(y_pred, "predictions")
+            if np.isnan(y_pred).any():
+                raise ValueError("predictions contain NaN")
+        if self.needs == "value":
+            y_true = _as_float(y_true, "true values")
+            if np.isnan(y_true).any():
+                raise ValueError("true values contain NaN")
+        return float(self.compute(y_true, y_pred, None if classes is None else list(classes)))
+
+    def aps(self, score: float | None) -> float:
+        """The score on the APS scale: 0 (worst or failed) to 1 (perfect)."""
+        if score is None or not math.isfinite(score):
+            return 0.0
+        if self.normalisation == "exp_neg":
+            return math.exp(-max(float(score), 0.0))
+        if self.normalisation == "half_shift":
+            return _clip_unit((float(score) + 1.0) / 2.0)
+        return _clip_unit(float(score))
+
+
+def _clip_unit(value: float) -> float:
+    return min(1.0, max(0.0, value))
+
+
+def _as_float(values: np.ndarray, what: str) -> np.ndarray:
+    try:
+        return values.astype(float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} are not numeric") from None
+
+
+# ------------------------------------------------------------------ label order
+
+
+def _plain_order(labels: Iterable[Any]) -> list[Any]:
+    """Labels as sklearn orders them (np.unique), text order when types are mixed."""
+    distinct = set(labels)
+    try:
+        return sorted(distinct)
+    except TypeError:
+        return sorted(distinct, key=str)
+
+
+# ------------------------------------------------------------------ implementations
+
+
+def _binary_truth(y_true: np.ndarray) -> np.ndarray:
+    """y_true of a binary probability metric: 0/1 with 1 the positive class."""
+    try:
+        truth = y_true.astype(float)
+    except (TypeError, ValueError):
+        truth = None
+    if truth is None or not np.isin(truth, (0.0, 1.0)).all():
+        raise ValueError("binary probability metrics need true values of 0/1 (1 = the positive class)")
+    return truth.astype(int)
+
+
+def _column_of_each_row(y_true: np.ndarray, classes: list | None, n_columns: int) -> np.ndarray:
+    """For each row, the probability column of its true class."""
+    labels = classes if classes is not None else _plain_order(y_true.tolist())
+    if len(labels) != n_columns:
+        raise ValueError(f"{n_columns} probability columns for {len(labels)} classes")
+    column_of = {label: i for i, label in enumerate(labels)}
+    unknown = sorted({str(v) for v in y_true.tolist() if v not in column_of})
+    if unknown:
+        raise ValueError(f"true labels {unknown[:5]} are not among the classes {[str(c) for c in labels[:10]]}")
+    return np.array([column_of[v] for v in y_true.tolist()])
+
+
+def _auc(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    if y_pred.ndim == 1:
+        truth = _binary_truth(y_true)
+        if len(np.unique(truth)) < 2:
+            raise ValueError("AUC is undefined when the true values hold a single class")
+        return skm.roc_auc_score(truth, y_pred)
+    column = _column_of_each_row(y_true, classes, y_pred.shape[1])
+    absent = [str(classes[j] if classes else j) for j in range(y_pred.shape[1]) if not (column == j).any()]
+    if absent:
+        raise ValueError(f"one-vs-rest AUC is undefined: no true rows of class(es) {absent[:5]}")
+    # This is sklearn's roc_auc_score(multi_class="ovr", average="macro"): the mean
+    # of each class column's binary AUC. Computed per column it keeps the column
+    # order of `classes` (sklearn insists on sorted labels) and skips sklearn's
+    # rows-sum-to-one check, which probabilities rounded in a CSV can fail.
+    return float(np.mean([skm.roc_auc_score(column == j, y_pred[:, j]) for j in range(y_pred.shape[1])]))
+
+
+def _logloss(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    proba = np.clip(y_pred, PROBA_CLIP, 1 - PROBA_CLIP)
+    if proba.ndim == 1:
+        return skm.log_loss(_binary_truth(y_true), proba, labels=[0, 1])
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    column = _column_of_each_row(y_true, classes, proba.shape[1])
+    # sklearn reads probability columns in sorted label order whatever `labels`
+    # says; scoring column positions against labels 0..k-1 keeps `classes` order.
+    return skm.log_loss(column, proba, labels=list(range(proba.shape[1])))
+
+
+def _rmsle(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    # Kaggle graders refuse negative predictions for RMSLE, so every working
+    # submission clips them at 0; doing the same here keeps the score defined for
+    # a model that extrapolates slightly below zero. After the clip only the true
+    # values can leave log1p's domain.
+    if (y_true <= -1).any():
+        raise ValueError("RMSLE is undefined for true values <= -1 (it compares log(1 + y))")
+    y_pred = np.clip(y_pred, 0.0, None)
+    return float(np.sqrt(np.mean((np.log1p(y_pred) - np.log1p(y_true)) ** 2)))
+
+
+def _f1(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    labels = classes if classes is not None else natural_order([*y_true.tolist(), *y_pred.tolist()])
+    if len(labels) > 2:
+        return _f1_macro(y_true, y_pred, classes)
+    # F1 of the positive class alone; unlike average="binary" this stays defined
+    # when a prediction holds a label outside the two classes (it is just wrong).
+    return skm.f1_score(y_true, y_pred, labels=[labels[-1]], average="macro", zero_division=0)
+
+
+def _f1_macro(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    # Over the labels present in the truth or the predictions (sklearn's default,
+    # what graders use): a class missing from a small holdout and never predicted
+    # does not drag the mean down with a meaningless 0.
+    return skm.f1_score(y_true, y_pred, average="macro", zero_division=0)
+
+
+def _qwk(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    # Quadratic weights are by position in `labels`: every known class in natural
+    # order, so a class absent from the data still keeps its distance.
+    labels = natural_order([*(classes or ()), *y_true.tolist(), *y_pred.tolist()])
+    return skm.cohen_kappa_score(y_true, y_pred, labels=labels, weights="quadratic")
+
+
+def _ignoring_classes(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[..., float]:
+    return lambda y_true, y_pred, classes: fn(y_true, y_pred)
+
+
+# The phrases are matched case-insensitively and on word boundaries, after runs
+# of whitespace are collapsed to one space (see find_metric_in_text).
+_LOG_WORD = r"log(?:arithm(?:ic|s)?|s|1p)?(?![ _-]?loss)"
+
+_REGISTRY = (
+    Metric("auc", True, "proba", CLASSIFICATION, "identity",
+           (r"area under (?:the )?(?:receiver operating characteristics? )?(?:\(?roc\)? )?curve",
+            r"roc[ _-]?auc", r"auc[ _-]?roc", r"auroc", r"auc", r"roc"),
+           _auc),
+    Metric("logloss", False, "proba", CLASSIFICATION, "exp_neg",
+           (r"(?:multi[ -]?class )?(?:logarithmic|log)[ _-]?loss", r"(?:binary |categorical )?cross[ _-]?entropy",
+            r"negative log[ -]?likelihood"),
+           _logloss),
+    Metric("rmsle", False, "value", REGRESSION, "exp_neg",
+           (r"root[ -]mean[ -]squared?[ -]log(?:arithmic)?[ -]error", r"rmsle",
+            # "RMSE between the logarithm of the predicted and the observed price"
+            # (Kaggle house prices) is RMSLE: the ranking is the same.
+            rf"root[ -]mean[ -]squared?[ -]error[^.]{{0,80}}\b{_LOG_WORD}", rf"rmse[^.]{{0,80}}\b{_LOG_WORD}"),
+           _rmsle),
+    Metric("rmse", False, "value", REGRESSION, "exp_neg",
+           (r"root[ -]mean[ -]squared?[ -]error", r"rmse"),
+           _ignoring_classes(skm.root_mean_squared_error)),
+    Metric("mae", False, "value", REGRESSION, "exp_neg",
+           (r"mean[ -]absolute[ -]error", r"mae"),
+           _ignoring_classes(skm.mean_absolute_error)),
+    Metric("mse", False, "value", REGRESSION, "exp_neg",
+           (r"(?<!root )(?<!root-)mean[ -]squared?[ -]error", r"mse"),
+           _ignoring_classes(skm.mean_squared_error)),
+    Metric("r2", True, "value", REGRESSION, "identity",
+           (r"coefficient of determination", r"r[ -]?squared", r"r\^?2", r"r²"),
+           _ignoring_classes(skm.r2_score)),
+    Metric("accuracy", True, "label", CLASSIFICATION, "identity",
+           (r"accuracy",),
+           _ignoring_classes(skm.accuracy_score)),
+    Metric("balanced_accuracy", True, "label", CLASSIFICATION, "identity",
+           (r"balanced[ -]accuracy",),
+           _ignoring_classes(skm.balanced_accuracy_score)),
+    Metric("f1", True, "label", CLASSIFICATION, "identity",
+           (r"f1(?:[ -]?(?:score|measure))?", r"f[ -](?:score|measure)"),
+           _f1),
+    Metric("f1_macro", True, "label", CLASSIFICATION, "identity",
+           (r"macro[ -]?(?:averaged? )?f1(?:[ -]?score)?", r"f1[ -]macro", r"f1(?:[ -]?score)? \(?macro"),
+           _f1_macro),
+    Metric("qwk", True, "label", CLASSIFICATION, "half_shift",
+           (r"quadratic(?:ally)?[ -]weighted[ -](?:cohen['’]?s )?kappa", r"qwk", r"cohen['’]?s?[ -]kappa",
+            r"weighted kappa", r"kappa"),
+           _qwk),
+    Metric("mcc", True, "label", CLASSIFICATION, "half_shift",
+           (r"matthews['’]?s?[ -]correlation(?:[ -]coefficient)?", r"mcc"),
+           _ignoring_classes(skm.matthews_corrcoef)),
+)
+METRICS: dict[str, Metric] = {metric.name: metric for metric in _REGISTRY}
+
+# Keys are lower case with spaces and hyphens turned into underscores.
+ALIASES: dict[str, str] = {
+    **dict.fromkeys(("roc_auc", "auc_roc", "rocauc", "aucroc", "auroc", "roc", "roc_auc_score",
+                     "area_under_curve", "area_under_the_roc_curve"), "auc"),
+    **dict.fromkeys(("log_loss", "logarithmic_loss", "cross_entropy", "crossentropy", "binary_crossentropy",
+                     "categorical_crossentropy", "binary_logloss", "multi_logloss", "mlogloss", "neg_log_loss"),
+                    "logloss"),
+    **dict.fromkeys(("root_mean_squared_error", "root_mean_square_error", "neg_root_mean_squared_error"), "rmse"),
+    **dict.fromkeys(("root_mean_squared_log_error", "root_mean_squared_logarithmic_error",
+                     "root_mean_square_log_error", "neg_root_mean_squared_log_error"), "rmsle"),
+    **dict.fromkeys(("mean_absolute_error", "neg_mean_absolute_error", "l1"), "mae"),
+    **dict.fromkeys(("mean_squared_error", "mean_square_error", "neg_mean_squared_error", "l2"), "mse"),
+    **dict.fromkeys(("r^2", "r²", "r_squared", "rsquared", "r2_score", "coefficient_of_determination"), "r2"),
+    **dict.fromkeys(("acc", "accuracy_score"), "accuracy"),
+    **dict.fromkeys(("balanced_acc", "balanced_accuracy_score"), "balanced_accuracy"),
+    **dict.fromkeys(("f1_score", "f_score", "f1_binary"), "f1"),
+    **dict.fromkeys(("macro_f1", "f1macro", "macro_f1_score", "f1_macro_score"), "f1_macro"),
+    **dict.fromkeys(("quadratic_weighted_kappa", "quadratic_kappa", "weighted_kappa", "kappa", "cohen_kappa",
+                     "cohens_kappa", "cohen's_kappa"), "qwk"),
+    **dict.fromkeys(("matthews", "matthews_corrcoef", "matthews_correlation",
+                     "matthews_correlation_coefficient"), "mcc"),
+}
+
+
+def get_metric(name: str) -> Metric:
+    """The metric for a canonical name or an alias, case-insensitively."""
+    if isinstance(name, Metric):
+        return name
+    key = re.sub(r"[\s-]+", "_", str(name).strip().lower())
+    metric = METRICS.get(ALIASES.get(key, key))
+    if metric is None:
+        raise UnknownMetric(f"unknown metric '{name}'; known metrics: {', '.join(sorted(METRICS))}")
+    return metric
+
+
+# ------------------------------------------------------------------ descriptions
+
+
+_PHRASE_PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
+    metric.name: tuple(re.compile(rf"(?<!\w)(?:{phrase})(?!\w)", re.IGNORECASE) for phrase in metric.phrases)
+    for metric in _REGISTRY
+}
+_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})\s*(.*?)\s*#*\s*$")
+_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)\s*$")
+_EVALUATION_TITLE = re.compile(r"evaluat|metric|scoring", re.IGNORECASE)
+
+
+def find_metric_in_text(text: str) -> str | None:
+    """The canonical name of the metric a competition description names, or None.
+
+    Evaluation sections (markdown headings mentioning evaluation, metric or
+    scoring) are searched first, then the whole text; within a text the earliest
+    phrase wins, and the longest of phrases starting at the same place.
+    """
+    if not text:
+        return None
+    for part in (*_evaluation_sections(text), text):
+        found = _earliest_metric(part)
+        if found:
+            return found
+    return None
+
+
+def _earliest_metric(text: str) -> str | None:
+    # Line breaks inside a phrase ("root mean\nsquared error") still match.
+    text = re.sub(r"\s+", " ", text)
+    best: tuple[int, int, int] | None = None     # (start, -length, registry position)
+    for position, metric in enumerate(_REGISTRY):
+        for pattern in _PHRASE_PATTERNS[metric.name]:
+            match = pattern.search(text)
+            if match:
+                candidate = (match.start(), match.start() - match.end(), position)
+                best = candidate if best is None else min(best, candidate)
+    return None if best is None else _REGISTRY[best[2]].name
+
+
+def _evaluation_sections(text: str) -> list[str]:
+    """Each section whose heading names evaluation, up to the next heading of its level or above."""
+    lines = text.splitlines()
+    headings = _headings(lines)
+    sections = []
+    for n, (start, level, title) in enumerate(headings):
+        if _EVALUATION_TITLE.search(title):
+            end = next((line for line, other, _ in headings[n + 1:] if other <= level), len(lines))
+            sections.append("\n".join(lines[start:end]))
+    return sections
+
+
+def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
+    """Markdown headings as (line index, level, title): `# Title` and underlined titles."""
+    found = []
+    for i, line in enumerate(lines):
+        atx = _ATX_HEADING.match(line)
+        if atx:
+            found.append((i, len(atx.group(1)), atx.group(2)))
+            continue
+        underline = _SETEXT_UNDERLINE.match(lines[i + 1]) if i + 1 < len(lines) else None
+        if underline and line.strip() and not _SETEXT_UNDERLINE.match(line):
+            found.append((i, 1 if underline.group(1)[0] == "=" else 2, line.strip()))
+    return found
+
+
+# ------------------------------------------------------------------ submissions
+
+
+def score_predictions(metric: Metric | str, truth: pd.Series, frame: pd.DataFrame, fmt: SubmissionFormat) -> float:
+    """Score predictions written in submission format against the original target values.
+
+    `truth` holds the target values row by row, in the order of `frame`.
+    """
+    metric = get_metric(metric)
+    truth = pd.Series(truth).reset_index(drop=True)
+    values = _prediction_columns(frame, fmt, len(truth))
+    if truth.isna().any():
+        raise ValueError(f"true values contain NaN ({int(truth.isna().sum())} rows)")
+    if fmt.kind == "value":
+        if metric.needs != "value":
+            raise ValueError(f"{metric.name} scores classes, but the submission holds regression values")
+        return metric.score(_numeric(truth, "true values"),
+                            _numeric(values.iloc[:, 0], f"prediction column '{fmt.target_columns[0]}'"))
+    if metric.needs == "value":
+        raise ValueError(f"{metric.name} scores regression values, but the submission holds {fmt.kind} predictions")
+
+    spell = _label_speller(fmt.classes)
+    y_true = _spelled(truth, spell)
+    classes = [spell(c) for c in fmt.classes] or natural_order(y_true)
+    positive = _positive_class(fmt, classes, spell)
+    if fmt.kind == "label":
+        return _score_labels(metric, y_true, _spelled(values.iloc[:, 0], spell), classes, positive)
+    if fmt.kind == "probability":
+        return _score_probability(metric, y_true, values, fmt, classes, positive)
+    if fmt.kind == "class_probabilities":
+        return _score_class_probabilities(metric, y_true, values, classes, positive)
+    raise ValueError(f"unknown submission kind {fmt.kind!r}")
+
+
+def _prediction_columns(frame: pd.DataFrame, fmt: SubmissionFormat, n_rows: int) -> pd.DataFrame:
+    if not fmt.target_columns:
+        raise ValueError("the submission format names no prediction columns")
+    missing = [c for c in fmt.target_columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"predictions lack column(s) {missing}")
+    if len(frame) != n_rows:
+        raise ValueError(f"{len(frame)} prediction rows for {n_rows} true values")
+    values = frame[list(fmt.target_columns)].reset_index(drop=True)
+    with_nan = [c for c in fmt.target_columns if values[c].isna().any()]
+    if with_nan:
+        raise ValueError(f"predictions contain NaN in column(s) {with_nan}")
+    return values
+
+
+def _numeric(values: pd.Series, what: str) -> np.ndarray:
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.isna().any():
+        raise ValueError(f"{what} are not numeric (e.g. {values[numbers.isna()].iloc[0]!r})")
+    return numbers.to_numpy(dtype=float)
+
+
+def _label_key(value: Any) -> str:
+    """One spelling per label, whatever type it comes back as.
+
+    A label written to CSV and read back can change type: the truth is int 0/1
+    and the predictions "0"/"1" strings, or the truth is float 1.0 (train.csv had
+    a missing target) and the predictions int 1, or booleans come back as
+    "True"/"true". Comparing raw values would count every such row as wrong, so
+    both sides are spelled the same way: integers without a decimal point,
+    other numbers by repr(float), booleans as True/False, text stripped.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if not math.isfinite(number):
+            return str(number)
+        return str(int(number)) if number.is_integer() else repr(number)
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return text.capitalize()
+    if re.fullmatch(r"[+-]?\d+", text):
+        return str(int(text))
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return _label_key(number) if math.isfinite(number) else text
+
+
+def _label_speller(classes: tuple[Any, ...]) -> Callable[[Any], str]:
+    """_label_key, or plain str() when _label_key would merge two classes ("01" and "1")."""
+    keys = {_label_key(c) for c in classes}
+    return _label_key if len(keys) == len(set(classes)) else str
+
+
+def _spelled(values: pd.Series, spell: Callable[[Any], str]) -> np.ndarray:
+    # Spell each distinct value once; a column has far fewer labels than rows.
+    spelling = {value: spell(value) for value in pd.unique(values)}
+    return np.array([spelling[value] for value in values], dtype=object)
+
+
+def _positive_class(fmt: SubmissionFormat, classes: list[str], spell: Callable[[Any], str]) -> str | None:
+    if len(classes) > 2:
+        return None
+    if fmt.positive_class is None:
+        return natural_order(classes)[-1] if classes else None
+    positive = spell(fmt.positive_class)
+    if positive not in classes:
+        raise ValueError(f"positive class {fmt.positive_class!r} is not among the classes {list(fmt.classes)}")
+    return positive
+
+
+def _positive_last(classes: list[str], positive: str | None) -> list[str]:
+    """Classes with the positive one last: binary F1 scores classes[-1]."""
+    if positive is None:
+        return classes
+    return [c for c in classes if c != positive] + [positive]
+
+
+def _score_labels(metric: Metric, y_true: np.ndarray, labels: np.ndarray, classes: list[str],
+                  positive: str | None) -> float:
+    if metric.needs == "label":
+        return metric.score(y_true, labels, _positive_last(classes, positive))
+    # A probability metric on hard labels: each label is a certain prediction.
+    if positive is not None:
+        return metric.score((y_true == positive).astype(int), (labels == positive).astype(float))
+    onehot = np.stack([(labels == c).astype(float) for c in classes], axis=1)
+    return metric.score(y_true, onehot, classes)
+
+
+def _score_probability(metric: Metric, y_true: np.ndarray, values: pd.DataFrame, fmt: SubmissionFormat,
+                       classes: list[str], positive: str | None) -> float:
+    if positive is None or len(classes) != 2:
+        raise ValueError(f"a 'probability' submission needs a binary task, but there are {len(classes)} classes")
+    p = _numeric(values.iloc[:, 0], f"probability column '{fmt.target_columns[0]}'")
+    if metric.needs == "proba":
+        return metric.score((y_true == positive).astype(int), p)
+    negative = next(c for c in classes if c != positive)
+    labels = np.where(p >= 0.5, positive, negative).astype(object)
+    return metric.score(y_true, labels, _positive_last(classes, positive))
+
+
+def _score_class_probabilities(metric: Metric, y_true: np.ndarray, values: pd.DataFrame, classes: list[str],
+                               positive: str | None) -> float:
+    if values.shape[1] != len(classes):
+        raise ValueError(f"{values.shape[1]} probability columns for {len(classes)} classes")
+    matrix = np.column_stack([_numeric(values[c], f"probability column '{c}'") for c in values.columns])
+    if metric.needs == "proba":
+        if positive is not None:
+            return metric.score((y_true == positive).astype(int), matrix[:, classes.index(positive)])
+        return metric.score(y_true, matrix, classes)
+    labels = np.asarray(classes, dtype=object)[matrix.argmax(axis=1)]
+    return metric.score(y_true, labels, _positive_last(classes, positive))
+
+
+__all__ = ["METRICS", "ALIASES", "Metric", "UnknownMetric", "find_metric_in_text", "get_metric", "score_predictions"]

@@ -1,0 +1,60 @@
+"""What a submission looks like, and turning its columns back into predictions.
+
+The same format describes `submission.csv` and the validation predictions a
+candidate writes, so the Evaluator scores exactly what would be submitted.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, get_args
+
+# The kinds of task iml-ray builds; every layer above names them from here.
+ProblemType = Literal["binary", "multiclass", "regression"]
+PROBLEM_TYPES: tuple[str, ...] = get_args(ProblemType)
+
+SubmissionKind = Literal["label", "probability", "class_probabilities", "value"]
+
+
+@dataclass(frozen=True)
+class SubmissionFormat:
+    """Columns of the answer file and what their values mean.
+
+    kind:
+      label                one column of predicted labels (values from `classes`)
+      probability          binary only: one column, probability of `positive_class`
+      class_probabilities  one column per class; `target_columns[i]` holds P(classes[i])
+      value                regression: one numeric column
+    """
+
+    id_column: str | None
+    target_columns: tuple[str, ...]
+    kind: SubmissionKind
+    # Original class values: in target_columns order for class_probabilities,
+    # sorted otherwise. Empty for regression.
+    classes: tuple[Any, ...] = ()
+    positive_class: Any = None             # binary: the class whose probability is reported
+    label_dtype: str = "object"            # dtype name of the target in train.csv
+    sample_rows: int = 0                   # rows of sample_submission.csv (0 if none)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["target_columns"] = list(self.target_columns)
+        data["classes"] = [_plain(c) for c in self.classes]
+        data["positive_class"] = _plain(self.positive_class)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SubmissionFormat":
+        data = dict(data)
+        data["target_columns"] = tuple(data["target_columns"])
+        data["classes"] = tuple(data.get("classes") or ())
+        return cls(**data)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars → Python scalars so the format serialises to JSON."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+__all__ = ["SubmissionFormat", "SubmissionKind", "field"]

@@ -1,0 +1,320 @@
+"""The rules GuidelineAgent: a Blueprint and an InterfaceContract from the profile and the cards."""
+from __future__ import annotations
+
+import math
+
+from iml_ray.blueprint import Blueprint, EvalPlan, InterfaceContract, PrepPlan, TrackPlan, TrainPlan
+from iml_ray.metrics.labels import class_sort_key
+from iml_ray.metrics.registry import get_metric
+from iml_ray.plan.knowledge import Knowledge
+from iml_ray.task.files import TaskSummary
+from iml_ray.task.profile import Profile
+
+PREP_KNOBS = {"max_categories", "min_category_count", "frequency_encoding", "tfidf_max_features", "tfidf_ngram_max",
+              "tfidf_min_df", "missing_indicators", "datetime_parts"}
+
+
+# A rough cost model of one traditional candidate run on this hardware class,
+# calibrated on the example tasks (2 threads): fixed start-up, then per cell of
+# the tabular matrix and per row of each text column, for the two fits a
+# validated run makes. Only used to decide whether to train on a sample.
+STARTUP_S = 8.0
+SECONDS_PER_CELL = 3e-6
+SECONDS_PER_TEXT_ROW = 4e-3
+BUDGET_SHARE = 0.35          # of the time budget the first attempt should need at most
+MIN_SAMPLE_ROWS = 2000
+
+
+def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
+                   seed: int, holdout_fraction: float, num_threads: int, time_budget_s: float | None = None,
+                   pretrained: dict[str, dict | None] | None = None) -> Blueprint:
+    """pretrained: modality → PretrainedModel JSON the retriever found (None: nothing usable)."""
+    settings = knowledge.settings()
+    prep = plan_prep(summary, profile, settings.get("prep", {}), time_budget_s)
+    notes = []
+    track_plans = []
+    for track in tracks:
+        plan, note = plan_track(track, summary, profile, prep, settings, num_threads, time_budget_s, pretrained or {})
+        if plan is not None:
+            track_plans.append(plan)
+        if note:
+            notes.append(note)
+    max_rows = None
+    if time_budget_s:
+        max_rows, note = sample_for_budget(prep, profile.n_train, num_threads, time_budget_s)
+        if note:
+            notes.append(note)
+    train = TrainPlan(seed=seed, holdout_fraction=holdout_fraction, stratified=summary.problem_type != "regression",
+                      inner_valid_fraction=float(settings.get("train", {}).get("inner_valid_fraction", 0.15)),
+                      max_train_rows=max_rows)
+    metric = get_metric(summary.metric)
+    return Blueprint(prep=prep, tracks=tuple(track_plans), train=train,
+                     eval=EvalPlan(metric.name, metric.higher_is_better, summary.submission.kind),
+                     cards=tuple(knowledge.card_ids), notes=tuple(notes))
+
+
+def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int) -> float:
+    width = len(prep.numeric) + len(prep.numeric_coerce) + len(prep.categorical) + 7 * len(prep.datetime)
+    per_fit = SECONDS_PER_CELL * n_rows * max(width, 1) * 2 / max(num_threads, 1) + SECONDS_PER_TEXT_ROW * n_rows * len(prep.text)
+    return STARTUP_S + 2 * per_fit
+
+
+def sample_for_budget(prep: PrepPlan, n_rows: int, num_threads: int, time_budget_s: float) -> tuple[int | None, str | None]:
+    """A row cap for fitting when all rows would not fit the budget (validation still uses every held-out row)."""
+    expected = estimated_seconds(prep, n_rows, num_threads)
+    allowed = BUDGET_SHARE * time_budget_s
+    if expected <= allowed or n_rows <= MIN_SAMPLE_ROWS:
+        return None, None
+    rows = int(n_rows * max(allowed - STARTUP_S, 1.0) / (expected - STARTUP_S))
+    rows = max(MIN_SAMPLE_ROWS, min(rows, n_rows))
+    if rows >= n_rows:
+        return None, None
+    return rows, (f"fit on a seeded sample of {rows} of {n_rows} rows: all rows would take about {expected:.0f} s, "
+                  f"more than {BUDGET_SHARE:.0%} of the {time_budget_s:.0f} s budget")
+
+
+def plan_prep(summary: TaskSummary, profile: Profile, knobs: dict, time_budget_s: float | None = None) -> PrepPlan:
+    groups: dict[str, list[str]] = {"numeric": [], "numeric_coerce": [], "categorical": [], "text": [], "datetime": []}
+    dropped: dict[str, str] = {}
+    for column in profile.columns:
+        if column.name not in summary.feature_columns:
+            continue
+        role = column.role
+        if role == "numeric":
+            key = "numeric" if _is_numeric_dtype(column.dtype) else "numeric_coerce"
+            groups[key].append(column.name)
+        elif role in groups:
+            groups[role].append(column.name)
+        elif role == "id":
+            dropped[column.name] = f"an identifier ({column.why}); it carries no signal"
+        elif role == "constant":
+            dropped[column.name] = "constant in train"
+        elif role == "path":
+            dropped[column.name] = "file paths: the traditional track does not read files"
+    for column in summary.dropped_columns:
+        dropped[column] = "in train but not in test"
+    extra = {k: (tuple(v) if isinstance(v, list) else v) for k, v in knobs.items() if k in PREP_KNOBS}
+    images = [i for i in profile.images if i.n_checked > i.n_unreadable]
+    if images:
+        for source in summary.images:
+            if source.column in dropped or source.column in summary.feature_columns:
+                dropped[source.column] = f"names image files: read as images through {source.name}"
+        channels = max(i.channels for i in images)
+        side = max(max(i.max_width, i.max_height) for i in images)
+        # Trees and linear models take the pixels themselves only when there are few of them;
+        # on a short budget fewer still (LightGBM at 28x28 on MNIST took the whole of a 90 s run).
+        largest = TRADITIONAL_MAX_IMAGE_SIDE if not time_budget_s or time_budget_s >= FULL_PIXELS_MIN_BUDGET_S else TRADITIONAL_SMALL_SIDE
+        side = side if side <= largest else TRADITIONAL_SMALL_SIDE
+        extra.update(image=tuple(i.name for i in images), image_mode="pixels", image_size=(side, side),
+                     image_channels=channels, image_stats=True)
+    return PrepPlan(**{k: tuple(v) for k, v in groups.items()}, dropped=dropped, **extra)
+
+
+TRADITIONAL_MAX_IMAGE_SIDE = 32
+TRADITIONAL_SMALL_SIDE = 16
+FULL_PIXELS_MIN_BUDGET_S = 300.0
+
+
+def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPlan, settings: dict, num_threads: int,
+               time_budget_s: float | None, pretrained: dict[str, dict | None]) -> tuple[TrackPlan | None, str | None]:
+    """The track's plan, or None and the reason it does not apply to this task."""
+    lightgbm = dict(settings.get("lightgbm", {}))
+    linear = dict(settings.get("linear", {}))
+    model = settings.get("model", {})
+    target = settings.get("target", {})
+    models = ["lightgbm"]
+    if linear.pop("enabled", True):
+        models.append("linear")
+    reasons = [f"objective from the problem type: {summary.problem_type}"]
+    if target.get("transform"):
+        reasons.append(f"target transform {target['transform']} for metric {summary.metric}")
+    if model.get("class_weight"):
+        reasons.append(f"class weights {model['class_weight']} (imbalance {profile.target.imbalance_ratio}:1)")
+    common = dict(track=track, class_weight=model.get("class_weight"), target_transform=target.get("transform"),
+                  clip_min=target.get("clip_min"), num_threads=max(1, num_threads))
+    n_classes = len(summary.submission.classes) if summary.problem_type == "multiclass" else 1
+    if n_classes > 2:
+        # LightGBM grows one tree per class per round: fewer, bolder rounds keep k classes affordable.
+        lightgbm["learning_rate"] = max(float(lightgbm.get("learning_rate", 0.05)), 0.1)
+        lightgbm["max_rounds"] = min(int(lightgbm.get("max_rounds", 3000)), 1000)
+        lightgbm["early_stopping_rounds"] = min(int(lightgbm.get("early_stopping_rounds", 100)), 50)
+        reasons.append(f"{n_classes} classes: LightGBM learning rate {lightgbm['learning_rate']}, at most "
+                       f"{lightgbm['max_rounds']} rounds")
+    if track == "traditional":
+        if prep.image:
+            reasons.append(f"images as {prep.image_size[0]}x{prep.image_size[1]} pixels and per-image statistics")
+        tune = lightgbm_search(prep)
+        if tune:
+            reasons.append("LightGBM tuned with Ray Tune (Optuna + ASHA) on the inner split")
+        return TrackPlan(models=tuple(models), lightgbm=lightgbm, linear=linear, reasons=tuple(reasons), tune=tune,
+                         **common), None
+    if track == "pretrained":
+        changes: dict = {}
+        if prep.text and pretrained.get("text"):
+            changes.update(text_mode="pretrained", text_encoder=pretrained["text"])
+        if prep.image and pretrained.get("image"):
+            changes.update(image_mode="pretrained", image_encoder=encoder_for_images(pretrained["image"], profile, prep),
+                           image_stats=False)
+        if not changes:
+            if not prep.text and not prep.image:
+                return None, "track pretrained skipped: no text or image columns for a pretrained encoder"
+            return None, "track pretrained skipped: no pretrained checkpoint found on disk for this task's text/images"
+        if time_budget_s:
+            changes, seconds = fit_encoders_to_budget(changes, profile, prep, num_threads, time_budget_s)
+            if seconds > ENCODE_BUDGET_SHARE * time_budget_s:
+                return None, (f"track pretrained skipped: encoding {profile.n_train + profile.n_test} rows would take "
+                              f"about {seconds:.0f} s, more than {ENCODE_BUDGET_SHARE:.0%} of the "
+                              f"{time_budget_s:.0f} s budget")
+        used = []
+        if "text_encoder" in changes:
+            used.append(f"text → {changes['text_encoder'].get('name')} sentence embeddings")
+        if "image_encoder" in changes:
+            encoder = changes["image_encoder"]
+            used.append(f"images → {encoder.get('name')} features at {encoder.get('input', {}).get('size', '?')} px")
+        reasons += used + ["LightGBM and a linear model on the embeddings and the tabular columns"]
+        return TrackPlan(models=tuple(models), lightgbm=lightgbm, linear=linear, reasons=tuple(reasons),
+                         prep_changes=changes, tune=lightgbm_search(prep.replace(**changes)), **common), None
+    if track == "custom_nn":
+        changes = {}
+        if prep.image:
+            size = nn_image_size(profile, prep)
+            changes.update(image_size=size, image_stats=False)
+            reasons.append(f"a small CNN on {size[0]}x{size[1]} pixels")
+        if prep.text:
+            reasons.append("an embedding bag over the TF-IDF-weighted n-grams")
+        reasons.append("an MLP on the tabular columns (category embeddings, BatchNorm, ReLU, Dropout)")
+        nn = dict(settings.get("custom_nn", {}))
+        nn.setdefault("batch_size", nn_batch_size(profile.n_train))
+        if time_budget_s:
+            # The pipeline trains twice (validation fit, final fit); leave room for a repair.
+            nn.setdefault("time_limit_s", round(max(10.0, NN_TRAIN_SHARE * time_budget_s), 1))
+        reasons.append("learning rate, width, dropout, weight decay and batch size tuned with Ray Tune (Optuna + ASHA)")
+        return TrackPlan(models=("nn",), reasons=tuple(reasons), model_template="custom_nn", prep_changes=changes,
+                         nn=nn, tune=network_search(nn), **common), None
+    return None, f"track {track} is unknown to the rules policy"
+
+
+ENCODER_MIN_SIDE = 96
+
+
+def encoder_for_images(encoder: dict, profile: Profile, prep: PrepPlan) -> dict:
+    """Small images need no 224-pixel input: four times their side (at least 96, a multiple of 32) keeps
+    the backbone's receptive fields meaningful at a quarter of the cost or less."""
+    settings = dict(encoder.get("input") or {})
+    if "size" not in settings:
+        return encoder
+    sides = [max(i.max_width, i.max_height) for i in profile.images if i.name in prep.image]
+    if not sides:
+        return encoder
+    wanted = max(ENCODER_MIN_SIDE, int(math.ceil(4 * max(sides) / 32) * 32))
+    if wanted >= int(settings["size"]):
+        return encoder
+    return {**encoder, "input": {**settings, "size": wanted}}
+
+
+# Encoding cost per row on one CPU thread, measured on this machine class (2026-11-29):
+# MiniLM-L6 at 0.021 s for a 380-character review; EfficientNet-lite0 at 1.7 ms (64 px) and
+# 3.3 ms (96 px) per image. Used to shrink or skip the pretrained track on a short budget,
+# where a doomed encoder would also slow the tracks that share its cores.
+TEXT_S_PER_CHAR = 5.5e-5
+TEXT_MAX_CHARS_PER_TOKEN = 4
+IMAGE_S_FIXED = 2e-4
+IMAGE_S_PER_PIXEL = 3.4e-7
+ENCODE_BUDGET_SHARE = 0.3      # of the run's budget encoding train and test may take
+ENCODER_FLOOR_SIDE = 64
+
+
+def encoding_seconds(changes: dict, profile: Profile, prep: PrepPlan, num_threads: int) -> float:
+    rows = profile.n_train + profile.n_test
+    seconds = 0.0
+    text_encoder = changes.get("text_encoder")
+    if text_encoder:
+        max_chars = int((text_encoder.get("input") or {}).get("max_length", 256)) * TEXT_MAX_CHARS_PER_TOKEN
+        lengths = {c.name: c.mean_length for c in profile.columns}
+        for name in prep.text:
+            seconds += rows * TEXT_S_PER_CHAR * min(float(lengths.get(name) or 200.0), max_chars)
+    image_encoder = changes.get("image_encoder")
+    if image_encoder:
+        side = int((image_encoder.get("input") or {}).get("size", 224))
+        seconds += rows * len(prep.image) * (IMAGE_S_FIXED + IMAGE_S_PER_PIXEL * side * side)
+    return seconds / max(1, num_threads)
+
+
+def fit_encoders_to_budget(changes: dict, profile: Profile, prep: PrepPlan, num_threads: int,
+                           time_budget_s: float) -> tuple[dict, float]:
+    """Halve the image encoder's input (not below 64 px) until encoding fits its share of the
+    budget; the changes and the estimated seconds."""
+    allowed = ENCODE_BUDGET_SHARE * time_budget_s
+    seconds = encoding_seconds(changes, profile, prep, num_threads)
+    while seconds > allowed and changes.get("image_encoder"):
+        encoder = changes["image_encoder"]
+        side = int((encoder.get("input") or {}).get("size", 0))
+        smaller = max(ENCODER_FLOOR_SIDE, side // 2 // 32 * 32)
+        if not side or smaller >= side:
+            break
+        changes = {**changes, "image_encoder": {**encoder, "input": {**encoder["input"], "size": smaller}}}
+        seconds = encoding_seconds(changes, profile, prep, num_threads)
+    return changes, seconds
+
+
+def lightgbm_search(prep: PrepPlan) -> dict:
+    """Ray Tune's search over LightGBM; none when the trees see no columns (TF-IDF alone goes to the linear model)."""
+    dense = (prep.numeric or prep.numeric_coerce or prep.categorical or prep.datetime or prep.image
+             or (prep.text and prep.text_mode == "pretrained"))
+    if not dense:
+        return {}
+    return {"space": {"learning_rate": ["loguniform", 0.02, 0.3], "num_leaves": ["logint", 8, 128],
+                      "min_child_samples": ["logint", 5, 100], "feature_fraction": ["uniform", 0.4, 1.0],
+                      "lambda_l2": ["loguniform", 0.001, 30.0]},
+            "max_steps": 20, "grace_steps": 2}
+
+
+def network_search(nn: dict) -> dict:
+    return {"space": {"lr": ["loguniform", 3e-4, 1e-2], "dropout": ["uniform", 0.0, 0.5],
+                      "weight_decay": ["loguniform", 1e-6, 1e-2], "hidden": ["choice", ["128-64", "256-128", "512-256"]],
+                      "batch_size": ["choice", [64, 128, 256]]},
+            "max_steps": int(min(60, nn.get("max_epochs", 200))), "grace_steps": 3}
+
+
+def nn_batch_size(n_train: int) -> int:
+    """About 40 batches per epoch, a power of two in 64..256: a fixed 256 gave a CNN on 2,700
+    MNIST rows 11 updates per epoch, and 0.18 accuracy after the 11 s it had on a 90 s budget."""
+    inner_rows = max(1.0, n_train * 0.8 * 0.85)
+    return int(min(256, max(64, 2 ** round(math.log2(max(inner_rows / 40, 1.0))))))
+
+
+NN_TRAIN_SHARE = 0.15           # of the run's budget one training of the network may take
+NN_MAX_IMAGE_SIDE = 64
+NN_MAX_PIXEL_BYTES = 1.5e9      # the dense pixel block of all training rows, in float32
+
+
+def nn_image_size(profile: Profile, prep: PrepPlan) -> tuple[int, int]:
+    """The CNN's input side: the images' own size up to 64, halved until the pixel block fits in memory."""
+    sizes = [max(i.max_width, i.max_height) for i in profile.images if i.name in prep.image] or [28]
+    side = max(8, min(max(sizes), NN_MAX_IMAGE_SIDE))
+    channels = prep.image_channels * max(1, len(prep.image))
+    while side > 16 and profile.n_train * channels * side * side * 4 > NN_MAX_PIXEL_BYTES:
+        side //= 2
+    return side, side
+
+
+def make_contract(summary: TaskSummary, prep: PrepPlan) -> InterfaceContract:
+    classification = summary.problem_type != "regression"
+    classes = tuple(sorted_classes(summary)) if classification else ()
+    return InterfaceContract(
+        input_columns=prep.used_columns,
+        n_train_rows=summary.n_train,
+        n_test_rows=summary.n_test,
+        target_encoding="class index 0..k-1 in `classes` order" if classification else "float",
+        classes=classes,
+        prediction=f"n × {len(classes)} class probabilities" if classification else "n values",
+    )
+
+
+def sorted_classes(summary: TaskSummary) -> list:
+    """The model's class order: sorted class values (the submission may order its columns differently)."""
+    return sorted(summary.submission.classes, key=class_sort_key)
+
+
+def _is_numeric_dtype(dtype: str) -> bool:
+    return dtype.startswith(("int", "uint", "float", "Int", "UInt", "Float", "bool"))

@@ -1,1 +1,0 @@
-"""The rules policy: deterministic, data-grounded decisions with no network and no key."""

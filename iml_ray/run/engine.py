@@ -1,0 +1,273 @@
+"""One competition through its phases, on Ray.
+
+plan:     TaskAnalyzer → Profiler → KnowledgeRetriever → GuidelineAgent (blueprint + contract) → holdout
+explore:  one Ray task per track: code → sandbox → verify → repair → Candidate (run/explore.py)
+finish:   the Coordinator ranks the verified candidates by the Evaluator's scores; the winner's (or the
+          stacked blend's) pipeline and submission become <out>/pipeline.py and <out>/submission.csv
+report:   report.json, report.html and the final state
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from iml_ray.blueprint import Blueprint, Candidate, InterfaceContract
+from iml_ray.config import RunConfig
+from iml_ray.plan.knowledge import Knowledge
+from iml_ray.plan.resources import PLAN_LLM_SHARE, TrackResources, plan_resources
+from iml_ray.report.run_report import build_report, write_html_report
+from iml_ray.run.agent_handles import RunAgents
+from iml_ray.run.explore import Explorer
+from iml_ray.run.progress import LogProgress, Progress
+from iml_ray.run.ray_session import ray_session
+from iml_ray.run.stages import Stages
+from iml_ray.rundir import RunDir, atomic_copy, atomic_write_json
+from iml_ray.safety.contract import check_submission
+from iml_ray.task.files import TaskSummary
+from iml_ray.task.inference import check_task
+from iml_ray.task.profile import Profile
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Run", "RunResult", "run_competition", "ray_session"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out: Path
+    status: Literal["ok", "failed"]
+    summary: TaskSummary
+    best: Candidate | None
+    leaderboard: tuple[Candidate, ...]
+    report: dict[str, Any]
+
+    @property
+    def submission(self) -> Path:
+        return self.out / "submission.csv"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What the plan phase decided: the artifacts in <out>/plan/ and each track's share of the cluster."""
+
+    summary: TaskSummary
+    profile: Profile
+    knowledge: Knowledge
+    blueprint: Blueprint
+    contract: InterfaceContract
+    holdout_path: Path
+    resources: dict[str, TrackResources]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What the finish phase chose."""
+
+    status: Literal["ok", "failed"]
+    leaderboard: tuple[Candidate, ...]
+    best: Candidate | None
+    ensemble: Any = None              # ensemble.EnsembleFit when --ensemble stack ran
+
+
+class Run:
+    def __init__(self, task_dir: str | Path, out: str | Path, config: RunConfig, *, resume: bool = False,
+                 force: bool = False, progress: Progress | None = None, cluster_share: float = 1.0):
+        self.task_dir = Path(task_dir)
+        # The fraction of the cluster this competition plans its tracks with: a batch running N
+        # competitions at once gives each 1/N, so no competition's tracks queue behind another's
+        # while its own clock runs.
+        self.cluster_share = cluster_share
+        self.out = Path(out)
+        self.config = config
+        self.resume = resume
+        self.force = force
+        self.progress = progress or LogProgress(config.time_budget_s)
+        self.timings: dict[str, float] = {}
+
+    def execute(self) -> RunResult:
+        started = time.time()
+        deadline = started + self.config.time_budget_s
+        files = check_task(self.task_dir)          # bad input fails here, before anything is written
+        from iml_ray.llm.settings import check_run_llm
+        from iml_ray.safety.sandbox import containment
+
+        check_run_llm(self.config.policy, self.config.llm)
+        containment()                               # says at start-up when this kernel allows less isolation
+        rundir = RunDir.check(self.out, self.resume, self.force)
+        self.progress.phase("starting Ray")
+        with ray_session():
+            self.timings["ray_start"] = round(time.time() - started, 2)
+            state = rundir.load_state() if self.resume else {"stages": {}, "candidates": {}}
+            state.setdefault("stages", {})
+            state.setdefault("candidates", {})
+            try:
+                return self._run(rundir, state, str(files.root), started, deadline)
+            except KeyboardInterrupt:
+                if (rundir.root / "state.json").exists():
+                    state["interrupted"] = time.time()
+                    rundir.save_state(state)
+                raise
+
+    def _run(self, rundir: RunDir, state: dict, task_root: str, started: float, deadline: float) -> RunResult:
+        llm = self._start_llm(started)
+        agents = RunAgents(self.config.policy, llm)
+        planned = self._plan(agents, llm, rundir, state, task_root, deadline)
+        explorer = Explorer(self.config, self.progress, rundir, state, agents, llm)
+        explore_started = time.time()
+        candidates = explorer.explore(planned, deadline)
+        self.timings["explore"] = round(time.time() - explore_started, 2)
+        finished = self._finish(planned, explorer, rundir)
+        return self._report(planned, finished, candidates, llm, agents, rundir, state, started)
+
+    def _start_llm(self, started: float):
+        """The LLM plumbing of this competition (None under the rules policy); the plan phase's LLM calls
+        stop at their share of the budget, so the tracks keep the rest."""
+        if self.config.policy == "rules":
+            return None
+        import ray
+
+        from actors.llm import llm_plumbing
+
+        llm = llm_plumbing(self.config.llm, self.config.max_llm_rewrites, self.config.policy,
+                           load_wait_s=min(60.0, 0.15 * self.config.time_budget_s))
+        ray.get(llm.ledger.set_deadline.remote(started + PLAN_LLM_SHARE * self.config.time_budget_s,
+                                               "in the plan phase (its share of the time budget is used)"))
+        return llm
+
+    def _plan(self, agents: RunAgents, llm, rundir: RunDir, state: dict, task_root: str, deadline: float) -> Planned:
+        import ray
+
+        # The analysis reads all the data and may still find it unusable (a constant target, ...):
+        # it runs before the output directory is touched.
+        analysis = self._analyze(agents, state, task_root)
+        rundir.prepare(force=self.force)
+        state["config"] = self.config.to_json()
+        state["task_dir"] = task_root
+        rundir.save_state(state)
+        stages = Stages(rundir, state, self.progress, self.timings)
+        summary = stages.stage("task_summary", lambda: analysis, TaskSummary.to_json, TaskSummary.from_json)
+        for field_name, how in summary.inferred.items():
+            log.info("%s — %s", field_name, how)
+        profile = stages.stage("profile", lambda: ray.get(agents["profiler"].profile.remote(
+            summary, str(rundir.plan / "profiling"))), Profile.to_json, Profile.from_json)
+        knowledge = stages.stage("knowledge", lambda: ray.get(agents["knowledge_retriever"].retrieve.remote(
+            summary, profile, self.config.tracks)), Knowledge.to_json, Knowledge.from_json)
+        resources = self._track_resources(llm)
+        threads = min(r.threads for r in resources.values())
+        planned: list = []
+
+        def plan_once() -> list:
+            if not planned:
+                remaining = deadline - self.config.reserve_s - time.time()
+                planned.extend(ray.get(agents["guideline"].plan.remote(
+                    summary, profile, knowledge, self.config.tracks, self.config.seed, self.config.holdout_fraction,
+                    threads, remaining, self.config.allow_network)))
+            return planned
+
+        blueprint = stages.stage("blueprint", lambda: plan_once()[0], Blueprint.to_json, Blueprint.from_json)
+        contract = stages.stage("contract", lambda: plan_once()[1], InterfaceContract.to_json, InterfaceContract.from_json)
+        stages.stage("holdout", lambda: _holdout(summary, blueprint), lambda rows: [int(r) for r in rows], list)
+        return Planned(summary, profile, knowledge, blueprint, contract, rundir.plan / "holdout.json", resources)
+
+    def _analyze(self, agents: RunAgents, state: dict, task_root: str) -> TaskSummary | None:
+        """The TaskAnalyzer's summary; None when a resumed run has one already."""
+        if "task_summary" in state["stages"]:
+            return None
+        import ray
+
+        from iml_ray.task.inference import STRIPPED_DESCRIPTION
+
+        description = STRIPPED_DESCRIPTION if self.config.strip_description else None
+        self.progress.phase("task summary")
+        t0 = time.time()
+        analysis = ray.get(agents["task_analyzer"].analyze.remote(task_root, description))
+        self.timings["task_summary"] = round(time.time() - t0, 2)
+        return analysis
+
+    def _track_resources(self, llm) -> dict[str, TrackResources]:
+        """Each track's share of this competition's part of the cluster, net of what local model servers hold."""
+        import ray
+
+        from actors.llm import llm_server_resources
+
+        cluster = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+        for held in llm_server_resources(llm, cluster):
+            # A local model's server holds its share for the whole job: planning with it would queue a track.
+            cluster["CPU"] = max(0.01, cluster.get("CPU", 1.0) - held["num_cpus"])
+            cluster["GPU"] = max(0.0, cluster.get("GPU", 0.0) - held["num_gpus"])
+        cluster = {k: v * self.cluster_share for k, v in cluster.items()}
+        return plan_resources(self.config.tracks, self.config, cluster, self.cluster_share)
+
+    def _finish(self, planned: Planned, explorer: Explorer, rundir: RunDir) -> Finished:
+        """The best verified candidate (or a stacked blend that beats it) becomes the run's answer."""
+        self.progress.phase("finishing")
+        leaderboard, best = explorer.standings()
+        if best is None:
+            return Finished("failed", leaderboard, None)
+        problems = check_submission(Path(best.submission_path), planned.summary)
+        if problems:
+            log.error("the chosen candidate's submission fails verification: %s", problems[0])
+            return Finished("failed", leaderboard, best)
+        ensemble = self._stack(planned.summary, leaderboard, rundir) if self.config.ensemble == "stack" else None
+        if ensemble is None or not ensemble.kept:
+            atomic_copy(Path(best.pipeline_path), rundir.root / "pipeline.py")
+            atomic_copy(Path(best.submission_path), rundir.root / "submission.csv")
+        return Finished("ok", leaderboard, best, ensemble)
+
+    def _stack(self, summary: TaskSummary, leaderboard: tuple[Candidate, ...], rundir: RunDir):
+        """--ensemble stack (ensemble.stack_candidates), timed as its own phase."""
+        from iml_ray.run.ensemble import stack_candidates
+
+        self.progress.phase("stacking")
+        t0 = time.time()
+        fit = stack_candidates(summary, leaderboard, rundir.root, self.config.seed)
+        self.timings["stack"] = round(time.time() - t0, 2)
+        return fit
+
+    def _report(self, planned: Planned, finished: Finished, candidates: dict[str, Candidate], llm, agents: RunAgents,
+                rundir: RunDir, state: dict, started: float) -> RunResult:
+        from iml_ray.safety.sandbox import containment
+
+        status = finished.status
+        best = finished.best if status == "ok" else None
+        self.timings["total"] = round(time.time() - started, 2)
+        report = build_report(status, planned.summary, planned.profile, planned.knowledge, planned.blueprint,
+                              finished.leaderboard, best, self.timings, self.config, rundir, started)
+        tracks = {p.track for p in planned.blueprint.tracks}
+        report["resources"] = {t: r.to_json() for t, r in planned.resources.items() if t in tracks}
+        report["sandbox"] = {"containment": containment().describe(), "network_allowed": self.config.allow_network}
+        if llm is not None:
+            from actors.llm import llm_report
+
+            report["llm"] = llm_report(llm, agents.llm_driven())
+        if finished.ensemble is not None:
+            report["ensemble"] = finished.ensemble.to_json()
+            if finished.ensemble.kept and status == "ok":
+                report["chosen"] = _ensemble_choice(planned.summary, finished.ensemble, rundir)
+        atomic_write_json(rundir.root / "report.json", report)
+        state["finished"] = time.time()
+        state["status"] = status
+        rundir.save_state(state)
+        write_html_report(rundir.root)
+        self.progress.phase(f"done: {status}")
+        return RunResult(rundir.root, status, planned.summary, best, finished.leaderboard, report)
+
+
+def _ensemble_choice(summary: TaskSummary, ensemble, rundir: RunDir) -> dict[str, Any]:
+    from iml_ray.scoring.evaluate import aps
+
+    return {"track": "ensemble", "valid_score": ensemble.blend_score, "aps": aps(summary.metric, ensemble.blend_score),
+            "weights": ensemble.weights, "pipeline": str(rundir.root / "pipeline.py"), "scored": "cross-fitted on the holdout"}
+
+
+def _holdout(summary: TaskSummary, blueprint: Blueprint) -> list[int]:
+    from iml_ray.scoring.evaluate import make_holdout
+
+    return [int(r) for r in make_holdout(summary, blueprint.train.holdout_fraction, blueprint.train.seed)]
+
+
+def run_competition(task_dir: str | Path, out: str | Path, config: RunConfig | None = None, **kwargs: Any) -> RunResult:
+    return Run(task_dir, out, config or RunConfig(), **kwargs).execute()

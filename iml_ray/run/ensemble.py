@@ -1,0 +1,203 @@
+"""The Coordinator's stacker: a weighted blend of verified candidates, kept only when it beats the best one.
+
+Weights come from greedy ensemble selection (Caruana et al., 2004) on the
+framework-owned validation predictions, the same rows every candidate was
+scored on. Whether the blend is kept is decided by cross-fitting: the holdout
+is cut in two, weights fitted on one half are scored on the other (and back),
+and the blend must beat the single candidate that the same half would have
+picked. The blend itself is the `blend()` of the ensemble template, so the
+submission written here and the one `pipeline.py` writes are the same code's.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from iml_ray.blueprint import Candidate
+from iml_ray.metrics.registry import get_metric, score_predictions
+from iml_ray.task.files import TaskSummary
+
+log = logging.getLogger(__name__)
+
+SELECTION_ROUNDS = 25
+STACK_TOP_K = 3                 # candidates the stacker may blend
+
+
+@dataclass(frozen=True)
+class EnsembleFit:
+    """The stacker's decision, for report.json."""
+
+    members: tuple[str, ...]                 # candidates considered, best first
+    weights: dict[str, float]                # fitted on all validation rows
+    blend_score: float | None                # cross-fitted: each half scored with weights fitted on the other
+    single_score: float | None               # the best single candidate, picked and scored the same way
+    kept: bool
+    reason: str
+    folds: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["members"] = list(self.members)
+        return data
+
+
+def blend_function():
+    """`blend(frames, weights, fmt)` from the ensemble template (one implementation for both places)."""
+    from iml_ray.codegen.render import fill
+
+    namespace: dict = {}
+    code = fill("ensemble", TASK_NAME="(blend)", ENSEMBLE="{}", MEMBERS="")
+    exec(compile(code, "ensemble_template.py", "exec"), namespace)
+    return namespace["blend"]
+
+
+def read_answer(path: Path | str) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _score(summary: TaskSummary, truth: pd.Series, frame: pd.DataFrame) -> float:
+    typed = frame.copy()
+    if summary.submission.kind != "label":
+        for column in summary.submission.target_columns:
+            typed[column] = pd.to_numeric(typed[column])
+    return float(score_predictions(summary.metric, truth.reset_index(drop=True), typed.reset_index(drop=True),
+                                   summary.submission))
+
+
+def select_weights(frames: dict[str, pd.DataFrame], truth: pd.Series, summary: TaskSummary,
+                   rounds: int = SELECTION_ROUNDS) -> dict[str, float]:
+    """Greedy forward selection with replacement, starting from the best single member."""
+    blend = blend_function()
+    fmt = summary.submission.to_json()
+    better = get_metric(summary.metric).higher_is_better
+    names = list(frames)
+    counts = {name: 0 for name in names}
+    best_score = None
+    for _ in range(rounds):
+        trial = None
+        for name in names:
+            counts[name] += 1
+            chosen = [n for n in names if counts[n] > 0]
+            score = _score(summary, truth, blend([frames[n] for n in chosen], [counts[n] for n in chosen], fmt))
+            counts[name] -= 1
+            if trial is None or (score > trial[0] if better else score < trial[0]):
+                trial = (score, name)
+        if best_score is not None and not (trial[0] > best_score if better else trial[0] < best_score) \
+                and sum(counts.values()) >= 1:
+            # Adding anyone makes it worse or no better: stop, as in the original greedy selection.
+            break
+        counts[trial[1]] += 1
+        best_score = trial[0]
+    total = sum(counts.values())
+    return {name: counts[name] / total for name in names}
+
+
+def fit_ensemble(valid: dict[str, pd.DataFrame], truth: pd.Series, summary: TaskSummary, seed: int = 0) -> EnsembleFit:
+    """valid: each candidate's validation predictions (same rows, same order), best candidate first."""
+    names = tuple(valid)
+    if len(names) < 2:
+        return EnsembleFit(names, {n: 1.0 for n in names}, None, None, False, "fewer than two verified candidates")
+    blend = blend_function()
+    fmt = summary.submission.to_json()
+    better = get_metric(summary.metric).higher_is_better
+    n = len(truth)
+    order = np.random.default_rng(seed).permutation(n)
+    halves = [np.sort(order[: n // 2]), np.sort(order[n // 2:])]
+    blend_scores, single_scores, folds = [], [], []
+    for fit_rows, score_rows in (halves, halves[::-1]):
+        part = {k: v.iloc[fit_rows].reset_index(drop=True) for k, v in valid.items()}
+        weights = select_weights(part, truth.iloc[fit_rows], summary)
+        singles = {k: _score(summary, truth.iloc[fit_rows], v) for k, v in part.items()}
+        single = (max if better else min)(singles, key=singles.get)
+        held = {k: v.iloc[score_rows].reset_index(drop=True) for k, v in valid.items()}
+        used = [k for k in names if weights[k] > 0]
+        blend_score = _score(summary, truth.iloc[score_rows], blend([held[k] for k in used], [weights[k] for k in used], fmt))
+        single_score = _score(summary, truth.iloc[score_rows], held[single])
+        blend_scores.append(blend_score)
+        single_scores.append(single_score)
+        folds.append({"weights": weights, "single": single, "blend_score": blend_score, "single_score": single_score})
+    weights = select_weights(valid, truth, summary)
+    blend_score, single_score = float(np.mean(blend_scores)), float(np.mean(single_scores))
+    members_used = [k for k in names if weights[k] > 0]
+    wins = blend_score > single_score if better else blend_score < single_score
+    if len(members_used) < 2:
+        kept, reason = False, f"selection kept only {members_used[0]}"
+    elif not wins:
+        kept, reason = False, (f"the blend ({blend_score:.5g}) did not beat the best single candidate ({single_score:.5g}) "
+                               "on rows it was not fitted on")
+    else:
+        kept, reason = True, (f"the blend ({blend_score:.5g}) beat the best single candidate ({single_score:.5g}) "
+                              "on rows it was not fitted on")
+    return EnsembleFit(names, weights, blend_score, single_score, kept, reason, folds)
+
+
+def ensemble_script(summary: TaskSummary, fit: EnsembleFit, members: dict[str, str]) -> str:
+    """The standalone pipeline.py of a kept ensemble: the members' own pipelines inside one file."""
+    from iml_ray.codegen.render import fill, literal
+
+    used = {name: members[name] for name in fit.members if fit.weights.get(name, 0) > 0}
+    lines = []
+    for name, code in used.items():
+        if "'''" in code or code.rstrip().endswith("\\"):
+            lines.append(f"MEMBERS[{name!r}] = {code!r}\n")
+        else:
+            lines.append(f"MEMBERS[{name!r}] = r'''{code}'''\n")
+    config = {"weights": {name: round(fit.weights[name], 6) for name in used}, "submission": summary.submission.to_json(),
+              "validation": {"blend_score": fit.blend_score, "single_score": fit.single_score}}
+    script = fill("ensemble", TASK_NAME=summary.name, ENSEMBLE=literal(config), MEMBERS="\n".join(lines))
+    compile(script, "pipeline.py", "exec")
+    return script
+
+
+def blend_submissions(summary: TaskSummary, fit: EnsembleFit, submissions: dict[str, Path]) -> pd.DataFrame:
+    blend = blend_function()
+    used = [name for name in fit.members if fit.weights.get(name, 0) > 0]
+    return blend([read_answer(submissions[name]) for name in used], [fit.weights[name] for name in used],
+                 summary.submission.to_json())
+
+
+def stack_candidates(summary: TaskSummary, leaderboard: tuple[Candidate, ...], root: Path, seed: int = 0) -> EnsembleFit | None:
+    """Blend the top verified candidates when that beats the best one on unseen rows.
+
+    A kept blend is staged in <root>/ensemble/, verified, then copied to <root>/pipeline.py and
+    submission.csv; None when the candidates' validation rows differ (nothing to blend on).
+    """
+    import dataclasses
+
+    from iml_ray.rundir import atomic_copy, atomic_write_text
+    from iml_ray.safety.contract import check_submission
+    from iml_ray.scoring.evaluate import read_target
+
+    members = [c for c in leaderboard if c.status == "verified"][:STACK_TOP_K]
+    valid = {c.track: read_answer(Path(c.submission_path).parent / "valid_predictions.csv") for c in members}
+    rows = [int(r) for r in valid[members[0].track]["__row__"]]
+    if any([int(r) for r in frame["__row__"]] != rows for frame in valid.values()):
+        log.warning("stacking skipped: the candidates' validation rows differ")
+        return None
+    truth = read_target(summary).iloc[rows].reset_index(drop=True)
+    fit = fit_ensemble({k: v.drop(columns="__row__") for k, v in valid.items()}, truth, summary, seed)
+    log.info("stacking: %s", fit.reason)
+    if fit.kept:
+        script = ensemble_script(summary, fit, {c.track: Path(c.pipeline_path).read_text() for c in members})
+        answer = blend_submissions(summary, fit, {c.track: Path(c.submission_path) for c in members})
+        staged = root / "ensemble"
+        staged.mkdir(exist_ok=True)
+        atomic_write_text(staged / "pipeline.py", script)
+        atomic_write_text(staged / "submission.csv", answer.to_csv(index=False))
+        # For the report's diagnostics (weights fitted on these rows: not a score).
+        blend_valid = blend_function()
+        used = [name for name in fit.members if fit.weights.get(name, 0) > 0]
+        blended = blend_valid([valid[name] for name in used], [fit.weights[name] for name in used],
+                              summary.submission.to_json())
+        atomic_write_text(staged / "valid_predictions.csv", blended.to_csv(index=False))
+        problems = check_submission(staged / "submission.csv", summary)
+        if problems:
+            log.error("the ensemble's submission fails verification (%s); keeping the best candidate", problems[0])
+            return dataclasses.replace(fit, kept=False, reason=f"blended submission failed verification: {problems[0]}")
+        atomic_copy(staged / "pipeline.py", root / "pipeline.py")
+        atomic_copy(staged / "submission.csv", root / "submission.csv")
+    return fit

@@ -1,0 +1,51 @@
+"""The Evaluator: the framework's own holdout split and its own scores.
+
+The split is seeded and stratified for classification; generated code is told
+which rows to hold out, returns predictions for them, and is scored here with
+the framework's metric against labels it never had to report.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from iml_ray.metrics.registry import get_metric, score_predictions
+from iml_ray.task.files import TaskSummary
+from iml_ray.task.tables import read_columns
+
+
+def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray:
+    """Row positions of train.csv held out for validation (labelled rows only), sorted."""
+    from sklearn.model_selection import train_test_split
+
+    train = read_target(summary)
+    labelled = np.flatnonzero(train.notna().to_numpy())
+    stratify = None
+    if summary.problem_type != "regression":
+        labels = train.iloc[labelled].astype(str)
+        counts = labels.value_counts()
+        # Stratify when every class can appear on both sides of the split.
+        if counts.min() >= 2 and len(counts) <= fraction * len(labelled):
+            stratify = labels.to_numpy()
+    _, held = train_test_split(labelled, test_size=fraction, random_state=seed, stratify=stratify)
+    return np.sort(held)
+
+
+def read_target(summary: TaskSummary) -> pd.Series:
+    """The train table's target, row by row (the holdout names rows by position)."""
+    if summary.layout is not None:
+        return summary.read("train")[summary.target].reset_index(drop=True)
+    frame = read_columns(Path(summary.task_dir) / summary.train_file, [summary.target])
+    return frame[summary.target].reset_index(drop=True)
+
+
+def score_valid_predictions(frame: pd.DataFrame, summary: TaskSummary) -> float:
+    """Score validation predictions (submission format + __row__) against train.csv's labels."""
+    truth = read_target(summary).iloc[frame["__row__"].to_numpy()].reset_index(drop=True)
+    return float(score_predictions(summary.metric, truth, frame.reset_index(drop=True), summary.submission))
+
+
+def aps(metric: str, score: float | None) -> float:
+    return float(get_metric(metric).aps(score))

@@ -1,0 +1,280 @@
+"""Load a task directory (MLE-bench layout): its files, its tables, its task.yaml.
+
+A task is `description.md`, `train.csv`, `test.csv`, `sample_submission.csv` and
+optional extra files, plus an optional `task.yaml` stating `target`,
+`id_column`, `metric`, `problem_type` (and `positive_class`). What is not stated
+is inferred by task_inference.py; the TaskSummary defined here records it.
+
+An image task may have no tables at all: `train/<class>/<image>` and
+`test/<image>` (a FolderLayout). Its tables are built from the folders by
+read_split, the one way every part of the framework reads a task's rows.
+
+Every problem with the input raises TaskError: one line of what is wrong, one of
+what to do.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from iml_ray.errors import TaskError
+from iml_ray.metrics.submission import PROBLEM_TYPES, SubmissionFormat
+from iml_ray.task.media import IMAGE_SUFFIXES, FolderLayout, ImageSource
+from iml_ray.task.table_file import read_table_file
+
+log = logging.getLogger(__name__)
+
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet")
+YAML_KEYS = {"target", "id_column", "metric", "problem_type", "positive_class"}
+ID_NAME = re.compile(r"^(id|.*[_\s-]id|.*Id|.*ID|index|key|row_?id)$")
+
+
+@dataclass(frozen=True)
+class TaskFiles:
+    """Where the parts of a task are. `root` holds the data (an MLE-bench `public/`)."""
+
+    root: Path
+    name: str
+    train: Path
+    test: Path
+    sample_submission: Path | None
+    description: Path | None
+    task_yaml: Path | None
+    extras: tuple[str, ...] = ()
+    layout: FolderLayout | None = None    # train/<class>/ and test/ folders instead of tables
+
+    def relative(self, path: Path | None) -> str | None:
+        return None if path is None else str(path.relative_to(self.root))
+
+    def read(self, split: str, nrows: int | None = None) -> pd.DataFrame:
+        """The train or test table (built from the folders for a FolderLayout)."""
+        return read_split(self.root, self.train if split == "train" else self.test, split, self.layout, nrows)
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """What the competition asks for: the TaskAnalyzer's answer."""
+
+    name: str
+    task_dir: str
+    train_file: str
+    test_file: str
+    sample_submission_file: str | None
+    target: str
+    id_column: str | None
+    problem_type: str
+    metric: str
+    submission: SubmissionFormat
+    feature_columns: tuple[str, ...]
+    dropped_columns: tuple[str, ...]
+    n_train: int
+    n_test: int
+    # field -> how it was decided ("stated in task.yaml", "inferred: ...")
+    decisions: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    images: tuple[ImageSource, ...] = ()     # images named by a column (a path, or the id)
+    layout: FolderLayout | None = None       # the tables are built from train/<class>/ and test/ folders
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["submission"] = self.submission.to_json()
+        data["feature_columns"] = list(self.feature_columns)
+        data["dropped_columns"] = list(self.dropped_columns)
+        data["images"] = [source.to_json() for source in self.images]
+        data["layout"] = None if self.layout is None else self.layout.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TaskSummary":
+        data = dict(data)
+        data["submission"] = SubmissionFormat.from_json(data["submission"])
+        data["feature_columns"] = tuple(data["feature_columns"])
+        data["dropped_columns"] = tuple(data["dropped_columns"])
+        data["images"] = tuple(ImageSource.from_json(source) for source in data.get("images", ()))
+        data["layout"] = FolderLayout.from_json(data["layout"]) if data.get("layout") else None
+        return cls(**data)
+
+    def read(self, split: str) -> pd.DataFrame:
+        """The train or test table, as the generated pipeline reads it."""
+        return read_split(Path(self.task_dir), self.train_file if split == "train" else self.test_file, split, self.layout)
+
+    @property
+    def inferred(self) -> dict[str, str]:
+        return {k: v for k, v in self.decisions.items() if not v.startswith("stated")}
+
+
+# ---------------------------------------------------------------- locating files
+
+
+def locate_task(path: str | Path) -> TaskFiles:
+    """Find the data files of a task directory, or say clearly what is missing."""
+    given = Path(path).expanduser()
+    if not given.exists():
+        raise TaskError(f"task directory {given} does not exist", "Check the path (it should hold train.csv and test.csv).")
+    if not given.is_dir():
+        raise TaskError(f"{given} is a file, not a task directory", "Pass the directory that holds train.csv and test.csv.")
+    root = given.resolve()
+    # MLE-bench prepared competitions keep what a participant sees in public/.
+    if _find_table(root, "train") is None and not (root / "train").is_dir() and (root / "public").is_dir():
+        root = root / "public"
+    name = root.parent.name if root.name == "public" else root.name
+    sample = _find_table(root, "sample_submission") or _find_table(root, "sampleSubmission")
+    description = next((p for p in (root / "description.md", root / "description.txt", root / "README.md") if p.is_file()), None)
+    task_yaml = next((p for p in (root / "task.yaml", root / "task.yml") if p.is_file()), None)
+    train = _find_table(root, "train")
+    layout = None
+    if train is None and (root / "train").is_dir():
+        # No tables: images in a folder per class (train/<class>/<image>, test/<image>).
+        layout = class_folder_layout(root, sample, task_yaml)
+        train, test = root / layout.train_dir, root / layout.test_dir
+    else:
+        if train is None:
+            raise TaskError(f"no train file in {root}", "Add train.csv (or train.tsv / train.parquet), "
+                            "or the training images in one folder per class (train/<class>/<image>).")
+        test = _find_table(root, "test")
+        if test is None:
+            raise TaskError(f"no test file in {root}", "Add test.csv with the rows to predict.")
+    known = {p for p in (train, test, sample, description, task_yaml) if p is not None}
+    extras = tuple(sorted(p.name for p in root.iterdir() if p not in known and not p.name.startswith(".")))
+    return TaskFiles(root, name, train, test, sample, description, task_yaml, extras, layout)
+
+
+def _find_table(root: Path, stem: str) -> Path | None:
+    for suffix in TABLE_SUFFIXES:
+        candidate = root / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# ---------------------------------------------------------------- a folder per class
+
+
+def class_folder_layout(root: Path, sample: Path | None, task_yaml: Path | None) -> FolderLayout:
+    """The FolderLayout of train/<class>/ and test/ folders, checked; column names from the sample submission."""
+    train_dir, test_dir = root / "train", root / "test"
+    classes = [p for p in sorted(train_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    if len(classes) < 2:
+        raise TaskError(f"train/ has no train.csv beside it and {len(classes)} class folder(s) "
+                        f"({', '.join(p.name for p in classes) or 'none'})",
+                        "Put the training images in one folder per class, at least two: train/<class>/<image>.")
+    empty = [p.name for p in classes if not _image_names(p)]
+    if empty:
+        raise TaskError(f"class folder(s) with no image files: {', '.join(f'train/{n}/' for n in empty[:5])}",
+                        f"Put the class's images ({', '.join(IMAGE_SUFFIXES[:3])}, …) in it, or remove the folder.")
+    if not test_dir.is_dir():
+        raise TaskError(f"no test/ folder in {root}", "Put the images to predict in test/ (test/<image>).")
+    test_names = _image_names(test_dir)
+    if not test_names:
+        raise TaskError("test/ holds no image files", f"Put the images to predict ({', '.join(IMAGE_SUFFIXES[:3])}, …) "
+                        "directly in test/.")
+    stated = read_task_yaml(task_yaml)
+    id_column, id_style, predicted = _sample_ids(sample, test_names, stated.get("id_column"))
+    stems = [Path(n).stem for n in test_names]
+    if id_style == "stem" and len(set(stems)) < len(stems):
+        twice = sorted(s for s in set(stems) if stems.count(s) > 1)[0]
+        raise TaskError(f"test/ has several images named {twice!r} (with different extensions)",
+                        "Give each test image its own name, or list the full file names as ids in the sample submission.")
+    target = stated.get("target") or (predicted[0] if len(predicted) == 1 else "label")
+    path_column = next(c for c in ("path", "image_path", "image_file") if c not in (id_column, target))
+    return FolderLayout(str(id_column), path_column, str(target), id_style)
+
+
+def _image_names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(IMAGE_SUFFIXES))
+
+
+def _sample_ids(sample: Path | None, test_names: list[str], stated_id: str | None) -> tuple[str, str, list[str]]:
+    """The sample submission's id column, whether its ids are file names or stems, and its other columns."""
+    if sample is None:
+        return stated_id or "id", "stem", []
+    frame = read_table(sample)
+    frame.columns = [str(c) for c in frame.columns]
+    names, stems = set(test_names), {Path(n).stem for n in test_names}
+    best = None
+    for column in ([stated_id] if stated_id in frame.columns else frame.columns):
+        values = set(frame[column].astype(str).str.strip())
+        by_name, by_stem = len(values & names), len(values & stems)
+        if max(by_name, by_stem) and (best is None or max(by_name, by_stem) > best[0]):
+            best = (max(by_name, by_stem), column, "name" if by_name >= by_stem else "stem")
+    if best is None:
+        first = frame.iloc[0, 0] if len(frame) else None
+        raise TaskError(f"the ids of {sample.name} match no image in test/ (e.g. {first!r}; test/ has {test_names[0]!r})",
+                        "List the test images' file names (or their names without extension) in the sample submission.")
+    _, column, style = best
+    return column, style, [c for c in frame.columns if c != column]
+
+
+# ---------------------------------------------------------------- reading tables
+
+
+def read_split(root: Path, file: Path | str, split: str, layout: FolderLayout | None = None,
+               nrows: int | None = None) -> pd.DataFrame:
+    """The train or test table of a task: its file, or for a FolderLayout the rows built from its folders."""
+    if layout is None:
+        frame = read_table(Path(root) / file, nrows=nrows)
+    else:
+        try:
+            frame = layout.read(root, split)
+        except OSError as exc:
+            raise TaskError(f"the {split} images cannot be listed ({type(exc).__name__}: {exc})",
+                            f"Check the {split}/ folder of {root}.") from None
+        if nrows is not None:
+            frame = frame.head(nrows)
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def read_table(path: Path, nrows: int | None = None) -> pd.DataFrame:
+    """Read a CSV/TSV/parquet file; a broken file is a TaskError, not a traceback."""
+    label = path.name
+    try:
+        frame = read_table_file(path, nrows, warn=log.warning)
+    except pd.errors.EmptyDataError:
+        raise TaskError(f"{label} is empty", f"Put the header and the rows in {path}.") from None
+    except pd.errors.ParserError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise TaskError(f"{label} is malformed ({first})", f"Fix {path}: every row needs as many fields as the header.") from None
+    except (OSError, ValueError) as exc:
+        raise TaskError(f"{label} cannot be read ({type(exc).__name__}: {exc})", f"Check that {path} is a valid table file.") from None
+    if frame.shape[1] == 0:
+        raise TaskError(f"{label} has no columns", f"Put a header row in {path}.")
+    if len(frame) == 0:
+        raise TaskError(f"{label} has a header but no rows", f"Add data rows to {path}.")
+    dupes = [c for c in frame.columns if re.fullmatch(r".+\.\d+", str(c)) and str(c).rsplit(".", 1)[0] in frame.columns]
+    if dupes:
+        raise TaskError(f"{label} has duplicate column names ({', '.join(map(str, dupes))})", f"Rename the columns in {path} so each name is unique.")
+    return frame
+
+
+def read_task_yaml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import yaml
+
+    from iml_ray.metrics.registry import UnknownMetric, get_metric
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise TaskError(f"{path.name} is not valid YAML ({str(exc).splitlines()[0]})", f"Fix the syntax of {path}.") from None
+    if not isinstance(data, dict):
+        raise TaskError(f"{path.name} must be a mapping like `target: price`", f"Rewrite {path} as key: value lines.")
+    unknown = sorted(set(data) - YAML_KEYS)
+    if unknown:
+        raise TaskError(f"{path.name} has unknown key(s): {', '.join(unknown)}", f"Use only: {', '.join(sorted(YAML_KEYS))}.")
+    if data.get("metric") is not None:
+        try:
+            data["metric"] = get_metric(str(data["metric"])).name
+        except UnknownMetric as exc:
+            raise TaskError(f"{path.name}: {exc}", f"Set `metric:` in {path} to one of the known metrics.") from None
+    if data.get("problem_type") is not None and data["problem_type"] not in PROBLEM_TYPES:
+        raise TaskError(f"{path.name}: unknown problem_type '{data['problem_type']}'",
+                        f"Set `problem_type:` to one of {', '.join(PROBLEM_TYPES)}.")
+    return data

@@ -1,0 +1,417 @@
+"""Infer what a task's description omits: target, id, problem type, metric, submission format.
+
+The rules TaskAnalyzer. Each decision is recorded in TaskSummary.decisions as
+"stated in task.yaml", "inferred: <why>" or "default: <why>".
+
+Over 400 lines: every inference reads the same columns, sample and description, and
+the order of the decisions (target, then id, type, metric, format) is the logic.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from iml_ray.errors import TaskError
+from iml_ray.metrics.labels import class_sort_key
+from iml_ray.metrics.submission import SubmissionFormat
+from iml_ray.task.files import ID_NAME, YAML_KEYS, TaskFiles, TaskSummary, locate_task, read_table, read_task_yaml
+from iml_ray.task.media import ImageSource, find_image_sources
+from iml_ray.task.tables import count_rows, read_columns
+
+log = logging.getLogger(__name__)
+
+# The analysis looks at whole columns only for the target and the ids; everything else is judged on this many
+# first rows (the profile measures every row, in chunks when the table is large).
+HEAD_ROWS = 10_000
+
+
+# ---------------------------------------------------------------- column roles
+
+
+@dataclass(frozen=True)
+class ColumnResolution:
+    target: str
+    id_column: str | None
+    submission_columns: tuple[str, ...]
+    feature_columns: tuple[str, ...]
+    dropped_columns: tuple[str, ...]
+    decisions: dict[str, str]
+
+
+def resolve_columns(train_cols: list[str], test_cols: list[str], sample_cols: list[str] | None,
+                    stated: dict[str, Any], files: TaskFiles) -> ColumnResolution:
+    """Decide target, id and feature columns from what is stated and the headers."""
+    train_set, test_set = set(train_cols), set(test_cols)
+    decisions: dict[str, str] = {}
+    sample_cols = list(sample_cols or [])
+
+    id_column = stated.get("id_column")
+    if id_column is not None:
+        if id_column not in test_set:
+            raise TaskError(f"id_column '{id_column}' from task.yaml is not a column of {files.test.name}",
+                            f"{files.test.name} has: {_preview(test_cols)}. Fix `id_column:` in task.yaml.")
+        decisions["id_column"] = "stated in task.yaml"
+    else:
+        id_column = _infer_id(train_cols, test_cols, sample_cols, decisions)
+
+    target = stated.get("target")
+    if target is not None:
+        if target not in train_set:
+            raise TaskError(f"target '{target}' from task.yaml is not a column of {files.train.name}",
+                            f"{files.train.name} has: {_preview(train_cols)}. Fix `target:` in task.yaml.")
+        decisions["target"] = "stated in task.yaml"
+    else:
+        target = _infer_target(train_cols, test_cols, sample_cols, id_column, files, decisions)
+
+    if target in test_set:
+        raise TaskError(f"the target '{target}' is also a column of {files.test.name}",
+                        "Remove it from test.csv: the test set must not hold the answers.")
+
+    extra_in_test = [c for c in test_cols if c not in train_set and c != id_column]
+    if extra_in_test:
+        raise TaskError(f"{files.test.name} has column(s) that {files.train.name} lacks: {_preview(extra_in_test)}",
+                        "Make test.csv hold the same feature columns as train.csv (without the target).")
+    features = tuple(c for c in train_cols if c in test_set and c != id_column and c != target)
+    # No shared feature column is still a task when the id names an image per row:
+    # require_inputs() decides once it has looked at the files.
+    dropped = tuple(c for c in train_cols if c not in test_set and c != target and c != id_column)
+    if dropped:
+        decisions["dropped_columns"] = f"in train but not in test, so unusable at prediction time: {_preview(list(dropped))}"
+
+    submission_columns = tuple(sample_cols) if sample_cols else tuple(c for c in (id_column, target) if c)
+    return ColumnResolution(target, id_column, submission_columns, features, dropped, decisions)
+
+
+def _infer_id(train_cols: list[str], test_cols: list[str], sample_cols: list[str], decisions: dict[str, str]) -> str | None:
+    shared = [c for c in sample_cols if c in test_cols]
+    if shared:
+        decisions["id_column"] = f"inferred: '{shared[0]}' appears in both sample_submission and test"
+        return shared[0]
+    named = [c for c in test_cols if ID_NAME.match(str(c))]
+    if named:
+        decisions["id_column"] = f"inferred: '{named[0]}' is named like an id"
+        return named[0]
+    decisions["id_column"] = "inferred: none (rows are matched by position)"
+    return None
+
+
+def _infer_target(train_cols: list[str], test_cols: list[str], sample_cols: list[str], id_column: str | None,
+                  files: TaskFiles, decisions: dict[str, str]) -> str:
+    test_set = set(test_cols)
+    train_only = [c for c in train_cols if c not in test_set and c != id_column]
+    predicted = [c for c in sample_cols if c != id_column]
+    named_in_train = [c for c in predicted if c in train_only]
+    if len(named_in_train) == 1:
+        decisions["target"] = f"inferred: '{named_in_train[0]}' is the sample submission's column that train has and test lacks"
+        return named_in_train[0]
+    if len(train_only) == 1:
+        reason = "the only column train has and test lacks"
+        if predicted and not named_in_train:
+            reason += f" (the sample submission's columns {_preview(predicted)} look like one per class)"
+        decisions["target"] = f"inferred: '{train_only[0]}' is {reason}"
+        return train_only[0]
+    if not train_only:
+        raise TaskError(f"no target column: every column of {files.train.name} is also in {files.test.name}",
+                        "State the target in task.yaml as `target: <column>`.")
+    if predicted:
+        raise TaskError(f"no target column: {files.sample_submission.name if files.sample_submission else 'the sample submission'} "
+                        f"has {_preview(sample_cols)} but {files.train.name} has no such column",
+                        "State it in task.yaml as `target: <column>`.")
+    raise TaskError(f"cannot tell which column is the target: {files.train.name} has {_preview(train_only)} that {files.test.name} lacks",
+                    "State it in task.yaml as `target: <column>`.")
+
+
+def _preview(columns: list[str], limit: int = 8) -> str:
+    shown = ", ".join(map(str, columns[:limit]))
+    return f"[{shown}{', …' if len(columns) > limit else ''}]"
+
+
+# ---------------------------------------------------------------- the analysis
+
+
+def check_task(path: str | Path) -> TaskFiles:
+    """The cheap checks a user wants before anything starts: files, headers, columns."""
+    files = locate_task(path)
+    stated = read_task_yaml(files.task_yaml)
+    train_head = files.read("train", nrows=50)
+    test_head = files.read("test", nrows=50)
+    sample_head = read_table(files.sample_submission, nrows=5) if files.sample_submission else None
+    cols = resolve_columns(list(train_head.columns), list(test_head.columns),
+                           None if sample_head is None else [str(c) for c in sample_head.columns], stated, files)
+    require_inputs(cols, train_head, test_head, files)
+    return files
+
+
+def require_inputs(cols: ColumnResolution, train: pd.DataFrame, test: pd.DataFrame, files: TaskFiles) -> list[ImageSource]:
+    """The image sources of the task; an error when there is nothing at all to learn from."""
+    candidates = [c for c in cols.feature_columns if not pd.api.types.is_float_dtype(train[c])]
+    if cols.id_column:
+        candidates.append(cols.id_column)
+    images = find_image_sources(train, test, files.root, candidates)
+    if not cols.feature_columns and not images:
+        raise TaskError(f"{files.train.name} and {files.test.name} share no feature columns, and no column names image files",
+                        "Check that both files hold the same features (test without the target), or that the images "
+                        "the ids name are in the task directory (e.g. images/<id>.png).")
+    return images
+
+
+# The iML paper's sensitivity study replaces the task text with this (--strip-description).
+STRIPPED_DESCRIPTION = ("Analyze the provided data files and execute the appropriate predictive task for the "
+                        "target variable")
+
+
+def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_from: str = "",
+                 description: str | None = None) -> TaskSummary:
+    """The rules TaskAnalyzer: a TaskSummary from the files, task.yaml and the data.
+
+    hints: target / id_column / metric / problem_type from another analyser (the LLM's),
+    used where task.yaml says nothing and recorded as `hints_from: ...` decisions.
+    description: replaces description.md's text (the --strip-description study).
+    """
+    from iml_ray.metrics.registry import find_metric_in_text, get_metric
+
+    files = locate_task(path)
+    stated = read_task_yaml(files.task_yaml)
+    hinted = [k for k, v in (hints or {}).items() if k not in stated and k in YAML_KEYS]
+    stated = {**stated, **{k: hints[k] for k in hinted}}
+    if "id_column" in hinted and hints["id_column"] is None:
+        stated.pop("id_column")          # "no id column" is for the rules to find out
+        hinted.remove("id_column")
+    train_head = files.read("train", nrows=HEAD_ROWS)
+    test_head = files.read("test", nrows=HEAD_ROWS)
+    sample_head = read_table(files.sample_submission, nrows=HEAD_ROWS) if files.sample_submission else None
+    sample_cols = None if sample_head is None else [str(c) for c in sample_head.columns]
+    cols = resolve_columns(list(train_head.columns), list(test_head.columns), sample_cols, stated, files)
+    decisions = dict(cols.decisions)
+    images = require_inputs(cols, train_head, test_head, files)
+    for source in images:
+        decisions[f"images:{source.column}"] = f"inferred: {source.found} ({source.width}x{source.height} {source.mode})"
+    labels, test_ids, n_test = needed_columns(files, cols)
+    if files.layout is not None:
+        layout = files.layout
+        decisions["layout"] = (f"inferred: no train.csv; one row per image of {layout.train_dir}/<class>/ "
+                               f"({labels.nunique()} classes) and of {layout.test_dir}/, ids are file "
+                               f"{'names' if layout.id_style == 'name' else 'names without extension'}")
+    y = labels
+    if y.isna().all():
+        raise TaskError(f"the target '{cols.target}' is empty in every row of {files.train.name}",
+                        "Fill in the target values, or name the right column in task.yaml as `target:`.")
+    if y.isna().any():
+        decisions["target_missing"] = f"{int(y.isna().sum())} train rows have no target and are left out"
+    y = y.dropna()
+    if y.nunique() < 2:
+        only = y.iloc[0].item() if hasattr(y.iloc[0], "item") else y.iloc[0]
+        raise TaskError(f"the target '{cols.target}' has a single value ({only!r}) in {files.train.name}",
+                        "A model needs at least two distinct target values to learn from.")
+    sample = None
+    if files.sample_submission is not None:
+        prediction_cols = [c for c in cols.submission_columns if c != cols.id_column]
+        sample = read_columns(files.sample_submission, [c for c in sample_cols if c == cols.id_column or c in prediction_cols[:1]])
+    if sample is not None and len(sample) != n_test:
+        raise TaskError(f"{files.sample_submission.name} has {len(sample)} rows but {_test_name(files)} has {n_test}",
+                        "The sample submission needs one row per test row.")
+
+    if description is None:
+        description = files.description.read_text(errors="replace") if files.description else ""
+    metric = stated.get("metric")
+    if metric:
+        decisions["metric"] = "stated in task.yaml"
+    else:
+        metric = find_metric_in_text(description) if description else None
+        if metric:
+            decisions["metric"] = f"inferred: the description names {metric}"
+
+    prediction_cols = [c for c in cols.submission_columns if c != cols.id_column]
+    problem_type = stated.get("problem_type")
+    if problem_type:
+        decisions["problem_type"] = "stated in task.yaml"
+    else:
+        problem_type, why = _infer_problem_type(y, metric, prediction_cols, cols.target)
+        decisions["problem_type"] = f"inferred: {why}"
+
+    if not metric:
+        metric, why = _default_metric(problem_type, sample, prediction_cols, y)
+        decisions["metric"] = f"default: {why}"
+    spec = get_metric(metric)
+    if problem_type not in spec.problem_types:
+        raise TaskError(f"the metric {metric} does not fit a {problem_type} task (target '{cols.target}')",
+                        "State `metric:` and `problem_type:` in task.yaml.")
+
+    fmt = _submission_format(cols, problem_type, spec, sample, y, stated, labels.dtype, decisions, description)
+    if sample is not None and cols.id_column and cols.id_column in sample.columns:
+        missing = set(sample[cols.id_column].astype(str)) - set(test_ids.astype(str))
+        if missing:
+            raise TaskError(f"{len(missing)} id(s) of {files.sample_submission.name} are not in {_test_name(files)} "
+                            f"(e.g. {sorted(missing)[0]!r})", "The sample submission must list the test ids.")
+
+    for key in hinted:
+        if decisions.get(key, "").startswith("stated"):
+            decisions[key] = f"{hints_from}: {hints.get('why') or 'from the description and the files'}"[:300]
+    return TaskSummary(
+        name=files.name,
+        task_dir=str(files.root),
+        train_file=files.relative(files.train),
+        test_file=files.relative(files.test),
+        sample_submission_file=files.relative(files.sample_submission),
+        target=cols.target,
+        id_column=cols.id_column,
+        problem_type=problem_type,
+        metric=spec.name,
+        submission=fmt,
+        feature_columns=cols.feature_columns,
+        dropped_columns=cols.dropped_columns,
+        images=tuple(images),
+        layout=files.layout,
+        n_train=int(len(labels)),
+        n_test=int(n_test),
+        decisions=decisions,
+        description=description[:4000],
+    )
+
+
+def needed_columns(files: TaskFiles, cols: ColumnResolution) -> tuple[pd.Series, pd.Series | None, int]:
+    """The target of every train row, the test ids (when there is an id column) and the test row count.
+
+    Only these columns are read, a chunk at a time: a large train.csv is never held whole."""
+    if files.layout is not None:
+        train, test = files.read("train"), files.read("test")      # built from the folder listing
+        ids = test[cols.id_column] if cols.id_column in test.columns else None
+        return train[cols.target].reset_index(drop=True), ids, len(test)
+    labels = read_columns(files.train, [cols.target])[cols.target]
+    if cols.id_column:
+        ids = read_columns(files.test, [cols.id_column])[cols.id_column]
+        return labels, ids, len(ids)
+    return labels, None, count_rows(files.test)
+
+
+def _test_name(files: TaskFiles) -> str:
+    return f"{files.test.name}/ (its images)" if files.layout else files.test.name
+
+
+def _infer_problem_type(y: pd.Series, metric: str | None, prediction_cols: list[str], target: str) -> tuple[str, str]:
+    from iml_ray.metrics.registry import get_metric
+
+    n_unique = int(y.nunique())
+    if metric:
+        types = get_metric(metric).problem_types
+        if types == ("regression",):
+            return "regression", f"the metric {metric} is a regression metric"
+        if "regression" not in types:
+            kind = "binary" if n_unique == 2 else "multiclass"
+            return kind, f"the metric {metric} is a classification metric and the target has {n_unique} values"
+    if len(prediction_cols) > 1:
+        return ("binary" if len(prediction_cols) == 2 else "multiclass"), "the sample submission has one column per class"
+    if n_unique == 2:
+        return "binary", "the target has two values"
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return "multiclass", f"the target is not numeric and has {n_unique} values"
+    integral = bool((y == y.round()).all())
+    if integral and n_unique <= 20 and n_unique / max(len(y), 1) <= 0.05:
+        return "multiclass", f"the target holds {n_unique} integer values"
+    return "regression", f"the target is numeric with {n_unique} distinct values"
+
+
+def _default_metric(problem_type: str, sample: pd.DataFrame | None, prediction_cols: list[str], y: pd.Series) -> tuple[str, str]:
+    if problem_type == "regression":
+        return "rmse", "rmse for regression (the description names no metric)"
+    if len(prediction_cols) > 1:
+        return "logloss", "log loss, since the sample submission asks for one probability per class"
+    if problem_type == "binary" and sample is not None and prediction_cols and _looks_like_probabilities(sample[prediction_cols[0]]):
+        return "auc", "AUC, since the sample submission holds probabilities"
+    return "accuracy", "accuracy for classification (the description names no metric)"
+
+
+def _looks_like_probabilities(values: pd.Series) -> bool:
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.isna().any():
+        return False
+    return bool(numeric.between(0, 1).all() and not numeric.isin([0, 1]).all())
+
+
+def _submission_format(cols: ColumnResolution, problem_type: str, spec, sample: pd.DataFrame | None, y: pd.Series,
+                       stated: dict[str, Any], dtype, decisions: dict[str, str], description: str) -> SubmissionFormat:
+    prediction_cols = tuple(c for c in cols.submission_columns if c != cols.id_column)
+    label_dtype = str(dtype)
+    if problem_type == "regression":
+        if len(prediction_cols) != 1:
+            raise TaskError(f"a regression task needs one prediction column, the sample submission has {list(prediction_cols)}",
+                            "Fix sample_submission.csv or state `problem_type:` in task.yaml.")
+        return SubmissionFormat(cols.id_column, prediction_cols, "value", label_dtype=label_dtype,
+                                sample_rows=0 if sample is None else len(sample))
+    classes = sorted(y.unique().tolist(), key=class_sort_key)
+    positive, positive_why = (_positive_class(classes, stated, description, cols.target) if problem_type == "binary"
+                              else (None, ""))
+    if len(prediction_cols) > 1:
+        by_name = {str(c): c for c in classes}
+        unknown = [c for c in prediction_cols if c not in by_name]
+        if unknown or len(prediction_cols) != len(classes):
+            raise TaskError(f"the sample submission's columns {list(prediction_cols)} do not match the classes of "
+                            f"'{cols.target}' ({[str(c) for c in classes][:10]})",
+                            "Name one column per class, exactly as the class values in train.csv.")
+        ordered = tuple(by_name[c] for c in prediction_cols)
+        decisions["submission"] = "one probability column per class"
+        return SubmissionFormat(cols.id_column, prediction_cols, "class_probabilities", ordered, positive, label_dtype,
+                                0 if sample is None else len(sample))
+    wants_proba = spec.needs == "proba"
+    if problem_type == "binary" and (wants_proba or (sample is not None and _looks_like_probabilities(sample[prediction_cols[0]]))):
+        decisions["submission"] = f"probability of class {positive!r} ({positive_why})"
+        kind = "probability"
+    else:
+        if wants_proba:
+            log.warning("metric %s needs probabilities but the submission has one label column; submitting labels", spec.name)
+        decisions["submission"] = "predicted labels"
+        kind = "label"
+    return SubmissionFormat(cols.id_column, prediction_cols, kind, tuple(classes), positive, label_dtype,
+                            0 if sample is None else len(sample))
+
+
+def _positive_class(classes: list[Any], stated: dict[str, Any], description: str, target: str) -> tuple[Any, str]:
+    """The class whose probability a one-column binary submission reports, and why.
+
+    The description outranks convention: "the probability that `score` is `great`" makes
+    `great` positive even though `other` sorts last. Submitting the other class's
+    probability turns a log loss of 0.46 into 1.98 (seen on the fine_foods task)."""
+    if "positive_class" in stated:
+        wanted = stated["positive_class"]
+        for c in classes:
+            if c == wanted or str(c) == str(wanted):
+                return c, "stated in task.yaml"
+        raise TaskError(f"positive_class {wanted!r} from task.yaml is not a class of the target ({classes})",
+                        "Set `positive_class:` to one of the target's values.")
+    named = class_named_for_probability(description, classes, target)
+    if named is not None:
+        return named, "the description names it"
+    lowered = {str(c).strip().lower(): c for c in classes}
+    for word in ("1", "true", "yes", "y", "positive", "pos"):
+        if word in lowered:
+            return lowered[word], "conventional positive label"
+    return classes[-1], "the class that sorts last (the description names none)"
+
+
+_PROBABILITY_WORD = re.compile(r"\b(?:probabilit(?:y|ies)|likelihood|chance|confidence)\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"\.(?:\s|$)|[;\n]")
+_TOKEN = re.compile(r"[\w][\w\-+]*")
+
+
+def class_named_for_probability(description: str, classes: list[Any], target: str) -> Any | None:
+    """The one class mentioned after a probability word in the same sentence, or None.
+
+    Every mention in every such sentence counts; when both classes appear ("a probability
+    between 0 and 1") the description does not decide and None is returned."""
+    by_word = {str(c).strip().lower(): c for c in classes if str(c).strip()}
+    skip = {str(target).strip().lower()}
+    found: dict[str, Any] = {}
+    for match in _PROBABILITY_WORD.finditer(description or ""):
+        rest = description[match.end(): match.end() + 200]
+        end = _SENTENCE_END.search(rest)
+        sentence = rest[: end.start()] if end else rest
+        for token in _TOKEN.findall(sentence):
+            word = token.lower()
+            if word in by_word and word not in skip:
+                found[word] = by_word[word]
+    return next(iter(found.values())) if len(found) == 1 else None

@@ -1,0 +1,131 @@
+"""What a track's loop checks and how it runs code: the prep check, the verification of a round's outputs,
+the sandbox limits of a round, and which section of a pipeline a traceback points at."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from iml_ray.codegen.render import render_prep_probe
+from iml_ray.plan.repairs import Failure
+from iml_ray.safety.contract import (
+    check_prep_report,
+    check_submission,
+    check_valid_predictions,
+    prep_probe_spec,
+    read_prep_report,
+)
+from iml_ray.safety.sandbox import SandboxLimits, SandboxResult, run_python
+from iml_ray.track.job import TrackAgents, TrackJob
+
+log = logging.getLogger(__name__)
+
+
+def prep_output(report: dict) -> dict:
+    """What the verified prep module returned, for the model coder: shapes, types, layout."""
+    keep = ("shape", "sparse", "dtype")
+    return {"train": {k: report.get("train", {}).get(k) for k in keep},
+            "test": {k: report.get("test", {}).get(k) for k in keep}, "layout": report.get("layout")}
+
+
+def encoder_cache_env(job: TrackJob) -> dict[str, str]:
+    """The prep check, every round and the pipeline share the pretrained encoders' vectors: encoding is done once."""
+    return {"IML_ENCODER_CACHE": str(Path(job.code_dir) / "encoder_cache")}
+
+
+def limits(job: TrackJob, last_chance: bool = False) -> SandboxLimits:
+    remaining = max(1.0, job.deadline - time.time())
+    timeout = remaining if last_chance else min(remaining, max(job.min_round_s, remaining * job.attempt_share))
+    return SandboxLimits(timeout_s=timeout, memory_mb=job.memory_mb, max_log_bytes=job.max_log_bytes,
+                         max_disk_bytes=job.max_disk_mb * 2**20, cpus=job.cpus, gpu_ids=job.gpu_ids,
+                         network=job.allow_network, read_only=(job.summary.task_dir, str(run_root(job))),
+                         writable=(encoder_cache_env(job)["IML_ENCODER_CACHE"],),
+                         # Other tracks' code and outputs are not this track's business.
+                         hidden=candidates_root(job), exposed=(str(Path(job.code_dir).resolve()),))
+
+
+def candidates_root(job: TrackJob) -> str | None:
+    """<out>/candidates, which holds only the tracks' directories; None outside that layout (hiding
+    anything else could hide the task's data or the holdout)."""
+    parent = Path(job.code_dir).resolve().parent
+    return str(parent) if parent.name == "candidates" else None
+
+
+def run_root(job: TrackJob) -> Path:
+    """The run directory (<out>): read-only for generated code but for its own round's directory."""
+    return Path(job.code_dir).resolve().parent.parent
+
+
+def probe_prep(job: TrackJob, round_dir: Path, prep_code: str) -> tuple[Failure | None, SandboxResult, dict]:
+    probe_dir = round_dir / "prep_check"
+    probe_dir.mkdir(exist_ok=True)
+    (probe_dir / "spec.json").write_text(json.dumps(prep_probe_spec(job.summary, job.contract)))
+    (probe_dir / "probe.py").write_text(render_prep_probe())
+    report_path = probe_dir / "report.json"
+    report_path.unlink(missing_ok=True)
+    result = run_python(probe_dir / "probe.py", [str(probe_dir / "spec.json"), str(round_dir / "prep.py"), str(report_path)],
+                        probe_dir, limits(job), log_prefix="probe", extra_env=encoder_cache_env(job))
+    if result.status not in ("ok", "error"):
+        return Failure("prep_probe", result.status, "prep check " + result.describe(), result.stderr_tail(),
+                       failing_section="prep"), result, {}
+    report = read_prep_report(report_path)
+    violations = check_prep_report(report, job.contract)
+    if not report.get("ok"):
+        # The prep module crashed: a code failure, not a contract violation.
+        return Failure("prep_probe", "error", f"prep failed: {report.get('error', result.describe())}",
+                       report.get("traceback", result.stderr_tail()), (), "prep"), result, report
+    if violations:
+        return Failure("prep_probe", "invalid", violations[0], "", tuple(violations), "prep"), result, report
+    return None, result, report
+
+
+def verify(job: TrackJob, agents: TrackAgents, out: Path) -> tuple[Failure | None, float | None]:
+    rows = np.asarray(json.loads(Path(job.holdout_path).read_text()), dtype=np.int64)
+    problems, _ = check_valid_predictions(out / "valid_predictions.csv", job.summary, rows)
+    problems += check_submission(out / "submission.csv", job.summary)
+    if problems:
+        return Failure("verify", "invalid", problems[0], violations=tuple(problems), failing_section="runner"), None
+    try:
+        score = float(agents.evaluator.score(str(out / "valid_predictions.csv"), job.summary))
+    except ValueError as exc:
+        return Failure("verify", "invalid", f"validation predictions cannot be scored: {exc}", failing_section="model"), None
+    if not np.isfinite(score):
+        return Failure("verify", "invalid", f"validation score is {score}", failing_section="model"), None
+    return None, score
+
+
+TRACE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def failing_section(stderr: str, script_name: str, sections: dict[str, tuple[int, int]]) -> str | None:
+    """The section of the pipeline holding the innermost traceback frame in the script itself."""
+    hits = [int(line) for path, line in TRACE_LINE.findall(stderr) if path.endswith(script_name)]
+    if not hits:
+        return None
+    line = hits[-1]
+    for role, (start, end) in sections.items():
+        if start <= line <= end:
+            return role
+    return None
+
+
+def notifier(coordinator: Any, track: str) -> Callable[..., None]:
+    def notify(phase: str, number: int, detail: str = "", score: float | None = None) -> None:
+        if coordinator is not None:
+            try:
+                coordinator.update(track, phase, number, detail[:200], score)
+            except Exception:  # progress is best effort; never fail a track over it
+                log.debug("progress update failed", exc_info=True)
+    return notify
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,310 @@
+"""One track's anytime loop: attempt a round, and when it fails, repair the blamed module; ends in a Candidate.
+
+Plain Python: the agents it talks to are passed in (Ray actor proxies in a run,
+plain objects in tests). Every round leaves its modules, logs and the
+Debugger's diff in `candidates/<track>/round_<n>/`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iml_ray.blueprint import Candidate, RepairRound
+from iml_ray.codegen.render import with_tuned_params
+from iml_ray.plan.repairs import Diagnosis, Failure, Plans
+from iml_ray.plan.resources import LLM_TRACK_SHARE
+from iml_ray.safety.sandbox import SandboxResult, run_python
+from iml_ray.scoring.evaluate import aps
+from iml_ray.track import checks
+from iml_ray.track.checks import encoder_cache_env, failing_section, notifier, prep_output, probe_prep, read_json, verify
+from iml_ray.track.job import ModuleSlot, TrackAgents, TrackJob
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Track:
+    """The loop's state: the modules as they stand, the plans they follow, the rounds so far."""
+
+    job: TrackJob
+    agents: TrackAgents
+    plans: Plans
+    prep: ModuleSlot
+    model: ModuleSlot = field(default_factory=lambda: ModuleSlot("model"))
+    rounds: list[RepairRound] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    peak_mb: float = 0.0
+    prep_verified: str | None = None      # the prep code the contract check last passed
+    prep_output: dict = field(default_factory=dict)
+    tuning: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.job.plans.track.track
+
+    @property
+    def code_dir(self) -> Path:
+        return Path(self.job.code_dir)
+
+    @property
+    def slots(self) -> dict[str, ModuleSlot]:
+        return {"prep": self.prep, "model": self.model}
+
+    @property
+    def max_attempts(self) -> int:
+        # An LLM-written module gets up to max_rounds rewrites, then the rules module takes its slot
+        # and has its own max_rounds repairs: the loop allows both.
+        return self.job.max_rounds + 1 + (self.job.max_rounds + 1 if agents_use_llm(self.agents) else 0)
+
+    def notify(self, phase: str, number: int, detail: str = "", score: float | None = None) -> None:
+        notifier(self.agents.coordinator, self.name)(phase, number, detail, score)
+
+    def module_file(self, role: str) -> str:
+        return "prep.py" if role == "prep" else f"model_{self.name}.py"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one round's run came to: verified with a score, or a failure to diagnose."""
+
+    failure: Failure | None
+    score: float | None = None
+
+
+def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
+    track = Track(job, agents, job.plans, ModuleSlot("prep", *_draft_prep(agents, job, job.plans)),
+                  tuning=job.tune is not None)
+    track.code_dir.mkdir(parents=True, exist_ok=True)
+    failure_line = None
+    for number in range(1, track.max_attempts + 1):
+        remaining = job.deadline - time.time()
+        if remaining < (5.0 if number == 1 else job.min_round_s):
+            failure_line = f"out of time before round {number} ({remaining:.0f} s left)"
+            break
+        round_dir = track.code_dir / f"round_{number}"
+        round_dir.mkdir(parents=True, exist_ok=True)
+        (round_dir / "prep.py").write_text(track.prep.code)
+        round_started = time.time()
+        attempt = attempt_round(track, number, round_dir)
+        if attempt.failure is None:
+            return _verified(track, number, round_dir, attempt.score, round_started)
+        failure_line = repair_round(track, number, round_dir, attempt.failure, round_started)
+        if failure_line is not None:
+            break
+    return _failed(track, failure_line)
+
+
+def attempt_round(track: Track, number: int, round_dir: Path) -> Attempt:
+    """Check the prep module (when it changed), have the model module written (when there is none yet),
+    assemble the pipeline, run it in the sandbox and verify what it wrote."""
+    job, agents = track.job, track.agents
+    if track.prep.code != track.prep_verified:
+        track.notify("prep check", number)
+        failure, result, report = probe_prep(job, round_dir, track.prep.code)
+        track.peak_mb = max(track.peak_mb, result.peak_rss_mb)
+        if failure is not None:
+            _write_model(track, round_dir)
+            return Attempt(failure)
+        track.prep_verified, track.prep_output = track.prep.code, prep_output(report)
+    if track.model.code is None:
+        # The model module is written for a prep module that the contract check has passed.
+        track.notify("writing model", number)
+        track.model.code, track.model.source = _draft_model(agents, job, track.plans, track.prep_output)
+    _write_model(track, round_dir)
+    track.notify("running", number)
+    try:
+        script, sections = agents.assembler.assemble(job.summary, job.contract, track.name, track.prep.code,
+                                                     track.model.code)
+    except ValueError as exc:
+        return Attempt(Failure("assemble", "invalid", str(exc), failing_section=getattr(exc, "module", None)))
+    pipeline = round_dir / f"pipeline_{track.name}.py"
+    pipeline.write_text(script)
+    out = round_dir / "output"
+    if out.exists():
+        shutil.rmtree(out)   # an old submission must never pass for a new one
+    result = _run_pipeline(track, number, round_dir, pipeline, out)
+    track.peak_mb = max(track.peak_mb, result.peak_rss_mb)
+    if result.status != "ok":
+        return Attempt(Failure("pipeline", result.status, result.describe(), result.stderr_tail(),
+                               failing_section=failing_section(result.stderr_tail(), pipeline.name, sections)))
+    failure, score = verify(job, agents, out)
+    return Attempt(failure, score)
+
+
+def _write_model(track: Track, round_dir: Path) -> None:
+    if track.model.code is not None:
+        (round_dir / track.module_file("model")).write_text(track.model.code)
+
+
+def _run_pipeline(track: Track, number: int, round_dir: Path, pipeline: Path, out: Path) -> SandboxResult:
+    """The assembled pipeline in the sandbox, with a Ray Tune search when this round has time for one."""
+    job = track.job
+    args = ["--data", job.summary.task_dir, "--out", str(out), "--holdout", job.holdout_path]
+    # Only the rules model modules define a search space.
+    tune = _tune_search(job, round_dir) if track.tuning and track.model.source == "rules" else None
+    sandbox = checks.limits(job, last_chance=number >= track.max_attempts)
+    extra_env = encoder_cache_env(job)
+    if tune is not None:
+        tune_file = round_dir / "tune.json"
+        tune_file.write_text(json.dumps(tune, indent=1))
+        args += ["--tune", str(tune_file)]
+        track.notify("tuning", number)
+        # Ray Tune's trials join the cluster over the host's network, and its driver logs under the node's Ray temp dir.
+        temp_dir = job.tune.temp_dir
+        sandbox = dataclasses.replace(sandbox, network=True, writable=sandbox.writable + ((temp_dir,) if temp_dir else ()))
+        extra_env = {**extra_env, **job.tune.env}
+    return run_python(pipeline, args, round_dir, sandbox, log_prefix="pipeline", extra_env=extra_env)
+
+
+def _tune_search(job: TrackJob, round_dir: Path) -> dict | None:
+    """What the generated code's tune_model() gets (tune.json); None when this round should not search."""
+    if job.tune is None or not job.plans.track.tune.get("space"):
+        return None
+    if job.plans.track.model_template == "custom_nn" and job.plans.prep.image and not job.gpu_ids:
+        # A CNN's epoch on a CPU takes seconds: a search would buy a handful of trials with the
+        # time the network itself needs to train.
+        return None
+    return job.tune.search(job.deadline - time.time(), str(round_dir / "tune"), job.gpu_ids)
+
+
+def repair_round(track: Track, number: int, round_dir: Path, failure: Failure, round_started: float) -> str | None:
+    """Diagnose the failure and repair the blamed module for the next round; the track's failure line
+    when no repair is known (or no round is left), None when the next round may run."""
+    job, agents = track.job, track.agents
+    track.notify("repairing", number, detail=failure.message)
+    if failure.status == "timeout":
+        track.tuning = False         # the next round must be faster, not spend time searching again
+    sources = {r: s.source for r, s in track.slots.items() if s.code is not None}
+    diagnosis = agents.error_analyzer.analyze(failure, job.contract, sources, deadline=llm_deadline(job))
+    role = diagnosis.module(failure.failing_section, failure.stage)
+    slot = track.slots[role] if track.slots[role].code is not None else track.prep
+    slot.rounds_blamed += 1
+    before = {r: s.code for r, s in track.slots.items()}
+    change = None
+    if number < track.max_attempts:
+        change, role = _repair(track, slot, role, failure, diagnosis)
+    diff_file = _write_diff(track, round_dir, role, before) if change is not None else None
+    track.rounds.append(RepairRound(number, failure.status, round(time.time() - round_started, 2), failure.message,
+                                    diagnosis.blamed, f"{diagnosis.kind} ({diagnosis.by}): {diagnosis.explanation}"[:500],
+                                    change, diff_file, module=role if change else None))
+    log.info("track %s round %d failed (%s, blamed %s); %s", track.name, number, failure.message, diagnosis.blamed,
+             change or "no repair")
+    if change is not None:
+        return None
+    if number < track.max_attempts:
+        return f"{failure.message} (blamed {diagnosis.blamed}; no repair known for {diagnosis.kind})"
+    return f"{failure.message} (still failing after {len(track.rounds) - 1} repair rounds)"
+
+
+def _repair(track: Track, slot: ModuleSlot, role: str, failure: Failure, diagnosis: Diagnosis) -> tuple[str | None, str]:
+    """The change made for the next round and the module it changed: an LLM module is rewritten by the
+    Debugger, a rules module re-rendered from the plans the Debugger's rules re-planned."""
+    job, agents = track.job, track.agents
+    if slot.source == "llm":
+        return _repair_llm_module(track, slot, failure, diagnosis), role
+    repair = agents.debugger.repair(diagnosis, track.plans, job.summary.n_train)
+    if repair is None:
+        return None, role
+    track.plans = repair.plans
+    # Rules modules follow the new plans; a module the LLM wrote stays as it is.
+    if track.prep.source != "llm" and (repair.module == "prep" or track.prep.code is None):
+        track.prep.code = agents.prep_coder.write(job.summary, track.plans.prep)
+    if track.model.source != "llm" and track.model.code is not None:
+        track.model.code = agents.model_coder.write(job.summary, track.plans.track, track.plans.train, job.contract)
+    return repair.change, repair.module
+
+
+def _write_diff(track: Track, round_dir: Path, role: str, before: dict[str, str | None]) -> str:
+    name = track.module_file(role)
+    old, new = before[role] or "", track.slots[role].code or ""
+    diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{name}", f"b/{name}"))
+    (round_dir / "repair.diff").write_text(diff)
+    return str(round_dir / "repair.diff")
+
+
+def _verified(track: Track, number: int, round_dir: Path, score: float, round_started: float) -> Candidate:
+    job, name, code_dir = track.job, track.name, track.code_dir
+    modules = {role: slot.to_json() for role, slot in track.slots.items()}
+    track.notify("verified", number, score=score)
+    track.rounds.append(RepairRound(number, "ok", round(time.time() - round_started, 2)))
+    final = code_dir / f"pipeline_{name}.py"
+    details = read_json(round_dir / "output" / "run_info.json")
+    # The parameters tuning found go into the script, so a rerun reproduces the submission without Ray.
+    final.write_text(with_tuned_params((round_dir / f"pipeline_{name}.py").read_text(), details.get("tuned_params") or {}))
+    shutil.copyfile(round_dir / "prep.py", code_dir / "prep.py")
+    shutil.copyfile(round_dir / track.module_file("model"), code_dir / track.module_file("model"))
+    return Candidate(track=name, code_dir=str(code_dir), status="verified", metric=job.summary.metric,
+                     valid_score=score, aps=aps(job.summary.metric, score), repair_rounds=number - 1,
+                     rounds=tuple(track.rounds), wall_s=round(time.time() - track.started, 2),
+                     peak_rss_mb=round(track.peak_mb, 1), pipeline_path=str(final),
+                     submission_path=str(round_dir / "output" / "submission.csv"),
+                     details={"run_info": details, "plans": _plans_json(track.plans), "modules": modules},
+                     started_at=track.started, finished_at=time.time(), resources=job.resources)
+
+
+def _failed(track: Track, failure_line: str | None) -> Candidate:
+    job = track.job
+    track.notify("failed", len(track.rounds), detail=failure_line or "")
+    return Candidate(track=track.name, code_dir=str(track.code_dir), status="failed", metric=job.summary.metric,
+                     repair_rounds=max(0, len(track.rounds) - 1), rounds=tuple(track.rounds), failure=failure_line,
+                     wall_s=round(time.time() - track.started, 2), peak_rss_mb=round(track.peak_mb, 1),
+                     details={"plans": _plans_json(track.plans), "modules": {r: s.to_json() for r, s in track.slots.items()}},
+                     started_at=track.started, finished_at=time.time(), resources=job.resources)
+
+
+def llm_deadline(job: TrackJob) -> float:
+    """Until when an LLM call of this track may run: a share of the time left, the rest is for running its code."""
+    now = time.time()
+    return now + LLM_TRACK_SHARE * max(0.0, job.deadline - now)
+
+
+def agents_use_llm(agents: TrackAgents) -> bool:
+    return getattr(agents, "llm", False)
+
+
+def _draft_prep(agents: TrackAgents, job: TrackJob, plans: Plans) -> tuple[str, str]:
+    draft = getattr(agents.prep_coder, "draft", None)
+    if draft is None or not agents_use_llm(agents):
+        return agents.prep_coder.write(job.summary, plans.prep), "rules"
+    return draft(job.summary, plans.prep, job.contract, job.columns, deadline=llm_deadline(job))
+
+
+def _draft_model(agents: TrackAgents, job: TrackJob, plans: Plans, prep_output: dict) -> tuple[str, str]:
+    draft = getattr(agents.model_coder, "draft", None)
+    if draft is None or not agents_use_llm(agents):
+        return agents.model_coder.write(job.summary, plans.track, plans.train, job.contract), "rules"
+    return draft(job.summary, plans.track, plans.train, job.contract, prep_output, job.cpus, deadline=llm_deadline(job))
+
+
+def _repair_llm_module(track: Track, slot: ModuleSlot, failure: Failure, diagnosis: Diagnosis) -> str:
+    """The Debugger rewrites the LLM's module; past max_rounds rewrites (or when the LLM cannot), the rules
+    module takes the slot."""
+    job, agents = track.job, track.agents
+    name = track.module_file(slot.role)
+    why = f"{slot.llm_rewrites} LLM rewrites did not fix it"
+    if slot.llm_rewrites < job.max_rounds:
+        code, why_not = agents.debugger.rewrite(slot.role, slot.code, failure, diagnosis, job.contract, job.columns, name,
+                                                deadline=llm_deadline(job))
+        if code is not None:
+            slot.code = code
+            slot.llm_rewrites += 1
+            return f"LLM Debugger rewrote {name} (rewrite {slot.llm_rewrites} of at most {job.max_rounds})"
+        why = f"the LLM could not rewrite it ({why_not})"
+    if slot.role == "prep":
+        slot.code = agents.prep_coder.write(job.summary, track.plans.prep)
+    else:
+        slot.code = agents.model_coder.write(job.summary, track.plans.track, track.plans.train, job.contract)
+    slot.source = f"rules (fallback: {why})"[:200]
+    return f"{name} replaced by the rules module: {why}"
+
+
+def _plans_json(plans: Plans) -> dict:
+    from dataclasses import asdict
+
+    return {"prep": plans.prep.to_json(), "track": plans.track.to_json(), "train": asdict(plans.train)}

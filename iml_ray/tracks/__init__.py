@@ -1,1 +1,0 @@
-"""Rules-policy code templates: one module per track, plus the shared prep and runner."""
