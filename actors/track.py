@@ -21,7 +21,8 @@ def run_track_task(job: TrackJob, prep_coder, model_coder, assembler, error_anal
     if job.tune is not None:
         # The trials' driver writes its logs and sockets under this node's Ray temp dir: the sandbox keeps it writable.
         node = ray._private.worker.global_worker.node
-        job = dataclasses.replace(job, tune=dataclasses.replace(job.tune, temp_dir=node.get_temp_dir_path() if node else "/tmp/ray"))
+        temp_dir = node.get_temp_dir_path() if node else "/tmp/ray"
+        job = dataclasses.replace(job, tune=dataclasses.replace(job.tune, temp_dir=temp_dir))
     agents = TrackAgents(*(ActorProxy(h) for h in (prep_coder, model_coder, assembler, error_analyzer, debugger,
                                                     evaluator, coordinator)), llm=llm)
     return run_track(job, agents)

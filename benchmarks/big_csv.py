@@ -83,14 +83,16 @@ def measure(task: Path, whole: bool) -> dict:
     rss_analysis = peak_rss_mib()
     profile = profile_task(summary, stream_above=1 << 62) if whole else profile_task(summary, stream_above=-1)
     t2 = time.time()
-    return {"peak_rss_after_imports_mib": rss_imports, "analyze_s": round(t1 - t0, 1), "profile_s": round(t2 - t1, 1), "peak_rss_after_analysis_mib": round(rss_analysis),
+    return {"peak_rss_after_imports_mib": rss_imports, "analyze_s": round(t1 - t0, 1), "profile_s": round(t2 - t1, 1),
+            "peak_rss_after_analysis_mib": round(rss_analysis),
             "peak_rss_mib": peak_rss_mib(), "n_train": summary.n_train,
             "n_test": summary.n_test, "roles": profile.roles, "memory_mb_if_loaded": profile.memory_mb,
             "path": "whole in memory" if whole else "streamed"}
 
 
 def run_child(task: Path, whole: bool) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, __file__, "--measure", str(task)] + (["--whole"] if whole else []),
                          capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

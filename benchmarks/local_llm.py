@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         ray.shutdown()
     print(f"model {Path(model[len('local:'):]).name}, {load['backend']} on {load['device']}, loaded in "
           f"{load['load_s']} s, {args.cpus:g} CPU(s) held, max_tokens {args.max_tokens}, {args.requests} requests each\n")
-    print("| concurrent agents | requests | wall (s) | completion tokens | served tokens/s | requests/s | model calls | batch sizes |")
+    print("| concurrent agents | requests | wall (s) | completion tokens | served tokens/s | requests/s | model calls "
+          "| batch sizes |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         sizes = ", ".join(f"{k}×{v}" for k, v in sorted(r["batch_sizes"].items(), key=lambda kv: int(kv[0])))

@@ -82,7 +82,8 @@ class TrackPlan:
     clip_min: float | None = None
     num_threads: int = 1
     reasons: tuple[str, ...] = ()
-    model_template: str = "traditional"       # the model module's template: "traditional" | "custom_nn"
+    # The model module's template; "prior" only for the fallback track.
+    model_template: Literal["traditional", "custom_nn", "prior"] = "traditional"
     prep_changes: dict[str, Any] = field(default_factory=dict)   # this track's changes to the shared PrepPlan
     nn: dict[str, Any] = field(default_factory=dict)             # custom_nn settings (layers, epochs, time limit ...)
     # Ray Tune search: {"space": {name: [kind, ...]}, "max_steps": ASHA's rungs, "grace_steps": ...}

@@ -172,7 +172,8 @@ def _serve_llm(args: argparse.Namespace) -> int:
     logging.getLogger("ray").setLevel(logging.WARNING)
     try:
         if not args.model.startswith("local:"):
-            raise ConfigError(f"serve-llm serves a local model, got '{args.model}'", "Write e.g. iml serve-llm local:/models/m.gguf.")
+            raise ConfigError(f"serve-llm serves a local model, got '{args.model}'",
+                              "Write e.g. iml serve-llm local:/models/m.gguf.")
         from iml_ray.config import RunConfig
 
         loaded = RunConfig.from_yaml(args.config).llm if args.config else {}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up and run the whole test suite (unit, then integration on a local Ray cluster).
+# Set up, check the layering and the style, and run the whole test suite (unit, then integration on a local Ray cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,4 +12,7 @@ if ! command -v chromium >/dev/null 2>&1; then
         echo "warning: chromium is missing and cannot be installed here; the report browser tests will fail" >&2
     fi
 fi
+# The floors of the code (import-linter contracts in pyproject.toml) and its style (ruff), before the tests.
+.venv/bin/lint-imports --no-cache
+.venv/bin/ruff check --no-cache .
 exec .venv/bin/python -m pytest "$@"

@@ -54,7 +54,8 @@ class LLMSettings:
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
-            raise ConfigError(f"llm timeout_s must be positive, got {self.timeout_s}", "Set timeout_s to a number of seconds, e.g. 120.")
+            raise ConfigError(f"llm timeout_s must be positive, got {self.timeout_s}",
+                              "Set timeout_s to a number of seconds, e.g. 120.")
         if self.max_retries < 0:
             raise ConfigError(f"llm max_retries must be >= 0, got {self.max_retries}", "Set max_retries to 0 or more.")
         if self.backoff_s < 0:
@@ -65,7 +66,8 @@ class LLMSettings:
             raise ConfigError(f"llm concurrency must be >= 1, got {self.concurrency}", "Set concurrency to 1 or more.")
         for name, cap in (("max_cost_usd", self.max_cost_usd), ("max_tokens", self.max_tokens)):
             if cap is not None and cap < 0:
-                raise ConfigError(f"llm {name} must be >= 0, got {cap}", f"Set {name} to a positive number, or leave it unset for no cap.")
+                raise ConfigError(f"llm {name} must be >= 0, got {cap}",
+                                  f"Set {name} to a positive number, or leave it unset for no cap.")
         for model, price in self.prices.items():
             if not (isinstance(price, (list, tuple)) and len(price) == 2 and all(isinstance(p, (int, float)) for p in price)):
                 raise ConfigError(f"llm price of model '{model}' must be [prompt, completion] USD per 1M tokens, got {price!r}",

@@ -103,7 +103,8 @@ def plan_prep(summary: TaskSummary, profile: Profile, knobs: dict, time_budget_s
         side = max(max(i.max_width, i.max_height) for i in images)
         # Trees and linear models take the pixels themselves only when there are few of them;
         # on a short budget fewer still (LightGBM at 28x28 on MNIST took the whole of a 90 s run).
-        largest = TRADITIONAL_MAX_IMAGE_SIDE if not time_budget_s or time_budget_s >= FULL_PIXELS_MIN_BUDGET_S else TRADITIONAL_SMALL_SIDE
+        full = not time_budget_s or time_budget_s >= FULL_PIXELS_MIN_BUDGET_S
+        largest = TRADITIONAL_MAX_IMAGE_SIDE if full else TRADITIONAL_SMALL_SIDE
         side = side if side <= largest else TRADITIONAL_SMALL_SIDE
         extra.update(image=tuple(i.name for i in images), image_mode="pixels", image_size=(side, side),
                      image_channels=channels, image_stats=True)

@@ -81,7 +81,8 @@ def load_cards() -> list[StrategyCard]:
     return cards
 
 
-def retrieve(summary: TaskSummary, profile: Profile, tracks: tuple[str, ...], cards: list[StrategyCard] | None = None) -> Knowledge:
+def retrieve(summary: TaskSummary, profile: Profile, tracks: tuple[str, ...],
+             cards: list[StrategyCard] | None = None) -> Knowledge:
     matched = []
     for card in cards if cards is not None else load_cards():
         why = card_matches(card, summary, profile, tracks)
@@ -120,8 +121,11 @@ def _check(key: str, wanted: Any, summary: TaskSummary, profile: Profile, tracks
         ratio = profile.target.imbalance_ratio
         return f"class imbalance {ratio:.1f}:1" if ratio is not None and ratio >= wanted else None
     if key == "any_missing":
-        gaps = [c.name for c in profile.columns if c.role not in ("id", "constant") and max(c.missing_frac, c.missing_frac_test) > 0]
-        return f"missing values in {', '.join(gaps[:3])}{'…' if len(gaps) > 3 else ''}" if bool(gaps) == bool(wanted) and gaps else None
+        gaps = [c.name for c in profile.columns
+                if c.role not in ("id", "constant") and max(c.missing_frac, c.missing_frac_test) > 0]
+        if not gaps or bool(gaps) != bool(wanted):
+            return None
+        return f"missing values in {', '.join(gaps[:3])}{'…' if len(gaps) > 3 else ''}"
     if key == "max_categorical_unique_min":
         wide = [c for c in profile.columns if c.role == "categorical" and c.n_unique >= wanted]
         return f"categorical {wide[0].name} has {wide[0].n_unique} values" if wide else None

@@ -28,12 +28,10 @@ class Failure:
 
 @dataclass(frozen=True)
 class Diagnosis:
-    # rules: "prep" | "model" | "contract" | "resources";
-    # llm: "prep" | "model" | "contract_fulfilment" | "contract_usage" | "resources"
-    blamed: Blame
+    blamed: Blame        # the rules say "contract"; the LLM says which side of it
     kind: Literal["timeout", "memory", "disk", "dtype", "shape", "nonfinite", "lightgbm", "linear", "unknown", "output"]
     explanation: str
-    by: str = "rules"  # who localised it
+    by: Literal["rules", "llm"] = "rules"  # who localised it
 
     def module(self, failing_section: str | None = None, stage: str = "") -> str:
         """The module to change: "prep" or "model"."""
@@ -146,7 +144,8 @@ def _resource_steps(plans: Plans, n_rows: int, memory: bool) -> list[Repair | No
             grid_key = "c_grid" if track.linear.get("c_grid") is not None or "alpha_grid" not in track.linear else "alpha_grid"
             linear = {**track.linear, grid_key: [1.0 if grid_key == "c_grid" else 10.0]}
             steps.append(Repair(Plans(prep, track.replace(lightgbm=faster, linear=linear), train), "model",
-                                f"LightGBM learning rate {rate} → {faster['learning_rate']}, at most {faster['max_rounds']} rounds; "
+                                f"LightGBM learning rate {rate} → {faster['learning_rate']}, "
+                                f"at most {faster['max_rounds']} rounds; "
                                 "one linear setting instead of a grid"))
         steps.append(_smaller_vocabulary(plans))
     current = train.max_train_rows or n_rows

@@ -102,7 +102,8 @@ def print_batch_summary(summary: dict, out: Path) -> None:
     table = Table(title=f"batch: {len(summary['competitions'])} competitions, {summary['wall_s']:.0f}s, "
                         f"{summary['throughput_per_hour']:.1f} finished/hour", title_justify="left")
     with_llm = summary.get("llm", {}).get("tokens", 0) > 0
-    for column in ("competition", "status", "metric", "score", "seconds") + (("LLM tokens", "cost") if with_llm else ()) + ("note",):
+    columns = ("competition", "status", "metric", "score", "seconds") + (("LLM tokens", "cost") if with_llm else ())
+    for column in columns + ("note",):
         table.add_column(column)
     for c in summary["competitions"]:
         score = "" if c.get("valid_score") is None else f"{c['valid_score']:.5g}"

@@ -52,12 +52,15 @@ def render_run_report(run_dir: Path) -> str:
     status = report["status"]
     chosen = report.get("chosen")
     headline = (f"<span class='ok'>verified</span> — {esc(chosen['track'])}, validation {esc(task['metric'])} = "
-                f"{chosen['valid_score']:.5g}" if status == "ok" and chosen else "<span class='failed'>no verified candidate</span>")
+                f"{chosen['valid_score']:.5g}" if status == "ok" and chosen
+                else "<span class='failed'>no verified candidate</span>")
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
+            "<meta http-equiv='Content-Security-Policy' "
+            "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
             f"<title>iml-ray · {esc(task['name'])}</title><style>{CSS}</style></head><body>"
             f"<h1>iml-ray run: {esc(task['name'])}</h1><p id='headline'>{headline} "
-            f"<span class='muted'>· {report['timings_s'].get('total', 0):.0f} s · policy {esc(report['llm']['policy'])}</span></p>"
+            f"<span class='muted'>· {report['timings_s'].get('total', 0):.0f} s · "
+            f"policy {esc(report['llm']['policy'])}</span></p>"
             + "".join(sections) + "</body></html>")
 
 

@@ -25,7 +25,8 @@ def bar_chart(items: list[tuple[str, float]], *, width: int = 460, unit: str = "
         length = max(0.0, value) / top * (width - label_w - 70)
         parts.append(f"<text x='{label_w - 6}' y='{y + 11}' text-anchor='end' font-size='11'>{esc(label[:28])}</text>"
                      f"<rect x='{label_w}' y='{y}' width='{length:.1f}' height='{row - 6}' fill='{colour}'/>"
-                     f"<text x='{label_w + length + 4:.1f}' y='{y + 11}' font-size='11'>{esc(fmt.format(value))}{esc(unit)}</text>")
+                     f"<text x='{label_w + length + 4:.1f}' y='{y + 11}' font-size='11'>"
+                     f"{esc(fmt.format(value))}{esc(unit)}</text>")
     parts.append(f"<text x='0' y='11' font-size='12' font-weight='600'>{esc(title)}</text></svg>")
     return "".join(parts)
 
@@ -101,7 +102,8 @@ def timeline(spans: list[tuple[str, float, float, list[float]]], *, width: int =
         y = 8 + i * row
         parts.append(f"<text x='{label_w - 6}' y='{y + 13}' text-anchor='end' font-size='11'>{esc(name)}</text>"
                      f"<rect x='{label_w + start * scale:.1f}' y='{y}' width='{max(2.0, (end - start) * scale):.1f}' "
-                     f"height='{row - 6}' fill='{PALETTE[i % len(PALETTE)]}'><title>{esc(name)}: {end - start:.1f} s</title></rect>")
+                     f"height='{row - 6}' fill='{PALETTE[i % len(PALETTE)]}'>"
+                     f"<title>{esc(name)}: {end - start:.1f} s</title></rect>")
         for mark in marks:
             x = label_w + mark * scale
             parts.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{y - 2}' y2='{y + row - 4}' stroke='#1b1f24' stroke-width='2'/>")

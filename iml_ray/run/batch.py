@@ -77,7 +77,8 @@ def read_manifest(path: Path, base: RunConfig) -> list[ManifestEntry]:
         if not task_dir.is_absolute():
             task_dir = Path(path).resolve().parent / task_dir
         entry = ManifestEntry(str(task_dir), overrides, item.get("name"))
-        config = Competition(entry.name or "", entry.task_dir, "", tuple(overrides.items())).config(base)   # fails on a bad override
+        # A bad override or LLM section fails here, before anything runs.
+        config = Competition(entry.name or "", entry.task_dir, "", tuple(overrides.items())).config(base)
         check_run_llm(config.policy, config.llm)
         entries.append(entry)
     return entries

@@ -119,6 +119,7 @@ class Run:
         explore_started = time.time()
         candidates = explorer.explore(planned, deadline)
         self.timings["explore"] = round(time.time() - explore_started, 2)
+        explorer.fall_back(planned, deadline, candidates)
         finished = self._finish(planned, explorer, rundir)
         return self._report(planned, finished, candidates, llm, agents, rundir, state, started)
 

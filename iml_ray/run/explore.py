@@ -41,7 +41,7 @@ class Explorer:
         self.coordinator = None
 
     def explore(self, planned: Planned, deadline: float) -> dict[str, Candidate]:
-        """Every track's candidate (resumed ones as they were), and the fallback's when none verified."""
+        """Every track's candidate (resumed ones as they were)."""
         import ray
 
         from actors import agents as actors
@@ -58,9 +58,12 @@ class Explorer:
         pending = self._launch(planned, columns, track_deadline, candidates)
         self._gather(pending, candidates, planned, track_deadline)
         self.progress.tracks(ray.get(self.coordinator.snapshot.remote()))
+        return candidates
+
+    def fall_back(self, planned: Planned, deadline: float, candidates: dict[str, Candidate]) -> None:
+        """When no track verified, the target's prior joins the candidates (in the budget's reserve)."""
         if not any(c.status == "verified" for c in candidates.values()) and planned.blueprint.tracks:
             self._record(FALLBACK_TRACK, self._fallback(planned, deadline), candidates)
-        return candidates
 
     def standings(self) -> tuple[tuple[Candidate, ...], Candidate | None]:
         """The Coordinator's leaderboard and its best verified candidate."""

@@ -3,7 +3,7 @@
 A task is `description.md`, `train.csv`, `test.csv`, `sample_submission.csv` and
 optional extra files, plus an optional `task.yaml` stating `target`,
 `id_column`, `metric`, `problem_type` (and `positive_class`). What is not stated
-is inferred by task_inference.py; the TaskSummary defined here records it.
+is inferred by inference.py; the TaskSummary defined here records it.
 
 An image task may have no tables at all: `train/<class>/<image>` and
 `test/<image>` (a FolderLayout). Its tables are built from the folders by
@@ -242,14 +242,16 @@ def read_table(path: Path, nrows: int | None = None) -> pd.DataFrame:
         first = str(exc).strip().splitlines()[0]
         raise TaskError(f"{label} is malformed ({first})", f"Fix {path}: every row needs as many fields as the header.") from None
     except (OSError, ValueError) as exc:
-        raise TaskError(f"{label} cannot be read ({type(exc).__name__}: {exc})", f"Check that {path} is a valid table file.") from None
+        raise TaskError(f"{label} cannot be read ({type(exc).__name__}: {exc})",
+                        f"Check that {path} is a valid table file.") from None
     if frame.shape[1] == 0:
         raise TaskError(f"{label} has no columns", f"Put a header row in {path}.")
     if len(frame) == 0:
         raise TaskError(f"{label} has a header but no rows", f"Add data rows to {path}.")
     dupes = [c for c in frame.columns if re.fullmatch(r".+\.\d+", str(c)) and str(c).rsplit(".", 1)[0] in frame.columns]
     if dupes:
-        raise TaskError(f"{label} has duplicate column names ({', '.join(map(str, dupes))})", f"Rename the columns in {path} so each name is unique.")
+        raise TaskError(f"{label} has duplicate column names ({', '.join(map(str, dupes))})",
+                        f"Rename the columns in {path} so each name is unique.")
     return frame
 
 

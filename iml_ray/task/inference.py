@@ -119,10 +119,12 @@ def _infer_target(train_cols: list[str], test_cols: list[str], sample_cols: list
         raise TaskError(f"no target column: every column of {files.train.name} is also in {files.test.name}",
                         "State the target in task.yaml as `target: <column>`.")
     if predicted:
-        raise TaskError(f"no target column: {files.sample_submission.name if files.sample_submission else 'the sample submission'} "
+        sample_name = files.sample_submission.name if files.sample_submission else "the sample submission"
+        raise TaskError(f"no target column: {sample_name} "
                         f"has {_preview(sample_cols)} but {files.train.name} has no such column",
                         "State it in task.yaml as `target: <column>`.")
-    raise TaskError(f"cannot tell which column is the target: {files.train.name} has {_preview(train_only)} that {files.test.name} lacks",
+    raise TaskError(f"cannot tell which column is the target: {files.train.name} has {_preview(train_only)} "
+                    f"that {files.test.name} lacks",
                     "State it in task.yaml as `target: <column>`.")
 
 
@@ -211,7 +213,8 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
     sample = None
     if files.sample_submission is not None:
         prediction_cols = [c for c in cols.submission_columns if c != cols.id_column]
-        sample = read_columns(files.sample_submission, [c for c in sample_cols if c == cols.id_column or c in prediction_cols[:1]])
+        wanted = [c for c in sample_cols if c == cols.id_column or c in prediction_cols[:1]]
+        sample = read_columns(files.sample_submission, wanted)
     if sample is not None and len(sample) != n_test:
         raise TaskError(f"{files.sample_submission.name} has {len(sample)} rows but {_test_name(files)} has {n_test}",
                         "The sample submission needs one row per test row.")
@@ -321,7 +324,8 @@ def _default_metric(problem_type: str, sample: pd.DataFrame | None, prediction_c
         return "rmse", "rmse for regression (the description names no metric)"
     if len(prediction_cols) > 1:
         return "logloss", "log loss, since the sample submission asks for one probability per class"
-    if problem_type == "binary" and sample is not None and prediction_cols and _looks_like_probabilities(sample[prediction_cols[0]]):
+    if (problem_type == "binary" and sample is not None and prediction_cols
+            and _looks_like_probabilities(sample[prediction_cols[0]])):
         return "auc", "AUC, since the sample submission holds probabilities"
     return "accuracy", "accuracy for classification (the description names no metric)"
 
@@ -358,7 +362,8 @@ def _submission_format(cols: ColumnResolution, problem_type: str, spec, sample: 
         return SubmissionFormat(cols.id_column, prediction_cols, "class_probabilities", ordered, positive, label_dtype,
                                 0 if sample is None else len(sample))
     wants_proba = spec.needs == "proba"
-    if problem_type == "binary" and (wants_proba or (sample is not None and _looks_like_probabilities(sample[prediction_cols[0]]))):
+    if problem_type == "binary" and (wants_proba or (
+            sample is not None and _looks_like_probabilities(sample[prediction_cols[0]]))):
         decisions["submission"] = f"probability of class {positive!r} ({positive_why})"
         kind = "probability"
     else:

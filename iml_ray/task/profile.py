@@ -166,7 +166,8 @@ class ColumnFacts:
     estimated: bool = False           # n_unique is an estimate (past the exact count's cap)
 
 
-def profile_column(train_col: pd.Series, test_col: pd.Series, root: Path | None = None, forced_role: str | None = None) -> ColumnProfile:
+def profile_column(train_col: pd.Series, test_col: pd.Series, root: Path | None = None,
+                   forced_role: str | None = None) -> ColumnProfile:
     values = train_col.dropna()
     n = max(len(train_col), 1)
     n_unique = int(values.nunique())
@@ -270,8 +271,9 @@ def profile_target(y: pd.Series, problem_type: str) -> TargetProfile:
     y = y.dropna()
     if problem_type == "regression":
         values = pd.to_numeric(y, errors="coerce").astype("float64").dropna()
-        return TargetProfile(str(y.name), problem_type, n_missing, mean=round_or_none(values.mean()), std=round_or_none(values.std()),
-                             min=round_or_none(values.min()), max=round_or_none(values.max()), skew=round_or_none(values.skew()))
+        return TargetProfile(str(y.name), problem_type, n_missing, mean=round_or_none(values.mean()),
+                             std=round_or_none(values.std()), min=round_or_none(values.min()),
+                             max=round_or_none(values.max()), skew=round_or_none(values.skew()))
     counts = y.astype(str).value_counts()
     ratio = float(counts.max() / counts.min()) if counts.min() > 0 else None
     return TargetProfile(str(y.name), problem_type, n_missing,

@@ -45,14 +45,16 @@ class TargetStats:
         if problem_type == "regression":
             m = self.moments
             return TargetProfile(self.name, problem_type, self.missing, mean=round_or_none(m.mean) if m.n else None,
-                                 std=round_or_none(m.std), min=round_or_none(m.lo), max=round_or_none(m.hi), skew=round_or_none(m.skew))
+                                 std=round_or_none(m.std), min=round_or_none(m.lo), max=round_or_none(m.hi),
+                                 skew=round_or_none(m.skew))
         dtype = combined_dtype(self.kinds, self.missing > 0)
         counts: dict[str, int] = {}
         for key, n in self.counts.counts.items():
             label = format_value(key, dtype)
             counts[label] = counts.get(label, 0) + n
         ratio = max(counts.values()) / min(counts.values()) if counts else None
-        return TargetProfile(self.name, problem_type, self.missing, class_counts=dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+        by_count = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+        return TargetProfile(self.name, problem_type, self.missing, class_counts=by_count,
                              imbalance_ratio=None if ratio is None else round(ratio, 3))
 
 

@@ -6,7 +6,8 @@ import pytest
 from iml_ray.codegen.assemble import AssemblyError, ModuleSource, assemble, section_lines
 
 PREP = '"""prep doc"""\nclass Preprocessor:\n    pass\n'
-MODEL = ("def fit_model(X, y, c=()):\n    return 1\n\ndef predict_model(m, X):\n    return X\n\ndef describe_model(m):\n    return {}\n"
+MODEL = ("def fit_model(X, y, c=()):\n    return 1\n\ndef predict_model(m, X):\n    return X\n\n"
+         "def describe_model(m):\n    return {}\n"
          "\ndef apply_params(p):\n    pass\n\ndef tune_model(X, y, layout, settings):\n    return {}, {}\n")
 RUNNER = "def main():\n    return 0\n\nif __name__ == '__main__':\n    main()\n"
 

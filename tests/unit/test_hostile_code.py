@@ -31,7 +31,8 @@ from iml_ray.task.profiling import profile_task
 from iml_ray.track.job import TrackAgents, TrackJob
 from iml_ray.track.loop import run_track
 
-HEAD = "import os, signal, socket, subprocess, sys, time\nimport numpy as np\n\n\nclass Preprocessor:\n    def fit(self, frame):\n"
+HEAD = ("import os, signal, socket, subprocess, sys, time\nimport numpy as np\n\n\n"
+        "class Preprocessor:\n    def fit(self, frame):\n")
 TAIL = ("        return self\n\n    def transform(self, frame):\n        return np.zeros((len(frame), 1), dtype=np.float32)\n")
 
 

@@ -130,7 +130,8 @@ def test_token_cap_stops_the_next_call_before_any_request():
 def test_api_key_is_sent_but_never_logged_or_raised(monkeypatch, caplog):
     secret = "local-gateway-secret-5f3a9c"       # not sk-shaped: the literal key itself must be scrubbed
     monkeypatch.setenv("OPENAI_API_KEY", secret)
-    script = [{"status": 500, "message": f"bad key {secret}"}, {"status": 401, "message": f"Incorrect API key provided: {secret}"}]
+    script = [{"status": 500, "message": f"bad key {secret}"},
+              {"status": 401, "message": f"Incorrect API key provided: {secret}"}]
     caplog.set_level(logging.DEBUG)
     with ScriptedServer(script) as server:
         with pytest.raises(LLMUnavailable) as failure:

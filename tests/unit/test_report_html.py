@@ -27,7 +27,8 @@ def _fake_run(tmp_path, status="ok", kind="value"):
     (run / "plan" / "task_summary.json").write_text(json.dumps(summary))
     rounds = [{"round": 1, "status": "timeout", "wall_s": 3.0, "failure": "timed out <after> 3 s", "blamed": "resources",
                "diagnosis": "timeout", "change": "faster", "diff_file": None}]
-    leader = {"track": "traditional", "status": "verified" if status == "ok" else "failed", "valid_score": 0.5 if status == "ok" else None,
+    leader = {"track": "traditional", "status": "verified" if status == "ok" else "failed",
+              "valid_score": 0.5 if status == "ok" else None,
               "aps": 0.6 if status == "ok" else 0.0, "metric": "rmse", "repair_rounds": 0, "wall_s": 4.0, "peak_rss_mb": 100.0,
               "failure": None if status == "ok" else "still failing", "model": None,
               "rounds": rounds if status != "ok" else [{"round": 1, "status": "ok", "wall_s": 3.0}]}

@@ -58,7 +58,8 @@ def test_timeout_kills_children_and_grandchildren(tmp_path):
         # a child that spawns its own grandchild, all ignoring SIGTERM
         child = subprocess.Popen([sys.executable, "-c",
             "import subprocess, sys, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "g = subprocess.Popen([sys.executable, '-c', {repr('import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)')}]); "
+            "g = subprocess.Popen([sys.executable, '-c', "
+            f"{repr('import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)')}]); "
             "open({repr(str(pids))}, 'a').write(str(g.pid) + chr(10)); time.sleep(300)"])
         sleeper = subprocess.Popen(["sleep", "300"])
         with open({repr(str(pids))}, "a") as handle:
