@@ -121,7 +121,7 @@ class Run:
         self.timings["explore"] = round(time.time() - explore_started, 2)
         explorer.fall_back(planned, deadline, candidates)
         finished = self._finish(planned, explorer, rundir)
-        return self._report(planned, finished, candidates, llm, agents, rundir, state, started)
+        return self._report(planned, finished, llm, agents, rundir, state, started)
 
     def _start_llm(self, started: float):
         """The LLM plumbing of this competition (None under the rules policy); the plan phase's LLM calls
@@ -228,8 +228,8 @@ class Run:
         self.timings["stack"] = round(time.time() - t0, 2)
         return fit
 
-    def _report(self, planned: Planned, finished: Finished, candidates: dict[str, Candidate], llm, agents: RunAgents,
-                rundir: RunDir, state: dict, started: float) -> RunResult:
+    def _report(self, planned: Planned, finished: Finished, llm, agents: RunAgents, rundir: RunDir, state: dict,
+                started: float) -> RunResult:
         from iml_ray.safety.sandbox import containment
 
         status = finished.status
