@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from iml_ray.metrics.registry import score_predictions  # noqa: E402
+from iml_ray.metrics.predictions import score_predictions  # noqa: E402
 from iml_ray.metrics.submission import SubmissionFormat  # noqa: E402
 
 log = logging.getLogger("grade")

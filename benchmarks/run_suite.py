@@ -16,7 +16,7 @@
    sampled every 0.5 s with psutil) are recorded; a run still going at
    2 x budget + 120 s is killed with its tree and scores 0. Tabular peers are
    not run on image tasks: they score 0 there ("n/a").
-4. Grades every submission with benchmarks/grade.py (iml_ray.metrics.registry), computes
+4. Grades every submission with benchmarks/grade.py (iml_ray.metrics), computes
    APS, RS and the valid rate (benchmarks/scoreboard.py), writes
    OUT/results.json and replaces the section between the run_suite markers at
    the top of benchmarks/RESULTS.md (--results to write elsewhere, --no-results

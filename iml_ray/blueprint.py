@@ -14,6 +14,8 @@ from typing import Any, Literal
 # What a failed round is blamed on: a module, the contract between them (the ErrorAnalyzer's LLM step says
 # which side: the prep's fulfilment or the model's usage), or the resources it ran out of.
 Blame = Literal["prep", "model", "contract", "contract_fulfilment", "contract_usage", "resources"]
+# The two modules of a pipeline that are written (the runner is the framework's).
+ModuleRole = Literal["prep", "model"]
 
 
 def _tuples_to_lists(value: Any) -> Any:
@@ -197,7 +199,7 @@ class RepairRound:
     diagnosis: str | None = None
     change: str | None = None   # what the Debugger changed for the next round
     diff_file: str | None = None
-    module: Literal["prep", "model"] | None = None   # the module that change touched
+    module: ModuleRole | None = None   # the module that change touched
 
 
 @dataclass(frozen=True)

@@ -300,10 +300,7 @@ def _config(args: argparse.Namespace):
         config = RunConfig.from_yaml(args.config, **overrides)
     else:
         config = RunConfig.from_mapping({k: v for k, v in overrides.items() if v is not None})
-    from iml_ray.llm.settings import check_run_llm
-
-    check_run_llm(config.policy, config.llm)        # unknown keys and missing local models fail before the run
-    return config
+    return config      # its LLM section is checked by Run.execute and run_batch, before anything is written
 
 
 def _policy(llm: str | None) -> str | None:

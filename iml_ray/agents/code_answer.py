@@ -1,13 +1,11 @@
 """The parser of an answer that is a whole module (the coders' drafts and the Debugger's rewrites)."""
 from __future__ import annotations
 
-from typing import Literal
-
+from iml_ray.blueprint import ModuleRole
 from iml_ray.codegen.assemble import AssemblyError, top_level_names
 from iml_ray.llm.errors import BadAnswer
 from iml_ray.llm.extract import extract_code
 
-ModuleRole = Literal["prep", "model"]
 ENTRY_POINTS: dict[str, tuple[str, ...]] = {"prep": ("Preprocessor",),
                                             "model": ("fit_model", "predict_model", "describe_model")}
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from iml_ray.agents.base import Agent
 from iml_ray.agents.briefs import LOG_TOKENS, scrub_paths
-from iml_ray.agents.code_answer import ENTRY_POINTS, ModuleRole, parse_module
+from iml_ray.agents.code_answer import ENTRY_POINTS, parse_module
+from iml_ray.blueprint import ModuleRole
 from iml_ray.llm.extract import clip_middle
 from iml_ray.llm.prompt import render
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pprint
 import re
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -18,8 +19,9 @@ from iml_ray.task.table_file import table_file_source
 PLACEHOLDER = re.compile(r"__([A-Z][A-Z0-9_]*)__")
 
 
+@lru_cache(maxsize=None)
 def template(name: str) -> str:
-    """The template's text as written (`codegen/templates/<name>.py.tmpl`)."""
+    """The template's text as written (`codegen/templates/<name>.py.tmpl`), read once per process."""
     return resources.files(__package__).joinpath("templates", f"{name}.py.tmpl").read_text()
 
 
@@ -34,11 +36,10 @@ def fill(name: str, **values: str) -> str:
     or a value without a placeholder, is a bug in iml-ray: it raises."""
     text = template(name)
     wanted = set(PLACEHOLDER.findall(text))
-    missing, unused = sorted(wanted - set(values)), sorted(set(values) - wanted)
-    if missing or unused:
-        raise ValueError(f"template {name}: " + "; ".join(
-            part for part in (f"no value for {missing}" if missing else "", f"no placeholder for {unused}" if unused else "")
-            if part))
+    problems = [f"no value for {sorted(wanted - set(values))}" if wanted - set(values) else "",
+                f"no placeholder for {sorted(set(values) - wanted)}" if set(values) - wanted else ""]
+    if any(problems):
+        raise ValueError(f"template {name}: " + "; ".join(p for p in problems if p))
     return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from iml_ray.blueprint import Blame, PrepPlan, TrackPlan, TrainPlan
+from iml_ray.blueprint import Blame, ModuleRole, PrepPlan, TrackPlan, TrainPlan
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Plans:
 @dataclass(frozen=True)
 class Repair:
     plans: Plans
-    module: Literal["prep", "model"]
+    module: ModuleRole
     change: str          # what changed, for people
 
 

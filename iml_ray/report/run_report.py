@@ -55,7 +55,7 @@ def build_report(status: str, summary: TaskSummary, profile: Profile, knowledge:
         "chosen": None if best is None else {"track": best.track, "valid_score": best.valid_score, "aps": best.aps,
                                              "pipeline": str(rundir.root / "pipeline.py")},
         "validation": {"holdout_fraction": blueprint.train.holdout_fraction, "seed": blueprint.train.seed,
-                       "stratified": blueprint.train.stratified, "scored_by": "iml_ray.metrics.registry (framework)"},
+                       "stratified": blueprint.train.stratified, "scored_by": "iml_ray.metrics (framework)"},
         "timings_s": timings,
         "llm": {"policy": config.policy, "tokens": 0, "cost_usd": 0.0},
         "paths": {"submission": str(rundir.root / "submission.csv") if best else None,

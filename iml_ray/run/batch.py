@@ -50,7 +50,6 @@ def read_manifest(path: Path, base: RunConfig) -> list[ManifestEntry]:
     import yaml
 
     from iml_ray.errors import ConfigError
-    from iml_ray.llm.settings import check_run_llm
 
     try:
         data = yaml.safe_load(Path(path).read_text())
@@ -77,9 +76,7 @@ def read_manifest(path: Path, base: RunConfig) -> list[ManifestEntry]:
         if not task_dir.is_absolute():
             task_dir = Path(path).resolve().parent / task_dir
         entry = ManifestEntry(str(task_dir), overrides, item.get("name"))
-        # A bad override or LLM section fails here, before anything runs.
-        config = Competition(entry.name or "", entry.task_dir, "", tuple(overrides.items())).config(base)
-        check_run_llm(config.policy, config.llm)
+        Competition(entry.name or "", entry.task_dir, "", tuple(overrides.items())).config(base)   # a bad override fails
         entries.append(entry)
     return entries
 
@@ -146,23 +143,16 @@ def run_batch(task_dirs: list[str | ManifestEntry], root: Path, config: RunConfi
               retry_failed: bool = False, on_update=None) -> dict[str, Any]:
     import ray
 
+    from iml_ray.llm.settings import check_run_llm
     from iml_ray.run.ray_session import ray_session
 
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     started = time.time()
     competitions = [Competition(c.name, c.task_dir, str(root / c.name), c.overrides) for c in competition_names(task_dirs)]
-    results: dict[str, CompetitionResult] = {}
-    todo: list[tuple[Competition, bool]] = []
-    # Bad input fails before a competition writes anything: the last batch.json remembers it.
-    failed_before = {c["name"] for c in _previous_summary(root).get("competitions", []) if c.get("status") == "failed"}
-    for comp in competitions:
-        status = previous_status(Path(comp.out)) or ("failed" if comp.name in failed_before else None)
-        if status == "ok" or (status == "failed" and not retry_failed):
-            results[comp.name] = _finished_result(comp, status)
-        else:
-            todo.append((comp, status == "unfinished"))
-
+    results, todo = _sort_out(competitions, root, retry_failed)
+    for comp, _ in todo:            # an LLM section that cannot work fails the batch before anything is written
+        check_run_llm(comp.config(config).policy, comp.config(config).llm)
+    root.mkdir(parents=True, exist_ok=True)
     with ray_session():
         from actors.llm import start_local_servers
 
@@ -195,6 +185,22 @@ def run_batch(task_dirs: list[str | ManifestEntry], root: Path, config: RunConfi
         from actors.llm import server_stats
 
         return _write_summary(root, competitions, results, started, [server_stats(h) for h in servers])
+
+
+def _sort_out(competitions: list[Competition], root: Path,
+              retry_failed: bool) -> tuple[dict[str, CompetitionResult], list[tuple[Competition, bool]]]:
+    """What an earlier batch in `root` finished (its results) and what is left to run (with: resume it?)."""
+    results: dict[str, CompetitionResult] = {}
+    todo: list[tuple[Competition, bool]] = []
+    # Bad input fails before a competition writes anything: the last batch.json remembers it.
+    failed_before = {c["name"] for c in _previous_summary(root).get("competitions", []) if c.get("status") == "failed"}
+    for comp in competitions:
+        status = previous_status(Path(comp.out)) or ("failed" if comp.name in failed_before else None)
+        if status == "ok" or (status == "failed" and not retry_failed):
+            results[comp.name] = _finished_result(comp, status)
+        else:
+            todo.append((comp, status == "unfinished"))
+    return results, todo
 
 
 def _previous_summary(root: Path) -> dict[str, Any]:

@@ -32,9 +32,6 @@ from iml_ray.task.profile import Profile
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Run", "RunResult", "run_competition", "ray_session"]
-
-
 @dataclass(frozen=True)
 class RunResult:
     out: Path

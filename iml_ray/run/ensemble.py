@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from iml_ray.blueprint import Candidate
-from iml_ray.metrics.registry import get_metric, score_predictions
+from iml_ray.metrics.predictions import score_predictions
+from iml_ray.metrics.registry import get_metric
 from iml_ray.task.files import TaskSummary
 
 log = logging.getLogger(__name__)

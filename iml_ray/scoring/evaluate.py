@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iml_ray.metrics.registry import get_metric, score_predictions
+from iml_ray.metrics.predictions import score_predictions
+from iml_ray.metrics.registry import get_metric
 from iml_ray.task.files import TaskSummary
 from iml_ray.task.tables import read_columns
 

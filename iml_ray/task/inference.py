@@ -175,7 +175,8 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
     used where task.yaml says nothing and recorded as `hints_from: ...` decisions.
     description: replaces description.md's text (the --strip-description study).
     """
-    from iml_ray.metrics.registry import find_metric_in_text, get_metric
+    from iml_ray.metrics.in_description import find_metric_in_text
+    from iml_ray.metrics.registry import get_metric
 
     files = locate_task(path)
     stated = read_task_yaml(files.task_yaml)

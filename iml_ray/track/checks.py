@@ -7,7 +7,6 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
@@ -112,16 +111,6 @@ def failing_section(stderr: str, script_name: str, sections: dict[str, tuple[int
         if start <= line <= end:
             return role
     return None
-
-
-def notifier(coordinator: Any, track: str) -> Callable[..., None]:
-    def notify(phase: str, number: int, detail: str = "", score: float | None = None) -> None:
-        if coordinator is not None:
-            try:
-                coordinator.update(track, phase, number, detail[:200], score)
-            except Exception:  # progress is best effort; never fail a track over it
-                log.debug("progress update failed", exc_info=True)
-    return notify
 
 
 def read_json(path: Path) -> dict:

@@ -4,8 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from iml_ray.agents.code_answer import ModuleRole
-from iml_ray.blueprint import InterfaceContract
+from iml_ray.blueprint import InterfaceContract, ModuleRole
 from iml_ray.plan.repairs import Plans
 from iml_ray.plan.resources import TuneSettings
 from iml_ray.task.files import TaskSummary

@@ -22,7 +22,7 @@ from iml_ray.plan.resources import LLM_TRACK_SHARE
 from iml_ray.safety.sandbox import SandboxResult, run_python
 from iml_ray.scoring.evaluate import aps
 from iml_ray.track import checks
-from iml_ray.track.checks import encoder_cache_env, failing_section, notifier, prep_output, probe_prep, read_json, verify
+from iml_ray.track.checks import encoder_cache_env, failing_section, prep_output, probe_prep, read_json, verify
 from iml_ray.track.job import ModuleSlot, TrackAgents, TrackJob
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,13 @@ class Track:
         return self.job.max_rounds + 1 + (self.job.max_rounds + 1 if agents_use_llm(self.agents) else 0)
 
     def notify(self, phase: str, number: int, detail: str = "", score: float | None = None) -> None:
-        notifier(self.agents.coordinator, self.name)(phase, number, detail, score)
+        """The Coordinator's live status of this track; best effort, never a failure of the track."""
+        if self.agents.coordinator is None:
+            return
+        try:
+            self.agents.coordinator.update(self.name, phase, number, detail[:200], score)
+        except Exception:
+            log.debug("progress update failed", exc_info=True)
 
     def module_file(self, role: str) -> str:
         return "prep.py" if role == "prep" else f"model_{self.name}.py"

@@ -11,7 +11,7 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
-from iml_ray.metrics.registry import find_metric_in_text
+from iml_ray.metrics.in_description import find_metric_in_text
 
 ROOT = Path(__file__).resolve().parents[2]
 # The small tasks only: each builds in well under a second.

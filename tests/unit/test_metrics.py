@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from iml_ray.metrics.registry import METRICS, Metric, UnknownMetric, find_metric_in_text, get_metric, score_predictions
+from iml_ray.metrics.in_description import find_metric_in_text
+from iml_ray.metrics.predictions import score_predictions
+from iml_ray.metrics.registry import METRICS, Metric, UnknownMetric, get_metric
 from iml_ray.metrics.submission import SubmissionFormat
 
 CANONICAL = ("accuracy", "auc", "balanced_accuracy", "f1", "f1_macro", "logloss", "mae", "mcc", "mse", "qwk", "r2",

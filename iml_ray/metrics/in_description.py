@@ -1,0 +1,71 @@
+"""Which metric a competition description names: an evaluation section first, else the earliest mention."""
+from __future__ import annotations
+
+import re
+
+from iml_ray.metrics.registry import METRICS
+
+_ORDER = tuple(METRICS.values())       # the registry's order breaks ties between phrases at one position
+
+_PHRASE_PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
+    metric.name: tuple(re.compile(rf"(?<!\w)(?:{phrase})(?!\w)", re.IGNORECASE) for phrase in metric.phrases)
+    for metric in _ORDER
+}
+_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})\s*(.*?)\s*#*\s*$")
+_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)\s*$")
+_EVALUATION_TITLE = re.compile(r"evaluat|metric|scoring", re.IGNORECASE)
+
+
+def find_metric_in_text(text: str) -> str | None:
+    """The canonical name of the metric a competition description names, or None.
+
+    Evaluation sections (markdown headings mentioning evaluation, metric or
+    scoring) are searched first, then the whole text; within a text the earliest
+    phrase wins, and the longest of phrases starting at the same place.
+    """
+    if not text:
+        return None
+    for part in (*_evaluation_sections(text), text):
+        found = _earliest_metric(part)
+        if found:
+            return found
+    return None
+
+
+def _earliest_metric(text: str) -> str | None:
+    # Line breaks inside a phrase ("root mean\nsquared error") still match.
+    text = re.sub(r"\s+", " ", text)
+    best: tuple[int, int, int] | None = None     # (start, -length, registry position)
+    for position, metric in enumerate(_ORDER):
+        for pattern in _PHRASE_PATTERNS[metric.name]:
+            match = pattern.search(text)
+            if match:
+                candidate = (match.start(), match.start() - match.end(), position)
+                best = candidate if best is None else min(best, candidate)
+    return None if best is None else _ORDER[best[2]].name
+
+
+def _evaluation_sections(text: str) -> list[str]:
+    """Each section whose heading names evaluation, up to the next heading of its level or above."""
+    lines = text.splitlines()
+    headings = _headings(lines)
+    sections = []
+    for n, (start, level, title) in enumerate(headings):
+        if _EVALUATION_TITLE.search(title):
+            end = next((line for line, other, _ in headings[n + 1:] if other <= level), len(lines))
+            sections.append("\n".join(lines[start:end]))
+    return sections
+
+
+def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
+    """Markdown headings as (line index, level, title): `# Title` and underlined titles."""
+    found = []
+    for i, line in enumerate(lines):
+        atx = _ATX_HEADING.match(line)
+        if atx:
+            found.append((i, len(atx.group(1)), atx.group(2)))
+            continue
+        underline = _SETEXT_UNDERLINE.match(lines[i + 1]) if i + 1 < len(lines) else None
+        if underline and line.strip() and not _SETEXT_UNDERLINE.match(line):
+            found.append((i, 1 if underline.group(1)[0] == "=" else 2, line.strip()))
+    return found
