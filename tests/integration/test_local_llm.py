@@ -44,6 +44,8 @@ def served(ray_cluster):
     model = f"local:{smollm2_gguf()}"
     settings = LLMSettings(model=model, max_output_tokens=12, local_batch_wait_s=0.5, local_cpus=1)
     handle = local_model_server(model, settings)
+    # Loaded before any test reads its figures: on a busy machine the load outlasts server_stats' 30 s wait.
+    ray.get(handle.stats.remote(), timeout=600)
     yield settings, handle
     ray.kill(handle)
 
@@ -55,6 +57,7 @@ def test_agents_on_the_cluster_share_one_server_and_its_model_calls(served):
     settings, first = served
     model = settings.model
     before = server_stats(first)
+    assert "error" not in before, before
     again = local_model_server(model, settings)            # what a second competition does: found by name
     assert first._actor_id == again._actor_id
     agents = ("task_analyzer", "profiler", "guideline", "debugger")
