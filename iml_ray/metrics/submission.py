@@ -35,10 +35,26 @@ class SubmissionFormat:
     positive_class: Any = None             # binary: the class whose probability is reported
     label_dtype: str = "object"            # dtype name of the target in train.csv
     sample_rows: int = 0                   # rows of sample_submission.csv (0 if none)
+    # Every column of the submission, in the sample submission's order (empty: the id, then the targets).
+    columns: tuple[str, ...] = ()
+    # Columns copied from each row's test row, neither the id nor predicted (MLE-bench's insults: Date, Comment).
+    passthrough: tuple[str, ...] = ()
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        """The submission's header."""
+        return self.columns or tuple(c for c in (self.id_column, *self.target_columns) if c)
+
+    @property
+    def copied_columns(self) -> tuple[str, ...]:
+        """The columns taken from the test rows: the id and the passthrough columns, in header order."""
+        return tuple(c for c in self.all_columns if c == self.id_column or c in self.passthrough)
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["target_columns"] = list(self.target_columns)
+        data["columns"] = list(self.all_columns)
+        data["passthrough"] = list(self.passthrough)
         data["classes"] = [_plain(c) for c in self.classes]
         data["positive_class"] = _plain(self.positive_class)
         return data
@@ -47,6 +63,8 @@ class SubmissionFormat:
     def from_json(cls, data: dict) -> "SubmissionFormat":
         data = dict(data)
         data["target_columns"] = tuple(data["target_columns"])
+        data["columns"] = tuple(data.get("columns") or ())
+        data["passthrough"] = tuple(data.get("passthrough") or ())
         data["classes"] = tuple(data.get("classes") or ())
         return cls(**data)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from iml_ray.config import RunConfig
-from iml_ray.errors import UserError
+from iml_ray.errors import UnsupportedTask, UserError
 from iml_ray.rundir import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def read_manifest(path: Path, base: RunConfig) -> list[ManifestEntry]:
 @dataclass(frozen=True)
 class CompetitionResult:
     name: str
-    status: Literal["ok", "failed", "skipped"]
+    status: Literal["ok", "failed", "skipped", "unsupported"]
     out: str
     valid_score: float | None = None
     metric: str | None = None
@@ -128,7 +128,9 @@ def run_one(competition: Competition, config: RunConfig, resume: bool, cluster_s
         result = Run(competition.task_dir, competition.out, config, resume=resume, force=not resume,
                      cluster_share=cluster_share).execute()
     except UserError as exc:
-        return CompetitionResult(competition.name, "failed", competition.out, wall_s=time.time() - started,
+        # A task iml-ray does not build is said, not counted as a failure of the run.
+        status = "unsupported" if isinstance(exc, UnsupportedTask) else "failed"
+        return CompetitionResult(competition.name, status, competition.out, wall_s=time.time() - started,
                                  error=exc.render().replace("\n       ", " "), resumed=resume)
     best = result.best
     llm = result.report.get("llm") or {}
@@ -192,11 +194,14 @@ def _sort_out(competitions: list[Competition], root: Path,
     """What an earlier batch in `root` finished (its results) and what is left to run (with: resume it?)."""
     results: dict[str, CompetitionResult] = {}
     todo: list[tuple[Competition, bool]] = []
-    # Bad input fails before a competition writes anything: the last batch.json remembers it.
-    failed_before = {c["name"] for c in _previous_summary(root).get("competitions", []) if c.get("status") == "failed"}
+    # Bad input and unsupported tasks stop before a competition writes anything: the last batch.json remembers them.
+    before = {c["name"]: c for c in _previous_summary(root).get("competitions", [])
+              if c.get("status") in ("failed", "unsupported")}
     for comp in competitions:
-        status = previous_status(Path(comp.out)) or ("failed" if comp.name in failed_before else None)
-        if status == "ok" or (status == "failed" and not retry_failed):
+        status = previous_status(Path(comp.out)) or (before[comp.name]["status"] if comp.name in before else None)
+        if status == "unsupported" and not retry_failed:
+            results[comp.name] = CompetitionResult(comp.name, "unsupported", comp.out, error=before[comp.name].get("error"))
+        elif status == "ok" or (status == "failed" and not retry_failed):
             results[comp.name] = _finished_result(comp, status)
         else:
             todo.append((comp, status == "unfinished"))

@@ -4,8 +4,8 @@ The framework checks; it never takes the generated code's word. Three checks:
 - the preprocessing output (shapes, types, finiteness), from a report written by
   a framework-owned probe that runs the prep module in the sandbox;
 - the validation predictions (exactly the held-out rows, the right columns);
-- the submission (the sample submission's columns, one row per test id, no NaN,
-  probabilities in [0, 1]).
+- the submission (the sample submission's columns, one row per test id, passthrough
+  columns equal to their test rows, no NaN, probabilities in [0, 1]).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from iml_ray.blueprint import InterfaceContract
 from iml_ray.task.files import TaskSummary, read_table
-from iml_ray.task.tables import read_columns
+from iml_ray.task.tables import iter_table, read_columns
 
 
 def check_layout(layout, width: int) -> list[str]:
@@ -123,14 +123,15 @@ def check_submission(path: Path, summary: TaskSummary) -> list[str]:
     path = Path(path)
     if not path.is_file():
         return ["no submission.csv was written"]
+    fmt = summary.submission
     try:
-        frame = pd.read_csv(path, low_memory=False)
+        # Copied columns as text: they must be the test file's values as it spells them.
+        frame = pd.read_csv(path, low_memory=False, dtype={c: str for c in fmt.copied_columns})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         return [f"submission.csv cannot be read: {exc}"]
     frame.columns = [str(c) for c in frame.columns]
-    fmt = summary.submission
     root = Path(summary.task_dir)
-    expected_columns = ([fmt.id_column] if fmt.id_column else []) + list(fmt.target_columns)
+    expected_columns = list(fmt.all_columns)
     if summary.sample_submission_file:
         expected_columns = [str(c) for c in read_table(root / summary.sample_submission_file, nrows=1).columns]
     problems = []
@@ -147,7 +148,33 @@ def check_submission(path: Path, summary: TaskSummary) -> list[str]:
         missing = set(test[fmt.id_column].astype(str)) - set(ids)
         if missing:
             problems.append(f"submission lacks {len(missing)} test id(s), e.g. {sorted(missing)[0]!r}")
+    if not problems:
+        problems += passthrough_problems(frame, summary)
     problems += check_answer_frame(frame, summary, "submission")
+    return problems
+
+
+def passthrough_problems(frame: pd.DataFrame, summary: TaskSummary) -> list[str]:
+    """Each passthrough column must hold its test row's value (matched by id, else by position)."""
+    fmt = summary.submission
+    if not fmt.passthrough or summary.layout is not None:
+        return []
+    copied = list(fmt.copied_columns)
+    test = pd.concat(iter_table(Path(summary.task_dir) / summary.test_file, usecols=copied, as_str=copied),
+                     ignore_index=True)
+    got = frame[copied].reset_index(drop=True)
+    if fmt.id_column:
+        test = test.drop_duplicates(fmt.id_column).set_index(fmt.id_column).reindex(got[fmt.id_column])
+        test = test.reset_index(drop=True)
+        got = got.drop(columns=[fmt.id_column])
+    problems = []
+    for column in fmt.passthrough:
+        want, have = test[column].fillna("").to_numpy(), got[column].fillna("").to_numpy()
+        differ = np.flatnonzero(want != have)
+        if len(differ):
+            problems.append(f"submission column '{column}' differs from {Path(summary.test_file).name} in "
+                            f"{len(differ)} row(s), e.g. row {int(differ[0]) + 1}: {str(have[differ[0]])[:40]!r} "
+                            f"for {str(want[differ[0]])[:40]!r}")
     return problems
 
 

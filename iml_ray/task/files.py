@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,11 @@ import pandas as pd
 from iml_ray.errors import TaskError
 from iml_ray.metrics.submission import PROBLEM_TYPES, SubmissionFormat
 from iml_ray.task.media import IMAGE_SUFFIXES, FolderLayout, ImageSource
-from iml_ray.task.table_file import read_table_file
+from iml_ray.task.table_file import TABLE_SUFFIXES, read_table_file, zip_member
+from iml_ray.task.unsupported import refuse, unsupported_output
 
 log = logging.getLogger(__name__)
 
-TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet")
 YAML_KEYS = {"target", "id_column", "metric", "problem_type", "positive_class"}
 ID_NAME = re.compile(r"^(id|.*[_\s-]id|.*Id|.*ID|index|key|row_?id)$")
 
@@ -123,9 +124,10 @@ def locate_task(path: str | Path) -> TaskFiles:
     if _find_table(root, "train") is None and not (root / "train").is_dir() and (root / "public").is_dir():
         root = root / "public"
     name = root.parent.name if root.name == "public" else root.name
-    sample = _find_table(root, "sample_submission") or _find_table(root, "sampleSubmission")
+    sample = find_sample_submission(root)
     description = next((p for p in (root / "description.md", root / "description.txt", root / "README.md") if p.is_file()), None)
     task_yaml = next((p for p in (root / "task.yaml", root / "task.yml") if p.is_file()), None)
+    refuse(unsupported_output(root, [] if sample is None else [str(c) for c in read_table(sample, nrows=1).columns]))
     train = _find_table(root, "train")
     layout = None
     if train is None and (root / "train").is_dir():
@@ -134,7 +136,7 @@ def locate_task(path: str | Path) -> TaskFiles:
         train, test = root / layout.train_dir, root / layout.test_dir
     else:
         if train is None:
-            raise TaskError(f"no train file in {root}", "Add train.csv (or train.tsv / train.parquet), "
+            raise TaskError(f"no train file in {root}", "Add train.csv (or .tsv, .parquet, .json, .jsonl, gzipped or zipped), "
                             "or the training images in one folder per class (train/<class>/<image>).")
         test = _find_table(root, "test")
         if test is None:
@@ -144,12 +146,38 @@ def locate_task(path: str | Path) -> TaskFiles:
     return TaskFiles(root, name, train, test, sample, description, task_yaml, extras, layout)
 
 
+# sample_submission.csv, sampleSubmission.csv, and the variants competitions ship (MLE-bench's insults task has
+# sample_submission_null.csv; others sample_submission_v2.csv, SampleSubmission.csv).
+_SAMPLE_NAME = re.compile(r"^sample_?submission", re.IGNORECASE)
+
+
+def find_sample_submission(root: Path) -> Path | None:
+    """The task's sample submission: the plain name first, then any table whose name starts like one."""
+    exact = _find_table(root, "sample_submission") or _find_table(root, "sampleSubmission")
+    if exact is not None:
+        return exact
+    named = sorted(p for p in root.iterdir() if p.is_file() and _SAMPLE_NAME.match(p.name)
+                   and p.name.lower().endswith(TABLE_SUFFIXES))
+    if len(named) > 1:
+        log.info("several sample submissions in %s; using %s", root, named[0].name)
+    return named[0] if named else None
+
+
 def _find_table(root: Path, stem: str) -> Path | None:
     for suffix in TABLE_SUFFIXES:
         candidate = root / f"{stem}{suffix}"
-        if candidate.is_file():
+        if candidate.is_file() and (suffix != ".zip" or _holds_one_table(candidate)):
             return candidate
     return None
+
+
+def _holds_one_table(archive: Path) -> bool:
+    """A bare train.zip is a table when it holds one table file (a folder of images is extracted instead)."""
+    try:
+        zip_member(archive)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- a folder per class
@@ -232,7 +260,7 @@ def read_split(root: Path, file: Path | str, split: str, layout: FolderLayout | 
 
 
 def read_table(path: Path, nrows: int | None = None) -> pd.DataFrame:
-    """Read a CSV/TSV/parquet file; a broken file is a TaskError, not a traceback."""
+    """Read a table file (see table_file.py for the formats); a broken file is a TaskError, not a traceback."""
     label = path.name
     try:
         frame = read_table_file(path, nrows, warn=log.warning)
@@ -241,8 +269,8 @@ def read_table(path: Path, nrows: int | None = None) -> pd.DataFrame:
     except pd.errors.ParserError as exc:
         first = str(exc).strip().splitlines()[0]
         raise TaskError(f"{label} is malformed ({first})", f"Fix {path}: every row needs as many fields as the header.") from None
-    except (OSError, ValueError) as exc:
-        raise TaskError(f"{label} cannot be read ({type(exc).__name__}: {exc})",
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise TaskError(f"{label} cannot be read ({type(exc).__name__}: {str(exc)[:200]})",
                         f"Check that {path} is a valid table file.") from None
     if frame.shape[1] == 0:
         raise TaskError(f"{label} has no columns", f"Put a header row in {path}.")

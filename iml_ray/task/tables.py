@@ -15,12 +15,15 @@ from __future__ import annotations
 import codecs
 import gzip
 import logging
+import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
 
 from iml_ray.errors import TaskError
+from iml_ray.task.table_file import read_table_file, table_format, zip_member
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +36,36 @@ def is_parquet(path: Path) -> bool:
     return Path(path).name.endswith(".parquet")
 
 
+def _kind(path: Path) -> str | None:
+    path = Path(path)
+    if path.name.lower().endswith(".zip"):
+        try:
+            return zip_member(path)[1]
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise TaskError(f"{path.name} cannot be read ({type(exc).__name__}: {exc})",
+                            f"Check that {path} is a valid table file.") from None
+    return table_format(path.name)
+
+
+def read_whole(path: Path) -> bool:
+    """Formats that cannot be read a chunk at a time (JSON, parquet inside a zip): read whole, then sliced."""
+    return _kind(path) == "json" or (Path(path).name.lower().endswith(".zip") and _kind(path) == "parquet")
+
+
 def _separator(path: Path) -> str:
-    return "\t" if Path(path).name.endswith(".tsv") else ","
+    return "\t" if _kind(path) == "tsv" else ","
 
 
+@contextmanager
 def _open_bytes(path: Path):
-    return gzip.open(path, "rb") if Path(path).name.endswith(".gz") else open(path, "rb")
+    path = Path(path)
+    if path.name.lower().endswith(".zip"):
+        member, _ = zip_member(path)
+        with zipfile.ZipFile(path) as archive, archive.open(member) as handle:
+            yield handle
+    else:
+        with (gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")) as handle:
+            yield handle
 
 
 def text_encoding(path: Path) -> str:
@@ -55,7 +82,7 @@ def text_encoding(path: Path) -> str:
     except UnicodeDecodeError:
         log.warning("%s is not UTF-8; reading it as latin-1", Path(path).name)
         return "latin-1"
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         raise TaskError(f"{Path(path).name} cannot be read ({type(exc).__name__}: {exc})",
                         f"Check that {path} is a valid table file.") from None
     return "utf-8"
@@ -66,7 +93,7 @@ def chunk_rows_for(path: Path) -> int:
     try:
         with _open_bytes(path) as handle:
             head = handle.read(1 << 16)
-    except (OSError, EOFError):
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
         return MIN_CHUNK_ROWS
     lines = max(head.count(b"\n"), 1)
     per_row = max(len(head) / lines, 1.0)
@@ -79,6 +106,9 @@ def iter_table(path: Path, chunk_rows: int | None = None, usecols: list[str] | N
 
     A broken file is a TaskError, as in read_table."""
     path = Path(path)
+    if read_whole(path):
+        yield from _iter_whole(path, chunk_rows or MAX_CHUNK_ROWS, usecols, as_str)
+        return
     rows = chunk_rows or chunk_rows_for(path)
     if is_parquet(path):
         yield from _iter_parquet(path, rows, usecols)
@@ -101,6 +131,18 @@ def iter_table(path: Path, chunk_rows: int | None = None, usecols: list[str] | N
     except (OSError, ValueError) as exc:
         raise TaskError(f"{path.name} cannot be read ({type(exc).__name__}: {exc})",
                         f"Check that {path} is a valid table file.") from None
+
+
+def _iter_whole(path: Path, rows: int, usecols: list | None, as_str: list[str] | None) -> Iterator[pd.DataFrame]:
+    try:
+        frame = read_table_file(path, warn=log.warning, text_columns=as_str)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise TaskError(f"{path.name} cannot be read ({type(exc).__name__}: {str(exc)[:200]})",
+                        f"Check that {path} is a valid table file.") from None
+    if usecols is not None:
+        frame = frame.iloc[:, usecols] if all(isinstance(c, int) for c in usecols) else frame[list(usecols)]
+    for start in range(0, max(len(frame), 1), rows):
+        yield frame.iloc[start: start + rows]
 
 
 def _iter_parquet(path: Path, rows: int, usecols: list[str] | None) -> Iterator[pd.DataFrame]:

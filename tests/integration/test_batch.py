@@ -26,8 +26,10 @@ def test_batch_runs_concurrently_skips_finished_and_retries_failed_on_request(tm
     train, test, sample = binary_frames(50, 10)
     train["label"] = 0
     bad = write_task(tmp_path / "broken", train, test, sample)
+    train, test, _ = binary_frames(50, 10)
+    boxes = write_task(tmp_path / "boxes", train, test, test[["id"]].assign(PredictionString="0.9 1 1 5 5"))
     root = tmp_path / "runs"
-    command = [sys.executable, "-m", "iml_ray.cli", "batch", *map(str, tasks), str(bad), "--out", str(root),
+    command = [sys.executable, "-m", "iml_ray.cli", "batch", *map(str, tasks), str(bad), str(boxes), "--out", str(root),
                "--time-budget", "120"]
 
     first = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600)
@@ -36,6 +38,9 @@ def test_batch_runs_concurrently_skips_finished_and_retries_failed_on_request(tm
     status = {c["name"]: c for c in summary["competitions"]}
     assert status["comp1"]["status"] == "ok" and status["comp2"]["status"] == "ok"
     assert status["broken"]["status"] == "failed" and "single value" in status["broken"]["error"]
+    # Said, not failed: a task iml-ray does not build neither fails the batch nor is retried as a failure.
+    assert status["boxes"]["status"] == "unsupported" and "detection boxes" in status["boxes"]["error"]
+    assert not (root / "boxes" / "submission.csv").exists()
     for name in ("comp1", "comp2"):
         assert (root / name / "submission.csv").is_file()
         assert json.loads((root / name / "report.json").read_text())["status"] == "ok"
@@ -46,6 +51,7 @@ def test_batch_runs_concurrently_skips_finished_and_retries_failed_on_request(tm
     status = {c["name"]: c for c in summary["competitions"]}
     assert status["comp1"]["status"] == "skipped" and status["comp1"]["valid_score"] is not None
     assert status["broken"]["status"] == "failed" and "retry-failed" in status["broken"]["error"]
+    assert status["boxes"]["status"] == "unsupported" and "detection boxes" in status["boxes"]["error"]
     assert summary["finished_now"] == 0
     assert json.loads((root / "comp1" / "state.json").read_text())["finished"] == finished
     assert second.returncode == 1
@@ -54,7 +60,7 @@ def test_batch_runs_concurrently_skips_finished_and_retries_failed_on_request(tm
     assert third.returncode == 1
     summary = json.loads((root / "batch.json").read_text())
     broken = next(c for c in summary["competitions"] if c["name"] == "broken")
-    assert broken["status"] == "failed" and "single value" in broken["error"] and summary["finished_now"] == 1
+    assert broken["status"] == "failed" and "single value" in broken["error"] and summary["finished_now"] == 2
 
 
 def _state(path):

@@ -167,7 +167,7 @@ def test_probability_range_in_description_does_not_pick_a_class(tmp_path):
     ("a probability for spam or ham", None),
 ])
 def test_class_named_for_probability(text, expected):
-    from iml_ray.task.inference import class_named_for_probability
+    from iml_ray.task.answer_format import class_named_for_probability
     classes = ["even", "odd"] if "parity" in text else ["ham", "spam"]
     assert class_named_for_probability(text, classes, "parity") == expected
 
