@@ -14,10 +14,16 @@ if TYPE_CHECKING:
 LOG_TOKENS = 1500           # a traceback or log tail in a prompt: head and tail kept, code never cut
 
 def task_brief(summary: "TaskSummary") -> dict[str, Any]:
-    return {"name": summary.name, "target": summary.target, "id_column": summary.id_column,
-            "problem_type": summary.problem_type, "metric": summary.metric, "n_train": summary.n_train,
-            "n_test": summary.n_test, "submission": summary.submission.to_json(),
-            "description": clip_middle(summary.description, 600)}
+    brief = {"name": summary.name, "target": summary.target, "id_column": summary.id_column,
+             "problem_type": summary.problem_type, "metric": summary.metric, "n_train": summary.n_train,
+             "n_test": summary.n_test, "submission": summary.submission.to_json(),
+             "description": clip_middle(summary.description, 600)}
+    if summary.targets:
+        brief["targets"] = list(summary.targets)
+        brief["several_targets"] = (f"{summary.task_type}: the pipeline fits one model per target column over the "
+                                    f"shared preprocessing; each is a {summary.problem_type} problem, and the "
+                                    f"score is {summary.metric}, the mean over the targets")
+    return brief
 
 
 def profile_brief(profile: "Profile") -> dict[str, Any]:

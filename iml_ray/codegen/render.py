@@ -85,7 +85,7 @@ def _common_config(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, cont
     """What every model template reads: the task, the target's handling, the inner split, threads, the search."""
     return {
         "problem_type": summary.problem_type,
-        "metric": summary.metric,
+        "metric": summary.unit_metric,
         "n_classes": len(contract.classes),
         "class_weight": plan.class_weight,
         "target_transform": plan.target_transform,
@@ -120,7 +120,7 @@ def render_model(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contra
     if plan.model_template == "traditional":
         return render_traditional(summary, plan, train, contract)
     if plan.model_template == "prior":
-        config = {"problem_type": summary.problem_type, "metric": summary.metric, "n_classes": len(contract.classes)}
+        config = {"problem_type": summary.problem_type, "metric": summary.unit_metric, "n_classes": len(contract.classes)}
         return _model_module("prior", summary, config)
     raise ValueError(f"no model template named {plan.model_template!r}")
 
@@ -136,6 +136,7 @@ def render_runner(summary: TaskSummary, contract: InterfaceContract) -> str:
     task = {
         "name": summary.name,
         "target": summary.target,
+        "targets": list(summary.all_targets),
         "problem_type": summary.problem_type,
         "metric": summary.metric,
         "train_file": summary.train_file,

@@ -14,12 +14,16 @@ from iml_ray.metrics.registry import Metric, get_metric
 from iml_ray.metrics.submission import SubmissionFormat
 
 
-def score_predictions(metric: Metric | str, truth: pd.Series, frame: pd.DataFrame, fmt: SubmissionFormat) -> float:
+def score_predictions(metric: Metric | str, truth: pd.Series | pd.DataFrame, frame: pd.DataFrame,
+                      fmt: SubmissionFormat) -> float:
     """Score predictions written in submission format against the original target values.
 
-    `truth` holds the target values row by row, in the order of `frame`.
+    `truth` holds the target values row by row, in the order of `frame`: a frame with one column per
+    target when the format has several targets, scored by the metric's column-wise form.
     """
     metric = get_metric(metric)
+    if isinstance(truth, pd.DataFrame):
+        return _score_several(metric, truth, frame, fmt)
     truth = pd.Series(truth).reset_index(drop=True)
     values = _prediction_columns(frame, fmt, len(truth))
     if truth.isna().any():
@@ -43,6 +47,20 @@ def score_predictions(metric: Metric | str, truth: pd.Series, frame: pd.DataFram
     if fmt.kind == "class_probabilities":
         return _score_class_probabilities(metric, y_true, values, classes, positive)
     raise ValueError(f"unknown submission kind {fmt.kind!r}")
+
+
+def _score_several(metric: Metric, truth: pd.DataFrame, frame: pd.DataFrame, fmt: SubmissionFormat) -> float:
+    """The mean over targets of each target column's score (truth columns follow fmt.target_columns)."""
+    from dataclasses import replace
+
+    if truth.shape[1] != len(fmt.target_columns):
+        raise ValueError(f"{truth.shape[1]} true target columns for {len(fmt.target_columns)} prediction columns")
+    unit = get_metric(metric.unit or metric.name)
+    scores = []
+    for j, column in enumerate(fmt.target_columns):
+        one = replace(fmt, target_columns=(column,), columns=(), passthrough=())
+        scores.append(score_predictions(unit, truth.iloc[:, j], frame, one))
+    return float(np.mean(scores))
 
 
 def _prediction_columns(frame: pd.DataFrame, fmt: SubmissionFormat, n_rows: int) -> pd.DataFrame:

@@ -57,6 +57,8 @@ class Metric:
     normalisation: Literal["identity", "exp_neg", "half_shift"]
     phrases: tuple[str, ...]         # lower-case regexes naming it in a description
     compute: Callable[[np.ndarray, np.ndarray, list | None], float] = field(repr=False, compare=False)
+    # A column-wise metric (several targets) is `unit` scored on each target column and averaged.
+    unit: str | None = None
 
     def __post_init__(self) -> None:
         if self.needs not in NEEDS:
@@ -67,8 +69,16 @@ class Metric:
             raise ValueError(f"metric {self.name}: problem types must come from {PROBLEM_TYPES}")
 
     def score(self, y_true: Any, y_pred: Any, classes: Any = None) -> float:
-        """The metric on true values and predictions; ValueError when they cannot be scored."""
+        """The metric on true values and predictions; ValueError when they cannot be scored.
+
+        A column-wise metric takes n x k true values and predictions (one column per target)."""
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+        if self.unit is not None:
+            if y_true.ndim != 2 or y_pred.shape != y_true.shape:
+                raise ValueError(f"{self.name} needs one column per target in both the true values and the "
+                                 f"predictions, got shapes {y_true.shape} and {y_pred.shape}")
+            unit = METRICS[self.unit]
+            return float(np.mean([unit.score(y_true[:, j], y_pred[:, j], classes) for j in range(y_true.shape[1])]))
         if y_true.ndim != 1:
             raise ValueError(f"true values must be one-dimensional, got shape {y_true.shape}")
         if len(y_true) == 0:
@@ -266,7 +276,44 @@ _REGISTRY = (
            (r"matthews['’]?s?[ -]correlation(?:[ -]coefficient)?", r"mcc"),
            _ignoring_classes(skm.matthews_corrcoef)),
 )
+
+# Several targets: each column scored with its unit metric, then averaged (jigsaw's mean column-wise ROC AUC,
+# nomad2018's RMSLE averaged over two targets). A task with several targets is scored by the column-wise form of
+# whichever metric it names (column_wise()).
+_COLUMN_WISE = (
+    Metric("mean_auc", True, "proba", CLASSIFICATION, "identity",
+           (r"mean column[ -]?wise (?:roc[ _-]?)?auc", r"column[ -]?wise (?:mean )?(?:roc[ _-]?)?auc",
+            r"(?:roc[ _-]?)?auc[^.]{0,40}averaged (?:over|across) (?:the |all |each )?(?:columns|labels|targets)",
+            r"mean (?:roc[ _-]?)?auc"),
+           _auc, unit="auc"),
+    Metric("mean_logloss", False, "proba", CLASSIFICATION, "exp_neg",
+           (r"mean column[ -]?wise log[ _-]?loss", r"column[ -]?wise log[ _-]?loss"),
+           _logloss, unit="logloss"),
+    Metric("mean_rmsle", False, "value", REGRESSION, "exp_neg",
+           (r"(?:mean|average) (?:column[ -]?wise )?rmsle", r"rmsle[^.]{0,40}averaged (?:over|across)",
+            r"column[ -]?wise rmsle"),
+           _rmsle, unit="rmsle"),
+    Metric("mcrmse", False, "value", REGRESSION, "exp_neg",
+           (r"mean column[ -]?wise root[ -]mean[ -]squared?[ -]error", r"mcrmse", r"column[ -]?wise rmse"),
+           _ignoring_classes(skm.root_mean_squared_error), unit="rmse"),
+    Metric("mean_mae", False, "value", REGRESSION, "exp_neg",
+           (r"mean column[ -]?wise (?:mae|mean[ -]absolute[ -]error)", r"column[ -]?wise mae"),
+           _ignoring_classes(skm.mean_absolute_error), unit="mae"),
+)
+_REGISTRY = _REGISTRY + _COLUMN_WISE
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _REGISTRY}
+
+
+def column_wise(metric: str) -> Metric:
+    """The column-wise form of a metric, for a task with several targets (a column-wise metric is its own)."""
+    spec = get_metric(metric)
+    if spec.unit is not None:
+        return spec
+    found = next((m for m in _COLUMN_WISE if m.unit == spec.name), None)
+    if found is None:
+        raise UnknownMetric(f"{spec.name} has no column-wise form for several targets; "
+                            f"known: {', '.join(m.name for m in _COLUMN_WISE)}")
+    return found
 
 # Keys are lower case with spaces and hyphens turned into underscores.
 ALIASES: dict[str, str] = {
@@ -289,6 +336,12 @@ ALIASES: dict[str, str] = {
                      "cohens_kappa", "cohen's_kappa"), "qwk"),
     **dict.fromkeys(("matthews", "matthews_corrcoef", "matthews_correlation",
                      "matthews_correlation_coefficient"), "mcc"),
+    **dict.fromkeys(("mean_column_wise_auc", "mean_columnwise_auc", "columnwise_auc", "mean_roc_auc",
+                     "mean_column_wise_roc_auc"), "mean_auc"),
+    **dict.fromkeys(("mean_column_wise_rmse", "mean_columnwise_rmse", "columnwise_rmse"), "mcrmse"),
+    **dict.fromkeys(("mean_column_wise_rmsle", "columnwise_rmsle", "average_rmsle"), "mean_rmsle"),
+    **dict.fromkeys(("mean_column_wise_mae", "columnwise_mae"), "mean_mae"),
+    **dict.fromkeys(("mean_column_wise_logloss", "columnwise_logloss"), "mean_logloss"),
 }
 
 

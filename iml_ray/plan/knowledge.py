@@ -109,7 +109,7 @@ def _check(key: str, wanted: Any, summary: TaskSummary, profile: Profile, tracks
     if key == "problem_type":
         return f"{summary.problem_type} task" if summary.problem_type in wanted else None
     if key == "metric":
-        return f"metric is {summary.metric}" if summary.metric in wanted else None
+        return f"metric is {summary.metric}" if {summary.metric, summary.unit_metric} & set(wanted) else None
     if key == "has_role":
         cols = profile.columns_with_role(wanted)
         return f"{wanted} column(s): {', '.join(cols[:3])}" if cols else None

@@ -260,6 +260,8 @@ def _diagnostics_section(report: dict, run_dir: Path, data: dict) -> str:
     frame.columns = [str(c) for c in frame.columns]
     truth = read_target(summary_obj).iloc[frame["__row__"].to_numpy()].reset_index(drop=True)
     fmt = summary_obj.submission
+    if isinstance(truth, pd.DataFrame):          # several targets: the charts show the first
+        truth = truth.iloc[:, 0]
     if fmt.kind == "value":
         pred = frame[fmt.target_columns[0]].to_numpy(dtype=float)
         true = truth.to_numpy(dtype=float)

@@ -1,6 +1,6 @@
 """The Evaluator: the framework's own holdout split and its own scores.
 
-The split is seeded and stratified for classification; generated code is told
+The split is seeded and stratified for classification with one target; generated code is told
 which rows to hold out, returns predictions for them, and is scored here with
 the framework's metric against labels it never had to report.
 """
@@ -22,9 +22,10 @@ def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray
     from sklearn.model_selection import train_test_split
 
     train = read_target(summary)
-    labelled = np.flatnonzero(train.notna().to_numpy())
+    present = train.notna() if isinstance(train, pd.Series) else train.notna().all(axis=1)
+    labelled = np.flatnonzero(present.to_numpy())
     stratify = None
-    if summary.problem_type != "regression":
+    if summary.problem_type != "regression" and isinstance(train, pd.Series):
         labels = train.iloc[labelled].astype(str)
         counts = labels.value_counts()
         # Stratify when every class can appear on both sides of the split.
@@ -34,12 +35,16 @@ def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray
     return np.sort(held)
 
 
-def read_target(summary: TaskSummary) -> pd.Series:
-    """The train table's target, row by row (the holdout names rows by position)."""
+def read_target(summary: TaskSummary) -> pd.Series | pd.DataFrame:
+    """The train table's target, row by row (the holdout names rows by position); with several targets, a
+    frame of them, one column per target."""
+    targets = list(summary.all_targets)
     if summary.layout is not None:
-        return summary.read("train")[summary.target].reset_index(drop=True)
-    frame = read_columns(Path(summary.task_dir) / summary.train_file, [summary.target])
-    return frame[summary.target].reset_index(drop=True)
+        frame = summary.read("train")[targets]
+    else:
+        frame = read_columns(Path(summary.task_dir) / summary.train_file, targets)
+    frame = frame.reset_index(drop=True)
+    return frame[targets[0]] if len(targets) == 1 else frame
 
 
 def score_valid_predictions(frame: pd.DataFrame, summary: TaskSummary) -> float:

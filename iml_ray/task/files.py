@@ -80,6 +80,26 @@ class TaskSummary:
     description: str = ""
     images: tuple[ImageSource, ...] = ()     # images named by a column (a path, or the id)
     layout: FolderLayout | None = None       # the tables are built from train/<class>/ and test/ folders
+    # Several targets (multi-label, multi-target regression); `target` is the first. Empty: one target.
+    targets: tuple[str, ...] = ()
+
+    @property
+    def all_targets(self) -> tuple[str, ...]:
+        return self.targets or (self.target,)
+
+    @property
+    def unit_metric(self) -> str:
+        """The metric each target's model is selected on: a column-wise metric's per-column metric."""
+        from iml_ray.metrics.registry import get_metric
+
+        return get_metric(self.metric).unit or self.metric
+
+    @property
+    def task_type(self) -> str:
+        """What a reader calls the task: the problem type, or multi-label / multi-target regression."""
+        if len(self.targets) > 1:
+            return "multi-label" if self.problem_type == "binary" else "multi-target regression"
+        return self.problem_type
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -88,6 +108,7 @@ class TaskSummary:
         data["dropped_columns"] = list(self.dropped_columns)
         data["images"] = [source.to_json() for source in self.images]
         data["layout"] = None if self.layout is None else self.layout.to_json()
+        data["targets"] = list(self.targets)
         return data
 
     @classmethod
@@ -98,6 +119,7 @@ class TaskSummary:
         data["dropped_columns"] = tuple(data["dropped_columns"])
         data["images"] = tuple(ImageSource.from_json(source) for source in data.get("images", ()))
         data["layout"] = FolderLayout.from_json(data["layout"]) if data.get("layout") else None
+        data["targets"] = tuple(data.get("targets") or ())
         return cls(**data)
 
     def read(self, split: str) -> pd.DataFrame:

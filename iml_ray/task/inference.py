@@ -15,6 +15,7 @@ import pandas as pd
 
 from iml_ray.errors import TaskError
 from iml_ray.task.answer_format import default_metric, submission_format
+from iml_ray.task.several_targets import several_targets
 from iml_ray.task.files import ID_NAME, YAML_KEYS, TaskFiles, TaskSummary, locate_task, read_table, read_task_yaml
 from iml_ray.task.media import ImageSource, find_image_sources
 from iml_ray.task.tables import count_rows, read_columns
@@ -32,13 +33,14 @@ HEAD_ROWS = 10_000
 
 @dataclass(frozen=True)
 class ColumnResolution:
-    target: str
+    target: str                             # the first of `targets`
     id_column: str | None
     submission_columns: tuple[str, ...]     # the sample submission's columns, in its order
     passthrough: tuple[str, ...]            # submission columns copied from the test row (not the id, not predicted)
     feature_columns: tuple[str, ...]
     dropped_columns: tuple[str, ...]
     decisions: dict[str, str]
+    targets: tuple[str, ...] = ()           # several: multi-label or multi-target regression
 
     @property
     def prediction_columns(self) -> list[str]:
@@ -68,33 +70,38 @@ def resolve_columns(train_cols: list[str], test_head: pd.DataFrame, sample_cols:
         decisions["passthrough_columns"] = (f"inferred: {_preview(list(passthrough))} are test columns the sample "
                                             "submission repeats; copied from each test row")
 
-    target = stated.get("target")
-    if target is not None:
-        if target not in train_set:
-            raise TaskError(f"target '{target}' from task.yaml is not a column of {files.train.name}",
+    stated_target = stated.get("target")
+    if stated_target is not None:
+        targets = [str(t) for t in stated_target] if isinstance(stated_target, (list, tuple)) else [str(stated_target)]
+        absent = [t for t in targets if t not in train_set]
+        if absent or not targets:
+            raise TaskError(f"target '{absent[0] if absent else ''}' from task.yaml is not a column of {files.train.name}",
                             f"{files.train.name} has: {_preview(train_cols)}. Fix `target:` in task.yaml.")
         decisions["target"] = "stated in task.yaml"
     else:
         predicted = [c for c in sample_cols if c != id_column and c not in passthrough]
-        target = _infer_target(train_cols, test_cols, predicted, sample_cols, id_column, files, decisions)
+        targets = _infer_targets(train_cols, test_cols, predicted, sample_cols, id_column, files, decisions)
+    target = targets[0]
 
-    if target in test_set:
-        raise TaskError(f"the target '{target}' is also a column of {files.test.name}",
-                        "Remove it from test.csv: the test set must not hold the answers.")
+    for name in targets:
+        if name in test_set:
+            raise TaskError(f"the target '{name}' is also a column of {files.test.name}",
+                            "Remove it from test.csv: the test set must not hold the answers.")
 
     extra_in_test = [c for c in test_cols if c not in train_set and c != id_column]
     if extra_in_test:
         raise TaskError(f"{files.test.name} has column(s) that {files.train.name} lacks: {_preview(extra_in_test)}",
                         "Make test.csv hold the same feature columns as train.csv (without the target).")
-    features = tuple(c for c in train_cols if c in test_set and c != id_column and c != target)
+    features = tuple(c for c in train_cols if c in test_set and c != id_column and c not in targets)
     # No shared feature column is still a task when the id names an image per row:
     # require_inputs() decides once it has looked at the files.
-    dropped = tuple(c for c in train_cols if c not in test_set and c != target and c != id_column)
+    dropped = tuple(c for c in train_cols if c not in test_set and c not in targets and c != id_column)
     if dropped:
         decisions["dropped_columns"] = f"in train but not in test, so unusable at prediction time: {_preview(list(dropped))}"
 
-    submission_columns = tuple(sample_cols) if sample_cols else tuple(c for c in (id_column, target) if c)
-    return ColumnResolution(target, id_column, submission_columns, passthrough, features, dropped, decisions)
+    submission_columns = tuple(sample_cols) if sample_cols else tuple(c for c in (id_column, *targets) if c)
+    return ColumnResolution(target, id_column, submission_columns, passthrough, features, dropped, decisions,
+                            tuple(targets))
 
 
 def _infer_id(test_head: pd.DataFrame, sample_cols: list[str], decisions: dict[str, str]) -> str | None:
@@ -132,20 +139,24 @@ def _key_like(values: pd.Series) -> bool:
     return bool((text.str.len() <= 64).all() and not text.str.contains(r"\s").any())
 
 
-def _infer_target(train_cols: list[str], test_cols: list[str], predicted: list[str], sample_cols: list[str],
-                  id_column: str | None, files: TaskFiles, decisions: dict[str, str]) -> str:
+def _infer_targets(train_cols: list[str], test_cols: list[str], predicted: list[str], sample_cols: list[str],
+                   id_column: str | None, files: TaskFiles, decisions: dict[str, str]) -> list[str]:
     test_set = set(test_cols)
     train_only = [c for c in train_cols if c not in test_set and c != id_column]
     named_in_train = [c for c in predicted if c in train_only]
     if len(named_in_train) == 1:
         decisions["target"] = f"inferred: '{named_in_train[0]}' is the sample submission's column that train has and test lacks"
-        return named_in_train[0]
+        return named_in_train
+    if len(named_in_train) > 1:
+        decisions["target"] = (f"inferred: {_preview(named_in_train)} are the sample submission's columns that train "
+                               "has and test lacks: several targets")
+        return named_in_train
     if len(train_only) == 1:
         reason = "the only column train has and test lacks"
         if predicted and not named_in_train:
             reason += f" (the sample submission's columns {_preview(predicted)} look like one per class)"
         decisions["target"] = f"inferred: '{train_only[0]}' is {reason}"
-        return train_only[0]
+        return train_only
     if not train_only:
         raise TaskError(f"no target column: every column of {files.train.name} is also in {files.test.name}",
                         "State the target in task.yaml as `target: <column>`.")
@@ -231,19 +242,14 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
     if files.layout is not None:
         layout = files.layout
         decisions["layout"] = (f"inferred: no train.csv; one row per image of {layout.train_dir}/<class>/ "
-                               f"({labels.nunique()} classes) and of {layout.test_dir}/, ids are file "
+                               f"({labels[cols.target].nunique()} classes) and of {layout.test_dir}/, ids are file "
                                f"{'names' if layout.id_style == 'name' else 'names without extension'}")
-    y = labels
-    if y.isna().all():
-        raise TaskError(f"the target '{cols.target}' is empty in every row of {files.train.name}",
-                        "Fill in the target values, or name the right column in task.yaml as `target:`.")
-    if y.isna().any():
-        decisions["target_missing"] = f"{int(y.isna().sum())} train rows have no target and are left out"
-    y = y.dropna()
-    if y.nunique() < 2:
-        only = y.iloc[0].item() if hasattr(y.iloc[0], "item") else y.iloc[0]
-        raise TaskError(f"the target '{cols.target}' has a single value ({only!r}) in {files.train.name}",
-                        "A model needs at least two distinct target values to learn from.")
+    for name in cols.targets:
+        check_target_values(labels[name], name, files.train.name)
+    missing = labels.isna().any(axis=1)
+    if missing.any():
+        decisions["target_missing"] = f"{int(missing.sum())} train rows have no target and are left out"
+    y = labels[cols.target].dropna()
     sample = None
     if files.sample_submission is not None:
         wanted = [c for c in sample_cols if c == cols.id_column or c in cols.prediction_columns[:1]]
@@ -262,24 +268,28 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
         if metric:
             decisions["metric"] = f"inferred: the description names {metric}"
 
-    prediction_cols = cols.prediction_columns
-    problem_type = stated.get("problem_type")
-    if problem_type:
-        decisions["problem_type"] = "stated in task.yaml"
+    if len(cols.targets) > 1:
+        problem_type, spec, fmt = several_targets(labels.dropna(), cols, metric, stated, sample, decisions)
     else:
-        problem_type, why = _infer_problem_type(y, metric, prediction_cols, cols.target)
-        decisions["problem_type"] = f"inferred: {why}"
-
-    if not metric:
-        metric, why = default_metric(problem_type, sample, prediction_cols, y)
-        decisions["metric"] = f"default: {why}"
-    spec = get_metric(metric)
-    if problem_type not in spec.problem_types:
-        raise TaskError(f"the metric {metric} does not fit a {problem_type} task (target '{cols.target}')",
-                        "State `metric:` and `problem_type:` in task.yaml.")
-
-    fmt = submission_format(cols.id_column, tuple(prediction_cols), cols.submission_columns, cols.passthrough,
-                            problem_type, spec, sample, y, stated, labels.dtype, decisions, description, cols.target)
+        prediction_cols = cols.prediction_columns
+        problem_type = stated.get("problem_type")
+        if problem_type:
+            decisions["problem_type"] = "stated in task.yaml"
+        else:
+            problem_type, why = _infer_problem_type(y, metric, prediction_cols, cols.target)
+            decisions["problem_type"] = f"inferred: {why}"
+        if not metric:
+            metric, why = default_metric(problem_type, sample, prediction_cols, y)
+            decisions["metric"] = f"default: {why}"
+        spec = get_metric(metric)
+        if spec.unit is not None:          # "mean AUC" over one target is AUC
+            spec = get_metric(spec.unit)
+        if problem_type not in spec.problem_types:
+            raise TaskError(f"the metric {metric} does not fit a {problem_type} task (target '{cols.target}')",
+                            "State `metric:` and `problem_type:` in task.yaml.")
+        fmt = submission_format(cols.id_column, tuple(prediction_cols), cols.submission_columns, cols.passthrough,
+                                problem_type, spec, sample, y, stated, labels[cols.target].dtype, decisions,
+                                description, cols.target)
     if sample is not None and cols.id_column and cols.id_column in sample.columns:
         missing = set(sample[cols.id_column].astype(str)) - set(test_ids.astype(str))
         if missing:
@@ -296,6 +306,7 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
         test_file=files.relative(files.test),
         sample_submission_file=files.relative(files.sample_submission),
         target=cols.target,
+        targets=cols.targets if len(cols.targets) > 1 else (),
         id_column=cols.id_column,
         problem_type=problem_type,
         metric=spec.name,
@@ -311,15 +322,28 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
     )
 
 
-def needed_columns(files: TaskFiles, cols: ColumnResolution) -> tuple[pd.Series, pd.Series | None, int]:
-    """The target of every train row, the test ids (when there is an id column) and the test row count.
+def check_target_values(values: pd.Series, name: str, train_name: str) -> None:
+    """A target must hold at least two distinct values."""
+    if values.isna().all():
+        raise TaskError(f"the target '{name}' is empty in every row of {train_name}",
+                        "Fill in the target values, or name the right column in task.yaml as `target:`.")
+    present = values.dropna()
+    if present.nunique() < 2:
+        only = present.iloc[0].item() if hasattr(present.iloc[0], "item") else present.iloc[0]
+        raise TaskError(f"the target '{name}' has a single value ({only!r}) in {train_name}",
+                        "A model needs at least two distinct target values to learn from.")
+
+
+def needed_columns(files: TaskFiles, cols: ColumnResolution) -> tuple[pd.DataFrame, pd.Series | None, int]:
+    """The targets of every train row, the test ids (when there is an id column) and the test row count.
 
     Only these columns are read, a chunk at a time: a large train.csv is never held whole."""
+    targets = list(cols.targets or (cols.target,))
     if files.layout is not None:
         train, test = files.read("train"), files.read("test")      # built from the folder listing
         ids = test[cols.id_column] if cols.id_column in test.columns else None
-        return train[cols.target].reset_index(drop=True), ids, len(test)
-    labels = read_columns(files.train, [cols.target])[cols.target]
+        return train[targets].reset_index(drop=True), ids, len(test)
+    labels = read_columns(files.train, targets)
     if cols.id_column:
         ids = read_columns(files.test, [cols.id_column])[cols.id_column]
         return labels, ids, len(ids)

@@ -16,6 +16,8 @@ from iml_ray.metrics.submission import SubmissionFormat
 CANONICAL = ("accuracy", "auc", "balanced_accuracy", "f1", "f1_macro", "logloss", "mae", "mcc", "mse", "qwk", "r2",
              "rmse", "rmsle")
 LOSSES = ("logloss", "rmse", "rmsle", "mae", "mse")
+# Several targets: each the mean over target columns of its unit metric.
+COLUMN_WISE = {"mean_auc": "auc", "mean_logloss": "logloss", "mean_rmsle": "rmsle", "mcrmse": "rmse", "mean_mae": "mae"}
 
 
 def score(name, y_true, y_pred, classes=None):
@@ -179,7 +181,7 @@ def test_empty_and_mismatched_inputs_are_refused():
 
 
 def test_the_registry_holds_the_canonical_metrics():
-    assert sorted(METRICS) == sorted(CANONICAL)
+    assert sorted(METRICS) == sorted(CANONICAL + tuple(COLUMN_WISE))
     assert all(isinstance(m, Metric) and m.name == name for name, m in METRICS.items())
 
 
@@ -256,7 +258,8 @@ def test_unknown_metric_lists_the_known_names():
         get_metric("foo")
     assert isinstance(info.value, ValueError)
     assert str(info.value) == ("unknown metric 'foo'; known metrics: accuracy, auc, balanced_accuracy, f1, f1_macro, "
-                               "logloss, mae, mcc, mse, qwk, r2, rmse, rmsle")
+                               "logloss, mae, mcc, mcrmse, mean_auc, mean_logloss, mean_mae, mean_rmsle, mse, qwk, r2, "
+                               "rmse, rmsle")
 
 
 # ------------------------------------------------------------------ descriptions
@@ -459,3 +462,37 @@ def test_invalid_predictions_are_refused_in_one_line(frame, fmt, message):
 def test_unknown_metric_name_is_refused_when_scoring():
     with pytest.raises(UnknownMetric):
         score_predictions("bogus", pd.Series([1.0]), pd.DataFrame({"target": [1.0]}), _fmt("value"))
+
+
+@pytest.mark.parametrize("name, unit", COLUMN_WISE.items())
+def test_column_wise_metrics_average_their_unit_over_target_columns(name, unit):
+    from iml_ray.metrics.registry import column_wise
+
+    metric, base = get_metric(name), get_metric(unit)
+    assert metric.unit == unit and column_wise(unit) is metric and column_wise(name) is metric
+    assert (metric.higher_is_better, metric.needs, metric.problem_types, metric.normalisation) == \
+        (base.higher_is_better, base.needs, base.problem_types, base.normalisation)
+    rng = np.random.default_rng(0)
+    if base.needs == "proba":
+        truth = rng.integers(0, 2, size=(60, 3))
+        pred = np.clip(truth * 0.6 + rng.random((60, 3)) * 0.4, 0, 1)
+    else:
+        truth = rng.random((60, 3)) * 10
+        pred = truth + rng.normal(size=(60, 3))
+    expected = np.mean([base.score(truth[:, j], pred[:, j]) for j in range(3)])
+    assert metric.score(truth, pred) == pytest.approx(expected)
+    assert metric.aps(expected) == pytest.approx(base.aps(expected))
+    with pytest.raises(ValueError, match="one column per target"):
+        metric.score(truth[:, 0], pred[:, 0])
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Submissions are evaluated on the mean column-wise ROC AUC.", "mean_auc"),
+    ("The score is the RMSLE averaged over the two targets.", "mean_rmsle"),
+    ("Scored by MCRMSE, the mean columnwise root mean squared error.", "mcrmse"),
+    ("Submissions are evaluated on ROC AUC.", "auc"),
+])
+def test_descriptions_name_column_wise_metrics(text, expected):
+    from iml_ray.metrics.in_description import find_metric_in_text
+
+    assert find_metric_in_text(text) == expected
