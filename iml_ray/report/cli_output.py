@@ -14,7 +14,8 @@ def print_summary(report: dict, out: Path) -> None:
 
     console = Console()
     task = report["task"]
-    table = Table(title=f"{task['name']}: {task.get('task_type', task['problem_type'])}, metric {task['metric']}", title_justify="left")
+    kind = task.get("task_type", task["problem_type"])
+    table = Table(title=f"{task['name']}: {kind}, metric {task['metric']}", title_justify="left")
     for column in ("track", "status", "score", "repairs", "ran (s)", "resources", "model / failure"):
         table.add_column(column)
     for row in report["leaderboard"]:

@@ -15,9 +15,9 @@ import pandas as pd
 
 from iml_ray.errors import TaskError
 from iml_ray.task.answer_format import default_metric, submission_format
-from iml_ray.task.several_targets import several_targets
 from iml_ray.task.files import ID_NAME, YAML_KEYS, TaskFiles, TaskSummary, locate_task, read_table, read_task_yaml
 from iml_ray.task.media import ImageSource, find_image_sources
+from iml_ray.task.several_targets import several_targets
 from iml_ray.task.tables import count_rows, read_columns
 from iml_ray.task.unsupported import refuse, text_generation
 
