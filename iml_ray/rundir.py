@@ -22,6 +22,7 @@ from typing import Any, Iterator
 from iml_ray.errors import NoSpaceError, OutputDirError
 
 MARKERS = ("state.json", "report.json", "submission.csv", "plan")
+UNPACKED = "unpacked"          # a task's zipped folders, unpacked by the run (task/archives.py)
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -103,7 +104,7 @@ class RunDir:
         if out.exists() and not out.is_dir():
             raise OutputDirError(f"output path {out} is a file", "Pass a directory to --out.")
         if out.is_dir() and any(out.iterdir()):
-            earlier = any((out / m).exists() for m in MARKERS)
+            earlier = any((out / m).exists() for m in (*MARKERS, UNPACKED))
             if earlier and not (resume or force):
                 raise OutputDirError(f"{out} holds an earlier run",
                                      "Pass --resume to continue it, --force to replace it, or choose another --out.")

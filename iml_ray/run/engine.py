@@ -9,6 +9,7 @@ report:   report.json, report.html and the final state
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Literal
 
 from iml_ray.blueprint import Blueprint, Candidate, InterfaceContract
 from iml_ray.config import RunConfig
+from iml_ray.errors import UserError
 from iml_ray.plan.knowledge import Knowledge
 from iml_ray.plan.resources import PLAN_LLM_SHARE, TrackResources, plan_resources
 from iml_ray.report.run_report import build_report, write_html_report
@@ -24,7 +26,7 @@ from iml_ray.run.explore import Explorer
 from iml_ray.run.progress import LogProgress, Progress
 from iml_ray.run.ray_session import ray_session
 from iml_ray.run.stages import Stages
-from iml_ray.rundir import RunDir, atomic_copy, atomic_write_json
+from iml_ray.rundir import UNPACKED, RunDir, atomic_copy, atomic_write_json
 from iml_ray.safety.contract import check_submission
 from iml_ray.task.files import TaskSummary
 from iml_ray.task.inference import check_task
@@ -94,19 +96,43 @@ class Run:
         check_run_llm(self.config.policy, self.config.llm)
         containment()                               # says at start-up when this kernel allows less isolation
         rundir = RunDir.check(self.out, self.resume, self.force)
-        self.progress.phase("starting Ray")
-        with ray_session():
-            self.timings["ray_start"] = round(time.time() - started, 2)
-            state = rundir.load_state() if self.resume else {"stages": {}, "candidates": {}}
-            state.setdefault("stages", {})
-            state.setdefault("candidates", {})
-            try:
-                return self._run(rundir, state, str(files.root), started, deadline)
-            except KeyboardInterrupt:
-                if (rundir.root / "state.json").exists():
-                    state["interrupted"] = time.time()
-                    rundir.save_state(state)
-                raise
+        fresh = not rundir.root.exists()
+        try:
+            task_root = self._unpacked(files, rundir)
+            self.progress.phase("starting Ray")
+            with ray_session():
+                self.timings["ray_start"] = round(time.time() - started, 2)
+                state = rundir.load_state() if self.resume else {"stages": {}, "candidates": {}}
+                state.setdefault("stages", {})
+                state.setdefault("candidates", {})
+                try:
+                    return self._run(rundir, state, task_root, started, deadline)
+                except KeyboardInterrupt:
+                    if (rundir.root / "state.json").exists():
+                        state["interrupted"] = time.time()
+                        rundir.save_state(state)
+                    raise
+        except UserError:
+            # Bad input found while unpacking or analysing leaves no output behind, not even the unpacked copy.
+            if fresh and not (rundir.root / "state.json").exists():
+                shutil.rmtree(rundir.root, ignore_errors=True)
+            raise
+
+    def _unpacked(self, files, rundir: RunDir) -> str:
+        """The task directory the run reads: the task's own, or a copy with its zipped folders unpacked
+        into <out>/unpacked (the task directory is never written)."""
+        if not files.archives:
+            return str(files.root)
+        from iml_ray.task.archives import unpack_task
+
+        dest = rundir.root / UNPACKED
+        if self.force and not self.resume:
+            shutil.rmtree(dest, ignore_errors=True)
+        self.progress.phase("unpacking " + ", ".join(a.name for a in files.archives.values()))
+        t0 = time.time()
+        root = unpack_task(files.root, files.archives, dest)
+        self.timings["unpack"] = round(time.time() - t0, 2)
+        return str(root)
 
     def _run(self, rundir: RunDir, state: dict, task_root: str, started: float, deadline: float) -> RunResult:
         llm = self._start_llm(started)

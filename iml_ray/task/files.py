@@ -25,6 +25,7 @@ import pandas as pd
 
 from iml_ray.errors import TaskError
 from iml_ray.metrics.submission import PROBLEM_TYPES, SubmissionFormat
+from iml_ray.task.archives import media_archives
 from iml_ray.task.media import IMAGE_SUFFIXES, FolderLayout, ImageSource
 from iml_ray.task.table_file import TABLE_SUFFIXES, read_table_file, zip_member
 from iml_ray.task.unsupported import refuse, unsupported_output
@@ -48,6 +49,9 @@ class TaskFiles:
     task_yaml: Path | None
     extras: tuple[str, ...] = ()
     layout: FolderLayout | None = None    # train/<class>/ and test/ folders instead of tables
+    # Splits shipped as zips of images or clips ({split: archive}): a run unpacks them (archives.py) and
+    # analyses the unpacked copy.
+    archives: dict[str, Path] = field(default_factory=dict)
 
     def relative(self, path: Path | None) -> str | None:
         return None if path is None else str(path.relative_to(self.root))
@@ -152,6 +156,12 @@ def locate_task(path: str | Path) -> TaskFiles:
     refuse(unsupported_output(root, [] if sample is None else [str(c) for c in read_table(sample, nrows=1).columns]))
     train = _find_table(root, "train")
     layout = None
+    archives = media_archives(root) if train is None else {}
+    if archives:
+        known = {sample, description, task_yaml, *archives.values()}
+        extras = tuple(sorted(p.name for p in root.iterdir() if p not in known and not p.name.startswith(".")))
+        return TaskFiles(root, name, archives.get("train", root / "train"), archives.get("test", root / "test"),
+                         sample, description, task_yaml, extras, None, archives)
     if train is None and (root / "train").is_dir():
         # No tables: images in a folder per class (train/<class>/<image>, test/<image>).
         layout = class_folder_layout(root, sample, task_yaml)
@@ -209,11 +219,15 @@ def class_folder_layout(root: Path, sample: Path | None, task_yaml: Path | None)
     """The FolderLayout of train/<class>/ and test/ folders, checked; column names from the sample submission."""
     train_dir, test_dir = root / "train", root / "test"
     classes = [p for p in sorted(train_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")]
-    if len(classes) < 2:
+    label_from = "folder"
+    if len(classes) < 2 and _labels_in_names(_image_names(train_dir)):
+        label_from = "name"
+    elif len(classes) < 2:
         raise TaskError(f"train/ has no train.csv beside it and {len(classes)} class folder(s) "
                         f"({', '.join(p.name for p in classes) or 'none'})",
-                        "Put the training images in one folder per class, at least two: train/<class>/<image>.")
-    empty = [p.name for p in classes if not _image_names(p)]
+                        "Put the training images in one folder per class, at least two: train/<class>/<image> "
+                        "(or name each by its class: train/<class>.<n>.jpg).")
+    empty = [p.name for p in classes if not _image_names(p)] if label_from == "folder" else []
     if empty:
         raise TaskError(f"class folder(s) with no image files: {', '.join(f'train/{n}/' for n in empty[:5])}",
                         f"Put the class's images ({', '.join(IMAGE_SUFFIXES[:3])}, …) in it, or remove the folder.")
@@ -232,7 +246,16 @@ def class_folder_layout(root: Path, sample: Path | None, task_yaml: Path | None)
                         "Give each test image its own name, or list the full file names as ids in the sample submission.")
     target = stated.get("target") or (predicted[0] if len(predicted) == 1 else "label")
     path_column = next(c for c in ("path", "image_path", "image_file") if c not in (id_column, target))
-    return FolderLayout(str(id_column), path_column, str(target), id_style)
+    return FolderLayout(str(id_column), path_column, str(target), id_style, label_from=label_from)
+
+
+_NAME_LABEL = re.compile(r"^([A-Za-z]+)[._-]")
+
+
+def _labels_in_names(names: list[str]) -> bool:
+    """Most train images named by a class word (cat.12.jpg, dog.7.jpg), and at least two such words."""
+    found = [m.group(1) for m in map(_NAME_LABEL.match, names) if m]
+    return len(names) > 0 and len(found) >= 0.9 * len(names) and len(set(found)) >= 2
 
 
 def _image_names(folder: Path) -> list[str]:

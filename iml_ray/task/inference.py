@@ -15,6 +15,7 @@ import pandas as pd
 
 from iml_ray.errors import TaskError
 from iml_ray.task.answer_format import default_metric, submission_format
+from iml_ray.task.archives import check_archive
 from iml_ray.task.files import ID_NAME, YAML_KEYS, TaskFiles, TaskSummary, locate_task, read_table, read_task_yaml
 from iml_ray.task.media import ImageSource, find_image_sources
 from iml_ray.task.several_targets import several_targets
@@ -182,6 +183,11 @@ def check_task(path: str | Path) -> TaskFiles:
     """The cheap checks a user wants before anything starts: files, headers, columns."""
     files = locate_task(path)
     stated = read_task_yaml(files.task_yaml)
+    if files.archives:
+        # Zipped folders: checked member by member here; the run unpacks them and analyses the copy.
+        for archive in files.archives.values():
+            check_archive(archive)
+        return files
     train_head = files.read("train", nrows=50)
     test_head = files.read("test", nrows=50)
     sample_head = read_table(files.sample_submission, nrows=5) if files.sample_submission else None
@@ -222,6 +228,9 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
     from iml_ray.metrics.registry import get_metric
 
     files = locate_task(path)
+    if files.archives:
+        raise TaskError(f"{', '.join(a.name for a in files.archives.values())} must be unpacked before the analysis",
+                        "Run the task with `iml run`, which unpacks it into the output directory.")
     stated = read_task_yaml(files.task_yaml)
     hinted = [k for k, v in (hints or {}).items() if k not in stated and k in YAML_KEYS]
     stated = {**stated, **{k: hints[k] for k in hinted}}
@@ -241,7 +250,9 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
     labels, test_ids, n_test = needed_columns(files, cols)
     if files.layout is not None:
         layout = files.layout
-        decisions["layout"] = (f"inferred: no train.csv; one row per image of {layout.train_dir}/<class>/ "
+        where = (f"{layout.train_dir}/<class>.<n>.<ext> (the class is the name's leading word)"
+                 if layout.label_from == "name" else f"{layout.train_dir}/<class>/")
+        decisions["layout"] = (f"inferred: no train.csv; one row per image of {where} "
                                f"({labels[cols.target].nunique()} classes) and of {layout.test_dir}/, ids are file "
                                f"{'names' if layout.id_style == 'name' else 'names without extension'}")
     for name in cols.targets:

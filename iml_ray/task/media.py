@@ -7,9 +7,10 @@ split that turns the column's value into a file path. The pipeline resolves the
 pattern into absolute paths in a column of its own (`<column>__image`), so the
 preprocessing sees one path per row whichever shape the task had.
 
-A third shape has no tables at all: `train/<class>/<image>` and `test/<image>`
-(a FolderLayout). read_class_folders builds the tables from the folders, with a
-path column, so the rest of the system sees the first shape.
+A third shape has no tables at all: `train/<class>/<image>` (or the class in the
+file's name, `train/cat.12.jpg`) and `test/<image>` (a FolderLayout).
+read_class_folders builds the tables from the folders, with a path column, so the
+rest of the system sees the first shape.
 """
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ class FolderLayout:
     test_dir: str = "test"
     suffixes: tuple[str, ...] = IMAGE_SUFFIXES
     kind: str = "class_folders"
+    # Where a train image's class is: its folder (train/<class>/x.png) or its name (dogs-vs-cats: train/cat.12.jpg).
+    label_from: str = "folder"
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -110,6 +113,14 @@ def read_class_folders(data, layout, split):
     if split == "test":
         return pd.DataFrame([row(layout["test_dir"], name) for name in images(layout["test_dir"])], columns=columns)
     rows = []
+    if layout.get("label_from", "folder") == "name":
+        import re
+
+        # The class is the name's leading word: cat.12.jpg, dog_7.png (a name without one has no label).
+        for name in images(layout["train_dir"]):
+            found = re.match(r"^([A-Za-z][A-Za-z]*)[._-]", name)
+            rows.append({**row(layout["train_dir"], name), layout["target"]: found.group(1) if found else None})
+        return pd.DataFrame(rows, columns=columns + [layout["target"]])
     for label in sorted(os.listdir(os.path.join(data, layout["train_dir"]))):
         folder = layout["train_dir"] + "/" + label
         if not label.startswith(".") and os.path.isdir(os.path.join(data, folder)):
