@@ -9,7 +9,10 @@ with a long free-text column: default TF-IDF + LogisticRegression(max_iter=1000)
 the id, each row's picture is `images/<id>.png`): LogisticRegression(max_iter=1000)
 (Ridge for a regression) on the raw grey pixels scaled to [0, 1].
 random_state=0 everywhere. The baseline is told the metric and submission
-format (the answers JSON) and writes exactly that format.
+format (the answers JSON) and writes exactly that format. Layouts of real
+competitions: JSON tables are read with pandas; several targets get one model
+each; passthrough columns are copied from the test rows; zipped images named
+by their class (train.zip: `<class>.<n>.png`) get the pixel model.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import json
 import logging
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -94,13 +98,14 @@ def fit_and_predict(train: pd.DataFrame, test: pd.DataFrame, features: list[str]
     return model, model.predict(x_test) if regression else model.predict_proba(x_test)
 
 
-def to_submission(ids: pd.Series, predictions: np.ndarray, model: BaseEstimator, meta: dict) -> pd.DataFrame:
+def to_submission(ids: pd.Series | None, predictions: np.ndarray, model: BaseEstimator, meta: dict) -> pd.DataFrame:
     fmt = meta["submission_format"]
     columns = fmt["target_columns"]
-    submission = pd.DataFrame({meta["id_column"]: ids})
+    submission = pd.DataFrame({meta["id_column"]: ids}) if ids is not None else pd.DataFrame(index=range(len(predictions)))
     if fmt["kind"] == "value":
         # RMSLE is undefined below -1; a price model can dip below 0 at the edges.
-        submission[columns[0]] = np.clip(predictions, 0, None) if meta["metric"] == "rmsle" else predictions
+        clip = meta["metric"] in ("rmsle", "mean_rmsle")
+        submission[columns[0]] = np.clip(predictions, 0, None) if clip else predictions
         return submission
     # Class values read back from CSV and from JSON may differ in type (1 vs "1"): match by text.
     position = {str(c): i for i, c in enumerate(model.classes_)}
@@ -146,17 +151,77 @@ def fit_and_predict_images(task_dir: Path, train: pd.DataFrame, test: pd.DataFra
     return model, model.predict(x_test) if regression else model.predict_proba(x_test)
 
 
+def read_table(task_dir: Path, stem: str) -> pd.DataFrame:
+    """The task's train or test table in whichever format it ships (csv, json records, json lines, parquet)."""
+    for name in (f"{stem}.csv", f"{stem}.json", f"{stem}.jsonl", f"{stem}.parquet"):
+        path = task_dir / name
+        if not path.is_file():
+            continue
+        if name.endswith(".csv"):
+            return pd.read_csv(path, low_memory=False)
+        if name.endswith(".parquet"):
+            return pd.read_parquet(path)
+        return pd.read_json(path, lines=name.endswith(".jsonl"))
+    raise FileNotFoundError(f"no {stem} table in {task_dir}")
+
+
+def zipped_images(task_dir: Path, scratch: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """dogs-vs-cats' layout: train.zip of <class>.<n>.png, test.zip of <id>.png, unpacked into scratch."""
+    frames = {}
+    for split in ("train", "test"):
+        with zipfile.ZipFile(task_dir / f"{split}.zip") as archive:
+            archive.extractall(scratch / split)
+        paths = sorted(p for p in (scratch / split).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        rows = [{"path": p, "id": p.stem, "label": p.name.split(".")[0]} for p in paths]
+        frames[split] = pd.DataFrame(rows)
+    return frames["train"], frames["test"]
+
+
+def fit_and_predict_zipped(task_dir: Path, meta: dict) -> pd.DataFrame:
+    import tempfile
+
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as scratch:
+        train, test = zipped_images(task_dir, Path(scratch))
+
+        def grey(paths):
+            return np.stack([np.asarray(Image.open(p).convert("L"), dtype=np.float32).ravel() for p in paths]) / 255.0
+
+        x_train, x_test = grey(train["path"]), grey(test["path"])
+    log.info("zipped image task: LogisticRegression on %d pixels", x_train.shape[1])
+    model = LogisticRegression(max_iter=1000, random_state=SEED).fit(x_train, train["label"])
+    ids = test["id"].astype(int) if test["id"].str.isdigit().all() else test["id"]
+    return to_submission(ids, model.predict_proba(x_test), model, meta)
+
+
 def run_baseline(task_dir: Path, meta: dict) -> pd.DataFrame:
-    train = pd.read_csv(task_dir / "train.csv", low_memory=False)
-    test = pd.read_csv(task_dir / "test.csv", low_memory=False)
-    id_column, target = meta["id_column"], meta["target"]
+    if (task_dir / "train.zip").is_file() and not (task_dir / "train.csv").is_file():
+        return fit_and_predict_zipped(task_dir, meta)
+    train, test = read_table(task_dir, "train"), read_table(task_dir, "test")
+    id_column = meta["id_column"]
+    targets = meta.get("targets") or [meta["target"]]
     regression = meta["submission_format"]["kind"] == "value"
     features = [name for name in test.columns if name != id_column]
     if not features and (task_dir / IMAGE_DIR).is_dir():
-        model, predictions = fit_and_predict_images(task_dir, train, test, id_column, target, regression)
+        model, predictions = fit_and_predict_images(task_dir, train, test, id_column, targets[0], regression)
         return to_submission(test[id_column], predictions, model, meta)
-    model, predictions = fit_and_predict(train, test, features, target, regression)
-    return to_submission(test[id_column], predictions, model, meta)
+    if len(targets) > 1:
+        # Several targets: one model per target column, as the baseline would be on each alone.
+        answer = pd.DataFrame({id_column: test[id_column]})
+        for target in targets:
+            labelled = train[train[target].notna()]
+            one = {**meta, "submission_format": {**meta["submission_format"], "target_columns": [target]}}
+            model, predictions = fit_and_predict(labelled, test, features, target, regression)
+            answer[target] = to_submission(test[id_column], predictions, model, one)[target]
+        return answer
+    model, predictions = fit_and_predict(train, test, features, targets[0], regression)
+    answer = to_submission(test[id_column] if id_column else None, predictions, model, meta)
+    columns = meta.get("columns") or list(answer.columns)
+    for column in columns:
+        if column not in answer.columns:            # passthrough columns: copied from the test row
+            answer[column] = test[column].to_numpy()
+    return answer[columns]
 
 
 def main(argv: list[str] | None = None) -> int:

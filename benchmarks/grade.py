@@ -23,9 +23,9 @@ from iml_ray.metrics.submission import SubmissionFormat  # noqa: E402
 log = logging.getLogger("grade")
 
 
-def read_submission(submission_csv: Path) -> pd.DataFrame:
+def read_submission(submission_csv: Path, key: str | None = None) -> pd.DataFrame:
     try:
-        submission = pd.read_csv(submission_csv, low_memory=False)
+        submission = pd.read_csv(submission_csv, low_memory=False, dtype={key: str} if key else None)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError(f"submission cannot be read: {reason}") from None
@@ -61,19 +61,24 @@ def check_values(submission: pd.DataFrame, columns: list[str], id_column: str) -
 
 
 def grade(submission_csv: Path | str, answers_csv: Path | str, answers_json: Path | str) -> float:
-    """The submission's score; ValueError with a one-line reason when it is invalid."""
+    """The submission's score; ValueError with a one-line reason when it is invalid.
+
+    Rows are matched by the id column, or, for a task without one, by the column the grading JSON names in
+    `match_by` (MLE-bench's insults task: the comment). Several targets are scored by the column-wise metric."""
     meta = json.loads(Path(answers_json).read_text())
     fmt = SubmissionFormat.from_json(meta["submission_format"])
-    id_column, target = meta["id_column"], meta["target"]
-    answers = pd.read_csv(answers_csv, low_memory=False)
-    submission = read_submission(Path(submission_csv))
-    check_columns(submission, [id_column, *fmt.target_columns])
-    # Ids compared as text: a reader may take "7" for an int in one file and a str in the other.
-    submitted_ids, wanted_ids = submission[id_column].astype(str), answers[id_column].astype(str)
+    targets = meta.get("targets") or [meta["target"]]
+    key = meta["id_column"] or meta.get("match_by")
+    answers = pd.read_csv(answers_csv, low_memory=False, dtype={key: str})
+    submission = read_submission(Path(submission_csv), key)
+    check_columns(submission, meta.get("columns") or [meta["id_column"], *fmt.target_columns])
+    # Keys compared as text: a reader may take "7" for an int in one file and a str in the other.
+    submitted_ids, wanted_ids = submission[key].astype(str), answers[key].astype(str)
     check_ids(submitted_ids, wanted_ids)
-    check_values(submission, list(fmt.target_columns), id_column)
+    check_values(submission, list(fmt.target_columns), key)
     aligned = submission.set_index(submitted_ids).loc[wanted_ids].reset_index(drop=True)
-    return float(score_predictions(meta["metric"], answers[target], aligned, fmt))
+    truth = answers[targets[0]] if len(targets) == 1 else answers[targets]
+    return float(score_predictions(meta["metric"], truth, aligned, fmt))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ minus the id.
 RMSLE is not a metric either optimises directly: both fit log1p(target) on
 RMSE and submit expm1 of the prediction. A task whose tables hold nothing but
 the id (an image task) is refused with exit code 3: tabular AutoML cannot read
-the pictures.
+the pictures; so are tasks with no train.csv, no id column or several targets.
 """
 from __future__ import annotations
 
@@ -56,6 +56,14 @@ def problem_type(meta: dict) -> str:
 
 
 def load(task_dir: Path, meta: dict) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series]:
+    # The layouts of real competitions (suite_layouts.py) are what these peers' users adapt by hand: no
+    # train.csv, no id column, several targets. Refused, as image tasks are.
+    if not (task_dir / "train.csv").is_file():
+        raise Unsupported("no train.csv (JSON tables or zipped folders): TabularPredictor and AutoML take one table")
+    if not meta.get("id_column"):
+        raise Unsupported("no id column: the submission's rows are keyed by passthrough columns")
+    if len(meta.get("targets") or [meta["target"]]) > 1:
+        raise Unsupported("several targets: one label column per predictor")
     train = pd.read_csv(task_dir / "train.csv", low_memory=False)
     test = pd.read_csv(task_dir / "test.csv", low_memory=False)
     id_column, target = meta["id_column"], meta["target"]

@@ -1,4 +1,5 @@
-"""Build the offline benchmark suite: the ten example tasks plus text and image tasks, MLE-bench layout.
+"""Build the offline benchmark suite: the ten example tasks, text and image tasks, and the layouts of real
+competitions (suite_layouts.py: no id column, several targets, JSON, zipped images), MLE-bench layout.
 
     python benchmarks/suite.py [--out benchmarks/out/suite/tasks] [--answers benchmarks/out/suite/answers] [--only ...]
 
@@ -182,11 +183,13 @@ def build_image_task(task: ImageExample) -> BuiltTask:
 @dataclass(frozen=True)
 class SuiteTask:
     name: str
-    modality: str                                 # "tabular" | "text" | "image"
+    modality: str                                 # "tabular" | "text" | "image" | "multi-label" | "multi-target"
     make: Callable[[], Example | ImageExample]
 
     def build(self) -> BuiltTask:
         made = self.make()
+        if isinstance(made, BuiltTask):           # a layout task builds its own files (suite_layouts.py)
+            return made
         return build_image_task(made) if isinstance(made, ImageExample) else mk.build(made)
 
 
@@ -198,6 +201,15 @@ SUITE: dict[str, SuiteTask] = {
     "mnist": SuiteTask("mnist", "image", mnist),
     "digits_parity": SuiteTask("digits_parity", "image", digits_parity),
 }
+
+
+def _layout_tasks() -> dict[str, SuiteTask]:
+    from suite_layouts import LAYOUT_TASKS
+
+    return {name: SuiteTask(name, modality, make) for name, (modality, make) in LAYOUT_TASKS.items()}
+
+
+SUITE.update(_layout_tasks())
 
 
 def build_suite(out: Path, answers: Path, names: list[str] | None = None) -> dict[str, dict]:

@@ -239,6 +239,13 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
         hinted.remove("id_column")
     train_head = files.read("train", nrows=HEAD_ROWS)
     test_head = files.read("test", nrows=HEAD_ROWS)
+    hinted_id = stated.get("id_column") if "id_column" in hinted else None
+    if hinted_id in test_head.columns and not (ID_NAME.match(hinted_id) or _key_like(test_head[hinted_id])):
+        # A text or repeated column (a comment, a date) is not a row key, whatever the hint says: taken as the
+        # id it would be dropped from the features. It stays a passthrough column.
+        log.info("hinted id column %r is not a key (free text or repeated values); not used as the id", hinted_id)
+        stated.pop("id_column")
+        hinted.remove("id_column")
     sample_head = read_table(files.sample_submission, nrows=HEAD_ROWS) if files.sample_submission else None
     sample_cols = None if sample_head is None else [str(c) for c in sample_head.columns]
     cols = resolve_columns(list(train_head.columns), test_head, sample_cols, stated, files)

@@ -131,3 +131,43 @@ def test_png_bytes_round_trip_a_grey_picture():
     picture = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4
     with Image.open(io.BytesIO(suite.png_bytes(picture))) as image:
         assert np.array_equal(np.asarray(image), picture)
+
+
+LAYOUTS = {"drug_reviews_layout": ("auc", "binary", ()), "census_labels": ("mean_auc", "multi-label", ()),
+           "tx_housing": ("mean_rmsle", "multi-target regression", ()),
+           "fine_foods_json": ("logloss", "binary", ()), "digits_zip": ("logloss", "binary", ("train", "test"))}
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("layouts")
+    suite.build_suite(base / "tasks", base / "answers", list(LAYOUTS))
+    return base
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_layout_tasks_are_read_as_their_competitions_and_the_baseline_grades(layouts, name, tmp_path):
+    """Each real-competition layout: iml-ray's analysis reads it as meant, its answers stay outside, and the plain
+    baseline's submission is valid for the grader (which matches rows by the id or the passthrough key)."""
+    from iml_ray.task.archives import unpack_task
+    from iml_ray.task.inference import analyze_task, check_task
+
+    baseline = load_script("baseline_under_test", BENCHMARKS / "baseline.py")
+    grade = load_script("grade_under_test", BENCHMARKS / "grade.py")
+    task, answers = layouts / "tasks" / name, layouts / "answers"
+    metric, task_type, archives = LAYOUTS[name]
+    meta = json.loads((answers / f"{name}.json").read_text())
+    assert not answers.resolve().is_relative_to(task.resolve()) and meta["metric"] == metric
+    files = check_task(task)
+    assert set(files.archives) == set(archives)
+    summary = analyze_task(unpack_task(task, files.archives, tmp_path / "unpacked") if archives else task)
+    assert summary.metric == metric and summary.task_type == task_type
+    assert list(summary.submission.all_columns) == meta["columns"]
+    assert summary.submission.target_columns == tuple(meta["targets"])
+    submission = tmp_path / "baseline.csv"
+    baseline.run_baseline(task, meta).to_csv(submission, index=False)
+    score = grade.grade(submission, answers / f"{name}.csv", answers / f"{name}.json")
+    assert math.isfinite(score)
+    shuffled = pd.read_csv(submission).sample(frac=1.0, random_state=1)
+    shuffled.to_csv(submission, index=False)              # rows in another order: matched by key, same score
+    assert grade.grade(submission, answers / f"{name}.csv", answers / f"{name}.json") == pytest.approx(score)

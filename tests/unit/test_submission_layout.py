@@ -138,3 +138,11 @@ def test_minority_class_is_the_event_when_no_word_names_one(tmp_path):
     assert cls == "alpha" and "minority" in why
     with pytest.raises(TaskError):
         positive_class(["a", "b"], {"positive_class": "c"}, "", "t", y)
+
+
+def test_a_hinted_id_that_is_free_text_stays_a_passthrough_feature(tmp_path):
+    """An LLM answering id_column='Comment' on the insults layout would drop the only feature: refused."""
+    task, _ = _insults_task(tmp_path / "insults")
+    summary = analyze_task(task, hints={"id_column": "Comment"}, hints_from="llm TaskAnalyzer")
+    assert summary.id_column is None and "Comment" in summary.feature_columns
+    assert summary.submission.passthrough == ("Date", "Comment")
