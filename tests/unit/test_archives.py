@@ -14,7 +14,7 @@ from PIL import Image
 
 from iml_ray.cli import main
 from iml_ray.errors import TaskError
-from iml_ray.task.archives import check_archive, unpack_task
+from iml_ray.task.archives import unpack_task
 from iml_ray.task.inference import analyze_task, check_task
 
 
