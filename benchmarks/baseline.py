@@ -11,7 +11,8 @@ the id, each row's picture is `images/<id>.png`): LogisticRegression(max_iter=10
 random_state=0 everywhere. The baseline is told the metric and submission
 format (the answers JSON) and writes exactly that format. Layouts of real
 competitions: JSON tables are read with pandas; several targets get one model
-each; passthrough columns are copied from the test rows; zipped images named
+each; a forecast gets the seasonal naive forecast (each series' value a season
+back); passthrough columns are copied from the test rows; zipped images named
 by their class (train.zip: `<class>.<n>.png`) get the pixel model.
 """
 from __future__ import annotations
@@ -195,10 +196,32 @@ def fit_and_predict_zipped(task_dir: Path, meta: dict) -> pd.DataFrame:
     return to_submission(ids, model.predict_proba(x_test), model, meta)
 
 
+def seasonal_naive(train: pd.DataFrame, test: pd.DataFrame, meta: dict) -> pd.DataFrame:
+    """A forecast's baseline: each series' value one season back (as many seasons as needed to reach train),
+    else the series' mean, else the mean."""
+    spec, target = meta["forecast"], meta["target"]
+    time, keys, months = spec["time_column"], list(spec["series_keys"]), int(spec["season_months"])
+    known = train.assign(**{time: pd.to_datetime(train[time])}).set_index(keys + [time])[target]
+    dates = pd.to_datetime(test[time])
+    values = np.full(len(test), np.nan)
+    for seasons in range(1, 6):
+        back = dates - pd.DateOffset(months=months * seasons)
+        found = known.reindex(pd.MultiIndex.from_arrays([*(test[k] for k in keys), back])).to_numpy(dtype=float)
+        values = np.where(np.isnan(values), found, values)
+    means = train.groupby(keys)[target].mean()
+    series_mean = means.reindex(pd.MultiIndex.from_frame(test[keys]) if len(keys) > 1 else test[keys[0]]).to_numpy()
+    values = np.where(np.isnan(values), series_mean, values)
+    values = np.where(np.isnan(values), train[target].mean(), values)
+    return pd.DataFrame({meta["id_column"]: test[meta["id_column"]], target: values})
+
+
 def run_baseline(task_dir: Path, meta: dict) -> pd.DataFrame:
     if (task_dir / "train.zip").is_file() and not (task_dir / "train.csv").is_file():
         return fit_and_predict_zipped(task_dir, meta)
     train, test = read_table(task_dir, "train"), read_table(task_dir, "test")
+    if meta.get("forecast"):
+        log.info("forecast: seasonal naive")
+        return seasonal_naive(train, test, meta)
     id_column = meta["id_column"]
     targets = meta.get("targets") or [meta["target"]]
     regression = meta["submission_format"]["kind"] == "value"

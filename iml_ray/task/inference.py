@@ -14,9 +14,10 @@ from typing import Any
 import pandas as pd
 
 from iml_ray.errors import TaskError
-from iml_ray.task.answer_format import default_metric, submission_format
+from iml_ray.task.answer_format import default_metric, infer_problem_type, submission_format
 from iml_ray.task.archives import check_archive
 from iml_ray.task.files import ID_NAME, YAML_KEYS, TaskFiles, TaskSummary, locate_task, read_table, read_task_yaml
+from iml_ray.task.forecasting import find_forecast
 from iml_ray.task.media import ImageSource, find_image_sources
 from iml_ray.task.several_targets import several_targets
 from iml_ray.task.tables import count_rows, read_columns
@@ -294,7 +295,7 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
         if problem_type:
             decisions["problem_type"] = "stated in task.yaml"
         else:
-            problem_type, why = _infer_problem_type(y, metric, prediction_cols, cols.target)
+            problem_type, why = infer_problem_type(y, metric, prediction_cols)
             decisions["problem_type"] = f"inferred: {why}"
         if not metric:
             metric, why = default_metric(problem_type, sample, prediction_cols, y)
@@ -314,6 +315,11 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
             raise TaskError(f"{len(missing)} id(s) of {files.sample_submission.name} are not in {_test_name(files)} "
                             f"(e.g. {sorted(missing)[0]!r})", "The sample submission must list the test ids.")
 
+    forecast = None
+    if problem_type == "regression" and len(cols.targets) == 1 and files.layout is None and not images:
+        forecast, why = find_forecast(files, cols.feature_columns)
+        if forecast is not None:
+            decisions["forecast"] = why
     for key in hinted:
         if decisions.get(key, "").startswith("stated"):
             decisions[key] = f"{hints_from}: {hints.get('why') or 'from the description and the files'}"[:300]
@@ -325,6 +331,7 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
         sample_submission_file=files.relative(files.sample_submission),
         target=cols.target,
         targets=cols.targets if len(cols.targets) > 1 else (),
+        forecast=forecast,
         id_column=cols.id_column,
         problem_type=problem_type,
         metric=spec.name,
@@ -370,26 +377,3 @@ def needed_columns(files: TaskFiles, cols: ColumnResolution) -> tuple[pd.DataFra
 
 def _test_name(files: TaskFiles) -> str:
     return f"{files.test.name}/ (its images)" if files.layout else files.test.name
-
-
-def _infer_problem_type(y: pd.Series, metric: str | None, prediction_cols: list[str], target: str) -> tuple[str, str]:
-    from iml_ray.metrics.registry import get_metric
-
-    n_unique = int(y.nunique())
-    if metric:
-        types = get_metric(metric).problem_types
-        if types == ("regression",):
-            return "regression", f"the metric {metric} is a regression metric"
-        if "regression" not in types:
-            kind = "binary" if n_unique == 2 else "multiclass"
-            return kind, f"the metric {metric} is a classification metric and the target has {n_unique} values"
-    if len(prediction_cols) > 1:
-        return ("binary" if len(prediction_cols) == 2 else "multiclass"), "the sample submission has one column per class"
-    if n_unique == 2:
-        return "binary", "the target has two values"
-    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
-        return "multiclass", f"the target is not numeric and has {n_unique} values"
-    integral = bool((y == y.round()).all())
-    if integral and n_unique <= 20 and n_unique / max(len(y), 1) <= 0.05:
-        return "multiclass", f"the target holds {n_unique} integer values"
-    return "regression", f"the target is numeric with {n_unique} distinct values"

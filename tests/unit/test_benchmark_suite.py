@@ -135,7 +135,8 @@ def test_png_bytes_round_trip_a_grey_picture():
 
 LAYOUTS = {"drug_reviews_layout": ("auc", "binary", ()), "census_labels": ("mean_auc", "multi-label", ()),
            "tx_housing": ("mean_rmsle", "multi-target regression", ()),
-           "fine_foods_json": ("logloss", "binary", ()), "digits_zip": ("logloss", "binary", ("train", "test"))}
+           "fine_foods_json": ("logloss", "binary", ()), "digits_zip": ("logloss", "binary", ("train", "test")),
+           "tx_sales_forecast": ("rmsle", "forecasting", ())}
 
 
 @pytest.fixture(scope="module")
