@@ -71,6 +71,11 @@ def ask_llm(brain: Brain, task_dir: str, draft: TaskSummary | None, description:
                                 clip_middle(train.head(3).to_string(), 400), shown, metrics),
                        lambda reply: parse(reply, train_columns, test_columns, metrics))
     hints = {k: answer[k] for k in FIELDS if answer[k] != now.get(k)}
+    if draft is not None and draft.targets and answer["target"] in draft.targets:
+        # The answer names one target of several the files show (one model per label): the files stand.
+        hints.pop("target", None)
+        if hints.get("metric") and _column_wise_of(hints["metric"]) == draft.metric:
+            hints.pop("metric")
     if not hints:
         brain.note("llm", "agrees with the rules analysis")
         return draft
@@ -83,6 +88,15 @@ def ask_llm(brain: Brain, task_dir: str, draft: TaskSummary | None, description:
         return draft
     brain.note("llm", f"changed {', '.join(sorted(hints))}: {answer['why']}")
     return summary
+
+
+def _column_wise_of(metric: str) -> str | None:
+    from iml_ray.metrics.registry import UnknownMetric, column_wise
+
+    try:
+        return column_wise(metric).name
+    except UnknownMetric:
+        return None
 
 
 def messages(description: str, train_columns: list[str], test_columns: list[str], sample_columns: list[str] | None,

@@ -198,6 +198,20 @@ def _rmsle(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> floa
     return float(np.sqrt(np.mean((np.log1p(y_pred) - np.log1p(y_true)) ** 2)))
 
 
+def _mape(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    # As a fraction (0.1 = 10 %), like sklearn; a true value of 0 has no percentage error.
+    if (y_true == 0).any():
+        raise ValueError("MAPE is undefined when a true value is 0 (use SMAPE or MAE)")
+    return float(np.mean(np.abs((y_pred - y_true) / y_true)))
+
+
+def _smape(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    # Kaggle's form, as a fraction in [0, 2]: |p - y| / ((|y| + |p|) / 2), a pair of zeros counting 0.
+    scale = (np.abs(y_true) + np.abs(y_pred)) / 2.0
+    ratio = np.divide(np.abs(y_pred - y_true), scale, out=np.zeros_like(scale, dtype=float), where=scale > 0)
+    return float(np.mean(ratio))
+
+
 def _f1(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
     labels = classes if classes is not None else natural_order([*y_true.tolist(), *y_pred.tolist()])
     if len(labels) > 2:
@@ -250,6 +264,12 @@ _REGISTRY = (
     Metric("mae", False, "value", REGRESSION, "exp_neg",
            (r"mean[ -]absolute[ -]error", r"mae"),
            _ignoring_classes(skm.mean_absolute_error)),
+    Metric("smape", False, "value", REGRESSION, "exp_neg",
+           (r"symmetric mean absolute percentage error", r"smape", r"sym(?:metric)?[ -]mape"),
+           _smape),
+    Metric("mape", False, "value", REGRESSION, "exp_neg",
+           (r"(?<!symmetric )mean absolute percentage error", r"mape"),
+           _mape),
     Metric("mse", False, "value", REGRESSION, "exp_neg",
            (r"(?<!root )(?<!root-)mean[ -]squared?[ -]error", r"mse"),
            _ignoring_classes(skm.mean_squared_error)),
@@ -327,6 +347,8 @@ ALIASES: dict[str, str] = {
                      "root_mean_square_log_error", "neg_root_mean_squared_log_error"), "rmsle"),
     **dict.fromkeys(("mean_absolute_error", "neg_mean_absolute_error", "l1"), "mae"),
     **dict.fromkeys(("mean_squared_error", "mean_square_error", "neg_mean_squared_error", "l2"), "mse"),
+    **dict.fromkeys(("mean_absolute_percentage_error", "neg_mean_absolute_percentage_error"), "mape"),
+    **dict.fromkeys(("symmetric_mean_absolute_percentage_error", "symmetric_mape"), "smape"),
     **dict.fromkeys(("r^2", "r²", "r_squared", "rsquared", "r2_score", "coefficient_of_determination"), "r2"),
     **dict.fromkeys(("acc", "accuracy_score"), "accuracy"),
     **dict.fromkeys(("balanced_acc", "balanced_accuracy_score"), "balanced_accuracy"),

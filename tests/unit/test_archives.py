@@ -115,3 +115,15 @@ def test_hostile_archives_are_one_line_and_touch_nothing(tmp_path, case, problem
     assert code == 2 and problem in err and "Traceback" not in err and len(err.strip().splitlines()) == 2
     assert not (tmp_path / "out").exists() and _snapshot(tmp_path) == before
     assert not (tmp_path / "evil.png").exists() and not (tmp_path.parent / "evil.png").exists()
+
+
+def test_a_stripped_description_reads_the_zipped_task_from_its_files(tmp_path):
+    from iml_ray.task.inference import STRIPPED_DESCRIPTION
+
+    task, _ = _zipped_task(tmp_path / "bars", 40, 10)
+    files = check_task(task)
+    unpacked = unpack_task(task, files.archives, tmp_path / "unpacked")
+    summary = analyze_task(unpacked, description=STRIPPED_DESCRIPTION)
+    # The sample's 0.5 asks for a probability; with no class named, the conventional choice is the minority or last.
+    assert summary.submission.kind == "probability" and summary.metric == "auc"
+    assert summary.layout.label_from == "name"

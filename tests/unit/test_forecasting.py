@@ -114,3 +114,14 @@ def test_a_forecasting_pipeline_beats_the_seasonal_naive_forecast(tmp_path):
     ours = rmsle.score(test["sales"], written["sales"])
     naive = rmsle.score(test["sales"], _seasonal_naive(train, test))
     assert ours < naive, (ours, naive)
+
+
+def test_a_stripped_description_still_gives_a_forecast(tmp_path):
+    from iml_ray.task.inference import STRIPPED_DESCRIPTION
+
+    frame = _sales(cities=4)
+    train, test = frame[frame.date < "2015-01-01"], frame[frame.date >= "2015-01-01"]
+    task = write_task(tmp_path / "t", train, test.drop(columns="sales"), test[["id"]].assign(sales=0.0),
+                      STRIPPED_DESCRIPTION)
+    summary = analyze_task(task)
+    assert summary.forecast is not None and summary.metric == "rmse" and summary.decisions["metric"].startswith("default")

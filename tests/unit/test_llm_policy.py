@@ -200,3 +200,17 @@ def test_an_endpoint_given_up_on_is_not_retried_by_every_later_call():
             client.chat("debugger", [{"role": "user", "content": "fix"}])
         assert len(server.requests) == 3
     assert ledger.to_json()["down"].startswith("LLM endpoint 127.0.0.1")
+
+
+def test_an_llm_naming_one_of_several_targets_keeps_the_task_multi_label(tmp_path):
+    """The files show three label columns; an answer naming one of them (and its plain metric) changes nothing."""
+    rng = pd.Series(range(300))
+    frame = pd.DataFrame({"id": rng, "x": rng % 7, "a": (rng % 2), "b": (rng % 3 == 0).astype(int),
+                          "c": (rng % 5 == 0).astype(int)})
+    train, test = frame.iloc[:240], frame.iloc[240:]
+    task = write_task(tmp_path / "labels", train, test[["id", "x"]], test[["id"]].assign(a=0.5, b=0.5, c=0.5),
+                      "Scored on the mean column-wise ROC AUC.\n")
+    answer = {"target": "b", "id_column": "id", "metric": "auc", "problem_type": "binary", "why": "b is a label"}
+    with ScriptedServer([{"content": json.dumps(answer)}]) as server:
+        summary = TaskAnalyzer("openai", _llm(server)).analyze(str(task))
+    assert summary.all_targets == ("a", "b", "c") and summary.metric == "mean_auc"

@@ -13,9 +13,9 @@ from iml_ray.metrics.predictions import score_predictions
 from iml_ray.metrics.registry import METRICS, Metric, UnknownMetric, get_metric
 from iml_ray.metrics.submission import SubmissionFormat
 
-CANONICAL = ("accuracy", "auc", "balanced_accuracy", "f1", "f1_macro", "logloss", "mae", "mcc", "mse", "qwk", "r2",
-             "rmse", "rmsle")
-LOSSES = ("logloss", "rmse", "rmsle", "mae", "mse")
+CANONICAL = ("accuracy", "auc", "balanced_accuracy", "f1", "f1_macro", "logloss", "mae", "mape", "mcc", "mse", "qwk",
+             "r2", "rmse", "rmsle", "smape")
+LOSSES = ("logloss", "rmse", "rmsle", "mae", "mse", "mape", "smape")
 # Several targets: each the mean over target columns of its unit metric.
 COLUMN_WISE = {"mean_auc": "auc", "mean_logloss": "logloss", "mean_rmsle": "rmsle", "mcrmse": "rmse", "mean_mae": "mae"}
 
@@ -190,7 +190,7 @@ def test_directions_needs_and_problem_types(name):
     metric = get_metric(name)
     assert metric.higher_is_better is (name not in LOSSES)
     expected_needs = ("proba" if name in ("auc", "logloss")
-                      else "value" if name in ("rmse", "rmsle", "mae", "mse", "r2") else "label")
+                      else "value" if name in ("rmse", "rmsle", "mae", "mse", "r2", "mape", "smape") else "label")
     assert metric.needs == expected_needs
     expected_types = ("regression",) if expected_needs == "value" else ("binary", "multiclass")
     assert metric.problem_types == expected_types
@@ -258,8 +258,8 @@ def test_unknown_metric_lists_the_known_names():
         get_metric("foo")
     assert isinstance(info.value, ValueError)
     assert str(info.value) == ("unknown metric 'foo'; known metrics: accuracy, auc, balanced_accuracy, f1, f1_macro, "
-                               "logloss, mae, mcc, mcrmse, mean_auc, mean_logloss, mean_mae, mean_rmsle, mse, qwk, r2, "
-                               "rmse, rmsle")
+                               "logloss, mae, mape, mcc, mcrmse, mean_auc, mean_logloss, mean_mae, mean_rmsle, mse, qwk, "
+                               "r2, rmse, rmsle, smape")
 
 
 # ------------------------------------------------------------------ descriptions
@@ -496,3 +496,19 @@ def test_descriptions_name_column_wise_metrics(text, expected):
     from iml_ray.metrics.in_description import find_metric_in_text
 
     assert find_metric_in_text(text) == expected
+
+
+def test_percentage_errors_as_forecasting_competitions_score_them():
+    from sklearn.metrics import mean_absolute_percentage_error
+
+    truth, pred = np.array([1.0, 2.0, 4.0, 10.0]), np.array([1.1, 1.5, 4.0, 13.0])
+    assert score("mape", truth, pred) == pytest.approx(mean_absolute_percentage_error(truth, pred))
+    expected = np.mean(np.abs(pred - truth) / ((np.abs(truth) + np.abs(pred)) / 2))
+    assert score("smape", truth, pred) == pytest.approx(expected)
+    assert score("smape", np.array([0.0, 2.0]), np.array([0.0, 2.0])) == 0.0       # a pair of zeros is no error
+    with pytest.raises(ValueError, match="MAPE is undefined when a true value is 0"):
+        score("mape", np.array([0.0, 1.0]), np.array([1.0, 1.0]))
+    from iml_ray.metrics.in_description import find_metric_in_text
+
+    assert find_metric_in_text("Scored by the symmetric mean absolute percentage error (SMAPE).") == "smape"
+    assert find_metric_in_text("Evaluated on the mean absolute percentage error.") == "mape"

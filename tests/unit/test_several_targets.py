@@ -103,3 +103,16 @@ def test_several_text_targets_are_said_unsupported(tmp_path):
                       test[["id"]].assign(sex_label="Male", race_label="White"))
     with pytest.raises(UnsupportedTask, match="several targets of labels"):
         analyze_task(task)
+
+
+def test_stripped_multitarget_regression_defaults_to_mean_columnwise_rmse(tmp_path):
+    from palmerpenguins import load_penguins
+
+    frame = load_penguins().dropna(subset=["bill_length_mm", "flipper_length_mm"]).reset_index(drop=True)
+    frame = frame.assign(id=np.arange(len(frame)))
+    targets = ["bill_length_mm", "flipper_length_mm"]
+    train, test = frame.iloc[:250], frame.iloc[250:]
+    task = write_task(tmp_path / "p", train, test.drop(columns=targets),
+                      test[["id"]].assign(bill_length_mm=0.0, flipper_length_mm=0.0), STRIPPED_DESCRIPTION)
+    summary = analyze_task(task)
+    assert summary.task_type == "multi-target regression" and summary.metric == "mcrmse"
