@@ -53,13 +53,16 @@ class TaskFiles:
     # Splits shipped as zips of images or clips ({split: archive}): a run unpacks them (archives.py) and
     # analyses the unpacked copy.
     archives: dict[str, Path] = field(default_factory=dict)
+    # The test rows come from these columns of `test` (the sample submission's ids when there is no test table).
+    test_columns: tuple[str, ...] = ()
 
     def relative(self, path: Path | None) -> str | None:
         return None if path is None else str(path.relative_to(self.root))
 
     def read(self, split: str, nrows: int | None = None) -> pd.DataFrame:
         """The train or test table (built from the folders for a FolderLayout)."""
-        return read_split(self.root, self.train if split == "train" else self.test, split, self.layout, nrows)
+        frame = read_split(self.root, self.train if split == "train" else self.test, split, self.layout, nrows)
+        return frame[list(self.test_columns)] if split == "test" and self.test_columns else frame
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class TaskSummary:
     # Several targets (multi-label, multi-target regression); `target` is the first. Empty: one target.
     targets: tuple[str, ...] = ()
     forecast: Forecast | None = None         # a time-series forecast: dates, series keys, season, horizon
+    test_columns: tuple[str, ...] = ()       # test rows from these columns of test_file (the sample's ids)
 
     @property
     def all_targets(self) -> tuple[str, ...]:
@@ -118,6 +122,7 @@ class TaskSummary:
         data["layout"] = None if self.layout is None else self.layout.to_json()
         data["targets"] = list(self.targets)
         data["forecast"] = None if self.forecast is None else self.forecast.to_json()
+        data["test_columns"] = list(self.test_columns)
         return data
 
     @classmethod
@@ -130,11 +135,14 @@ class TaskSummary:
         data["layout"] = FolderLayout.from_json(data["layout"]) if data.get("layout") else None
         data["targets"] = tuple(data.get("targets") or ())
         data["forecast"] = Forecast.from_json(data["forecast"]) if data.get("forecast") else None
+        data["test_columns"] = tuple(data.get("test_columns") or ())
         return cls(**data)
 
     def read(self, split: str) -> pd.DataFrame:
         """The train or test table, as the generated pipeline reads it."""
-        return read_split(Path(self.task_dir), self.train_file if split == "train" else self.test_file, split, self.layout)
+        frame = read_split(Path(self.task_dir), self.train_file if split == "train" else self.test_file, split,
+                           self.layout)
+        return frame[list(self.test_columns)] if split == "test" and self.test_columns else frame
 
     @property
     def inferred(self) -> dict[str, str]:
@@ -162,7 +170,7 @@ def locate_task(path: str | Path) -> TaskFiles:
     refuse(unsupported_output(root, [] if sample is None else [str(c) for c in read_table(sample, nrows=1).columns]))
     train = _find_table(root, "train")
     layout = None
-    archives = media_archives(root) if train is None else {}
+    archives = media_archives(root)
     if archives:
         known = {sample, description, task_yaml, *archives.values()}
         extras = tuple(sorted(p.name for p in root.iterdir() if p not in known and not p.name.startswith(".")))
@@ -177,11 +185,27 @@ def locate_task(path: str | Path) -> TaskFiles:
             raise TaskError(f"no train file in {root}", "Add train.csv (or .tsv, .parquet, .json, .jsonl, gzipped or zipped), "
                             "or the training images in one folder per class (train/<class>/<image>).")
         test = _find_table(root, "test")
+        if test is None and sample is not None and _holds_media(root / "test"):
+            # No test table, a test/ folder of images or clips (aerial-cactus, whale): the test rows are the
+            # sample submission's ids, its first column.
+            test_columns = (str(read_table(sample, nrows=1).columns[0]),)
+            known = {p for p in (train, sample, description, task_yaml) if p is not None}
+            extras = tuple(sorted(p.name for p in root.iterdir() if p not in known and not p.name.startswith(".")))
+            return TaskFiles(root, name, train, sample, sample, description, task_yaml, extras, None,
+                             test_columns=test_columns)
         if test is None:
             raise TaskError(f"no test file in {root}", "Add test.csv with the rows to predict.")
     known = {p for p in (train, test, sample, description, task_yaml) if p is not None}
     extras = tuple(sorted(p.name for p in root.iterdir() if p not in known and not p.name.startswith(".")))
     return TaskFiles(root, name, train, test, sample, description, task_yaml, extras, layout)
+
+
+def _holds_media(folder: Path) -> bool:
+    from iml_ray.task.archives import MEDIA_SUFFIXES
+
+    if not folder.is_dir():
+        return False
+    return any(p.name.lower().endswith(MEDIA_SUFFIXES) for p, _ in zip(folder.iterdir(), range(1000)))
 
 
 # sample_submission.csv, sampleSubmission.csv, and the variants competitions ship (MLE-bench's insults task has

@@ -340,6 +340,7 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
         dropped_columns=cols.dropped_columns,
         images=tuple(images),
         layout=files.layout,
+        test_columns=files.test_columns,
         n_train=int(len(labels)),
         n_test=int(n_test),
         decisions=decisions,

@@ -127,3 +127,37 @@ def test_a_stripped_description_reads_the_zipped_task_from_its_files(tmp_path):
     # The sample's 0.5 asks for a probability; with no class named, the conventional choice is the minority or last.
     assert summary.submission.kind == "probability" and summary.metric == "auc"
     assert summary.layout.label_from == "name"
+
+
+def test_a_labels_table_beside_zipped_folders_and_no_test_table(tmp_path):
+    """aerial-cactus's layout: train.csv (id = file name, has_cactus), train.zip and test.zip of images, no
+    test.csv: the test rows are the sample submission's ids."""
+    rng = np.random.default_rng(3)
+    root = tmp_path / "cactus"
+    root.mkdir()
+    labels = rng.integers(0, 2, 120)
+    names = [f"{rng.integers(16 ** 12):012x}.png" for _ in range(150)]
+    with zipfile.ZipFile(root / "train.zip", "w") as archive:
+        for name, label in zip(names[:120], labels):
+            archive.writestr(f"train/{name}", _png(label, rng))
+    truth = rng.integers(0, 2, 30)
+    with zipfile.ZipFile(root / "test.zip", "w") as archive:
+        for name, label in zip(names[120:], truth):
+            archive.writestr(f"test/{name}", _png(label, rng))
+    pd.DataFrame({"id": names[:120], "has_cactus": labels}).to_csv(root / "train.csv", index=False)
+    pd.DataFrame({"id": names[120:][::-1], "has_cactus": 0.5}).to_csv(root / "sample_submission.csv", index=False)
+    (root / "description.md").write_text("Does the picture show a vertical bar? Scored on AUC.\n")
+    files = check_task(root)
+    assert set(files.archives) == {"train", "test"}
+    unpacked = unpack_task(root, files.archives, tmp_path / "unpacked")
+    summary = analyze_task(unpacked)
+    assert summary.test_file == "sample_submission.csv" and summary.test_columns == ("id",)
+    assert summary.n_test == 30 and summary.id_column == "id" and summary.target == "has_cactus"
+    assert [source.test_pattern for source in summary.images] == ["test/{}"]
+    result = verified_candidate(tmp_path, summary, time.time() + 300)
+    written = pd.read_csv(result.submission_path)
+    assert list(written.columns) == ["id", "has_cactus"] and written["id"].tolist() == names[120:][::-1]
+    from sklearn.metrics import roc_auc_score
+
+    by_name = dict(zip(names[120:], truth))
+    assert roc_auc_score([by_name[n] for n in written["id"]], written["has_cactus"]) > 0.8
