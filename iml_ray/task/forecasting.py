@@ -51,11 +51,12 @@ def as_dates(values: pd.Series) -> pd.Series | None:
     if present.empty or pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
         return None
     if pd.api.types.is_datetime64_any_dtype(present):
-        return pd.to_datetime(values)
+        return pd.to_datetime(values, utc=True).dt.tz_localize(None)
     text = present.astype(str)
     if not text.str.contains(r"\d").all():
         return None
-    parsed = pd.to_datetime(values.astype("string"), errors="coerce", format="mixed")
+    # utc=True: a zone on some values (20120618192155Z) and none on others would stop the parse.
+    parsed = pd.to_datetime(values.astype("string"), errors="coerce", format="mixed", utc=True).dt.tz_localize(None)
     return parsed if parsed[values.notna()].notna().mean() >= 0.95 else None
 
 

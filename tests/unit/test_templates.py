@@ -128,3 +128,31 @@ def test_inner_score_prefers_better_probabilities(tmp_path, metric):
     good = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.3, 0.7], [0.1, 0.9], [0.7, 0.3]])
     bad = good[:, ::-1]
     assert module._inner_score(y, good) > module._inner_score(y, bad)
+
+
+def test_dates_as_competitions_spell_them_are_dates(tmp_path):
+    """'April 10, 2013' (drug reviews) and '20120618192155Z' beside empty cells (the insults competition):
+    profiled as dates, and the prep turns them into finite parts, a zone on some values or not."""
+    rng = np.random.default_rng(1)
+    n = 120
+    stamps = pd.date_range("2012-01-01", periods=n, freq="37h")
+    frame = pd.DataFrame({
+        "id": range(n),
+        "spoken": [d.strftime("%B %d, %Y") for d in stamps],
+        "compact": [None if i % 9 == 0 else d.strftime("%Y%m%d%H%M%SZ") for i, d in enumerate(stamps)],
+        "x": rng.normal(size=n), "y": rng.integers(0, 2, n),
+    })
+    train, test = frame.iloc[:90], frame.iloc[90:].drop(columns="y")
+    root = write_task(tmp_path / "t", train, test, pd.DataFrame({"id": test["id"], "y": 0}))
+    summary, blueprint, _ = _plan(root)
+    assert set(blueprint.prep.datetime) == {"spoken", "compact"}
+    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
+    X_test = prep.transform(test)
+    dense = X_test.toarray() if sparse.issparse(X_test) else X_test
+    assert np.isfinite(dense).all()
+    present = test["compact"].notna().to_numpy()
+    for column, values in (("compact__year", stamps.year), ("compact__month", stamps.month),
+                           ("spoken__day", stamps.day)):
+        got = dense[:, prep.feature_names_.index(column)]
+        rows = present if column.startswith("compact") else np.ones(len(test), bool)
+        assert (got[rows] == np.asarray(values[90:])[rows]).all(), column
