@@ -41,7 +41,8 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
             notes.append(note)
     max_rows = None
     if time_budget_s:
-        max_rows, note = sample_for_budget(prep, profile.n_train, num_threads, time_budget_s)
+        max_rows, note = sample_for_budget(prep, profile.n_train, num_threads, time_budget_s,
+                                           len(summary.all_targets))
         if note:
             notes.append(note)
     train = TrainPlan(seed=seed, holdout_fraction=holdout_fraction, stratified=summary.problem_type != "regression",
@@ -59,9 +60,12 @@ def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int) -> float:
     return STARTUP_S + 2 * per_fit
 
 
-def sample_for_budget(prep: PrepPlan, n_rows: int, num_threads: int, time_budget_s: float) -> tuple[int | None, str | None]:
-    """A row cap for fitting when all rows would not fit the budget (validation still uses every held-out row)."""
-    expected = estimated_seconds(prep, n_rows, num_threads)
+def sample_for_budget(prep: PrepPlan, n_rows: int, num_threads: int, time_budget_s: float,
+                      n_targets: int = 1) -> tuple[int | None, str | None]:
+    """A row cap for fitting when all rows would not fit the budget (validation still uses every held-out row).
+
+    Several targets are fitted one after another: each costs what one target would."""
+    expected = STARTUP_S + (estimated_seconds(prep, n_rows, num_threads) - STARTUP_S) * max(1, n_targets)
     allowed = BUDGET_SHARE * time_budget_s
     if expected <= allowed or n_rows <= MIN_SAMPLE_ROWS:
         return None, None
@@ -69,8 +73,9 @@ def sample_for_budget(prep: PrepPlan, n_rows: int, num_threads: int, time_budget
     rows = max(MIN_SAMPLE_ROWS, min(rows, n_rows))
     if rows >= n_rows:
         return None, None
-    return rows, (f"fit on a seeded sample of {rows} of {n_rows} rows: all rows would take about {expected:.0f} s, "
-                  f"more than {BUDGET_SHARE:.0%} of the {time_budget_s:.0f} s budget")
+    targets = f" for {n_targets} targets" if n_targets > 1 else ""
+    return rows, (f"fit on a seeded sample of {rows} of {n_rows} rows: all rows would take about {expected:.0f} s"
+                  f"{targets}, more than {BUDGET_SHARE:.0%} of the {time_budget_s:.0f} s budget")
 
 
 def plan_prep(summary: TaskSummary, profile: Profile, knobs: dict, time_budget_s: float | None = None) -> PrepPlan:

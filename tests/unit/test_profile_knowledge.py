@@ -76,3 +76,8 @@ def test_a_large_table_is_sampled_to_fit_the_budget(tmp_path):
     # a small table, or a generous budget, trains on every row
     assert sample_for_budget(prep, 2000, 2, 120) == (None, None)
     assert sample_for_budget(prep, 1_000_000, 2, 100_000) == (None, None)
+    # three targets fitted one after another: each gets a third of the fitting time
+    three, note3 = sample_for_budget(prep, 1_000_000, 2, 120, n_targets=3)
+    assert three < rows and "for 3 targets" in note3
+    startup = 8.0
+    assert (estimated_seconds(prep, three, 2) - startup) * 3 <= 0.35 * 120 - startup + 1
