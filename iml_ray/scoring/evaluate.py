@@ -38,14 +38,16 @@ def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray
 
 
 def latest_rows(summary: TaskSummary, labelled: np.ndarray, fraction: float) -> np.ndarray:
-    """A forecast's holdout: the labelled rows of the last `fraction` of train's distinct dates (at least one),
-    as the test rows are the dates after train's."""
+    """A forecast's holdout: the labelled rows of train's last dates, as the test rows are the dates after
+    train's. As many dates as the test's horizon spans (the pipeline's features assume what is known one
+    horizon before a row), and never more than `fraction` of them; at least one."""
     from iml_ray.task.forecasting import as_dates
 
     column = summary.forecast.time_column
     dates = as_dates(read_columns(Path(summary.task_dir) / summary.train_file, [column])[column])
     distinct = np.sort(dates.iloc[labelled].dropna().unique())
-    cutoff = distinct[max(0, min(len(distinct) - 1, int(np.floor((1 - fraction) * len(distinct)))))]
+    held_dates = max(1, min(summary.forecast.horizon, int(np.ceil(fraction * len(distinct)))))
+    cutoff = distinct[max(0, len(distinct) - held_dates)]
     held = labelled[(dates.iloc[labelled] >= cutoff).to_numpy()]
     return np.sort(held)
 

@@ -59,9 +59,9 @@ def test_a_forecast_is_recognised_with_its_series_season_and_horizon(tmp_path):
     assert "forecasting" in summary.decisions["forecast"] and "monthly" in summary.decisions["forecast"]
     held = make_holdout(summary, 0.2, 0)
     dates = train["date"].to_numpy()
-    # Time-ordered: every held-out row is later than every row left to fit on.
+    # Time-ordered: every held-out row is later than every row left to fit on; as many months as the test's.
     assert dates[held].min() > np.delete(dates, held).max()
-    assert 0.15 < len(held) / len(train) < 0.3
+    assert sorted(set(dates[held])) == [f"2014-{m:02d}-01" for m in range(6, 13)]
 
 
 def test_rows_in_random_order_are_not_a_forecast(tmp_path):
@@ -77,13 +77,20 @@ def test_forecast_features_never_see_a_rows_own_target_or_its_future():
     fit, predict = frame[frame.date < "2014-06-01"], frame[frame.date >= "2014-06-01"]
     spec = {"time_column": "date", "series_keys": ["city"], "frequency": "month", "season": 12, "horizon": 6,
             "step": {"months": 1}}
-    features = _forecast_functions()["forecast_features"]
+    functions = _forecast_functions()
+    features, names = functions["forecast_features"], functions["FORECAST_FEATURES"]
     fit_x, predict_x = features(fit, predict, spec, "sales")
-    assert fit_x.shape == (len(fit), 10) and np.isfinite(fit_x).all() and np.isfinite(predict_x).all()
+    assert fit_x.shape == (len(fit), len(names)) and np.isfinite(fit_x).all() and np.isfinite(predict_x).all()
     # The lag is the value 12 months back in the same city.
     row = fit.index.get_loc(fit[(fit.city == fit.city.iloc[0]) & (fit.date == "2010-05-01")].index[0])
     year_before = fit[(fit.city == fit.city.iloc[0]) & (fit.date == "2009-05-01")]["sales"].iloc[0]
     assert fit_x[row, 0] == pytest.approx(year_before) and fit_x[row, 1] == 0.0
+    # Known one horizon (6 months) before 2010-05: the mean of the season 2008-12 .. 2009-11.
+    city = fit[fit.city == fit.city.iloc[0]].set_index("date")["sales"]
+    assert fit_x[row, names.index("season_mean")] == pytest.approx(city["2008-12-01":"2009-11-01"].mean())
+    # A test row (2014-12) sees the season (2013-06, 2014-06] of what the fit rows hold: up to 2014-05.
+    first = predict.index.get_loc(predict[(predict.city == fit.city.iloc[0]) & (predict.date == "2014-12-01")].index[0])
+    assert predict_x[first, names.index("season_mean")] == pytest.approx(city["2013-07-01":"2014-05-01"].mean())
     # Changing the latest fit rows' targets changes no fit row's features within the horizon before them, and
     # no row's own features.
     changed = fit.copy()
