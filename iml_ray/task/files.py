@@ -27,7 +27,7 @@ from iml_ray.errors import TaskError
 from iml_ray.metrics.submission import PROBLEM_TYPES, SubmissionFormat
 from iml_ray.task.archives import media_archives
 from iml_ray.task.forecasting import Forecast
-from iml_ray.task.media import IMAGE_SUFFIXES, FolderLayout, ImageSource
+from iml_ray.task.media import IMAGE_SUFFIXES, NAME_LABEL, FolderLayout, ImageSource
 from iml_ray.task.table_file import TABLE_SUFFIXES, read_table_file, zip_member
 from iml_ray.task.unsupported import refuse, unsupported_output
 
@@ -61,8 +61,8 @@ class TaskFiles:
 
     def read(self, split: str, nrows: int | None = None) -> pd.DataFrame:
         """The train or test table (built from the folders for a FolderLayout)."""
-        frame = read_split(self.root, self.train if split == "train" else self.test, split, self.layout, nrows)
-        return frame[list(self.test_columns)] if split == "test" and self.test_columns else frame
+        return read_split(self.root, self.train if split == "train" else self.test, split, self.layout, nrows,
+                          self.test_columns if split == "test" else ())
 
 
 @dataclass(frozen=True)
@@ -140,9 +140,8 @@ class TaskSummary:
 
     def read(self, split: str) -> pd.DataFrame:
         """The train or test table, as the generated pipeline reads it."""
-        frame = read_split(Path(self.task_dir), self.train_file if split == "train" else self.test_file, split,
-                           self.layout)
-        return frame[list(self.test_columns)] if split == "test" and self.test_columns else frame
+        return read_split(Path(self.task_dir), self.train_file if split == "train" else self.test_file, split,
+                          self.layout, columns=self.test_columns if split == "test" else ())
 
     @property
     def inferred(self) -> dict[str, str]:
@@ -167,15 +166,15 @@ def locate_task(path: str | Path) -> TaskFiles:
     sample = find_sample_submission(root)
     description = next((p for p in (root / "description.md", root / "description.txt", root / "README.md") if p.is_file()), None)
     task_yaml = next((p for p in (root / "task.yaml", root / "task.yml") if p.is_file()), None)
-    refuse(unsupported_output(root, [] if sample is None else [str(c) for c in read_table(sample, nrows=1).columns]))
+    sample_columns = [] if sample is None else [str(c) for c in read_table(sample, nrows=1).columns]
+    refuse(unsupported_output(root, sample_columns))
     train = _find_table(root, "train")
     layout = None
     archives = media_archives(root)
     if archives:
-        known = {sample, description, task_yaml, *archives.values()}
-        extras = tuple(sorted(p.name for p in root.iterdir() if p not in known and not p.name.startswith(".")))
         return TaskFiles(root, name, archives.get("train", root / "train"), archives.get("test", root / "test"),
-                         sample, description, task_yaml, extras, None, archives)
+                         sample, description, task_yaml, _extras(root, sample, description, task_yaml,
+                                                                 *archives.values()), None, archives)
     if train is None and (root / "train").is_dir():
         # No tables: images in a folder per class (train/<class>/<image>, test/<image>).
         layout = class_folder_layout(root, sample, task_yaml)
@@ -188,16 +187,18 @@ def locate_task(path: str | Path) -> TaskFiles:
         if test is None and sample is not None and _holds_media(root / "test"):
             # No test table, a test/ folder of images or clips (aerial-cactus, whale): the test rows are the
             # sample submission's ids, its first column.
-            test_columns = (str(read_table(sample, nrows=1).columns[0]),)
-            known = {p for p in (train, sample, description, task_yaml) if p is not None}
-            extras = tuple(sorted(p.name for p in root.iterdir() if p not in known and not p.name.startswith(".")))
-            return TaskFiles(root, name, train, sample, sample, description, task_yaml, extras, None,
-                             test_columns=test_columns)
+            return TaskFiles(root, name, train, sample, sample, description, task_yaml,
+                             _extras(root, train, sample, description, task_yaml), None,
+                             test_columns=(sample_columns[0],))
         if test is None:
             raise TaskError(f"no test file in {root}", "Add test.csv with the rows to predict.")
-    known = {p for p in (train, test, sample, description, task_yaml) if p is not None}
-    extras = tuple(sorted(p.name for p in root.iterdir() if p not in known and not p.name.startswith(".")))
-    return TaskFiles(root, name, train, test, sample, description, task_yaml, extras, layout)
+    return TaskFiles(root, name, train, test, sample, description, task_yaml,
+                     _extras(root, train, test, sample, description, task_yaml), layout)
+
+
+def _extras(root: Path, *known: Path | None) -> tuple[str, ...]:
+    """The task directory's other entries (hidden ones aside)."""
+    return tuple(sorted(p.name for p in root.iterdir() if p not in known and not p.name.startswith(".")))
 
 
 def _holds_media(folder: Path) -> bool:
@@ -279,12 +280,9 @@ def class_folder_layout(root: Path, sample: Path | None, task_yaml: Path | None)
     return FolderLayout(str(id_column), path_column, str(target), id_style, label_from=label_from)
 
 
-_NAME_LABEL = re.compile(r"^([A-Za-z]+)[._-]")
-
-
 def _labels_in_names(names: list[str]) -> bool:
     """Most train images named by a class word (cat.12.jpg, dog.7.jpg), and at least two such words."""
-    found = [m.group(1) for m in map(_NAME_LABEL.match, names) if m]
+    found = [m.group(1) for m in (re.match(NAME_LABEL, name) for name in names) if m]
     return len(names) > 0 and len(found) >= 0.9 * len(names) and len(set(found)) >= 2
 
 
@@ -318,8 +316,10 @@ def _sample_ids(sample: Path | None, test_names: list[str], stated_id: str | Non
 
 
 def read_split(root: Path, file: Path | str, split: str, layout: FolderLayout | None = None,
-               nrows: int | None = None) -> pd.DataFrame:
-    """The train or test table of a task: its file, or for a FolderLayout the rows built from its folders."""
+               nrows: int | None = None, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The train or test table of a task: its file, or for a FolderLayout the rows built from its folders.
+
+    columns: only these (test rows taken from the sample submission's ids)."""
     if layout is None:
         frame = read_table(Path(root) / file, nrows=nrows)
     else:
@@ -331,7 +331,7 @@ def read_split(root: Path, file: Path | str, split: str, layout: FolderLayout | 
         if nrows is not None:
             frame = frame.head(nrows)
     frame.columns = [str(c) for c in frame.columns]
-    return frame
+    return frame[list(columns)] if columns else frame
 
 
 def read_table(path: Path, nrows: int | None = None) -> pd.DataFrame:

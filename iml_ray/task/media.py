@@ -31,6 +31,7 @@ FOLDERS = {"train": ("", "images", "train", "train_images", "img", "imgs", "data
            "test": ("", "images", "test", "test_images", "img", "imgs", "data")}
 SAMPLE = 20
 MIN_FOUND = 0.9
+NAME_LABEL = r"^([A-Za-z]+)[._-]"     # cat.12.jpg, dog_7.png: the class is the leading word
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,10 @@ class FolderLayout:
     test_dir: str = "test"
     suffixes: tuple[str, ...] = IMAGE_SUFFIXES
     kind: str = "class_folders"
-    # Where a train image's class is: its folder (train/<class>/x.png) or its name (dogs-vs-cats: train/cat.12.jpg).
+    # Where a train image's class is: its folder (train/<class>/x.png) or its name (dogs-vs-cats: train/cat.12.jpg),
+    # then the name's leading word, as label_pattern's group 1 finds it.
     label_from: str = "folder"
+    label_pattern: str = NAME_LABEL
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -116,9 +119,9 @@ def read_class_folders(data, layout, split):
     if layout.get("label_from", "folder") == "name":
         import re
 
-        # The class is the name's leading word: cat.12.jpg, dog_7.png (a name without one has no label).
+        # The class is the name's leading word (a name without one has no label).
         for name in images(layout["train_dir"]):
-            found = re.match(r"^([A-Za-z][A-Za-z]*)[._-]", name)
+            found = re.match(layout["label_pattern"], name)
             rows.append({**row(layout["train_dir"], name), layout["target"]: found.group(1) if found else None})
         return pd.DataFrame(rows, columns=columns + [layout["target"]])
     for label in sorted(os.listdir(os.path.join(data, layout["train_dir"]))):

@@ -46,6 +46,11 @@ def zip_member(path):
     return tables[0], table_format(tables[0])
 
 
+def as_text(value):
+    """A present value as its text; a missing one (None, NaN) stays missing."""
+    return value if value is None or (isinstance(value, float) and value != value) else str(value)
+
+
 def json_table(text, nrows=None):
     """A frame from JSON text: a list of records, one object of equal-length column lists, or JSON lines.
 
@@ -86,7 +91,7 @@ def json_table(text, nrows=None):
         values = frame[column].map(flat)
         present = values[values.notna()]
         if present.map(lambda v: isinstance(v, str)).any() and not present.map(lambda v: isinstance(v, str)).all():
-            values = values.map(lambda v: v if v is None or (isinstance(v, float) and v != v) else str(v))
+            values = values.map(as_text)
         frame[column] = values
     return frame
 
@@ -128,7 +133,7 @@ def read_table_file(path, nrows=None, warn=None, text_columns=None):
         frame = json_table(text, nrows)
         for column in text_columns or ():
             if column in frame.columns:
-                frame[column] = frame[column].map(lambda v: v if v is None or (isinstance(v, float) and v != v) else str(v))
+                frame[column] = frame[column].map(as_text)
     else:
         # Read by pandas from the file itself (gzip and one-member zips included): a large CSV is never held as text.
         options = dict(sep="\t" if kind == "tsv" else ",", nrows=nrows, low_memory=False,
@@ -147,4 +152,4 @@ def read_table_file(path, nrows=None, warn=None, text_columns=None):
 
 def table_file_source() -> str:
     """The source of read_table_file and its helpers, to copy into scripts that must not import iml_ray."""
-    return "\n\n".join(inspect.getsource(f) for f in (table_format, zip_member, json_table, read_table_file))
+    return "\n\n".join(inspect.getsource(f) for f in (table_format, zip_member, as_text, json_table, read_table_file))
