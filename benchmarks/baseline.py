@@ -13,7 +13,10 @@ format (the answers JSON) and writes exactly that format. Layouts of real
 competitions: JSON tables are read with pandas; several targets get one model
 each; a forecast gets the seasonal naive forecast (each series' value a season
 back); passthrough columns are copied from the test rows; zipped images named
-by their class (train.zip: `<class>.<n>.png`) get the pixel model.
+by their class (train.zip: `<class>.<n>.png`) get the pixel model. Audio clips
+named by a column (`train_audio/<file>`): each clip's 64-band log-mel
+spectrogram (scipy's STFT, 32 ms windows), its mean and standard deviation per
+band, standardised, into LogisticRegression(max_iter=1000).
 """
 from __future__ import annotations
 
@@ -196,6 +199,52 @@ def fit_and_predict_zipped(task_dir: Path, meta: dict) -> pd.DataFrame:
     return to_submission(ids, model.predict_proba(x_test), model, meta)
 
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+AUDIO_FOLDERS = {"train": ("train_audio", "audio", "train", ""), "test": ("test_audio", "audio", "test", "")}
+
+
+def audio_column(task_dir: Path, train: pd.DataFrame, test: pd.DataFrame) -> tuple[str, dict[str, str]] | None:
+    """The column naming audio clips, and the folder they are in per split."""
+    for column in test.columns:
+        if not test[column].astype(str).str.lower().str.endswith(AUDIO_SUFFIXES).all():
+            continue
+        first = {"train": str(train[column].iloc[0]), "test": str(test[column].iloc[0])}
+        folders = {split: next((f for f in AUDIO_FOLDERS[split] if (task_dir / f / first[split]).is_file()), None)
+                   for split in ("train", "test")}
+        return column, folders
+    return None
+
+
+def log_mel_summary(path: Path, mels: int = 64) -> np.ndarray:
+    import soundfile
+    from scipy.signal import stft
+
+    audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    _, _, spectrum = stft(audio.mean(axis=1), fs=rate, nperseg=int(0.032 * rate))
+    power = np.abs(spectrum) ** 2
+    bins = np.linspace(0, rate / 2, power.shape[0])
+    mel = 2595 * np.log10(1 + bins / 700)
+    edges = np.linspace(0, mel[-1], mels + 1)
+    bands = np.stack([power[(mel >= lo) & (mel <= hi)].sum(axis=0) for lo, hi in zip(edges, edges[1:])])
+    log_mel = np.log(bands + 1e-10)
+    return np.concatenate([log_mel.mean(axis=1), log_mel.std(axis=1)])
+
+
+def fit_and_predict_audio(task_dir: Path, train: pd.DataFrame, test: pd.DataFrame, column: str,
+                          folders: dict[str, str], meta: dict) -> pd.DataFrame:
+    from sklearn.preprocessing import StandardScaler
+
+    def features(frame, split):
+        folder = task_dir / (folders[split] or "")
+        return np.stack([log_mel_summary(folder / name) for name in frame[column].astype(str)])
+
+    log.info("audio task: log-mel mean and std per band + LogisticRegression")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=SEED))
+    model.fit(features(train, "train"), train[meta["target"]])
+    predictions = model.predict_proba(features(test, "test"))
+    return to_submission(test[meta["id_column"]], predictions, model, meta)
+
+
 def seasonal_naive(train: pd.DataFrame, test: pd.DataFrame, meta: dict) -> pd.DataFrame:
     """A forecast's baseline: each series' value one season back (as many seasons as needed to reach train),
     else the series' mean, else the mean."""
@@ -226,6 +275,9 @@ def run_baseline(task_dir: Path, meta: dict) -> pd.DataFrame:
     targets = meta.get("targets") or [meta["target"]]
     regression = meta["submission_format"]["kind"] == "value"
     features = [name for name in test.columns if name != id_column]
+    audio = audio_column(task_dir, train, test[features])
+    if audio is not None:
+        return fit_and_predict_audio(task_dir, train, test, *audio, meta)
     if not features and (task_dir / IMAGE_DIR).is_dir():
         model, predictions = fit_and_predict_images(task_dir, train, test, id_column, targets[0], regression)
         return to_submission(test[id_column], predictions, model, meta)

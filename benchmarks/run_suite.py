@@ -260,8 +260,8 @@ def submission_path(system: str, task: Task, out: Path) -> Path:
 
 def run_one(system: str, task: Task, budget: float, out: Path, grader) -> Outcome:
     base = dict(task=task.name, system=system, metric=task.metric, modality=task.modality)
-    if system in TABULAR_PEERS and task.modality == "image":
-        return Outcome(**base, status="unsupported", reason="images")
+    if system in TABULAR_PEERS and task.modality in ("image", "audio"):
+        return Outcome(**base, status="unsupported", reason="images" if task.modality == "image" else "audio clips")
     if system != "iml-ray" and task.answers_json is None:
         return Outcome(**base, status="unsupported", reason="MLE-bench: no task spec")
     submission = submission_path(system, task, out)

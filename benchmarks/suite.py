@@ -183,7 +183,7 @@ def build_image_task(task: ImageExample) -> BuiltTask:
 @dataclass(frozen=True)
 class SuiteTask:
     name: str
-    modality: str                                 # "tabular" | "text" | "image" | "multi-label" | "multi-target"
+    modality: str            # "tabular" | "text" | "image" | "audio" | "multi-label" | "multi-target" | "forecasting"
     make: Callable[[], Example | ImageExample]
 
     def build(self) -> BuiltTask:

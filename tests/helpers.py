@@ -160,3 +160,16 @@ def verified_candidate(tmp_path: Path, summary, deadline: float):
     result = run_track(job, agents)
     assert result.status == "verified", result.failure
     return result
+
+
+def instrument_clips(n: int, seed: int = 0) -> tuple[list[np.ndarray], list[str], int]:
+    """n noisy 1.5 s clips of General MIDI instruments and their families (benchmarks/suite_layouts.render_clips:
+    the sound font pretty_midi ships, rendered by tinysoundfont), and their sample rate."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "suite_layouts.py"
+    spec = importlib.util.spec_from_file_location("suite_layouts_for_tests", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    clips, labels = module.render_clips(n, seed)
+    return clips, labels, module.CLIP_RATE

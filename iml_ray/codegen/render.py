@@ -69,6 +69,9 @@ def render_prep(summary: TaskSummary, plan: PrepPlan) -> str:
         "image_channels": plan.image_channels,
         "image_stats": plan.image_stats,
     }
+    if plan.audio:
+        config.update(audio=list(plan.audio), audio_mode=plan.audio_mode, audio_rate=plan.audio_rate,
+                      audio_seconds=plan.audio_seconds, audio_mels=plan.audio_mels, audio_frames=plan.audio_frames)
     encoders = (plan.text and plan.text_mode == "pretrained") or (plan.image and plan.image_mode == "pretrained")
     if encoders:
         config["text_encoder"] = plan.text_encoder
@@ -145,8 +148,8 @@ def render_runner(summary: TaskSummary, contract: InterfaceContract) -> str:
         "test_file": summary.test_file,
         "sample_submission_file": summary.sample_submission_file,
         "input_columns": list(contract.input_columns),
-        "images": [{"name": i.name, "column": i.column, "train": i.train_pattern, "test": i.test_pattern}
-                   for i in summary.images if i.name in contract.input_columns],
+        "media": [{"name": i.name, "column": i.column, "train": i.train_pattern, "test": i.test_pattern}
+                  for i in summary.media if i.name in contract.input_columns],
         "classes": list(contract.classes),
         "submission": summary.submission.to_json(),
         "layout": None if summary.layout is None else summary.layout.to_json(),

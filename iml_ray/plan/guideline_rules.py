@@ -21,6 +21,8 @@ PREP_KNOBS = {"max_categories", "min_category_count", "frequency_encoding", "tfi
 STARTUP_S = 8.0
 SECONDS_PER_CELL = 3e-6
 SECONDS_PER_TEXT_ROW = 4e-3
+AUDIO_STATISTICS_WIDTH = 365     # log-mel statistics per audio column (prep template, 64 bands)
+SECONDS_PER_AUDIO_SECOND = 4e-3  # decoding and a log-mel spectrogram, per second of clip at 16 kHz
 BUDGET_SHARE = 0.35          # of the time budget the first attempt should need at most
 MIN_SAMPLE_ROWS = 2000
 
@@ -55,9 +57,12 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
 
 
 def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int) -> float:
-    width = len(prep.numeric) + len(prep.numeric_coerce) + len(prep.categorical) + 7 * len(prep.datetime)
+    width = (len(prep.numeric) + len(prep.numeric_coerce) + len(prep.categorical) + 7 * len(prep.datetime)
+             + AUDIO_STATISTICS_WIDTH * len(prep.audio))
     per_fit = SECONDS_PER_CELL * n_rows * max(width, 1) * 2 / max(num_threads, 1) + SECONDS_PER_TEXT_ROW * n_rows * len(prep.text)
-    return STARTUP_S + 2 * per_fit
+    # Clips are decoded once per process (the pipeline's two fits share them).
+    decoding = SECONDS_PER_AUDIO_SECOND * n_rows * prep.audio_seconds * len(prep.audio)
+    return STARTUP_S + 2 * per_fit + decoding
 
 
 def sample_for_budget(prep: PrepPlan, n_rows: int, num_threads: int, time_budget_s: float,
@@ -113,7 +118,27 @@ def plan_prep(summary: TaskSummary, profile: Profile, knobs: dict, time_budget_s
         side = side if side <= largest else TRADITIONAL_SMALL_SIDE
         extra.update(image=tuple(i.name for i in images), image_mode="pixels", image_size=(side, side),
                      image_channels=channels, image_stats=True)
+    clips = [a for a in profile.audio if a.n_checked > a.n_unreadable]
+    if clips:
+        for source in summary.audio:
+            if source.column in dropped or source.column in summary.feature_columns:
+                dropped[source.column] = f"names audio clips: read as audio through {source.name}"
+        extra.update(audio=tuple(a.name for a in clips), audio_mode="stats", **audio_settings(clips))
     return PrepPlan(**{k: tuple(v) for k, v in groups.items()}, dropped=dropped, **extra)
+
+
+# Clips are read at most this long (from their start) and at most this rate: 16 kHz keeps what speech, birds and
+# instruments are told apart by, at a third of 48 kHz's cost.
+AUDIO_MAX_SECONDS = 10.0
+AUDIO_MAX_RATE = 16000
+NN_AUDIO_MELS, NN_AUDIO_FRAMES = 48, 64     # the CNN's spectrogram: small enough to train on CPUs
+
+
+def audio_settings(clips) -> dict:
+    """Rate and length from the sampled clips: their highest rate up to 16 kHz, their longest length up to 10 s."""
+    rate = min(AUDIO_MAX_RATE, max(a.max_rate for a in clips))
+    seconds = min(AUDIO_MAX_SECONDS, max(0.25, max(a.max_seconds for a in clips)))
+    return {"audio_rate": int(rate), "audio_seconds": round(seconds, 3)}
 
 
 TRADITIONAL_MAX_IMAGE_SIDE = 32
@@ -149,6 +174,9 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
     if track == "traditional":
         if prep.image:
             reasons.append(f"images as {prep.image_size[0]}x{prep.image_size[1]} pixels and per-image statistics")
+        if prep.audio:
+            reasons.append(f"clips as log-mel statistics ({prep.audio_mels} bands) and MFCCs, the first "
+                           f"{prep.audio_seconds:g} s at {prep.audio_rate} Hz")
         tune = lightgbm_search(prep)
         if tune:
             reasons.append("LightGBM tuned with Ray Tune (Optuna + ASHA) on the inner split")
@@ -162,6 +190,9 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
             changes.update(image_mode="pretrained", image_encoder=encoder_for_images(pretrained["image"], profile, prep),
                            image_stats=False)
         if not changes:
+            if prep.audio and not prep.text and not prep.image:
+                return None, ("track pretrained skipped: no pretrained audio encoder is installed (the traditional and "
+                              "custom_nn tracks read the clips)")
             if not prep.text and not prep.image:
                 return None, "track pretrained skipped: no text or image columns for a pretrained encoder"
             return None, "track pretrained skipped: no pretrained checkpoint found on disk for this task's text/images"
@@ -186,11 +217,17 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
             size = nn_image_size(profile, prep)
             changes.update(image_size=size, image_stats=False)
             reasons.append(f"a small CNN on {size[0]}x{size[1]} pixels")
+        elif prep.audio:
+            changes.update(audio_mode="spectrogram", audio_mels=NN_AUDIO_MELS, audio_frames=NN_AUDIO_FRAMES)
+            reasons.append(f"a small CNN on {NN_AUDIO_MELS}x{NN_AUDIO_FRAMES} log-mel spectrograms, shifted in time "
+                           "for augmentation")
         if prep.text:
             reasons.append("an embedding bag over the TF-IDF-weighted n-grams")
         reasons.append("an MLP on the tabular columns (category embeddings, BatchNorm, ReLU, Dropout)")
         nn = dict(settings.get("custom_nn", {}))
         nn.setdefault("batch_size", nn_batch_size(profile.n_train))
+        if changes.get("audio_mode") == "spectrogram":
+            nn.setdefault("shift_axes", "time")      # a shift in frequency changes the pitch, and maybe the class
         if time_budget_s:
             # The pipeline trains twice (validation fit, final fit); leave room for a repair.
             nn.setdefault("time_limit_s", round(max(10.0, NN_TRAIN_SHARE * time_budget_s), 1))
@@ -265,7 +302,7 @@ def fit_encoders_to_budget(changes: dict, profile: Profile, prep: PrepPlan, num_
 
 def lightgbm_search(prep: PrepPlan) -> dict:
     """Ray Tune's search over LightGBM; none when the trees see no columns (TF-IDF alone goes to the linear model)."""
-    dense = (prep.numeric or prep.numeric_coerce or prep.categorical or prep.datetime or prep.image
+    dense = (prep.numeric or prep.numeric_coerce or prep.categorical or prep.datetime or prep.image or prep.audio
              or (prep.text and prep.text_mode == "pretrained"))
     if not dense:
         return {}

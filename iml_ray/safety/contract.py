@@ -55,8 +55,8 @@ def prep_probe_spec(summary: TaskSummary, contract: InterfaceContract) -> dict:
         "prep_class": contract.prep_class,
         "task_dir": str(root),
         "layout": None if summary.layout is None else summary.layout.to_json(),
-        "images": [{"name": i.name, "column": i.column, "train": i.train_pattern, "test": i.test_pattern}
-                   for i in summary.images if i.name in contract.input_columns],
+        "media": [{"name": i.name, "column": i.column, "train": i.train_pattern, "test": i.test_pattern}
+                  for i in summary.media if i.name in contract.input_columns],
     }
 
 

@@ -26,8 +26,9 @@ import pandas as pd
 from iml_ray.errors import TaskError
 from iml_ray.metrics.submission import PROBLEM_TYPES, SubmissionFormat
 from iml_ray.task.archives import media_archives
+from iml_ray.task.class_folders import class_folder_layout
 from iml_ray.task.forecasting import Forecast
-from iml_ray.task.media import IMAGE_SUFFIXES, NAME_LABEL, FolderLayout, ImageSource
+from iml_ray.task.media import AudioSource, FolderLayout, ImageSource
 from iml_ray.task.table_file import TABLE_SUFFIXES, read_table_file, zip_member
 from iml_ray.task.unsupported import refuse, unsupported_output
 
@@ -87,11 +88,17 @@ class TaskSummary:
     decisions: dict[str, str] = field(default_factory=dict)
     description: str = ""
     images: tuple[ImageSource, ...] = ()     # images named by a column (a path, or the id)
+    audio: tuple[AudioSource, ...] = ()      # audio clips named by a column
     layout: FolderLayout | None = None       # the tables are built from train/<class>/ and test/ folders
     # Several targets (multi-label, multi-target regression); `target` is the first. Empty: one target.
     targets: tuple[str, ...] = ()
     forecast: Forecast | None = None         # a time-series forecast: dates, series keys, season, horizon
     test_columns: tuple[str, ...] = ()       # test rows from these columns of test_file (the sample's ids)
+
+    @property
+    def media(self) -> tuple[ImageSource | AudioSource, ...]:
+        """Every column of files (images, clips) the pipeline resolves into absolute paths."""
+        return self.images + self.audio
 
     @property
     def all_targets(self) -> tuple[str, ...]:
@@ -119,6 +126,7 @@ class TaskSummary:
         data["feature_columns"] = list(self.feature_columns)
         data["dropped_columns"] = list(self.dropped_columns)
         data["images"] = [source.to_json() for source in self.images]
+        data["audio"] = [source.to_json() for source in self.audio]
         data["layout"] = None if self.layout is None else self.layout.to_json()
         data["targets"] = list(self.targets)
         data["forecast"] = None if self.forecast is None else self.forecast.to_json()
@@ -132,6 +140,7 @@ class TaskSummary:
         data["feature_columns"] = tuple(data["feature_columns"])
         data["dropped_columns"] = tuple(data["dropped_columns"])
         data["images"] = tuple(ImageSource.from_json(source) for source in data.get("images", ()))
+        data["audio"] = tuple(AudioSource.from_json(source) for source in data.get("audio", ()))
         data["layout"] = FolderLayout.from_json(data["layout"]) if data.get("layout") else None
         data["targets"] = tuple(data.get("targets") or ())
         data["forecast"] = Forecast.from_json(data["forecast"]) if data.get("forecast") else None
@@ -177,7 +186,8 @@ def locate_task(path: str | Path) -> TaskFiles:
                                                                  *archives.values()), None, archives)
     if train is None and (root / "train").is_dir():
         # No tables: images in a folder per class (train/<class>/<image>, test/<image>).
-        layout = class_folder_layout(root, sample, task_yaml)
+        layout = class_folder_layout(root, None if sample is None else (sample.name, read_table(sample)),
+                                     read_task_yaml(task_yaml))
         train, test = root / layout.train_dir, root / layout.test_dir
     else:
         if train is None:
@@ -243,75 +253,6 @@ def _holds_one_table(archive: Path) -> bool:
     return True
 
 
-# ---------------------------------------------------------------- a folder per class
-
-
-def class_folder_layout(root: Path, sample: Path | None, task_yaml: Path | None) -> FolderLayout:
-    """The FolderLayout of train/<class>/ and test/ folders, checked; column names from the sample submission."""
-    train_dir, test_dir = root / "train", root / "test"
-    classes = [p for p in sorted(train_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")]
-    label_from = "folder"
-    if len(classes) < 2 and _labels_in_names(_image_names(train_dir)):
-        label_from = "name"
-    elif len(classes) < 2:
-        raise TaskError(f"train/ has no train.csv beside it and {len(classes)} class folder(s) "
-                        f"({', '.join(p.name for p in classes) or 'none'})",
-                        "Put the training images in one folder per class, at least two: train/<class>/<image> "
-                        "(or name each by its class: train/<class>.<n>.jpg).")
-    empty = [p.name for p in classes if not _image_names(p)] if label_from == "folder" else []
-    if empty:
-        raise TaskError(f"class folder(s) with no image files: {', '.join(f'train/{n}/' for n in empty[:5])}",
-                        f"Put the class's images ({', '.join(IMAGE_SUFFIXES[:3])}, …) in it, or remove the folder.")
-    if not test_dir.is_dir():
-        raise TaskError(f"no test/ folder in {root}", "Put the images to predict in test/ (test/<image>).")
-    test_names = _image_names(test_dir)
-    if not test_names:
-        raise TaskError("test/ holds no image files", f"Put the images to predict ({', '.join(IMAGE_SUFFIXES[:3])}, …) "
-                        "directly in test/.")
-    stated = read_task_yaml(task_yaml)
-    id_column, id_style, predicted = _sample_ids(sample, test_names, stated.get("id_column"))
-    stems = [Path(n).stem for n in test_names]
-    if id_style == "stem" and len(set(stems)) < len(stems):
-        twice = sorted(s for s in set(stems) if stems.count(s) > 1)[0]
-        raise TaskError(f"test/ has several images named {twice!r} (with different extensions)",
-                        "Give each test image its own name, or list the full file names as ids in the sample submission.")
-    target = stated.get("target") or (predicted[0] if len(predicted) == 1 else "label")
-    path_column = next(c for c in ("path", "image_path", "image_file") if c not in (id_column, target))
-    return FolderLayout(str(id_column), path_column, str(target), id_style, label_from=label_from)
-
-
-def _labels_in_names(names: list[str]) -> bool:
-    """Most train images named by a class word (cat.12.jpg, dog.7.jpg), and at least two such words."""
-    found = [m.group(1) for m in (re.match(NAME_LABEL, name) for name in names) if m]
-    return len(names) > 0 and len(found) >= 0.9 * len(names) and len(set(found)) >= 2
-
-
-def _image_names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(IMAGE_SUFFIXES))
-
-
-def _sample_ids(sample: Path | None, test_names: list[str], stated_id: str | None) -> tuple[str, str, list[str]]:
-    """The sample submission's id column, whether its ids are file names or stems, and its other columns."""
-    if sample is None:
-        return stated_id or "id", "stem", []
-    frame = read_table(sample)
-    frame.columns = [str(c) for c in frame.columns]
-    names, stems = set(test_names), {Path(n).stem for n in test_names}
-    best = None
-    for column in ([stated_id] if stated_id in frame.columns else frame.columns):
-        values = set(frame[column].astype(str).str.strip())
-        by_name, by_stem = len(values & names), len(values & stems)
-        if max(by_name, by_stem) and (best is None or max(by_name, by_stem) > best[0]):
-            best = (max(by_name, by_stem), column, "name" if by_name >= by_stem else "stem")
-    if best is None:
-        first = frame.iloc[0, 0] if len(frame) else None
-        raise TaskError(f"the ids of {sample.name} match no image in test/ (e.g. {first!r}; test/ has {test_names[0]!r})",
-                        "List the test images' file names (or their names without extension) in the sample submission.")
-    _, column, style = best
-    return column, style, [c for c in frame.columns if c != column]
-
-
 # ---------------------------------------------------------------- reading tables
 
 
@@ -326,7 +267,7 @@ def read_split(root: Path, file: Path | str, split: str, layout: FolderLayout | 
         try:
             frame = layout.read(root, split)
         except OSError as exc:
-            raise TaskError(f"the {split} images cannot be listed ({type(exc).__name__}: {exc})",
+            raise TaskError(f"the {split} files cannot be listed ({type(exc).__name__}: {exc})",
                             f"Check the {split}/ folder of {root}.") from None
         if nrows is not None:
             frame = frame.head(nrows)

@@ -18,7 +18,7 @@ from iml_ray.task.answer_format import default_metric, infer_problem_type, submi
 from iml_ray.task.archives import check_archive
 from iml_ray.task.files import ID_NAME, YAML_KEYS, TaskFiles, TaskSummary, locate_task, read_table, read_task_yaml
 from iml_ray.task.forecasting import find_forecast
-from iml_ray.task.media import ImageSource, find_image_sources
+from iml_ray.task.media import AudioSource, ImageSource, find_audio_sources, find_image_sources
 from iml_ray.task.several_targets import several_targets
 from iml_ray.task.tables import count_rows, read_columns
 from iml_ray.task.unsupported import refuse, text_generation
@@ -199,17 +199,20 @@ def check_task(path: str | Path) -> TaskFiles:
     return files
 
 
-def require_inputs(cols: ColumnResolution, train: pd.DataFrame, test: pd.DataFrame, files: TaskFiles) -> list[ImageSource]:
-    """The image sources of the task; an error when there is nothing at all to learn from."""
+def require_inputs(cols: ColumnResolution, train: pd.DataFrame, test: pd.DataFrame,
+                   files: TaskFiles) -> tuple[list[ImageSource], list[AudioSource]]:
+    """The image and audio sources of the task; an error when there is nothing at all to learn from."""
     candidates = [c for c in cols.feature_columns if not pd.api.types.is_float_dtype(train[c])]
     if cols.id_column:
         candidates.append(cols.id_column)
     images = find_image_sources(train, test, files.root, candidates)
-    if not cols.feature_columns and not images:
-        raise TaskError(f"{files.train.name} and {files.test.name} share no feature columns, and no column names image files",
-                        "Check that both files hold the same features (test without the target), or that the images "
-                        "the ids name are in the task directory (e.g. images/<id>.png).")
-    return images
+    named = {s.column for s in images}
+    audio = find_audio_sources(train, test, files.root, [c for c in candidates if c not in named])
+    if not cols.feature_columns and not images and not audio:
+        raise TaskError(f"{files.train.name} and {files.test.name} share no feature columns, and no column names image "
+                        "or audio files", "Check that both files hold the same features (test without the target), or "
+                        "that the images or clips the ids name are in the task directory (e.g. images/<id>.png).")
+    return images, audio
 
 
 # The iML paper's sensitivity study replaces the task text with this (--strip-description).
@@ -252,15 +255,18 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
     cols = resolve_columns(list(train_head.columns), test_head, sample_cols, stated, files)
     refuse(text_generation(cols.target, train_head[cols.target]))
     decisions = dict(cols.decisions)
-    images = require_inputs(cols, train_head, test_head, files)
+    images, audio = require_inputs(cols, train_head, test_head, files)
     for source in images:
         decisions[f"images:{source.column}"] = f"inferred: {source.found} ({source.width}x{source.height} {source.mode})"
+    for clip in audio:
+        decisions[f"audio:{clip.column}"] = (f"inferred: {clip.found} ({clip.sample_rate} Hz, {clip.channels} "
+                                             f"channel(s), {clip.seconds:g} s)")
     labels, test_ids, n_test = needed_columns(files, cols)
     if files.layout is not None:
         layout = files.layout
         where = (f"{layout.train_dir}/<class>.<n>.<ext> (the class is the name's leading word)"
                  if layout.label_from == "name" else f"{layout.train_dir}/<class>/")
-        decisions["layout"] = (f"inferred: no train.csv; one row per image of {where} "
+        decisions["layout"] = (f"inferred: no train.csv; one row per {layout.kind_of_file} of {where} "
                                f"({labels[cols.target].nunique()} classes) and of {layout.test_dir}/, ids are file "
                                f"{'names' if layout.id_style == 'name' else 'names without extension'}")
     for name in cols.targets:
@@ -316,7 +322,7 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
                             f"(e.g. {sorted(missing)[0]!r})", "The sample submission must list the test ids.")
 
     forecast = None
-    if problem_type == "regression" and len(cols.targets) == 1 and files.layout is None and not images:
+    if problem_type == "regression" and len(cols.targets) == 1 and files.layout is None and not images and not audio:
         forecast, why = find_forecast(files, cols.feature_columns)
         if forecast is not None:
             decisions["forecast"] = why
@@ -339,6 +345,7 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
         feature_columns=cols.feature_columns,
         dropped_columns=cols.dropped_columns,
         images=tuple(images),
+        audio=tuple(audio),
         layout=files.layout,
         test_columns=files.test_columns,
         n_train=int(len(labels)),

@@ -1,4 +1,4 @@
-"""Images a task's tables point at: by a path column, or by the row id.
+"""Images and audio clips a task's tables point at: by a path column, or by the row id.
 
 Kaggle-style image tasks come in two shapes: a column holding a relative path
 (`images/cat_001.jpg`), or only an id whose file sits in a folder
@@ -11,6 +11,9 @@ A third shape has no tables at all: `train/<class>/<image>` (or the class in the
 file's name, `train/cat.12.jpg`) and `test/<image>` (a FolderLayout).
 read_class_folders builds the tables from the folders, with a path column, so the
 rest of the system sees the first shape.
+
+Audio clips (wav, flac, ogg, mp3, aiff) come in the same shapes and become an
+AudioSource (`<column>__audio`), checked by decoding a sample's headers.
 """
 from __future__ import annotations
 
@@ -23,12 +26,16 @@ from typing import Iterable
 
 import pandas as pd
 
+from iml_ray.errors import TaskError
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-# Folders Kaggle-style tasks keep images in, per split ("" = the task directory itself).
-FOLDERS = {"train": ("", "images", "train", "train_images", "img", "imgs", "data"),
-           "test": ("", "images", "test", "test_images", "img", "imgs", "data")}
+# What libsndfile (through soundfile) decodes.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".au")
+# Folders Kaggle-style tasks keep images or clips in, per split ("" = the task directory itself).
+FOLDERS = {"train": ("", "images", "train", "train_images", "img", "imgs", "data", "audio", "train_audio", "clips"),
+           "test": ("", "images", "test", "test_images", "img", "imgs", "data", "audio", "test_audio", "clips")}
 SAMPLE = 20
 MIN_FOUND = 0.9
 NAME_LABEL = r"^([A-Za-z]+)[._-]"     # cat.12.jpg, dog_7.png: the class is the leading word
@@ -58,8 +65,27 @@ class ImageSource:
 
 
 @dataclass(frozen=True)
+class AudioSource:
+    name: str              # the pipeline's column of resolved absolute paths
+    column: str            # the table column whose value names the clip
+    train_pattern: str
+    test_pattern: str
+    found: str
+    sample_rate: int = 0   # of the first clip checked
+    channels: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "AudioSource":
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class FolderLayout:
-    """A task without tables: images in train/<class>/ (the class is the folder's name) and in test/.
+    """A task without tables: images or clips in train/<class>/ (the class is the folder's name) and in test/.
 
     The tables are built by read_class_folders, whose source travels into the prep
     probe and the generated pipeline, so every process builds the same rows in the
@@ -77,6 +103,10 @@ class FolderLayout:
     # then the name's leading word, as label_pattern's group 1 finds it.
     label_from: str = "folder"
     label_pattern: str = NAME_LABEL
+
+    @property
+    def kind_of_file(self) -> str:
+        return "clip" if set(self.suffixes) == set(AUDIO_SUFFIXES) else "image"
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -139,22 +169,70 @@ def class_folders_source() -> str:
 def find_image_sources(train: pd.DataFrame, test: pd.DataFrame, root: Path, columns: Iterable[str]) -> list[ImageSource]:
     """ImageSources for the given columns whose values name image files in both splits."""
     sources = []
+    for column, train_pattern, test_pattern, how in _file_columns(train, test, root, columns, IMAGE_SUFFIXES):
+        first = root / train_pattern.format(_sample(train[column])[0])
+        width, height, mode = _image_facts(first)
+        sources.append(ImageSource(f"{column}__image", column, train_pattern, test_pattern, how, width, height, mode))
+    return sources
+
+
+def find_audio_sources(train: pd.DataFrame, test: pd.DataFrame, root: Path, columns: Iterable[str]) -> list[AudioSource]:
+    """AudioSources for the given columns whose values name audio clips in both splits.
+
+    A sample of the clips is decoded (headers only): files named like clips that are not audio are an
+    error here, at analysis, rather than a pipeline of silence."""
+    sources = []
+    for column, train_pattern, test_pattern, how in _file_columns(train, test, root, columns, AUDIO_SUFFIXES):
+        paths = [root / train_pattern.format(v) for v in _sample(train[column])]
+        paths += [root / test_pattern.format(v) for v in _sample(test[column])]
+        facts, bad = [], []
+        for path in paths:
+            try:
+                facts.append(audio_facts(path))
+            except AudioError as exc:
+                bad.append((path, exc))
+        if len(bad) > (1 - MIN_FOUND) * len(paths):
+            path, exc = bad[0]
+            raise TaskError(f"{path.relative_to(root)} is not an audio file iml-ray can read ({exc}); "
+                            f"{len(bad)} of {len(paths)} clips checked in column {column!r} are not",
+                            "Replace the files with wav, flac, ogg, mp3 or aiff clips, or remove the column.")
+        rate, channels, seconds = facts[0]
+        sources.append(AudioSource(f"{column}__audio", column, train_pattern, test_pattern, how, rate, channels, seconds))
+    return sources
+
+
+class AudioError(Exception):
+    """A file that does not decode as audio."""
+
+
+def audio_facts(path: Path) -> tuple[int, int, float]:
+    """(sample rate, channels, seconds) from the clip's header; AudioError when it is not audio."""
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError or TypeError by version
+        raise AudioError(str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__) from None
+    if info.samplerate <= 0 or info.frames <= 0:
+        raise AudioError("no samples")
+    return int(info.samplerate), int(info.channels), round(info.frames / info.samplerate, 3)
+
+
+def _file_columns(train: pd.DataFrame, test: pd.DataFrame, root: Path, columns: Iterable[str], suffixes: tuple[str, ...]):
+    """(column, train pattern, test pattern, how it was found) for the columns naming files with these suffixes."""
     for column in columns:
         if column not in train.columns or column not in test.columns:
             continue
-        train_pattern = _pattern(train[column], root, "train")
+        train_pattern = _pattern(train[column], root, "train", suffixes)
         if train_pattern is None:
             continue
-        test_pattern = _pattern(test[column], root, "test", prefer=train_pattern)
+        test_pattern = _pattern(test[column], root, "test", suffixes, prefer=train_pattern)
         if test_pattern is None:
-            log.info("column %s names images in train but not in test; not used as images", column)
+            log.info("column %s names files in train but not in test; not used", column)
             continue
-        first = root / train_pattern.format(_sample(train[column])[0])
-        width, height, mode = _image_facts(first)
-        how = ("the column holds image paths" if train_pattern == "{}" and test_pattern == "{}"
+        how = ("the column holds file paths" if train_pattern == "{}" and test_pattern == "{}"
                else f"the column's values name files {train_pattern} / {test_pattern}")
-        sources.append(ImageSource(f"{column}__image", column, train_pattern, test_pattern, how, width, height, mode))
-    return sources
+        yield column, train_pattern, test_pattern, how
 
 
 def _sample(values: pd.Series) -> list[str]:
@@ -165,11 +243,11 @@ def _sample(values: pd.Series) -> list[str]:
     return values.tolist()
 
 
-def _pattern(values: pd.Series, root: Path, split: str, prefer: str | None = None) -> str | None:
+def _pattern(values: pd.Series, root: Path, split: str, suffixes: tuple[str, ...], prefer: str | None = None) -> str | None:
     sample = _sample(values)
     if not sample:
         return None
-    has_suffix = sum(v.lower().endswith(IMAGE_SUFFIXES) for v in sample) >= MIN_FOUND * len(sample)
+    has_suffix = sum(v.lower().endswith(suffixes) for v in sample) >= MIN_FOUND * len(sample)
     candidates = []
     if prefer:
         candidates.append(prefer)
@@ -180,7 +258,7 @@ def _pattern(values: pd.Series, root: Path, split: str, prefer: str | None = Non
         if has_suffix:
             candidates.append(prefix + "{}")
         else:
-            candidates += [prefix + "{}" + suffix for suffix in IMAGE_SUFFIXES]
+            candidates += [prefix + "{}" + suffix for suffix in suffixes]
     # A pattern is dropped at its first misses past what MIN_FOUND allows: a wide table of plain values costs
     # a few stats per column and pattern, not one per sampled value (10,000 columns took minutes).
     allowed_misses = int((1 - MIN_FOUND) * len(sample) + 1e-9)

@@ -85,6 +85,22 @@ class ImageProfile:
 
 
 @dataclass(frozen=True)
+class AudioProfile:
+    """Measured on a sample of the clips an AudioSource names (headers only)."""
+
+    name: str
+    column: str
+    n_checked: int
+    n_unreadable: int
+    min_rate: int
+    max_rate: int
+    max_channels: int
+    min_seconds: float
+    median_seconds: float
+    max_seconds: float
+
+
+@dataclass(frozen=True)
 class Profile:
     n_train: int
     n_test: int
@@ -94,6 +110,7 @@ class Profile:
     images: tuple[ImageProfile, ...] = ()
     # What profiling code written by the LLM Profiler measured (short strings), when the llm policy ran it.
     findings: dict[str, str] = field(default_factory=dict)
+    audio: tuple[AudioProfile, ...] = ()
 
     def columns_with_role(self, role: str) -> list[str]:
         return [c.name for c in self.columns if c.role == role]
@@ -114,8 +131,9 @@ class Profile:
     def from_json(cls, data: dict) -> "Profile":
         columns = tuple(ColumnProfile(**{**c, "examples": tuple(c["examples"])}) for c in data["columns"])
         images = tuple(ImageProfile(**i) for i in data.get("images", ()))
+        audio = tuple(AudioProfile(**a) for a in data.get("audio", ()))
         return cls(data["n_train"], data["n_test"], data["memory_mb"], columns, TargetProfile(**data["target"]), images,
-                   dict(data.get("findings") or {}))
+                   dict(data.get("findings") or {}), audio)
 
 
 def profile_frames(train: pd.DataFrame, test: pd.DataFrame, summary: TaskSummary, root: Path | None = None) -> Profile:
@@ -127,18 +145,41 @@ def profile_frames(train: pd.DataFrame, test: pd.DataFrame, summary: TaskSummary
         columns.append(profile_column(train[summary.id_column], test[summary.id_column], root, forced_role="id"))
     target = profile_target(train[summary.target], summary.problem_type)
     images = tuple(profile_images(source, train, test, root) for source in summary.images) if root else ()
-    return Profile(len(train), len(test), round(memory, 2), tuple(columns), target, images)
+    audio = tuple(profile_audio(source, train, test, root) for source in summary.audio) if root else ()
+    return Profile(len(train), len(test), round(memory, 2), tuple(columns), target, images, audio=audio)
+
+
+def _sampled_paths(source, train: pd.DataFrame, test: pd.DataFrame, root: Path, sample: int) -> list[Path]:
+    """A seeded sample of the files a source names, half from each split."""
+    paths = []
+    for frame, pattern in ((train, source.train_pattern), (test, source.test_pattern)):
+        values = frame[source.column].dropna().astype(str)
+        values = values.sample(min(len(values), sample // 2), random_state=0) if len(values) else values
+        paths += [root / pattern.format(v) for v in values]
+    return paths
+
+
+def profile_audio(source, train: pd.DataFrame, test: pd.DataFrame, root: Path, sample: int = 200) -> AudioProfile:
+    """Read the headers of a seeded sample of the clips (both splits): rates, channels, durations, unreadable files."""
+    from iml_ray.task.media import AudioError, audio_facts
+
+    facts, bad = [], 0
+    for path in _sampled_paths(source, train, test, root, sample):
+        try:
+            facts.append(audio_facts(path))
+        except AudioError:
+            bad += 1
+    rates = [f[0] for f in facts] or [0]
+    seconds = sorted(f[2] for f in facts) or [0.0]
+    return AudioProfile(source.name, source.column, len(facts) + bad, bad, min(rates), max(rates),
+                        max((f[1] for f in facts), default=0), seconds[0], seconds[len(seconds) // 2], seconds[-1])
 
 
 def profile_images(source, train: pd.DataFrame, test: pd.DataFrame, root: Path, sample: int = 200) -> ImageProfile:
     """Open a seeded sample of the images (both splits): sizes, colour modes, unreadable files."""
     from PIL import Image
 
-    paths = []
-    for frame, pattern in ((train, source.train_pattern), (test, source.test_pattern)):
-        values = frame[source.column].dropna().astype(str)
-        values = values.sample(min(len(values), sample // 2), random_state=0) if len(values) else values
-        paths += [root / pattern.format(v) for v in values]
+    paths = _sampled_paths(source, train, test, root, sample)
     widths, heights, modes, bad = [], [], {}, 0
     for path in paths:
         try:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from iml_ray.task.column_stats import BoundedCounter, ColumnStats, Moments, Sample, format_value
 from iml_ray.task.files import TaskSummary, read_table
-from iml_ray.task.profile import ColumnFacts, Profile, TargetProfile, column_profile, profile_images, round_or_none
+from iml_ray.task.profile import ColumnFacts, Profile, TargetProfile, column_profile, profile_audio, profile_images, round_or_none
 from iml_ray.task.tables import column_kind, combined_dtype, iter_table, needs_text_reread
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def profile_streamed(summary: TaskSummary, chunk_rows: int | None = None) -> Pro
     with_id = bool(summary.id_column and summary.id_column in train_header)
     if with_id:
         profiled.append(summary.id_column)
-    image_columns = sorted({s.column for s in summary.images})
+    image_columns = sorted({s.column for s in summary.media})
 
     columns, target, memory, images = _train_pass(train_path, profiled, summary.target, image_columns, chunk_rows)
     mixed = [c for c in profiled if needs_text_reread(columns[c].kinds)]
@@ -94,8 +94,9 @@ def profile_streamed(summary: TaskSummary, chunk_rows: int | None = None) -> Pro
     train_frame = pd.DataFrame({c: images[c].series(c) for c in image_columns}) if image_columns else None
     test_frame = pd.DataFrame({c: test_images[c].series(c) for c in image_columns}) if image_columns else None
     image_profiles = tuple(profile_images(source, train_frame, test_frame, root) for source in summary.images)
+    audio_profiles = tuple(profile_audio(source, train_frame, test_frame, root) for source in summary.audio)
     return Profile(n_train, n_test, round((memory + test_memory) / 2**20, 2), tuple(profiles),
-                   target.profile(summary.problem_type), image_profiles)
+                   target.profile(summary.problem_type), image_profiles, audio=audio_profiles)
 
 
 def _train_pass(path: Path, profiled: list[str], target_name: str, image_columns: list[str], chunk_rows: int | None,

@@ -172,7 +172,7 @@ def _tune_search(job: TrackJob, round_dir: Path) -> dict | None:
     """What the generated code's tune_model() gets (tune.json); None when this round should not search."""
     if job.tune is None or not job.plans.track.tune.get("space"):
         return None
-    if job.plans.track.model_template == "custom_nn" and job.plans.prep.image and not job.gpu_ids:
+    if job.plans.track.model_template == "custom_nn" and (job.plans.prep.image or job.plans.prep.audio) and not job.gpu_ids:
         # A CNN's epoch on a CPU takes seconds: a search would buy a handful of trials with the
         # time the network itself needs to train.
         return None

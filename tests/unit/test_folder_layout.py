@@ -160,7 +160,7 @@ def test_generated_traditional_pipeline_runs_on_the_folders(tmp_path):
     ("one_class", "1 class folder"),
     ("empty_class", "class folder.* with no image files: train/vertical/"),
     ("empty_test", "test/ holds no image files"),
-    ("foreign_ids", "ids of sample_submission.csv match no image in test/"),
+    ("foreign_ids", "ids of sample_submission.csv match no file in test/"),
     ("some_foreign_ids", r"1 id\(s\) of sample_submission.csv are not in test/"),
 ])
 def test_broken_folders_are_one_clear_error(tmp_path, breakage, message):

@@ -95,7 +95,7 @@ def test_no_features_and_no_images_is_a_clear_error(tmp_path):
     frame = pd.DataFrame({"id": [f"x{i}" for i in range(40)], "label": [0, 1] * 20})
     root = write_task(tmp_path / "t", frame.iloc[:30], frame.iloc[30:][["id"]],
                       pd.DataFrame({"id": frame.iloc[30:]["id"], "label": 0}))
-    with pytest.raises(TaskError, match="no column names image files"):
+    with pytest.raises(TaskError, match="no column names image or audio files"):
         check_task(root)
 
 
