@@ -61,8 +61,8 @@ class PrepPlan:
     audio_mode: Literal["stats", "spectrogram"] = "stats"
     audio_rate: int = 16000                   # clips are resampled to this rate (Hz), mono
     audio_seconds: float = 5.0                # and cut or zero-padded to this length
-    audio_mels: int = 64
-    audio_frames: int = 96                    # the spectrogram's time steps (averaged windows)
+    audio_mels: int = 40
+    audio_frames: int = 64                    # the spectrogram's time steps (averaged windows)
 
     def replace(self, **changes: Any) -> "PrepPlan":
         return dataclasses.replace(self, **changes)

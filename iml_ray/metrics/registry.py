@@ -228,6 +228,25 @@ def _f1_macro(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> f
     return skm.f1_score(y_true, y_pred, average="macro", zero_division=0)
 
 
+def _f1_weighted(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    # Each class's F1 weighted by its number of true rows (sklearn's average="weighted").
+    return skm.f1_score(y_true, y_pred, average="weighted", zero_division=0)
+
+
+def _balanced_logloss(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    """Log loss with every class weighing the same whatever its count (ICR's "balanced logarithmic loss"): the mean
+    over the classes present of the mean -log p of that class's rows."""
+    proba = np.clip(y_pred, PROBA_CLIP, 1 - PROBA_CLIP)
+    if proba.ndim == 1:
+        proba = np.column_stack([1 - proba, proba])
+        column = _binary_truth(y_true)
+    else:
+        proba = proba / proba.sum(axis=1, keepdims=True)
+        column = _column_of_each_row(y_true, classes, proba.shape[1])
+    picked = -np.log(proba[np.arange(len(column)), column])
+    return float(np.mean([picked[column == j].mean() for j in np.unique(column)]))
+
+
 def _qwk(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
     # Quadratic weights are by position in `labels`: every known class in natural
     # order, so a class absent from the data still keeps its distance.
@@ -288,6 +307,13 @@ _REGISTRY = (
     Metric("f1_macro", True, "label", CLASSIFICATION, "identity",
            (r"macro[ -]?(?:averaged? )?f1(?:[ -]?score)?", r"f1[ -]macro", r"f1(?:[ -]?score)? \(?macro"),
            _f1_macro),
+    Metric("f1_weighted", True, "label", CLASSIFICATION, "identity",
+           (r"weighted[ -](?:averaged? )?f1(?:[ -]?score)?", r"f1[ -]weighted", r"f1(?:[ -]?score)? \(?weighted"),
+           _f1_weighted),
+    Metric("balanced_logloss", False, "proba", CLASSIFICATION, "exp_neg",
+           (r"(?:class[ -])?balanced (?:logarithmic|log)[ _-]?loss", r"class[ -]weighted (?:logarithmic|log)[ _-]?loss",
+            r"balanced cross[ _-]?entropy"),
+           _balanced_logloss),
     Metric("qwk", True, "label", CLASSIFICATION, "half_shift",
            (r"quadratic(?:ally)?[ -]weighted[ -](?:cohen['’]?s )?kappa", r"qwk", r"cohen['’]?s?[ -]kappa",
             r"weighted kappa", r"kappa"),
@@ -354,6 +380,9 @@ ALIASES: dict[str, str] = {
     **dict.fromkeys(("balanced_acc", "balanced_accuracy_score"), "balanced_accuracy"),
     **dict.fromkeys(("f1_score", "f_score", "f1_binary"), "f1"),
     **dict.fromkeys(("macro_f1", "f1macro", "macro_f1_score", "f1_macro_score"), "f1_macro"),
+    **dict.fromkeys(("weighted_f1", "f1weighted", "weighted_f1_score", "f1_weighted_score"), "f1_weighted"),
+    **dict.fromkeys(("balanced_log_loss", "balanced_logarithmic_loss", "class_balanced_logloss",
+                     "balanced_cross_entropy"), "balanced_logloss"),
     **dict.fromkeys(("quadratic_weighted_kappa", "quadratic_kappa", "weighted_kappa", "kappa", "cohen_kappa",
                      "cohens_kappa", "cohen's_kappa"), "qwk"),
     **dict.fromkeys(("matthews", "matthews_corrcoef", "matthews_correlation",

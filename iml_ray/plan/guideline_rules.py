@@ -21,7 +21,7 @@ PREP_KNOBS = {"max_categories", "min_category_count", "frequency_encoding", "tfi
 STARTUP_S = 8.0
 SECONDS_PER_CELL = 3e-6
 SECONDS_PER_TEXT_ROW = 4e-3
-AUDIO_STATISTICS_WIDTH = 365     # log-mel statistics per audio column (prep template, 64 bands)
+AUDIO_STATISTICS_WIDTH = 244     # log-mel statistics per audio column (prep template, 40 bands)
 SECONDS_PER_AUDIO_SECOND = 4e-3  # decoding and a log-mel spectrogram, per second of clip at 16 kHz
 BUDGET_SHARE = 0.35          # of the time budget the first attempt should need at most
 MIN_SAMPLE_ROWS = 2000
@@ -131,7 +131,6 @@ def plan_prep(summary: TaskSummary, profile: Profile, knobs: dict, time_budget_s
 # instruments are told apart by, at a third of 48 kHz's cost.
 AUDIO_MAX_SECONDS = 10.0
 AUDIO_MAX_RATE = 16000
-NN_AUDIO_MELS, NN_AUDIO_FRAMES = 48, 64     # the CNN's spectrogram: small enough to train on CPUs
 
 
 def audio_settings(clips) -> dict:
@@ -218,9 +217,9 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
             changes.update(image_size=size, image_stats=False)
             reasons.append(f"a small CNN on {size[0]}x{size[1]} pixels")
         elif prep.audio:
-            changes.update(audio_mode="spectrogram", audio_mels=NN_AUDIO_MELS, audio_frames=NN_AUDIO_FRAMES)
-            reasons.append(f"a small CNN on {NN_AUDIO_MELS}x{NN_AUDIO_FRAMES} log-mel spectrograms, shifted in time "
-                           "for augmentation")
+            changes.update(audio_mode="spectrogram")
+            reasons.append(f"a small CNN on {prep.audio_mels}x{prep.audio_frames} log-mel spectrograms, shifted in "
+                           "time for augmentation")
         if prep.text:
             reasons.append("an embedding bag over the TF-IDF-weighted n-grams")
         reasons.append("an MLP on the tabular columns (category embeddings, BatchNorm, ReLU, Dropout)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import stat
 import zipfile
@@ -40,12 +41,18 @@ def max_unpacked_bytes() -> int:
 
 
 def media_archives(root: Path) -> dict[str, Path]:
-    """The splits shipped as a zip of media files with no folder of the same name: {split: archive}."""
+    """The splits shipped as a zip of media files with no folder of the same name: {split: archive}.
+
+    train.zip, else the one zip named like it (whale: train2.zip, others train_images.zip)."""
     found = {}
     for split in SPLITS:
-        archive = root / f"{split}.zip"
-        if archive.is_file() and not (root / split).is_dir() and _holds_media(archive):
-            found[split] = archive
+        if (root / split).is_dir():
+            continue
+        named = sorted(p for p in root.iterdir() if p.is_file() and re.fullmatch(rf"{split}[\w-]*\.zip", p.name, re.I)
+                       and _holds_media(p))
+        exact = [p for p in named if p.name.lower() == f"{split}.zip"]
+        if exact or len(named) == 1:
+            found[split] = (exact or named)[0]
     return found
 
 
@@ -115,10 +122,12 @@ def unpack_task(root: Path, archives: dict[str, Path], dest: Path) -> Path:
 
 
 def _extract(archive: Path, members: list[zipfile.ZipInfo], folder: Path, limit: int) -> None:
-    """Members into folder; a single top folder named like the split (train.zip: train/…) is dropped."""
+    """Members into folder; a single top folder named like the split (train.zip: train/…, train2.zip: train2/…)
+    is dropped."""
     names = [PurePosixPath(m.filename.replace("\\", "/")) for m in members]
     tops = {n.parts[0] for n in names if len(n.parts) > 1}
-    strip = len(tops) == 1 and all(len(n.parts) > 1 for n in names) and next(iter(tops)).lower() == folder.name.lower()
+    strip = (len(tops) == 1 and all(len(n.parts) > 1 for n in names)
+             and next(iter(tops)).lower().startswith(folder.name.lower()))
     written = 0
     with zipfile.ZipFile(archive) as handle:
         for info, name in zip(members, names):

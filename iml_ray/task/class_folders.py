@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from iml_ray.errors import TaskError
-from iml_ray.task.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, NAME_LABEL, FolderLayout
+from iml_ray.task.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, NAME_LABEL, NAME_LABEL_LAST, FolderLayout
 
 
 def class_folder_layout(root: Path, sample: tuple[str, pd.DataFrame] | None, stated: dict[str, Any]) -> FolderLayout:
@@ -23,9 +23,10 @@ def class_folder_layout(root: Path, sample: tuple[str, pd.DataFrame] | None, sta
     classes = [p for p in sorted(train_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")]
     suffixes = _media_kind(train_dir, classes)
     noun = "audio files" if suffixes == AUDIO_SUFFIXES else "image files"
-    label_from = "folder"
-    if len(classes) < 2 and _labels_in_names(_media_names(train_dir, suffixes)):
-        label_from = "name"
+    label_from, pattern = "folder", NAME_LABEL
+    named = _name_pattern(_media_names(train_dir, suffixes)) if len(classes) < 2 else None
+    if named:
+        label_from, pattern = "name", named
     elif len(classes) < 2:
         raise TaskError(f"train/ has no train.csv beside it and {len(classes)} class folder(s) "
                         f"({', '.join(p.name for p in classes) or 'none'})",
@@ -49,7 +50,8 @@ def class_folder_layout(root: Path, sample: tuple[str, pd.DataFrame] | None, sta
                         "Give each test file its own name, or list the full file names as ids in the sample submission.")
     target = stated.get("target") or (predicted[0] if len(predicted) == 1 else "label")
     path_column = next(c for c in ("path", "file_path", "media_file") if c not in (id_column, target))
-    return FolderLayout(str(id_column), path_column, str(target), id_style, suffixes=suffixes, label_from=label_from)
+    return FolderLayout(str(id_column), path_column, str(target), id_style, suffixes=suffixes, label_from=label_from,
+                        label_pattern=pattern)
 
 
 def _media_kind(train_dir: Path, classes: list[Path]) -> tuple[str, ...]:
@@ -60,10 +62,14 @@ def _media_kind(train_dir: Path, classes: list[Path]) -> tuple[str, ...]:
     return AUDIO_SUFFIXES if clips > images else IMAGE_SUFFIXES
 
 
-def _labels_in_names(names: list[str]) -> bool:
-    """Most train files named by a class word (cat.12.jpg, dog.7.jpg), and at least two such words."""
-    found = [m.group(1) for m in (re.match(NAME_LABEL, name) for name in names) if m]
-    return len(names) > 0 and len(found) >= 0.9 * len(names) and len(set(found)) >= 2
+def _name_pattern(names: list[str]) -> str | None:
+    """The pattern that finds a class in most train file names: the leading word (cat.12.jpg, dog.7.jpg), else the
+    last _token (whale: ..._TRAIN0_1.aif); at least two classes, and few enough that they are classes, not ids."""
+    for pattern in (NAME_LABEL, NAME_LABEL_LAST):
+        found = [m.group(1) for m in (re.match(pattern, name) for name in names) if m]
+        if names and len(found) >= 0.9 * len(names) and 2 <= len(set(found)) <= max(2, len(names) // 5):
+            return pattern
+    return None
 
 
 def _media_names(folder: Path, suffixes: tuple[str, ...]) -> list[str]:

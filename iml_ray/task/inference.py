@@ -18,7 +18,7 @@ from iml_ray.task.answer_format import default_metric, infer_problem_type, submi
 from iml_ray.task.archives import check_archive
 from iml_ray.task.files import ID_NAME, YAML_KEYS, TaskFiles, TaskSummary, locate_task, read_table, read_task_yaml
 from iml_ray.task.forecasting import find_forecast
-from iml_ray.task.media import AudioSource, ImageSource, find_audio_sources, find_image_sources
+from iml_ray.task.media import NAME_LABEL, AudioSource, ImageSource, find_audio_sources, find_image_sources
 from iml_ray.task.several_targets import several_targets
 from iml_ray.task.tables import count_rows, read_columns
 from iml_ray.task.unsupported import refuse, text_generation
@@ -205,6 +205,10 @@ def require_inputs(cols: ColumnResolution, train: pd.DataFrame, test: pd.DataFra
     candidates = [c for c in cols.feature_columns if not pd.api.types.is_float_dtype(train[c])]
     if cols.id_column:
         candidates.append(cols.id_column)
+    if files.layout is not None:
+        # The tables were built from the folders: the path column names each file; an id that is the file's name
+        # names the same files, and reading them twice would double the work and the features.
+        candidates = [files.layout.path_column]
     images = find_image_sources(train, test, files.root, candidates)
     named = {s.column for s in images}
     audio = find_audio_sources(train, test, files.root, [c for c in candidates if c not in named])
@@ -264,8 +268,11 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
     labels, test_ids, n_test = needed_columns(files, cols)
     if files.layout is not None:
         layout = files.layout
-        where = (f"{layout.train_dir}/<class>.<n>.<ext> (the class is the name's leading word)"
-                 if layout.label_from == "name" else f"{layout.train_dir}/<class>/")
+        where = f"{layout.train_dir}/<class>/"
+        if layout.label_from == "name":
+            where = (f"{layout.train_dir}/<class>.<n>.<ext> (the class is the name's leading word)"
+                     if layout.label_pattern == NAME_LABEL else
+                     f"{layout.train_dir}/<name>_<class>.<ext> (the class is the name's last _token)")
         decisions["layout"] = (f"inferred: no train.csv; one row per {layout.kind_of_file} of {where} "
                                f"({labels[cols.target].nunique()} classes) and of {layout.test_dir}/, ids are file "
                                f"{'names' if layout.id_style == 'name' else 'names without extension'}")

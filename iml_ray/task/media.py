@@ -39,6 +39,7 @@ FOLDERS = {"train": ("", "images", "train", "train_images", "img", "imgs", "data
 SAMPLE = 20
 MIN_FOUND = 0.9
 NAME_LABEL = r"^([A-Za-z]+)[._-]"     # cat.12.jpg, dog_7.png: the class is the leading word
+NAME_LABEL_LAST = r"^.*_([A-Za-z0-9]+)\.[A-Za-z0-9]+$"   # whale: 20090328_000000_002s3ms_TRAIN0_1.aif: the last token
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,8 @@ class FolderLayout:
     test_dir: str = "test"
     suffixes: tuple[str, ...] = IMAGE_SUFFIXES
     kind: str = "class_folders"
-    # Where a train image's class is: its folder (train/<class>/x.png) or its name (dogs-vs-cats: train/cat.12.jpg),
-    # then the name's leading word, as label_pattern's group 1 finds it.
+    # Where a train file's class is: its folder (train/<class>/x.png) or its name (dogs-vs-cats: train/cat.12.jpg,
+    # the leading word; whale: train/<stamp>_TRAIN0_1.aif, the last token), as label_pattern's group 1 finds it.
     label_from: str = "folder"
     label_pattern: str = NAME_LABEL
 
@@ -149,7 +150,7 @@ def read_class_folders(data, layout, split):
     if layout.get("label_from", "folder") == "name":
         import re
 
-        # The class is the name's leading word (a name without one has no label).
+        # The class is what the pattern finds in the name (a name without it has no label).
         for name in images(layout["train_dir"]):
             found = re.match(layout["label_pattern"], name)
             rows.append({**row(layout["train_dir"], name), layout["target"]: found.group(1) if found else None})

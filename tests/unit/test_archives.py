@@ -66,6 +66,7 @@ def test_zipped_folders_with_labels_in_names_run_through_a_pipeline(tmp_path):
     assert unpack_task(task, files.archives, unpacked) == unpacked            # once: a second call reuses it
     summary = analyze_task(unpacked)
     assert summary.layout is not None and summary.layout.label_from == "name"
+    assert [s.column for s in summary.images] == [summary.layout.path_column]     # the id names the same files
     assert summary.n_train == 160 and summary.n_test == 40
     assert summary.submission.kind == "probability" and summary.submission.positive_class == "vertical"
     result = verified_candidate(tmp_path, summary, time.time() + 300)

@@ -2,11 +2,13 @@
 by the prep module as log-mel statistics (trees, linear models) or spectrograms (the CNN)."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import types
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -22,8 +24,10 @@ from iml_ray.plan.guideline_rules import make_blueprint, make_contract
 from iml_ray.plan.knowledge import retrieve
 from iml_ray.safety.contract import check_layout, check_submission
 from iml_ray.scoring.evaluate import make_holdout, score_valid_predictions
+from iml_ray.task.archives import unpack_task
 from iml_ray.task.files import TaskSummary
 from iml_ray.task.inference import analyze_task, check_task
+from iml_ray.task.media import NAME_LABEL_LAST
 from iml_ray.task.profiling import profile_task
 
 N = 90
@@ -181,3 +185,43 @@ def test_files_that_are_not_audio_are_one_clear_line_and_nothing_is_written(tmp_
     assert len(err.strip().splitlines()) == 2
     assert not (tmp_path / "out").exists()
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def _aiff(clip, rate) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, clip, rate, format="AIFF", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def test_the_whale_layout_zipped_aiff_clips_labelled_by_their_last_token(tmp_path, clips):
+    """MLE-bench's right-whale redux: train2.zip of train2/<stamp>_TRAIN<n>_<0|1>.aif, test2.zip of
+    test2/<stamp>_Test<n>.aif, no tables but sampleSubmission.csv (clip, probability), AUC."""
+    audio, labels, rate = clips
+    keep = [i for i, label in enumerate(labels) if label in ("brass", "piano")]
+    root = tmp_path / "whale"
+    root.mkdir()
+    n_test = 10
+    test_idx, train_idx = keep[:n_test], keep[n_test:]
+    with zipfile.ZipFile(root / "train2.zip", "w") as archive:
+        for n, i in enumerate(train_idx):
+            archive.writestr(f"train2/20090328_{n:06d}_TRAIN{n}_{int(labels[i] == 'brass')}.aif", _aiff(audio[i], rate))
+    names = [f"20090330_{n:06d}_Test{n}.aif" for n in range(n_test)]
+    with zipfile.ZipFile(root / "test2.zip", "w") as archive:
+        for name, i in zip(names, test_idx):
+            archive.writestr(f"test2/{name}", _aiff(audio[i], rate))
+    pd.DataFrame({"clip": names, "probability": 0}).to_csv(root / "sampleSubmission.csv", index=False)
+    (root / "description.md").write_text("Detect the up-call. Submissions are judged on area under the ROC curve.\n")
+
+    files = check_task(root)
+    assert {split: path.name for split, path in files.archives.items()} == {"train": "train2.zip", "test": "test2.zip"}
+    unpacked = unpack_task(root, files.archives, tmp_path / "run" / "unpacked")
+    assert (unpacked / "test" / names[0]).is_file()           # the lone top folder test2/ is dropped
+    summary = analyze_task(unpacked)
+    layout = summary.layout
+    assert layout.kind_of_file == "clip" and layout.label_from == "name" and layout.label_pattern == NAME_LABEL_LAST
+    assert "the class is the name's last _token" in summary.decisions["layout"]
+    assert summary.metric == "auc" and summary.submission.kind == "probability"
+    assert summary.submission.positive_class in (1, "1") and summary.target == "probability"
+    assert summary.n_train == len(train_idx) and summary.n_test == n_test
+    [source] = summary.audio
+    assert source.column == layout.path_column

@@ -13,9 +13,9 @@ from iml_ray.metrics.predictions import score_predictions
 from iml_ray.metrics.registry import METRICS, Metric, UnknownMetric, get_metric
 from iml_ray.metrics.submission import SubmissionFormat
 
-CANONICAL = ("accuracy", "auc", "balanced_accuracy", "f1", "f1_macro", "logloss", "mae", "mape", "mcc", "mse", "qwk",
-             "r2", "rmse", "rmsle", "smape")
-LOSSES = ("logloss", "rmse", "rmsle", "mae", "mse", "mape", "smape")
+CANONICAL = ("accuracy", "auc", "balanced_accuracy", "balanced_logloss", "f1", "f1_macro", "f1_weighted", "logloss",
+             "mae", "mape", "mcc", "mse", "qwk", "r2", "rmse", "rmsle", "smape")
+LOSSES = ("logloss", "balanced_logloss", "rmse", "rmsle", "mae", "mse", "mape", "smape")
 # Several targets: each the mean over target columns of its unit metric.
 COLUMN_WISE = {"mean_auc": "auc", "mean_logloss": "logloss", "mean_rmsle": "rmsle", "mcrmse": "rmse", "mean_mae": "mae"}
 
@@ -189,7 +189,7 @@ def test_the_registry_holds_the_canonical_metrics():
 def test_directions_needs_and_problem_types(name):
     metric = get_metric(name)
     assert metric.higher_is_better is (name not in LOSSES)
-    expected_needs = ("proba" if name in ("auc", "logloss")
+    expected_needs = ("proba" if name in ("auc", "logloss", "balanced_logloss")
                       else "value" if name in ("rmse", "rmsle", "mae", "mse", "r2", "mape", "smape") else "label")
     assert metric.needs == expected_needs
     expected_types = ("regression",) if expected_needs == "value" else ("binary", "multiclass")
@@ -198,7 +198,7 @@ def test_directions_needs_and_problem_types(name):
 
 
 @pytest.mark.parametrize("name, normalisation", [
-    *[(n, "identity") for n in ("auc", "accuracy", "balanced_accuracy", "f1", "f1_macro", "r2")],
+    *[(n, "identity") for n in ("auc", "accuracy", "balanced_accuracy", "f1", "f1_macro", "f1_weighted", "r2")],
     *[(n, "exp_neg") for n in LOSSES],
     ("qwk", "half_shift"), ("mcc", "half_shift"),
 ])
@@ -242,6 +242,7 @@ def test_aps_of_a_failure_is_zero(name):
     ("f1_score", "f1"), ("macro_f1", "f1_macro"), ("F1 Macro", "f1_macro"),
     ("quadratic_weighted_kappa", "qwk"), ("kappa", "qwk"), ("QWK", "qwk"),
     ("matthews", "mcc"), ("matthews_corrcoef", "mcc"),
+    ("weighted_f1", "f1_weighted"), ("Weighted F1", "f1_weighted"), ("balanced log loss", "balanced_logloss"),
 ])
 def test_aliases_resolve_case_insensitively(alias, canonical):
     assert get_metric(alias).name == canonical
@@ -257,9 +258,9 @@ def test_unknown_metric_lists_the_known_names():
     with pytest.raises(UnknownMetric) as info:
         get_metric("foo")
     assert isinstance(info.value, ValueError)
-    assert str(info.value) == ("unknown metric 'foo'; known metrics: accuracy, auc, balanced_accuracy, f1, f1_macro, "
-                               "logloss, mae, mape, mcc, mcrmse, mean_auc, mean_logloss, mean_mae, mean_rmsle, mse, qwk, "
-                               "r2, rmse, rmsle, smape")
+    assert str(info.value) == ("unknown metric 'foo'; known metrics: accuracy, auc, balanced_accuracy, balanced_logloss, "
+                               "f1, f1_macro, f1_weighted, logloss, mae, mape, mcc, mcrmse, mean_auc, mean_logloss, "
+                               "mean_mae, mean_rmsle, mse, qwk, r2, rmse, rmsle, smape")
 
 
 # ------------------------------------------------------------------ descriptions
@@ -512,3 +513,37 @@ def test_percentage_errors_as_forecasting_competitions_score_them():
 
     assert find_metric_in_text("Scored by the symmetric mean absolute percentage error (SMAPE).") == "smape"
     assert find_metric_in_text("Evaluated on the mean absolute percentage error.") == "mape"
+
+
+def test_weighted_f1_weighs_each_class_by_its_true_rows():
+    from sklearn.metrics import f1_score
+
+    truth = np.array(["a"] * 6 + ["b"] * 3 + ["c"])
+    pred = np.array(["a"] * 5 + ["b"] * 2 + ["b", "c", "a"])
+    assert score("f1_weighted", truth, pred) == pytest.approx(f1_score(truth, pred, average="weighted"))
+    per_class = f1_score(truth, pred, average=None, labels=["a", "b", "c"])
+    assert score("f1_weighted", truth, pred) == pytest.approx((6 * per_class[0] + 3 * per_class[1] + per_class[2]) / 10)
+    assert score("f1_weighted", truth, pred) != pytest.approx(score("f1_macro", truth, pred))
+
+
+def test_balanced_logloss_gives_each_class_the_same_weight():
+    """ICR's balanced log loss: the mean over classes of each class's mean -log p, whatever the class counts."""
+    truth = np.array([0, 0, 0, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.6])
+    expected = (-(np.log(0.9) + np.log(0.8) + np.log(0.7)) / 3 - np.log(0.6)) / 2
+    assert score("balanced_logloss", truth, p) == pytest.approx(expected)
+    assert score("balanced_logloss", truth, p) != pytest.approx(score("logloss", truth, p))
+    # Several classes: probability columns in `classes` order, renormalised like log loss.
+    proba = np.array([[0.7, 0.2, 0.1], [0.2, 0.2, 0.6], [0.5, 0.5, 0.0]])
+    labels = np.array(["x", "z", "y"])
+    expected = np.mean([-np.log(0.7), -np.log(0.6), -np.log(0.5)])
+    assert score("balanced_logloss", labels, proba, ["x", "y", "z"]) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Submissions are evaluated using a balanced logarithmic loss.", "balanced_logloss"),
+    ("The metric is the weighted F1 score over the classes.", "f1_weighted"),
+    ("Scored on the F1 score (weighted) of the labels.", "f1_weighted"),
+])
+def test_weighted_variants_named_in_a_description(text, expected):
+    assert find_metric_in_text(text) == expected
