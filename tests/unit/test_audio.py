@@ -225,3 +225,14 @@ def test_the_whale_layout_zipped_aiff_clips_labelled_by_their_last_token(tmp_pat
     assert summary.n_train == len(train_idx) and summary.n_test == n_test
     [source] = summary.audio
     assert source.column == layout.path_column
+
+
+def test_a_stripped_description_still_reads_the_audio_task(tmp_path, clips):
+    """--strip-description: the files and the sample submission say it is a multiclass task of clips."""
+    from iml_ray.task.inference import STRIPPED_DESCRIPTION
+
+    root = _table_task(tmp_path / "instruments", clips)
+    summary = analyze_task(root, description=STRIPPED_DESCRIPTION)
+    assert summary.description == STRIPPED_DESCRIPTION and summary.problem_type == "multiclass"
+    assert summary.metric == "accuracy" and summary.submission.kind == "label"
+    assert [s.column for s in summary.audio] == ["filename"]
