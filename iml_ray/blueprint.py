@@ -208,6 +208,9 @@ class RepairRound:
     change: str | None = None   # what the Debugger changed for the next round
     diff_file: str | None = None
     module: ModuleRole | None = None   # the module that change touched
+    score: float | None = None         # the framework's validation score, when the round verified
+    step: str | None = None            # an improvement round's step (plan/improvements.py); None: draft or repair
+    kept: bool | None = None           # an improvement round: did its candidate replace the track's best?
 
 
 @dataclass(frozen=True)

@@ -148,15 +148,19 @@ def _timeline_section(data: dict) -> str:
     explore_start = max(end for _, _, end, _ in spans)
     for track, cand in (state.get("candidates") or {}).items():
         marks, t = [], explore_start
-        for r in cand.get("rounds", []):
+        for number, r in enumerate(cand.get("rounds", []), 1):
             t += r.get("wall_s", 0)
-            marks.append(t)
+            score = "" if r.get("score") is None else f" {r['score']:.5g}"
+            what = r.get("step") or ("repair" if r.get("status") != "ok" else "first candidate")
+            kept = " (kept)" if r.get("kept") else " (not kept)" if r.get("step") else ""
+            marks.append((t, f"round {r.get('round', number)}: {what}, {r.get('status')}{score}{kept}"))
         end = explore_start + max(cand.get("wall_s", 0), 0.1)
         # report.json's resources are keyed by track: what Ray gave each one.
         cpus = ((data["report"].get("resources") or {}).get(track) or {}).get("num_cpus")
         label = f"track {track}" + (f" ({cpus:g} CPU)" if cpus else "")
-        spans.append((label, explore_start, end, marks[:-1]))
-    return timeline(spans) + "<p class='muted'>Marks on a track are the ends of its failed rounds (repairs).</p>"
+        spans.append((label, explore_start, end, marks))
+    return timeline(spans) + ("<p class='muted'>Marks on a track are the ends of its rounds: repairs, its first "
+                               "verified candidate, then improvements (hover for the score; the best is kept).</p>")
 
 
 def _tuning_line(tuning: dict) -> str:
@@ -225,9 +229,15 @@ def _leaderboard_section(report: dict, run_dir: Path) -> str:
             diff = ""
             if r.get("diff_file") and Path(r["diff_file"]).exists():
                 diff = f"<details><summary>diff</summary><pre>{esc(Path(r['diff_file']).read_text()[:20000])}</pre></details>"
-            round_rows.append([esc(r["round"]), esc(r["status"]), esc(r.get("failure") or "ok"), esc(r.get("blamed") or ""),
-                               esc(r.get("change") or ""), diff])
-        parts.append(_table(["round", "status", "error", "blamed", "change for the next round", ""], round_rows))
+            score = "" if r.get("score") is None else f"{r['score']:.5g}"
+            kept = "" if r.get("kept") is None else ("kept" if r["kept"] else "not kept")
+            round_rows.append([esc(r["round"]), esc(r.get("step") or ("repair" if r["status"] != "ok" else "first")),
+                               esc(r["status"]), esc(score), esc(kept), esc(r.get("failure") or "ok"),
+                               esc(r.get("blamed") or ""), esc(r.get("change") or ""), diff])
+        parts.append(_table(["round", "kind", "status", "score", "", "error", "blamed",
+                             "change (repairs: for the next round; improvements: this round's)", ""], round_rows))
+        if c.get("stopped"):
+            parts.append(f"<p class='muted'>best round: {esc(c.get('best_round'))}; {esc(c['stopped'])}</p>")
         code = run_dir / "candidates" / c["track"] / f"pipeline_{c['track']}.py"
         if code.exists():
             parts.append(f"<details><summary>code of the {esc(c['track'])} candidate ({code.name})</summary>"
@@ -245,7 +255,8 @@ def _diagnostics_section(report: dict, run_dir: Path, data: dict) -> str:
         entry = next((c for c in report["leaderboard"] if c["track"] == chosen["track"]), None)
         if entry is None:
             return "<p class='muted'>the winner is not on the leaderboard</p>"
-        valid = run_dir / "candidates" / entry["track"] / f"round_{len(entry['rounds'])}" / "output" / "valid_predictions.csv"
+        best_round = entry.get("best_round") or len(entry["rounds"])
+        valid = run_dir / "candidates" / entry["track"] / f"round_{best_round}" / "output" / "valid_predictions.csv"
     summary = data.get("task_summary")
     if not valid.exists() or not summary:
         return "<p class='muted'>the winner's validation predictions are not in the run directory</p>"

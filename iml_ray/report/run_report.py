@@ -51,7 +51,8 @@ def build_report(status: str, summary: TaskSummary, profile: Profile, knowledge:
              "started_s": round(c.started_at - started, 2) if c.started_at else None,
              "finished_s": round(c.finished_at - started, 2) if c.finished_at else None,
              "resources": c.resources, "reasons": list(c.details.get("plans", {}).get("track", {}).get("reasons", [])),
-             "tuning": _tuning_of(c.details.get("run_info", {})), "modules": c.details.get("modules", {})}
+             "tuning": _tuning_of(c.details.get("run_info", {})), "modules": c.details.get("modules", {}),
+             "best_round": c.details.get("best_round"), "stopped": c.details.get("stopped")}
             for c in leaderboard
         ],
         "chosen": None if best is None else {"track": best.track, "valid_score": best.valid_score, "aps": best.aps,

@@ -89,8 +89,8 @@ def heatmap(matrix: list[list[int]], labels: list[str], *, title: str, cell: int
     return "".join(parts)
 
 
-def timeline(spans: list[tuple[str, float, float, list[float]]], *, width: int = 900) -> str:
-    """Rows of (name, start_s, end_s, marks_s) on one time axis."""
+def timeline(spans: list[tuple[str, float, float, list]], *, width: int = 900) -> str:
+    """Rows of (name, start_s, end_s, marks) on one time axis; a mark is a time, or (time, its tooltip)."""
     if not spans:
         return "<p class='muted'>no timings recorded</p>"
     total = max(end for _, _, end, _ in spans) or 1.0
@@ -105,8 +105,11 @@ def timeline(spans: list[tuple[str, float, float, list[float]]], *, width: int =
                      f"height='{row - 6}' fill='{PALETTE[i % len(PALETTE)]}'>"
                      f"<title>{esc(name)}: {end - start:.1f} s</title></rect>")
         for mark in marks:
-            x = label_w + mark * scale
-            parts.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{y - 2}' y2='{y + row - 4}' stroke='#1b1f24' stroke-width='2'/>")
+            at, tip = mark if isinstance(mark, tuple) else (mark, "")
+            x = label_w + at * scale
+            title = f"<title>{esc(tip)}</title>" if tip else ""
+            parts.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{y - 2}' y2='{y + row - 4}' stroke='#1b1f24' "
+                         f"stroke-width='2'>{title}</line>")
     axis_y = 8 + len(spans) * row + 6
     for k in range(6):
         t = total * k / 5

@@ -23,6 +23,7 @@ from iml_ray.safety.sandbox import SandboxResult, run_python
 from iml_ray.scoring.evaluate import aps
 from iml_ray.track import checks
 from iml_ray.track.checks import encoder_cache_env, failing_section, prep_output, probe_prep, read_json, verify
+from iml_ray.track.improve import Verified, improve, restore, snapshot
 from iml_ray.track.job import ModuleSlot, TrackAgents, TrackJob
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class Track:
     prep_verified: str | None = None      # the prep code the contract check last passed
     prep_output: dict = field(default_factory=dict)
     tuning: bool = False
+    improving: bool = False             # an improvement round: it may use all the time left
+    tuned_params: dict = field(default_factory=dict)   # a kept search's parameters, written into later rounds
 
     @property
     def name(self) -> str:
@@ -99,7 +102,11 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
         round_started = time.time()
         attempt = attempt_round(track, number, round_dir)
         if attempt.failure is None:
-            return _verified(track, number, round_dir, attempt.score, round_started)
+            seconds = round(time.time() - round_started, 2)
+            track.notify("verified", number, score=attempt.score)
+            track.rounds.append(RepairRound(number, "ok", seconds, score=attempt.score))
+            best, stopped = improve(track, snapshot(track, number, round_dir, attempt.score, seconds), attempt_round)
+            return _verified(track, best, stopped)
         failure_line = repair_round(track, number, round_dir, attempt.failure, round_started)
         if failure_line is not None:
             break
@@ -129,6 +136,8 @@ def attempt_round(track: Track, number: int, round_dir: Path) -> Attempt:
                                                      track.model.code)
     except ValueError as exc:
         return Attempt(Failure("assemble", "invalid", str(exc), failing_section=getattr(exc, "module", None)))
+    if track.tuned_params and not track.tuning:
+        script = with_tuned_params(script, track.tuned_params)
     pipeline = round_dir / f"pipeline_{track.name}.py"
     pipeline.write_text(script)
     out = round_dir / "output"
@@ -154,7 +163,7 @@ def _run_pipeline(track: Track, number: int, round_dir: Path, pipeline: Path, ou
     args = ["--data", job.summary.task_dir, "--out", str(out), "--holdout", job.holdout_path]
     # Only the rules model modules define a search space.
     tune = _tune_search(job, round_dir) if track.tuning and track.model.source == "rules" else None
-    sandbox = checks.limits(job, last_chance=number >= track.max_attempts)
+    sandbox = checks.limits(job, last_chance=number >= track.max_attempts or track.improving)
     extra_env = encoder_cache_env(job)
     if tune is not None:
         tune_file = round_dir / "tune.json"
@@ -234,23 +243,27 @@ def _write_diff(track: Track, round_dir: Path, role: str, before: dict[str, str 
     return str(round_dir / "repair.diff")
 
 
-def _verified(track: Track, number: int, round_dir: Path, score: float, round_started: float) -> Candidate:
-    job, name, code_dir = track.job, track.name, track.code_dir
+def _verified(track: Track, best: Verified, stopped: str) -> Candidate:
+    """The track's candidate: its best verified round, whose files become the track's own."""
+    job, name, code_dir, round_dir = track.job, track.name, track.code_dir, best.round_dir
+    restore(track, best)
     modules = {role: slot.to_json() for role, slot in track.slots.items()}
-    track.notify("verified", number, score=score)
-    track.rounds.append(RepairRound(number, "ok", round(time.time() - round_started, 2)))
     final = code_dir / f"pipeline_{name}.py"
     details = read_json(round_dir / "output" / "run_info.json")
     # The parameters tuning found go into the script, so a rerun reproduces the submission without Ray.
-    final.write_text(with_tuned_params((round_dir / f"pipeline_{name}.py").read_text(), details.get("tuned_params") or {}))
+    script = (round_dir / f"pipeline_{name}.py").read_text()
+    final.write_text(script if "TUNED_PARAMS = {}\n" not in script else
+                     with_tuned_params(script, details.get("tuned_params") or {}))
     shutil.copyfile(round_dir / "prep.py", code_dir / "prep.py")
     shutil.copyfile(round_dir / track.module_file("model"), code_dir / track.module_file("model"))
+    repairs = sum(1 for r in track.rounds if r.step is None and r.status != "ok")
     return Candidate(track=name, code_dir=str(code_dir), status="verified", metric=job.summary.metric,
-                     valid_score=score, aps=aps(job.summary.metric, score), repair_rounds=number - 1,
+                     valid_score=best.score, aps=aps(job.summary.metric, best.score), repair_rounds=repairs,
                      rounds=tuple(track.rounds), wall_s=round(time.time() - track.started, 2),
                      peak_rss_mb=round(track.peak_mb, 1), pipeline_path=str(final),
                      submission_path=str(round_dir / "output" / "submission.csv"),
-                     details={"run_info": details, "plans": _plans_json(track.plans), "modules": modules},
+                     details={"run_info": details, "plans": _plans_json(track.plans), "modules": modules,
+                              "best_round": best.number, "stopped": stopped},
                      started_at=track.started, finished_at=time.time(), resources=job.resources)
 
 

@@ -138,3 +138,19 @@ def test_the_timeline_shows_the_cpus_each_track_was_given():
                             "custom_nn": {"num_cpus": 1.3, "threads": 1, "num_gpus": 0.0, "memory_mb": 100}}}
     page = _timeline_section({"state": state, "report": report})
     assert "track traditional (0.65 CPU)" in page and "track custom_nn (1.3 CPU)" in page
+
+
+def test_the_timeline_marks_each_round_with_its_kind_score_and_whether_it_was_kept():
+    from iml_ray.report.html import _timeline_section
+
+    rounds = [{"round": 1, "status": "timeout", "wall_s": 3.0},
+              {"round": 2, "status": "ok", "wall_s": 4.0, "score": 0.71},
+              {"round": 3, "status": "ok", "wall_s": 5.0, "score": 0.78, "step": "rows", "kept": True},
+              {"round": 4, "status": "ok", "wall_s": 6.0, "score": 0.75, "step": "finer_boosting", "kept": False}]
+    state = {"stages": {"profile": {"finished": 10.0, "seconds": 2.0}},
+             "candidates": {"traditional": {"wall_s": 18.0, "rounds": rounds}}}
+    page = _timeline_section({"state": state, "report": {}})
+    assert "<title>round 1: repair, timeout</title>" in page
+    assert "<title>round 2: first candidate, ok 0.71</title>" in page
+    assert "<title>round 3: rows, ok 0.78 (kept)</title>" in page
+    assert "<title>round 4: finer_boosting, ok 0.75 (not kept)</title>" in page

@@ -1,0 +1,129 @@
+"""The rules' improvement steps: what a track tries once it has a verified candidate and time is left.
+
+A verified candidate is where a track starts, not where it stops (issue 18: runs ended at a quarter to a half
+of their budget). Each step re-plans the verified candidate to buy a better score with more compute, sized by
+the measured wall time of the round it improves on, never by a constant cost model:
+
+- rows:           a fit on a row sample grows geometrically towards every row (FLAML's sample growth);
+- network_time:   a network that its time limit stopped trains longer;
+- search:         a Ray Tune search where the verified round had none;
+- finer_boosting: LightGBM with half the learning rate and twice the rounds.
+
+The track keeps a round's candidate only when it scores better on the framework's holdout; a step that does
+not pay off is not tried again, and a round that fails or runs out of time leaves the verified candidate as
+it was (track/improve.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from iml_ray.plan.repairs import Plans
+from iml_ray.plan.resources import MIN_TUNE_S, TUNE_SHARE
+
+# Of the time left, what an improvement round is planned to need at most: its estimate is a measurement of
+# the last round scaled, and the run must end in its budget.
+PLANNED_SHARE = 0.8
+MIN_GROWTH = 1.5            # a step that buys less than this factor of compute is not worth a round
+MAX_GROWTH = 4.0
+MIN_LEARNING_RATE = 0.02
+MAX_BOOSTING_ROUNDS = 20000
+# Steps that may follow themselves while they pay off (each time with more rows, or a longer training).
+REPEATABLE = ("rows", "network_time")
+
+
+@dataclass(frozen=True)
+class RoundFacts:
+    """What the verified round it improves on measured."""
+
+    seconds: float                  # the round's wall time, sandbox start to verified output
+    run_info: dict                  # the pipeline's run_info.json
+    n_train: int
+    can_search: bool                # a Ray Tune search is possible in this track (settings, space, hardware)
+
+
+@dataclass(frozen=True)
+class Improvement:
+    plans: Plans
+    step: str                       # "rows" | "network_time" | "search" | "finer_boosting"
+    change: str                     # what changes, for people
+    expected_s: float               # the round's expected wall time
+    search: bool = False            # run the round with a Ray Tune search
+
+
+def next_improvement(plans: Plans, facts: RoundFacts, seconds_left: float,
+                     exhausted: frozenset[str] = frozenset()) -> Improvement | None:
+    """The first step that fits the time left and has not been exhausted (tried without paying off, or
+    not repeatable); None when the track has run out of improvements."""
+    budget = PLANNED_SHARE * seconds_left
+    for step in STEPS:
+        found = step(plans, facts, budget)
+        if found is not None and found.step not in exhausted and found.expected_s <= budget:
+            return found
+    return None
+
+
+def _more_rows(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
+    cap = plans.train.max_train_rows
+    if cap is None or cap >= facts.n_train:
+        return None
+    # Fitting grows about linearly with the rows (trees, linear models, a network's epochs).
+    growth = min(MAX_GROWTH, budget / max(facts.seconds, 1.0))
+    if growth < MIN_GROWTH:
+        return None
+    rows = min(facts.n_train, int(cap * growth))
+    new_cap = None if rows >= 0.95 * facts.n_train else rows
+    train = plans.train.replace(max_train_rows=new_cap)
+    said = "every" if new_cap is None else f"{new_cap} of"
+    return Improvement(Plans(plans.prep, plans.track, train), "rows",
+                       f"fit on {said} {facts.n_train} rows (was {cap})", facts.seconds * (rows / cap))
+
+
+def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
+    track = plans.track
+    model = (facts.run_info.get("validation") or {}).get("model") or {}
+    limit = track.nn.get("time_limit_s")
+    if track.model_template != "custom_nn" or model.get("stopped") != "time limit" or not limit:
+        return None
+    # The pipeline trains twice (validation fit, final fit), each up to the limit; the rest is overhead.
+    overhead = max(0.0, facts.seconds - 2 * float(limit))
+    new_limit = min(MAX_GROWTH * float(limit), (budget - overhead) / 2)
+    if new_limit < MIN_GROWTH * float(limit):
+        return None
+    nn = {**track.nn, "time_limit_s": round(new_limit, 1)}
+    return Improvement(Plans(plans.prep, track.replace(nn=nn), plans.train), "network_time",
+                       f"the network trains up to {new_limit:.0f} s (was {float(limit):.0f} s, stopped by its time "
+                       f"limit at epoch {model.get('epochs', '?')})", overhead + 2 * new_limit)
+
+
+def _search(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
+    if not facts.can_search or not plans.track.tune.get("space") or facts.run_info.get("tuned_params"):
+        return None
+    # The search takes TUNE_SHARE of the time left (TuneSettings.search), then the fits run as before.
+    search_s = TUNE_SHARE * budget / PLANNED_SHARE
+    if search_s < MIN_TUNE_S:
+        return None
+    return Improvement(plans, "search", f"a Ray Tune search over the model's settings (about {search_s:.0f} s)",
+                       facts.seconds + search_s, search=True)
+
+
+def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
+    track = plans.track
+    if "lightgbm" not in track.models or track.model_template != "traditional":
+        return None
+    if "learning_rate" in (facts.run_info.get("tuned_params") or {}):
+        return None             # a search chose the learning rate; its pipeline keeps it
+    lgb = dict(track.lightgbm)
+    rate = float(lgb.get("learning_rate", 0.05))
+    if rate <= MIN_LEARNING_RATE:
+        return None
+    lgb.update(learning_rate=round(max(MIN_LEARNING_RATE, rate / 2), 4),
+               max_rounds=min(MAX_BOOSTING_ROUNDS, 2 * int(lgb.get("max_rounds", 3000))),
+               early_stopping_rounds=int(1.5 * int(lgb.get("early_stopping_rounds", 100))))
+    return Improvement(Plans(plans.prep, track.replace(lightgbm=lgb), plans.train), "finer_boosting",
+                       f"LightGBM learning rate {rate:g} → {lgb['learning_rate']:g}, up to {lgb['max_rounds']} rounds",
+                       2 * facts.seconds)
+
+
+STEPS: tuple[Callable[[Plans, RoundFacts, float], Improvement | None], ...] = (
+    _more_rows, _longer_network, _search, _finer_boosting)

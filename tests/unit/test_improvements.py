@@ -1,0 +1,127 @@
+"""Anytime tracks (issue 18): after its first verified candidate a track improves it while time is left, keeps a
+round only when it scores better on the holdout, and never loses what it had."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import pytest
+from helpers import binary_frames, write_task
+
+from iml_ray.agents.assembler import Assembler
+from iml_ray.agents.debugger import Debugger
+from iml_ray.agents.error_analyzer import ErrorAnalyzer
+from iml_ray.agents.evaluator import Evaluator
+from iml_ray.agents.modeling_coder import ModelingCoder
+from iml_ray.agents.preprocessing_coder import PreprocessingCoder
+from iml_ray.blueprint import PrepPlan, TrackPlan, TrainPlan
+from iml_ray.plan.guideline_rules import make_blueprint, make_contract
+from iml_ray.plan.improvements import RoundFacts, next_improvement
+from iml_ray.plan.knowledge import retrieve
+from iml_ray.plan.repairs import Plans
+from iml_ray.scoring.evaluate import make_holdout
+from iml_ray.task.inference import analyze_task
+from iml_ray.task.profiling import profile_task
+from iml_ray.track.job import TrackAgents, TrackJob
+from iml_ray.track.loop import run_track
+
+TRADITIONAL = TrackPlan("traditional", lightgbm={"learning_rate": 0.1, "max_rounds": 1000, "early_stopping_rounds": 50},
+                        tune={"space": {"num_leaves": ["logint", 8, 128]}})
+NETWORK = TrackPlan("custom_nn", models=("nn",), model_template="custom_nn", nn={"time_limit_s": 10.0},
+                    tune={"space": {"lr": ["loguniform", 1e-4, 1e-2]}})
+
+
+def _facts(seconds=10.0, n_train=10_000, can_search=False, stopped=None, tuned=None):
+    info = {"validation": {"model": {"stopped": stopped, "epochs": 7}}, "tuned_params": tuned or {}}
+    return RoundFacts(seconds, info, n_train, can_search)
+
+
+def test_a_sampled_fit_grows_geometrically_by_the_measured_time_then_takes_every_row():
+    plans = Plans(PrepPlan(), TRADITIONAL, TrainPlan(max_train_rows=2000))
+    step = next_improvement(plans, _facts(seconds=10.0), seconds_left=100.0)
+    assert step.step == "rows" and step.plans.train.max_train_rows == 8000       # x4 at most
+    assert step.expected_s == pytest.approx(40.0)
+    smaller = next_improvement(plans, _facts(seconds=30.0), seconds_left=100.0)
+    assert smaller.plans.train.max_train_rows == int(2000 * 0.8 * 100 / 30)        # what 80 % of the time left buys
+    last = next_improvement(Plans(PrepPlan(), TRADITIONAL, TrainPlan(max_train_rows=8000)), _facts(seconds=10.0), 100.0)
+    assert last.plans.train.max_train_rows is None and "every 10000 rows" in last.change
+    # Too little time for 1.5x the rows: the next step that fits (finer boosting needs 2x: it does not either).
+    assert next_improvement(plans, _facts(seconds=60.0), seconds_left=100.0) is None
+
+
+def test_a_network_stopped_by_its_time_limit_trains_longer_one_stopped_early_does_not():
+    plans = Plans(PrepPlan(), NETWORK, TrainPlan())
+    step = next_improvement(plans, _facts(seconds=25.0, stopped="time limit"), seconds_left=200.0)
+    assert step.step == "network_time" and step.plans.track.nn["time_limit_s"] == 40.0       # x4 at most
+    assert step.expected_s == pytest.approx(5.0 + 80.0)                                       # overhead + 2 fits
+    assert next_improvement(plans, _facts(seconds=25.0, stopped="early stopping"), 200.0) is None
+
+
+def test_a_search_where_the_round_had_none_then_finer_boosting():
+    plans = Plans(PrepPlan(), TRADITIONAL, TrainPlan())
+    step = next_improvement(plans, _facts(seconds=10.0, can_search=True), seconds_left=300.0)
+    assert step.step == "search" and step.search and step.plans == plans
+    after = next_improvement(plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=frozenset({"search"}))
+    assert after.step == "finer_boosting" and after.plans.track.lightgbm["learning_rate"] == 0.05
+    assert after.plans.track.lightgbm["max_rounds"] == 2000 and after.expected_s == pytest.approx(20.0)
+    # A search that chose the learning rate leaves it alone; nothing else is left.
+    assert next_improvement(plans, _facts(seconds=10.0, can_search=True, tuned={"learning_rate": 0.07}), 300.0) is None
+    assert next_improvement(plans, _facts(), 300.0, exhausted=frozenset({"finer_boosting"})) is None
+
+
+def _job(tmp_path, task, deadline_s):
+    summary = analyze_task(task)
+    profile = profile_task(summary)
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0, 0.2, 1)
+    contract = make_contract(summary, blueprint.prep)
+    holdout = tmp_path / "holdout.json"
+    holdout.write_text(json.dumps(make_holdout(summary, 0.2, 0).tolist()))
+    plans = Plans(blueprint.prep, blueprint.tracks[0], blueprint.train.replace(max_train_rows=100))
+    return TrackJob(summary, contract, plans, str(tmp_path / "cand"), str(holdout), time.time() + deadline_s, 4000, 1)
+
+
+AGENTS = TrackAgents(PreprocessingCoder(), ModelingCoder(), Assembler(), ErrorAnalyzer(), Debugger(), Evaluator())
+
+
+def test_the_track_keeps_only_better_rounds_and_says_why_it_stopped(tmp_path):
+    """A fit on 100 of 480 rows, then improvement rounds: each is scored on the same holdout, kept only when better;
+    the candidate's files are its best round's."""
+    train, test, sample = binary_frames(600, 80)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    result = run_track(_job(tmp_path, task, 240.0), AGENTS)
+    assert result.status == "verified" and result.repair_rounds == 0
+    first, *improvements = result.rounds
+    assert first.step is None and first.score is not None
+    assert improvements and improvements[0].step == "rows" and "fit on 400 of 600 rows" in improvements[0].change
+    best, best_round = first.score, first.round
+    for r in improvements:                 # higher is better (AUC): a round is kept exactly when it beats the best
+        assert r.kept == (r.score is not None and r.score > best)
+        if r.kept:
+            best, best_round = r.score, r.round
+    assert result.valid_score == best and result.details["best_round"] == best_round
+    assert result.details["stopped"].startswith("out of improvements")
+    assert result.submission_path.endswith(f"round_{best_round}/output/submission.csv")
+    model = (tmp_path / "cand" / "model_traditional.py").read_text()
+    assert model == (tmp_path / "cand" / f"round_{best_round}" / "model_traditional.py").read_text()
+
+
+def test_an_improvement_that_fails_leaves_the_verified_candidate(tmp_path, monkeypatch):
+    """The rows step's round is starved of time: it times out, and the first round's candidate is the track's."""
+    from iml_ray.track import checks
+
+    train, test, sample = binary_frames(600, 80)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    real_limits = checks.limits
+
+    def starve_improvements(job, last_chance=False):
+        limits = real_limits(job, last_chance)
+        return replace(limits, timeout_s=0.5) if last_chance else limits
+
+    monkeypatch.setattr(checks, "limits", starve_improvements)
+    result = run_track(_job(tmp_path, task, 240.0), AGENTS)
+    assert result.status == "verified" and result.details["best_round"] == 1
+    assert result.valid_score == result.rounds[0].score
+    assert [r.status for r in result.rounds[1:]] == ["timeout"] * (len(result.rounds) - 1)
+    assert not any(r.kept for r in result.rounds[1:])
+    assert result.submission_path.endswith("round_1/output/submission.csv")
