@@ -7,6 +7,8 @@ the measured wall time of the round it improves on, never by a constant cost mod
 - rows:           a fit on a row sample grows geometrically towards every row (FLAML's sample growth);
 - network_time:   a network that its time limit stopped trains longer;
 - search:         a Ray Tune search where the verified round had none;
+- more_families:  extremely randomised trees beside LightGBM and the linear model (kept, or averaged with
+                  them, when the inner split says so);
 - finer_boosting: LightGBM with half the learning rate and twice the rounds.
 
 The track keeps a round's candidate only when it scores better on the framework's holdout; a step that does
@@ -45,7 +47,7 @@ class RoundFacts:
 @dataclass(frozen=True)
 class Improvement:
     plans: Plans
-    step: str                       # "rows" | "network_time" | "search" | "finer_boosting"
+    step: str                       # "rows" | "network_time" | "search" | "more_families" | "finer_boosting"
     change: str                     # what changes, for people
     expected_s: float               # the round's expected wall time
     search: bool = False            # run the round with a Ray Tune search
@@ -107,6 +109,16 @@ def _search(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | Non
                        facts.seconds + search_s, search=True)
 
 
+def _more_families(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
+    track = plans.track
+    if track.model_template != "traditional" or "lightgbm" not in track.models or "extra_trees" in track.models:
+        return None
+    # A forest of 300 trees costs about what early-stopped boosting did, fitted twice (inner split, refit).
+    return Improvement(Plans(plans.prep, track.replace(models=track.models + ("extra_trees",)), plans.train),
+                       "more_families", "extremely randomised trees beside " + " and ".join(track.models),
+                       2 * facts.seconds)
+
+
 def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
     track = plans.track
     if "lightgbm" not in track.models or track.model_template != "traditional":
@@ -126,4 +138,4 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
 
 
 STEPS: tuple[Callable[[Plans, RoundFacts, float], Improvement | None], ...] = (
-    _more_rows, _longer_network, _search, _finer_boosting)
+    _more_rows, _longer_network, _search, _more_families, _finer_boosting)

@@ -58,16 +58,21 @@ def test_a_network_stopped_by_its_time_limit_trains_longer_one_stopped_early_doe
     assert next_improvement(plans, _facts(seconds=25.0, stopped="early stopping"), 200.0) is None
 
 
-def test_a_search_where_the_round_had_none_then_finer_boosting():
+def test_a_search_where_the_round_had_none_then_more_families_then_finer_boosting():
     plans = Plans(PrepPlan(), TRADITIONAL, TrainPlan())
     step = next_improvement(plans, _facts(seconds=10.0, can_search=True), seconds_left=300.0)
     assert step.step == "search" and step.search and step.plans == plans
-    after = next_improvement(plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=frozenset({"search"}))
+    families = next_improvement(plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=frozenset({"search"}))
+    assert families.step == "more_families" and families.plans.track.models == ("lightgbm", "linear", "extra_trees")
+    after = next_improvement(families.plans, _facts(seconds=10.0, can_search=True), 300.0,
+                             exhausted=frozenset({"search"}))
     assert after.step == "finer_boosting" and after.plans.track.lightgbm["learning_rate"] == 0.05
     assert after.plans.track.lightgbm["max_rounds"] == 2000 and after.expected_s == pytest.approx(20.0)
     # A search that chose the learning rate leaves it alone; nothing else is left.
-    assert next_improvement(plans, _facts(seconds=10.0, can_search=True, tuned={"learning_rate": 0.07}), 300.0) is None
-    assert next_improvement(plans, _facts(), 300.0, exhausted=frozenset({"finer_boosting"})) is None
+    done = frozenset({"more_families"})
+    assert next_improvement(plans, _facts(seconds=10.0, can_search=True, tuned={"learning_rate": 0.07}), 300.0,
+                            exhausted=done) is None
+    assert next_improvement(plans, _facts(), 300.0, exhausted=done | {"finer_boosting"}) is None
 
 
 def _job(tmp_path, task, deadline_s):

@@ -156,3 +156,33 @@ def test_dates_as_competitions_spell_them_are_dates(tmp_path):
         got = dense[:, prep.feature_names_.index(column)]
         rows = present if column.startswith("compact") else np.ones(len(test), bool)
         assert (got[rows] == np.asarray(values[90:])[rows]).all(), column
+
+
+@pytest.mark.parametrize("models", [("lightgbm", "linear", "extra_trees"), ("extra_trees",)])
+def test_extremely_randomised_trees_join_the_inner_choice(tmp_path, models):
+    """The more_families improvement: a forest beside (or instead of) the other models, in the inner choice and
+    the average; probabilities in class order; a regression in the original scale."""
+    train, test, sample = binary_frames(400, 100)
+    root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss")
+    summary, blueprint, contract = _plan(root)
+    plan = blueprint.tracks[0].replace(models=models)
+    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
+    model_module = _load(render_traditional(summary, plan, blueprint.train, contract), "model")
+    model = model_module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
+    assert "extra_trees" in model["inner_scores"] and model["settings"]["extra_trees"] == 300
+    assert set(model["inner_scores"]) == set(models) | ({"average"} if len(models) > 1 else set())
+    proba = model_module.predict_model(model, prep.transform(test))
+    assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
+    assert np.corrcoef(proba[:, 1], test["x1"])[0, 1] > 0.5
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 3, size=(300, 2))
+    y = np.exp(2 + x[:, 0] + rng.normal(0, 0.1, 300))
+    frame = pd.DataFrame({"Id": range(300), "a": x[:, 0], "b": x[:, 1], "v": y})
+    root = write_task(tmp_path / "r", frame.iloc[:240], frame.iloc[240:].drop(columns="v"),
+                      pd.DataFrame({"Id": frame["Id"].iloc[240:], "v": 0.0}), "## Evaluation\nRMSLE")
+    summary, blueprint, contract = _plan(root)
+    module = _load(render_traditional(summary, blueprint.tracks[0].replace(models=models), blueprint.train, contract), "m")
+    fitted = module.fit_model(frame[["a", "b"]].iloc[:240].to_numpy(np.float32), y[:240], {"n_features": 2, "categorical": []})
+    pred = module.predict_model(fitted, frame[["a", "b"]].iloc[240:].to_numpy(np.float32))
+    assert math.sqrt(np.mean((np.log1p(pred) - np.log1p(y[240:])) ** 2)) < 0.3
