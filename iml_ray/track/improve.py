@@ -58,6 +58,8 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
         return best, "stopped: the rules do not re-plan a module the LLM wrote"
     higher = get_metric(job.summary.metric).higher_is_better
     exhausted: set[str] = set()
+    if (read_json(best.round_dir / "output" / "run_info.json").get("validation") or {}).get("tuning"):
+        exhausted.add("search")         # the first round searched already (whether or not it beat the defaults)
     number = best.number + 1
     while True:
         left = job.deadline - time.time()

@@ -250,6 +250,10 @@ def _verified(track: Track, best: Verified, stopped: str) -> Candidate:
     modules = {role: slot.to_json() for role, slot in track.slots.items()}
     final = code_dir / f"pipeline_{name}.py"
     details = read_json(round_dir / "output" / "run_info.json")
+    search = _search_in_effect(track, best)
+    if search and "tuning" not in (details.get("validation") or {}):
+        # A later round ran with the parameters an earlier round's search found: that search is what they came from.
+        details.setdefault("validation", {})["tuning"] = search
     # The parameters tuning found go into the script, so a rerun reproduces the submission without Ray.
     script = (round_dir / f"pipeline_{name}.py").read_text()
     final.write_text(script if "TUNED_PARAMS = {}\n" not in script else
@@ -265,6 +269,17 @@ def _verified(track: Track, best: Verified, stopped: str) -> Candidate:
                      details={"run_info": details, "plans": _plans_json(track.plans), "modules": modules,
                               "best_round": best.number, "stopped": stopped},
                      started_at=track.started, finished_at=time.time(), resources=job.resources)
+
+
+def _search_in_effect(track: Track, best: Verified) -> dict | None:
+    """The Ray Tune search whose parameters the best round ran with: the last search among the rounds the best one
+    descends from (the first verified round and the kept improvements up to it)."""
+    lineage = [r.round for r in track.rounds if r.status == "ok" and (r.step is None or r.kept) and r.round <= best.number]
+    found = None
+    for number in lineage:
+        tuning = (read_json(track.code_dir / f"round_{number}" / "output" / "run_info.json").get("validation") or {})
+        found = tuning.get("tuning") or found
+    return found
 
 
 def _failed(track: Track, failure_line: str | None) -> Candidate:

@@ -44,9 +44,14 @@ def test_binary_task_ends_with_verified_submission_and_reproducible_pipeline(tmp
     assert report["task"]["metric"] == "auc"
     board = report["leaderboard"]
     assert board[0]["track"] == "traditional" and board[0]["status"] == "verified"
-    # The framework's own score on its own holdout, recomputed here from the written predictions.
+    # The track improved on its first candidate while time was left, and says why it stopped.
+    rounds = board[0]["rounds"]
+    assert rounds[0]["status"] == "ok" and len(rounds) > 1 and all(r["step"] for r in rounds[1:])
+    assert board[0]["stopped"] and board[0]["best_round"] in [r["round"] for r in rounds]
+    # The framework's own score on its own holdout, recomputed here from the written predictions of the best round.
     holdout = json.loads((out / "plan" / "holdout.json").read_text())
-    valid = pd.read_csv(next((out / "candidates" / "traditional").glob("round_*/output/valid_predictions.csv")))
+    best = out / "candidates" / "traditional" / f"round_{board[0]['best_round']}"
+    valid = pd.read_csv(best / "output" / "valid_predictions.csv")
     assert sorted(valid["__row__"]) == sorted(holdout)
     from sklearn.metrics import roc_auc_score
     truth = train["label"].to_numpy()[valid["__row__"].to_numpy()]
@@ -101,3 +106,35 @@ def test_resume_skips_finished_work(tmp_path):
     assert second.status == "ok"
     assert (out / "submission.csv").read_bytes() == submission_before
     assert sorted(p.name for p in (out / "candidates" / "traditional").iterdir()) == rounds_before
+
+
+def test_the_stacked_ensemble_runs_through_the_engine(tmp_path):
+    """Two tracks, --ensemble stack: the Coordinator's leaderboard is blended when the blend wins on data it was not
+    fitted on; either way report.json says what was decided, and pipeline.py writes the submission that was chosen."""
+    train, test, sample = binary_frames(500, 120)
+    task = write_task(tmp_path / "toy", train, test, sample, "# Toy\n\n## Evaluation\nlog loss\n")
+    out = tmp_path / "out"
+    result = run_competition(task, out, RunConfig(time_budget_s=120, tracks=("traditional", "custom_nn"),
+                                                  ensemble="stack"))
+    assert result.status == "ok"
+    report = json.loads((out / "report.json").read_text())
+    verified = [c["track"] for c in report["leaderboard"] if c["status"] == "verified"]
+    assert len(verified) == 2
+    ensemble = report["ensemble"]
+    assert sorted(ensemble["members"]) == sorted(verified) and ensemble["reason"]
+    assert ensemble["blend_score"] is not None and ensemble["single_score"] is not None
+    submission = pd.read_csv(out / "submission.csv")
+    if ensemble["kept"]:
+        assert report["chosen"]["track"] == "ensemble" and ensemble["blend_score"] < ensemble["single_score"]
+        assert sum(ensemble["weights"].values()) == pytest.approx(1.0)
+    else:
+        assert report["chosen"]["track"] == report["leaderboard"][0]["track"]
+        best = report["leaderboard"][0]
+        single = pd.read_csv(out / "candidates" / best["track"] / f"round_{best['best_round']}" / "output" /
+                             "submission.csv")
+        pd.testing.assert_frame_equal(single, submission)
+    rerun = tmp_path / "rerun"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, str(out / "pipeline.py"), "--data", str(task), "--out", str(rerun)], check=True,
+                   cwd=tmp_path, env=env, capture_output=True)
+    pd.testing.assert_frame_equal(pd.read_csv(rerun / "submission.csv"), submission, check_exact=False, rtol=1e-6)

@@ -64,7 +64,7 @@ def test_three_tracks_run_at_once_and_gpu_tracks_get_distinct_devices(tmp_path):
     assert board["pretrained"]["resources"]["num_gpus"] == 1 and board["custom_nn"]["resources"]["num_gpus"] == 1
     seen = {}
     for track in board:
-        info = json.loads(next((out / "candidates" / track).glob("round_*/output/run_info.json")).read_text())
+        info = json.loads((out / "candidates" / track / "round_1" / "output" / "run_info.json").read_text())
         seen[track] = info["devices"]["CUDA_VISIBLE_DEVICES"]
     assert seen["traditional"] == ""
     assert {seen["pretrained"], seen["custom_nn"]} == {"0", "1"}
