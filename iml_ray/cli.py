@@ -75,8 +75,8 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tune", choices=("auto", "on", "off"),
                         help="Ray Tune inside the generated code: auto (default) tunes when a track has time for it")
     parser.add_argument("--ensemble", choices=("best", "stack"),
-                        help="best (default): the best validated candidate; stack: blend the top candidates when that "
-                             "beats the best one on validation rows the blend was not fitted on")
+                        help="stack (default): blend the top candidates when that beats the best one on validation "
+                             "rows the blend was not fitted on, else the best; best: the best validated candidate")
     parser.add_argument("--config", type=Path, help="YAML file with RunConfig fields")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     parser.add_argument("--llm", type=llm_choice, metavar="{rules,openai,local:MODEL}",

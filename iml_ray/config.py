@@ -34,8 +34,8 @@ class RunConfig:
     gpus_per_track: float | None = None      # None: one GPU (or a fair fraction) per GPU track when the cluster has GPUs
     # Ray Tune inside the generated code: "auto" tunes when a track has time for a search, "on" always, "off" never.
     tune: str = "auto"
-    # "best": the best validated candidate; "stack": a blend of the top candidates when it beats the best on unseen rows.
-    ensemble: str = "best"
+    # "stack": a blend of the top candidates when it beats the best on unseen rows (else the best); "best": the best.
+    ensemble: str = "stack"
     max_log_bytes: int = 20_000_000
     max_candidate_disk_mb: int = 5000
     # LLMSettings fields (model, agent_models, prices, max_cost_usd, max_tokens, cache_dir, replay, timeout_s ...);

@@ -235,7 +235,9 @@ class Run:
         if problems:
             log.error("the chosen candidate's submission fails verification: %s", problems[0])
             return Finished("failed", leaderboard, best)
-        ensemble = self._stack(planned.summary, leaderboard, rundir) if self.config.ensemble == "stack" else None
+        verified = sum(1 for c in leaderboard if c.status == "verified")
+        stack = self.config.ensemble == "stack" and verified >= 2
+        ensemble = self._stack(planned.summary, leaderboard, rundir) if stack else None
         if ensemble is None or not ensemble.kept:
             atomic_copy(Path(best.pipeline_path), rundir.root / "pipeline.py")
             atomic_copy(Path(best.submission_path), rundir.root / "submission.csv")
