@@ -8,31 +8,40 @@ that name it in a competition description, and its APS normalisation (the iML
 paper's Average Performance Score): metrics in [0, 1] as they are, losses
 exp(-score), [-1, 1] metrics (score + 1) / 2, and a failure 0.
 
-Which metric a description names is read in `metrics/in_description.py`; how a
-submission-format frame is turned back into predictions and scored, in
-`metrics/predictions.py`.
+The functions that compute each metric are in `metrics/scores.py`. Which metric a
+description names is read in `metrics/in_description.py`; how a submission-format
+frame is turned back into predictions and scored, in `metrics/predictions.py`.
 """
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from iml_ray.metrics.labels import natural_order
+from iml_ray.metrics.scores import (
+    _auc,
+    _balanced_logloss,
+    _f1,
+    _f1_macro,
+    _f1_weighted,
+    _ignoring_classes,
+    _logloss,
+    _mape,
+    _qwk,
+    _rmsle,
+    _smape,
+)
 from iml_ray.metrics.submission import PROBLEM_TYPES
 
 CLASSIFICATION = ("binary", "multiclass")
 REGRESSION = ("regression",)
 NEEDS = ("label", "proba", "value")
 NORMALISATIONS = ("identity", "exp_neg", "half_shift")
-# Probabilities are clipped to [PROBA_CLIP, 1 - PROBA_CLIP] for log loss, so one
-# confident mistake costs about 34.5 instead of an infinite score.
-PROBA_CLIP = 1e-15
 
 
 class UnknownMetric(ValueError):
@@ -119,143 +128,6 @@ def _as_float(values: np.ndarray, what: str) -> np.ndarray:
         return values.astype(float)
     except (TypeError, ValueError):
         raise ValueError(f"{what} are not numeric") from None
-
-
-# ------------------------------------------------------------------ label order
-
-
-def _plain_order(labels: Iterable[Any]) -> list[Any]:
-    """Labels as sklearn orders them (np.unique), text order when types are mixed."""
-    distinct = set(labels)
-    try:
-        return sorted(distinct)
-    except TypeError:
-        return sorted(distinct, key=str)
-
-
-# ------------------------------------------------------------------ implementations
-
-
-def _binary_truth(y_true: np.ndarray) -> np.ndarray:
-    """y_true of a binary probability metric: 0/1 with 1 the positive class."""
-    try:
-        truth = y_true.astype(float)
-    except (TypeError, ValueError):
-        truth = None
-    if truth is None or not np.isin(truth, (0.0, 1.0)).all():
-        raise ValueError("binary probability metrics need true values of 0/1 (1 = the positive class)")
-    return truth.astype(int)
-
-
-def _column_of_each_row(y_true: np.ndarray, classes: list | None, n_columns: int) -> np.ndarray:
-    """For each row, the probability column of its true class."""
-    labels = classes if classes is not None else _plain_order(y_true.tolist())
-    if len(labels) != n_columns:
-        raise ValueError(f"{n_columns} probability columns for {len(labels)} classes")
-    column_of = {label: i for i, label in enumerate(labels)}
-    unknown = sorted({str(v) for v in y_true.tolist() if v not in column_of})
-    if unknown:
-        raise ValueError(f"true labels {unknown[:5]} are not among the classes {[str(c) for c in labels[:10]]}")
-    return np.array([column_of[v] for v in y_true.tolist()])
-
-
-def _auc(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
-    if y_pred.ndim == 1:
-        truth = _binary_truth(y_true)
-        if len(np.unique(truth)) < 2:
-            raise ValueError("AUC is undefined when the true values hold a single class")
-        return skm.roc_auc_score(truth, y_pred)
-    column = _column_of_each_row(y_true, classes, y_pred.shape[1])
-    absent = [str(classes[j] if classes else j) for j in range(y_pred.shape[1]) if not (column == j).any()]
-    if absent:
-        raise ValueError(f"one-vs-rest AUC is undefined: no true rows of class(es) {absent[:5]}")
-    # This is sklearn's roc_auc_score(multi_class="ovr", average="macro"): the mean
-    # of each class column's binary AUC. Computed per column it keeps the column
-    # order of `classes` (sklearn insists on sorted labels) and skips sklearn's
-    # rows-sum-to-one check, which probabilities rounded in a CSV can fail.
-    return float(np.mean([skm.roc_auc_score(column == j, y_pred[:, j]) for j in range(y_pred.shape[1])]))
-
-
-def _logloss(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
-    proba = np.clip(y_pred, PROBA_CLIP, 1 - PROBA_CLIP)
-    if proba.ndim == 1:
-        return skm.log_loss(_binary_truth(y_true), proba, labels=[0, 1])
-    proba = proba / proba.sum(axis=1, keepdims=True)
-    column = _column_of_each_row(y_true, classes, proba.shape[1])
-    # sklearn reads probability columns in sorted label order whatever `labels`
-    # says; scoring column positions against labels 0..k-1 keeps `classes` order.
-    return skm.log_loss(column, proba, labels=list(range(proba.shape[1])))
-
-
-def _rmsle(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
-    # Kaggle graders refuse negative predictions for RMSLE, so every working
-    # submission clips them at 0; doing the same here keeps the score defined for
-    # a model that extrapolates slightly below zero. After the clip only the true
-    # values can leave log1p's domain.
-    if (y_true <= -1).any():
-        raise ValueError("RMSLE is undefined for true values <= -1 (it compares log(1 + y))")
-    y_pred = np.clip(y_pred, 0.0, None)
-    return float(np.sqrt(np.mean((np.log1p(y_pred) - np.log1p(y_true)) ** 2)))
-
-
-def _mape(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
-    # As a fraction (0.1 = 10 %), like sklearn; a true value of 0 has no percentage error.
-    if (y_true == 0).any():
-        raise ValueError("MAPE is undefined when a true value is 0 (use SMAPE or MAE)")
-    return float(np.mean(np.abs((y_pred - y_true) / y_true)))
-
-
-def _smape(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
-    # Kaggle's form, as a fraction in [0, 2]: |p - y| / ((|y| + |p|) / 2), a pair of zeros counting 0.
-    scale = (np.abs(y_true) + np.abs(y_pred)) / 2.0
-    ratio = np.divide(np.abs(y_pred - y_true), scale, out=np.zeros_like(scale, dtype=float), where=scale > 0)
-    return float(np.mean(ratio))
-
-
-def _f1(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
-    labels = classes if classes is not None else natural_order([*y_true.tolist(), *y_pred.tolist()])
-    if len(labels) > 2:
-        return _f1_macro(y_true, y_pred, classes)
-    # F1 of the positive class alone; unlike average="binary" this stays defined
-    # when a prediction holds a label outside the two classes (it is just wrong).
-    return skm.f1_score(y_true, y_pred, labels=[labels[-1]], average="macro", zero_division=0)
-
-
-def _f1_macro(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
-    # Over the labels present in the truth or the predictions (sklearn's default,
-    # what graders use): a class missing from a small holdout and never predicted
-    # does not drag the mean down with a meaningless 0.
-    return skm.f1_score(y_true, y_pred, average="macro", zero_division=0)
-
-
-def _f1_weighted(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
-    # Each class's F1 weighted by its number of true rows (sklearn's average="weighted").
-    return skm.f1_score(y_true, y_pred, average="weighted", zero_division=0)
-
-
-def _balanced_logloss(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
-    """Log loss with every class weighing the same whatever its count (ICR's "balanced logarithmic loss"): the mean
-    over the classes present of the mean -log p of that class's rows."""
-    proba = np.clip(y_pred, PROBA_CLIP, 1 - PROBA_CLIP)
-    if proba.ndim == 1:
-        proba = np.column_stack([1 - proba, proba])
-        column = _binary_truth(y_true)
-    else:
-        proba = proba / proba.sum(axis=1, keepdims=True)
-        column = _column_of_each_row(y_true, classes, proba.shape[1])
-    picked = -np.log(proba[np.arange(len(column)), column])
-    return float(np.mean([picked[column == j].mean() for j in np.unique(column)]))
-
-
-def _qwk(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
-    # Quadratic weights are by position in `labels`: every known class in natural
-    # order, so a class absent from the data still keeps its distance.
-    labels = natural_order([*(classes or ()), *y_true.tolist(), *y_pred.tolist()])
-    return skm.cohen_kappa_score(y_true, y_pred, labels=labels, weights="quadratic")
-
-
-def _ignoring_classes(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[..., float]:
-    return lambda y_true, y_pred, classes: fn(y_true, y_pred)
 
 
 # The phrases are matched case-insensitively and on word boundaries, after runs
