@@ -98,6 +98,7 @@ class TrackPlan:
     nn: dict[str, Any] = field(default_factory=dict)             # custom_nn settings (layers, epochs, time limit ...)
     # Ray Tune search: {"space": {name: [kind, ...]}, "max_steps": ASHA's rungs, "grace_steps": ...}
     tune: dict[str, Any] = field(default_factory=dict)
+    bagging_folds: int = 0          # traditional: k models per family on k folds, averaged (0: one inner split)
 
     def replace(self, **changes: Any) -> "TrackPlan":
         return dataclasses.replace(self, **changes)

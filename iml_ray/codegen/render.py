@@ -105,6 +105,7 @@ def render_traditional(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, 
     config = {
         **_common_config(summary, plan, train, contract),
         "models": list(plan.models),
+        "bagging_folds": plan.bagging_folds,
         "lightgbm": dict(plan.lightgbm),
         "linear": {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in plan.linear.items()},
     }

@@ -7,6 +7,8 @@ the measured wall time of the round it improves on, never by a constant cost mod
 - rows:           a fit on a row sample grows geometrically towards every row (FLAML's sample growth);
 - network_time:   a network that its time limit stopped trains longer;
 - search:         a Ray Tune search where the verified round had none;
+- bagging:        on a small table, k models per family on k folds, each early-stopped on its own fold,
+                  chosen on out-of-fold outputs and averaged;
 - more_families:  extremely randomised trees beside LightGBM and the linear model (kept, or averaged with
                   them, when the inner split says so);
 - finer_boosting: LightGBM with half the learning rate and twice the rounds.
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from iml_ray.plan.repairs import Plans
-from iml_ray.plan.resources import MIN_TUNE_S, TUNE_SHARE
+from iml_ray.plan.resources import MAX_TUNE_S
 
 # Of the time left, what an improvement round is planned to need at most: its estimate is a measurement of
 # the last round scaled, and the run must end in its budget.
@@ -32,6 +34,12 @@ MIN_LEARNING_RATE = 0.02
 MAX_BOOSTING_ROUNDS = 20000
 # Steps that may follow themselves while they pay off (each time with more rows, or a longer training).
 REPEATABLE = ("rows", "network_time")
+# A search in an improvement round has the round to itself: it may take half of the planned time, and a short one
+# still pays off there (the alternative is the track stopping), unlike in a first round that must leave room.
+SEARCH_SHARE = 0.5
+MIN_SEARCH_S = 10.0
+BAGGING_FOLDS = 5
+BAGGING_MAX_ROWS = 50_000       # "small": where averaging k fits still pays for its k-fold cost
 
 
 @dataclass(frozen=True)
@@ -47,10 +55,10 @@ class RoundFacts:
 @dataclass(frozen=True)
 class Improvement:
     plans: Plans
-    step: str                       # "rows" | "network_time" | "search" | "more_families" | "finer_boosting"
+    step: str                       # "rows" | "network_time" | "search" | "bagging" | "more_families" | "finer_boosting"
     change: str                     # what changes, for people
     expected_s: float               # the round's expected wall time
-    search: bool = False            # run the round with a Ray Tune search
+    search_s: float | None = None   # run the round with a Ray Tune search of about this long
 
 
 def next_improvement(plans: Plans, facts: RoundFacts, seconds_left: float,
@@ -101,12 +109,22 @@ def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
 def _search(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
     if not facts.can_search or not plans.track.tune.get("space") or facts.run_info.get("tuned_params"):
         return None
-    # The search takes TUNE_SHARE of the time left (TuneSettings.search), then the fits run as before.
-    search_s = TUNE_SHARE * budget / PLANNED_SHARE
-    if search_s < MIN_TUNE_S:
+    # The search runs before the fits, which then take what they took.
+    search_s = min(MAX_TUNE_S, SEARCH_SHARE * budget, budget - facts.seconds)
+    if search_s < MIN_SEARCH_S:
         return None
     return Improvement(plans, "search", f"a Ray Tune search over the model's settings (about {search_s:.0f} s)",
-                       facts.seconds + search_s, search=True)
+                       facts.seconds + search_s, search_s=round(search_s, 1))
+
+
+def _bagging(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
+    track = plans.track
+    if track.model_template != "traditional" or track.bagging_folds or facts.n_train > BAGGING_MAX_ROWS:
+        return None
+    # k fits on (k-1)/k of the rows each, where the round made two (the inner fit, the refit).
+    return Improvement(Plans(plans.prep, track.replace(bagging_folds=BAGGING_FOLDS), plans.train), "bagging",
+                       f"{BAGGING_FOLDS}-fold bagging: {BAGGING_FOLDS} models per family, averaged",
+                       facts.seconds * BAGGING_FOLDS / 2)
 
 
 def _more_families(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
@@ -138,4 +156,4 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
 
 
 STEPS: tuple[Callable[[Plans, RoundFacts, float], Improvement | None], ...] = (
-    _more_rows, _longer_network, _search, _more_families, _finer_boosting)
+    _more_rows, _longer_network, _search, _bagging, _more_families, _finer_boosting)

@@ -70,7 +70,7 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
             return best, f"out of improvements that fit the {left:.0f} s left"
         _apply(track, step.plans, best)
         track.tuned_params = dict(facts.run_info.get("tuned_params") or {})
-        track.tuning, track.improving = step.search, True
+        track.tuning, track.improving, track.search_s = step.search_s is not None, True, step.search_s
         round_dir = track.code_dir / f"round_{number}"
         round_dir.mkdir(parents=True, exist_ok=True)
         (round_dir / "prep.py").write_text(track.prep.code)

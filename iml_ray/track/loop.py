@@ -46,6 +46,7 @@ class Track:
     tuning: bool = False
     improving: bool = False             # an improvement round: it may use all the time left
     tuned_params: dict = field(default_factory=dict)   # a kept search's parameters, written into later rounds
+    search_s: float | None = None       # an improvement round's search: this long, whatever the first rounds' rule
 
     @property
     def name(self) -> str:
@@ -162,7 +163,7 @@ def _run_pipeline(track: Track, number: int, round_dir: Path, pipeline: Path, ou
     job = track.job
     args = ["--data", job.summary.task_dir, "--out", str(out), "--holdout", job.holdout_path]
     # Only the rules model modules define a search space.
-    tune = _tune_search(job, round_dir) if track.tuning and track.model.source == "rules" else None
+    tune = _tune_search(job, round_dir, track.search_s) if track.tuning and track.model.source == "rules" else None
     sandbox = checks.limits(job, last_chance=number >= track.max_attempts or track.improving)
     extra_env = encoder_cache_env(job)
     if tune is not None:
@@ -177,10 +178,14 @@ def _run_pipeline(track: Track, number: int, round_dir: Path, pipeline: Path, ou
     return run_python(pipeline, args, round_dir, sandbox, log_prefix="pipeline", extra_env=extra_env)
 
 
-def _tune_search(job: TrackJob, round_dir: Path) -> dict | None:
-    """What the generated code's tune_model() gets (tune.json); None when this round should not search."""
+def _tune_search(job: TrackJob, round_dir: Path, seconds: float | None = None) -> dict | None:
+    """What the generated code's tune_model() gets (tune.json); None when this round should not search.
+    seconds: an improvement round's search, sized by its step rather than by the first rounds' share."""
     if job.tune is None or not job.plans.track.tune.get("space"):
         return None
+    if seconds is not None:
+        settings = dataclasses.replace(job.tune, share=1.0, min_seconds=0.0, max_seconds=seconds)
+        return settings.search(job.deadline - time.time(), str(round_dir / "tune"), job.gpu_ids)
     if job.plans.track.model_template == "custom_nn" and (job.plans.prep.image or job.plans.prep.audio) and not job.gpu_ids:
         # A CNN's epoch on a CPU takes seconds: a search would buy a handful of trials with the
         # time the network itself needs to train.

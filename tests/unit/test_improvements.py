@@ -58,18 +58,26 @@ def test_a_network_stopped_by_its_time_limit_trains_longer_one_stopped_early_doe
     assert next_improvement(plans, _facts(seconds=25.0, stopped="early stopping"), 200.0) is None
 
 
-def test_a_search_where_the_round_had_none_then_more_families_then_finer_boosting():
+def test_a_search_where_the_round_had_none_then_bagging_more_families_and_finer_boosting():
     plans = Plans(PrepPlan(), TRADITIONAL, TrainPlan())
     step = next_improvement(plans, _facts(seconds=10.0, can_search=True), seconds_left=300.0)
-    assert step.step == "search" and step.search and step.plans == plans
-    families = next_improvement(plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=frozenset({"search"}))
+    assert step.step == "search" and step.search_s == 120.0 and step.plans == plans       # half of 80 % of 300 s
+    assert step.expected_s == pytest.approx(130.0)
+    short = next_improvement(plans, _facts(seconds=10.0, can_search=True), seconds_left=30.0)
+    assert short.step == "search" and short.search_s == 12.0                               # half of 24 s
+    assert next_improvement(plans, _facts(seconds=10.0, can_search=True), 20.0) is None     # 6 s of search: too short
+    done = frozenset({"search"})
+    bagging = next_improvement(plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=done)
+    assert bagging.step == "bagging" and bagging.plans.track.bagging_folds == 5 and bagging.expected_s == 25.0
+    assert next_improvement(plans, _facts(n_train=200_000), 300.0).step == "more_families"   # no bagging: not small
+    done |= {"bagging"}
+    families = next_improvement(plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=done)
     assert families.step == "more_families" and families.plans.track.models == ("lightgbm", "linear", "extra_trees")
-    after = next_improvement(families.plans, _facts(seconds=10.0, can_search=True), 300.0,
-                             exhausted=frozenset({"search"}))
+    after = next_improvement(families.plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=done)
     assert after.step == "finer_boosting" and after.plans.track.lightgbm["learning_rate"] == 0.05
     assert after.plans.track.lightgbm["max_rounds"] == 2000 and after.expected_s == pytest.approx(20.0)
     # A search that chose the learning rate leaves it alone; nothing else is left.
-    done = frozenset({"more_families"})
+    done |= {"more_families"}
     assert next_improvement(plans, _facts(seconds=10.0, can_search=True, tuned={"learning_rate": 0.07}), 300.0,
                             exhausted=done) is None
     assert next_improvement(plans, _facts(), 300.0, exhausted=done | {"finer_boosting"}) is None

@@ -186,3 +186,21 @@ def test_extremely_randomised_trees_join_the_inner_choice(tmp_path, models):
     fitted = module.fit_model(frame[["a", "b"]].iloc[:240].to_numpy(np.float32), y[:240], {"n_features": 2, "categorical": []})
     pred = module.predict_model(fitted, frame[["a", "b"]].iloc[240:].to_numpy(np.float32))
     assert math.sqrt(np.mean((np.log1p(pred) - np.log1p(y[240:])) ** 2)) < 0.3
+
+
+def test_bagging_fits_one_model_per_fold_and_family_and_chooses_on_out_of_fold_outputs(tmp_path):
+    train, test, sample = binary_frames(400, 100)
+    root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss")
+    summary, blueprint, contract = _plan(root)
+    plan = blueprint.tracks[0].replace(bagging_folds=5)
+    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
+    module = _load(render_traditional(summary, plan, blueprint.train, contract), "model")
+    model = module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
+    assert model["settings"]["bagging_folds"] == 5
+    assert set(model["inner_scores"]) == {"lightgbm", "linear", "average"}
+    assert all(len(fitted) == 5 for fitted in model["members"].values())
+    # Out-of-fold log loss over all 400 rows, not one inner split's 60.
+    assert all(-1.0 < score < 0 for score in model["inner_scores"].values())
+    proba = module.predict_model(model, prep.transform(test))
+    assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
+    assert np.corrcoef(proba[:, 1], test["x1"])[0, 1] > 0.5
