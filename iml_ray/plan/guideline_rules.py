@@ -24,7 +24,8 @@ SECONDS_PER_TEXT_ROW = 4e-3
 AUDIO_STATISTICS_WIDTH = 244     # log-mel statistics per audio column (prep template, 40 bands)
 SECONDS_PER_AUDIO_SECOND = 4e-3  # decoding and a log-mel spectrogram, per second of clip at 16 kHz
 BUDGET_SHARE = 0.35          # of the time budget the first attempt should need at most
-MIN_SAMPLE_ROWS = 2000
+# The first fit's sample is never smaller (a track with time left grows it: plan/improvements.py).
+MIN_SAMPLE_ROWS = 500
 
 
 def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
@@ -43,8 +44,14 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
             notes.append(note)
     max_rows = None
     if time_budget_s:
-        max_rows, note = sample_for_budget(prep, profile.n_train, num_threads, time_budget_s,
-                                           len(summary.all_targets))
+        # The first fit must surely finish: the costliest track's prep sizes the sample (a track that has time
+        # left grows it, plan/improvements.py).
+        n_classes = len(summary.submission.classes) if summary.problem_type == "multiclass" else 1
+        preps = [prep.replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in t.prep_changes.items()})
+                 for t in track_plans if t.model_template == "traditional"] or [prep]
+        sampled = [sample_for_budget(p, profile.n_train, num_threads, time_budget_s, len(summary.all_targets),
+                                     n_classes) for p in preps]
+        max_rows, note = min(sampled, key=lambda s: s[0] or profile.n_train + 1)
         if note:
             notes.append(note)
     train = TrainPlan(seed=seed, holdout_fraction=holdout_fraction, stratified=summary.problem_type != "regression",
@@ -56,21 +63,37 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
                      cards=tuple(knowledge.card_ids), notes=tuple(notes))
 
 
-def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int) -> float:
+def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int, n_classes: int = 1) -> float:
     width = (len(prep.numeric) + len(prep.numeric_coerce) + len(prep.categorical) + 7 * len(prep.datetime)
-             + AUDIO_STATISTICS_WIDTH * len(prep.audio))
-    per_fit = SECONDS_PER_CELL * n_rows * max(width, 1) * 2 / max(num_threads, 1) + SECONDS_PER_TEXT_ROW * n_rows * len(prep.text)
+             + AUDIO_STATISTICS_WIDTH * len(prep.audio) + _media_width(prep))
+    # LightGBM grows k trees a round for k classes, at twice the learning rate (plan_track): about k/2 the cost.
+    trees = n_classes / 2 if n_classes > 2 else 1.0
+    per_fit = (SECONDS_PER_CELL * n_rows * max(width, 1) * 2 * trees / max(num_threads, 1)
+               + SECONDS_PER_TEXT_ROW * n_rows * len(prep.text))
     # Clips are decoded once per process (the pipeline's two fits share them).
     decoding = SECONDS_PER_AUDIO_SECOND * n_rows * prep.audio_seconds * len(prep.audio)
     return STARTUP_S + 2 * per_fit + decoding
 
 
+def _media_width(prep: PrepPlan) -> int:
+    """The dense columns images and encoders add: pixels and per-image statistics, or an encoder's vector."""
+    width = 0
+    if prep.image and prep.image_mode == "pixels":
+        side = prep.image_size[0] * prep.image_size[1] * prep.image_channels
+        width += len(prep.image) * (side + (4 * prep.image_channels + 3 if prep.image_stats else 0))
+    elif prep.image:
+        width += len(prep.image) * int(prep.image_encoder.get("dim") or 1280)
+    if prep.text and prep.text_mode == "pretrained":
+        width += len(prep.text) * int(prep.text_encoder.get("dim") or 384)
+    return width
+
+
 def sample_for_budget(prep: PrepPlan, n_rows: int, num_threads: int, time_budget_s: float,
-                      n_targets: int = 1) -> tuple[int | None, str | None]:
+                      n_targets: int = 1, n_classes: int = 1) -> tuple[int | None, str | None]:
     """A row cap for fitting when all rows would not fit the budget (validation still uses every held-out row).
 
     Several targets are fitted one after another: each costs what one target would."""
-    expected = STARTUP_S + (estimated_seconds(prep, n_rows, num_threads) - STARTUP_S) * max(1, n_targets)
+    expected = STARTUP_S + (estimated_seconds(prep, n_rows, num_threads, n_classes) - STARTUP_S) * max(1, n_targets)
     allowed = BUDGET_SHARE * time_budget_s
     if expected <= allowed or n_rows <= MIN_SAMPLE_ROWS:
         return None, None
@@ -173,6 +196,11 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
     if track == "traditional":
         if prep.image:
             reasons.append(f"images as {prep.image_size[0]}x{prep.image_size[1]} pixels and per-image statistics")
+            # Hundreds of pixel columns of a few hundred levels each: half of them per tree and 63 bins
+            # halve the cost of a tree and lose little (neighbouring pixels say much the same).
+            lightgbm.setdefault("feature_fraction", 0.5)
+            lightgbm.setdefault("max_bin", 63)
+            reasons.append("LightGBM on pixels: half the columns per tree, 63 bins")
         if prep.audio:
             reasons.append(f"clips as log-mel statistics ({prep.audio_mels} bands) and MFCCs, the first "
                            f"{prep.audio_seconds:g} s at {prep.audio_rate} Hz")
