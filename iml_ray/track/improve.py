@@ -54,6 +54,8 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
 
     attempt_round: the loop's round runner (track, number, round_dir) -> Attempt."""
     job = track.job
+    if not job.improve:
+        return best, "stopped: improvements are off for this track"
     if any(slot.source != "rules" for slot in track.slots.values()):
         return best, "stopped: the rules do not re-plan a module the LLM wrote"
     higher = get_metric(job.summary.metric).higher_is_better

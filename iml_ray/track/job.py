@@ -34,6 +34,7 @@ class TrackJob:
     # Share of the remaining time one attempt may use while repairs are still
     # possible, so a timeout leaves room to try faster settings.
     attempt_share: float = 0.7
+    improve: bool = True            # after the first verified candidate, improvement rounds while time is left
 
 
 class TrackAgents:

@@ -31,7 +31,7 @@ def _job(tmp_path, task, deadline_s=120.0):
     holdout = tmp_path / "holdout.json"
     holdout.write_text(json.dumps(make_holdout(summary, 0.2, 0).tolist()))
     return TrackJob(summary, contract, Plans(blueprint.prep, blueprint.tracks[0], blueprint.train), str(tmp_path / "cand"),
-                    str(holdout), time.time() + deadline_s, 4000, 1)
+                    str(holdout), time.time() + deadline_s, 4000, 1, improve=False)      # repairs, not improvements
 
 
 AGENTS = TrackAgents(PreprocessingCoder(), ModelingCoder(), Assembler(), ErrorAnalyzer(), Debugger(), Evaluator())
