@@ -133,33 +133,63 @@ def bbc_comments() -> pd.DataFrame:
     return frame
 
 
-def verified_candidate(tmp_path: Path, summary, deadline: float):
-    """The rules' traditional track, run in-process with the real sandbox: its verified candidate."""
+def traditional_job(tmp_path: Path, summary, deadline: float, improve: bool = True, max_train_rows: int | None = None):
+    """The rules' traditional track of a task as the engine would plan it, with its holdout written."""
+    from iml_ray.plan.guideline_rules import make_blueprint, make_contract
+    from iml_ray.plan.knowledge import retrieve
+    from iml_ray.plan.repairs import Plans
+    from iml_ray.scoring.evaluate import make_holdout
+    from iml_ray.task.profiling import profile_task
+    from iml_ray.track.job import TrackJob
+
+    profile = profile_task(summary)
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0, 0.2, 1)
+    holdout = tmp_path / "holdout.json"
+    holdout.write_text(json.dumps(make_holdout(summary, 0.2, 0).tolist()))
+    train = blueprint.train.replace(max_train_rows=max_train_rows) if max_train_rows else blueprint.train
+    return TrackJob(summary, make_contract(summary, blueprint.prep), Plans(blueprint.prep, blueprint.tracks[0], train),
+                    str(tmp_path / "cand"), str(holdout), deadline, 4000, 1, improve=improve)
+
+
+def rules_agents():
     from iml_ray.agents.assembler import Assembler
     from iml_ray.agents.debugger import Debugger
     from iml_ray.agents.error_analyzer import ErrorAnalyzer
     from iml_ray.agents.evaluator import Evaluator
     from iml_ray.agents.modeling_coder import ModelingCoder
     from iml_ray.agents.preprocessing_coder import PreprocessingCoder
-    from iml_ray.plan.guideline_rules import make_blueprint, make_contract
-    from iml_ray.plan.knowledge import retrieve
-    from iml_ray.plan.repairs import Plans
-    from iml_ray.scoring.evaluate import make_holdout
-    from iml_ray.task.profiling import profile_task
-    from iml_ray.track.job import TrackAgents, TrackJob
+    from iml_ray.track.job import TrackAgents
+
+    return TrackAgents(PreprocessingCoder(), ModelingCoder(), Assembler(), ErrorAnalyzer(), Debugger(), Evaluator())
+
+
+def verified_candidate(tmp_path: Path, summary, deadline: float):
+    """The rules' traditional track, run in-process with the real sandbox: its first verified candidate (these
+    tests read what the first round made, so no improvement rounds)."""
     from iml_ray.track.loop import run_track
 
-    profile = profile_task(summary)
-    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0, 0.2, 1)
-    holdout = tmp_path / "holdout.json"
-    holdout.write_text(json.dumps(make_holdout(summary, 0.2, 0).tolist()))
-    job = TrackJob(summary, make_contract(summary, blueprint.prep),
-                   Plans(blueprint.prep, blueprint.tracks[0], blueprint.train), str(tmp_path / "cand"),
-                   str(holdout), deadline, 4000, 1, improve=False)      # the first candidate is what these tests read
-    agents = TrackAgents(PreprocessingCoder(), ModelingCoder(), Assembler(), ErrorAnalyzer(), Debugger(), Evaluator())
-    result = run_track(job, agents)
+    result = run_track(traditional_job(tmp_path, summary, deadline, improve=False), rules_agents())
     assert result.status == "verified", result.failure
     return result
+
+
+def run_with_holdout(tmp_path: Path, summary, script: str, data: Path, timeout: float = 120):
+    """A generated pipeline run as the track runs it (--holdout with the framework's rows): its output folder."""
+    import os
+    import subprocess
+    import sys
+
+    from iml_ray.scoring.evaluate import make_holdout
+
+    (tmp_path / "pipeline.py").write_text(script)
+    rows = make_holdout(summary, 0.2, 0)
+    (tmp_path / "holdout.json").write_text(json.dumps(rows.tolist()))
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "pipeline.py", "--data", str(data), "--out", str(out),
+                             "--holdout", "holdout.json"], cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, rows
 
 
 def instrument_clips(n: int, seed: int = 0) -> tuple[list[np.ndarray], list[str], int]:

@@ -3,10 +3,7 @@ by the prep module as log-mel statistics (trees, linear models) or spectrograms 
 from __future__ import annotations
 
 import io
-import json
 import os
-import subprocess
-import sys
 import types
 import zipfile
 
@@ -14,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile
-from helpers import instrument_clips, write_task
+from helpers import instrument_clips, run_with_holdout, write_task
 
 from iml_ray.agents.assembler import Assembler
 from iml_ray.cli import main
@@ -23,7 +20,7 @@ from iml_ray.errors import TaskError
 from iml_ray.plan.guideline_rules import make_blueprint, make_contract
 from iml_ray.plan.knowledge import retrieve
 from iml_ray.safety.contract import check_layout, check_submission
-from iml_ray.scoring.evaluate import make_holdout, score_valid_predictions
+from iml_ray.scoring.evaluate import score_valid_predictions
 from iml_ray.task.archives import unpack_task
 from iml_ray.task.files import TaskSummary
 from iml_ray.task.inference import analyze_task, check_task
@@ -136,14 +133,7 @@ def test_generated_pipeline_classifies_the_clips(tmp_path, clips):
     contract = make_contract(summary, blueprint.prep)
     script, _ = Assembler().assemble(summary, contract, "traditional", render_prep(summary, blueprint.prep),
                                      render_model(summary, blueprint.track("traditional"), blueprint.train, contract))
-    (tmp_path / "pipeline.py").write_text(script)
-    rows = make_holdout(summary, 0.2, 0)
-    (tmp_path / "holdout.json").write_text(json.dumps(rows.tolist()))
-    out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "pipeline.py", "--data", str(root), "--out", str(out),
-                             "--holdout", "holdout.json"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    out, _ = run_with_holdout(tmp_path, summary, script, root, timeout=300)
     assert check_submission(out / "submission.csv", summary) == []
     submission = pd.read_csv(out / "submission.csv")
     assert list(submission.columns) == ["row_id", "family"] and len(submission) == 20

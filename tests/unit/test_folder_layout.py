@@ -10,6 +10,7 @@ import types
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run_with_holdout
 from PIL import Image
 
 from iml_ray.agents.assembler import Assembler
@@ -18,7 +19,7 @@ from iml_ray.errors import TaskError
 from iml_ray.plan.guideline_rules import make_blueprint, make_contract
 from iml_ray.plan.knowledge import retrieve
 from iml_ray.safety.contract import check_prep_report, check_submission, prep_probe_spec
-from iml_ray.scoring.evaluate import make_holdout, read_target, score_valid_predictions
+from iml_ray.scoring.evaluate import read_target, score_valid_predictions
 from iml_ray.task.files import TaskSummary
 from iml_ray.task.inference import analyze_task, check_task
 from iml_ray.task.profiling import profile_task
@@ -135,14 +136,7 @@ def test_generated_traditional_pipeline_runs_on_the_folders(tmp_path):
     root, truth = _folder_task(tmp_path / "bars")
     summary = analyze_task(root)
     script, _, _ = _pipeline(summary)
-    (tmp_path / "pipeline.py").write_text(script)
-    rows = make_holdout(summary, 0.2, 0)
-    (tmp_path / "holdout.json").write_text(json.dumps(rows.tolist()))
-    out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "pipeline.py", "--data", str(root), "--out", str(out),
-                             "--holdout", "holdout.json"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    out, rows = run_with_holdout(tmp_path, summary, script, root)
 
     assert check_submission(out / "submission.csv", summary) == []
     submission = pd.read_csv(out / "submission.csv")

@@ -2,28 +2,16 @@
 round only when it scores better on the holdout, and never loses what it had."""
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 
 import pytest
-from helpers import binary_frames, write_task
+from helpers import binary_frames, rules_agents, traditional_job, write_task
 
-from iml_ray.agents.assembler import Assembler
-from iml_ray.agents.debugger import Debugger
-from iml_ray.agents.error_analyzer import ErrorAnalyzer
-from iml_ray.agents.evaluator import Evaluator
-from iml_ray.agents.modeling_coder import ModelingCoder
-from iml_ray.agents.preprocessing_coder import PreprocessingCoder
 from iml_ray.blueprint import PrepPlan, TrackPlan, TrainPlan
-from iml_ray.plan.guideline_rules import make_blueprint, make_contract
 from iml_ray.plan.improvements import RoundFacts, next_improvement
-from iml_ray.plan.knowledge import retrieve
 from iml_ray.plan.repairs import Plans
-from iml_ray.scoring.evaluate import make_holdout
 from iml_ray.task.inference import analyze_task
-from iml_ray.task.profiling import profile_task
-from iml_ray.track.job import TrackAgents, TrackJob
 from iml_ray.track.loop import run_track
 
 TRADITIONAL = TrackPlan("traditional", lightgbm={"learning_rate": 0.1, "max_rounds": 1000, "early_stopping_rounds": 50},
@@ -84,17 +72,11 @@ def test_a_search_where_the_round_had_none_then_bagging_more_families_and_finer_
 
 
 def _job(tmp_path, task, deadline_s):
-    summary = analyze_task(task)
-    profile = profile_task(summary)
-    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0, 0.2, 1)
-    contract = make_contract(summary, blueprint.prep)
-    holdout = tmp_path / "holdout.json"
-    holdout.write_text(json.dumps(make_holdout(summary, 0.2, 0).tolist()))
-    plans = Plans(blueprint.prep, blueprint.tracks[0], blueprint.train.replace(max_train_rows=100))
-    return TrackJob(summary, contract, plans, str(tmp_path / "cand"), str(holdout), time.time() + deadline_s, 4000, 1)
+    """The traditional track fitting 100 of its rows at first."""
+    return traditional_job(tmp_path, analyze_task(task), time.time() + deadline_s, max_train_rows=100)
 
 
-AGENTS = TrackAgents(PreprocessingCoder(), ModelingCoder(), Assembler(), ErrorAnalyzer(), Debugger(), Evaluator())
+AGENTS = rules_agents()
 
 
 def test_the_track_keeps_only_better_rounds_and_says_why_it_stopped(tmp_path):

@@ -1,11 +1,10 @@
 """A track's run → verify → repair loop, in-process with the plain agents and the real sandbox."""
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 
-from helpers import binary_frames, write_task
+from helpers import binary_frames, rules_agents, traditional_job, write_task
 
 from iml_ray.agents.assembler import Assembler
 from iml_ray.agents.debugger import Debugger
@@ -13,28 +12,17 @@ from iml_ray.agents.error_analyzer import ErrorAnalyzer
 from iml_ray.agents.evaluator import Evaluator
 from iml_ray.agents.modeling_coder import ModelingCoder
 from iml_ray.agents.preprocessing_coder import PreprocessingCoder
-from iml_ray.plan.guideline_rules import make_blueprint, make_contract
-from iml_ray.plan.knowledge import retrieve
-from iml_ray.plan.repairs import Plans
-from iml_ray.scoring.evaluate import make_holdout
 from iml_ray.task.inference import analyze_task
-from iml_ray.task.profiling import profile_task
-from iml_ray.track.job import TrackAgents, TrackJob
+from iml_ray.track.job import TrackAgents
 from iml_ray.track.loop import run_track
 
 
 def _job(tmp_path, task, deadline_s=120.0):
-    summary = analyze_task(task)
-    profile = profile_task(summary)
-    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0, 0.2, 1)
-    contract = make_contract(summary, blueprint.prep)
-    holdout = tmp_path / "holdout.json"
-    holdout.write_text(json.dumps(make_holdout(summary, 0.2, 0).tolist()))
-    return TrackJob(summary, contract, Plans(blueprint.prep, blueprint.tracks[0], blueprint.train), str(tmp_path / "cand"),
-                    str(holdout), time.time() + deadline_s, 4000, 1, improve=False)      # repairs, not improvements
+    # Repairs, not improvements: the loop's first verified candidate is what these tests read.
+    return traditional_job(tmp_path, analyze_task(task), time.time() + deadline_s, improve=False)
 
 
-AGENTS = TrackAgents(PreprocessingCoder(), ModelingCoder(), Assembler(), ErrorAnalyzer(), Debugger(), Evaluator())
+AGENTS = rules_agents()
 
 
 def test_repair_after_timeout_lands_a_verified_candidate(tmp_path, monkeypatch):
