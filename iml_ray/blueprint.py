@@ -67,6 +67,10 @@ class PrepPlan:
     def replace(self, **changes: Any) -> "PrepPlan":
         return dataclasses.replace(self, **changes)
 
+    def with_changes(self, changes: dict[str, Any]) -> "PrepPlan":
+        """This plan with a track's prep_changes (JSON lists as tuples)."""
+        return self.replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
+
     @property
     def used_columns(self) -> tuple[str, ...]:
         return self.numeric + self.numeric_coerce + self.categorical + self.text + self.datetime + self.image + self.audio
@@ -144,8 +148,7 @@ class Blueprint:
 
     def prep_for(self, name: str) -> PrepPlan:
         """The shared PrepPlan with the track's own changes (image size, encoders, ...)."""
-        changes = {k: tuple(v) if isinstance(v, list) else v for k, v in self.track(name).prep_changes.items()}
-        return self.prep.replace(**changes)
+        return self.prep.with_changes(self.track(name).prep_changes)
 
     def to_json(self) -> dict:
         return {

@@ -21,7 +21,6 @@ PREP_KNOBS = {"max_categories", "min_category_count", "frequency_encoding", "tfi
 STARTUP_S = 8.0
 SECONDS_PER_CELL = 3e-6
 SECONDS_PER_TEXT_ROW = 4e-3
-AUDIO_STATISTICS_WIDTH = 244     # log-mel statistics per audio column (prep template, 40 bands)
 SECONDS_PER_AUDIO_SECOND = 4e-3  # decoding and a log-mel spectrogram, per second of clip at 16 kHz
 BUDGET_SHARE = 0.35          # of the time budget the first attempt should need at most
 # The first fit's sample is never smaller (a track with time left grows it: plan/improvements.py).
@@ -47,8 +46,7 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
         # The first fit must surely finish: the costliest track's prep sizes the sample (a track that has time
         # left grows it, plan/improvements.py).
         n_classes = len(summary.submission.classes) if summary.problem_type == "multiclass" else 1
-        preps = [prep.replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in t.prep_changes.items()})
-                 for t in track_plans if t.model_template == "traditional"] or [prep]
+        preps = [prep.with_changes(t.prep_changes) for t in track_plans if t.model_template == "traditional"] or [prep]
         sampled = [sample_for_budget(p, profile.n_train, num_threads, time_budget_s, len(summary.all_targets),
                                      n_classes) for p in preps]
         max_rows, note = min(sampled, key=lambda s: s[0] or profile.n_train + 1)
@@ -65,7 +63,7 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
 
 def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int, n_classes: int = 1) -> float:
     width = (len(prep.numeric) + len(prep.numeric_coerce) + len(prep.categorical) + 7 * len(prep.datetime)
-             + AUDIO_STATISTICS_WIDTH * len(prep.audio) + _media_width(prep))
+             + _media_width(prep))
     # LightGBM grows k trees a round for k classes, at twice the learning rate (plan_track): about k/2 the cost.
     trees = n_classes / 2 if n_classes > 2 else 1.0
     per_fit = (SECONDS_PER_CELL * n_rows * max(width, 1) * 2 * trees / max(num_threads, 1)
@@ -76,8 +74,11 @@ def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int, n_classes: 
 
 
 def _media_width(prep: PrepPlan) -> int:
-    """The dense columns images and encoders add: pixels and per-image statistics, or an encoder's vector."""
+    """The dense columns images, clips and encoders add: pixels and per-image statistics, an encoder's vector,
+    the prep template's log-mel statistics (5 per band, 20 MFCCs' mean and std, loudness, length, unreadable)."""
     width = 0
+    if prep.audio and prep.audio_mode == "stats":
+        width += len(prep.audio) * (5 * prep.audio_mels + 2 * min(20, prep.audio_mels) + 4)
     if prep.image and prep.image_mode == "pixels":
         side = prep.image_size[0] * prep.image_size[1] * prep.image_channels
         width += len(prep.image) * (side + (4 * prep.image_channels + 3 if prep.image_stats else 0))

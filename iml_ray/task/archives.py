@@ -18,13 +18,13 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from iml_ray.errors import TaskError
+from iml_ray.task.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
 # The most an archive may expand to; IML_MAX_UNPACKED_BYTES overrides it (a cluster with big disks, a test).
 DEFAULT_MAX_UNPACKED_BYTES = 50 * 2**30
-MEDIA_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff",
-                  ".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+MEDIA_SUFFIXES = IMAGE_SUFFIXES + AUDIO_SUFFIXES
 SPLITS = ("train", "test")
 DONE = ".unpacked"
 

@@ -21,7 +21,7 @@ from iml_ray.task.tables import column_kind, combined_dtype, iter_table, needs_t
 
 log = logging.getLogger(__name__)
 
-IMAGE_SAMPLE = 100        # profile_images opens this many per split
+MEDIA_SAMPLE = 100        # profile_images / profile_audio open this many per split
 
 
 class TargetStats:
@@ -67,9 +67,9 @@ def profile_streamed(summary: TaskSummary, chunk_rows: int | None = None) -> Pro
     with_id = bool(summary.id_column and summary.id_column in train_header)
     if with_id:
         profiled.append(summary.id_column)
-    image_columns = sorted({s.column for s in summary.media})
+    media_columns = sorted({s.column for s in summary.media})
 
-    columns, target, memory, images = _train_pass(train_path, profiled, summary.target, image_columns, chunk_rows)
+    columns, target, memory, media = _train_pass(train_path, profiled, summary.target, media_columns, chunk_rows)
     mixed = [c for c in profiled if needs_text_reread(columns[c].kinds)]
     if needs_text_reread(target.kinds):
         mixed.append(summary.target)
@@ -81,7 +81,7 @@ def profile_streamed(summary: TaskSummary, chunk_rows: int | None = None) -> Pro
         target = target_again if summary.target in mixed else target
 
     tested = [c for c in profiled if c in test_header]
-    test_missing, n_test, test_memory, test_images = _test_pass(test_path, tested, image_columns, chunk_rows)
+    test_missing, n_test, test_memory, test_media = _test_pass(test_path, tested, media_columns, chunk_rows)
     n_train = next(iter(columns.values())).n if columns else target.missing + sum(target.counts.counts.values())
 
     profiles = []
@@ -91,20 +91,20 @@ def profile_streamed(summary: TaskSummary, chunk_rows: int | None = None) -> Pro
         test_frac = test_missing.get(name, 0) / n_test if n_test else 0.0
         profiles.append(column_profile(name, stats.dtype, facts, stats.missing / max(stats.n, 1), test_frac,
                                        stats.examples(), root, "id" if with_id and name == summary.id_column else None))
-    train_frame = pd.DataFrame({c: images[c].series(c) for c in image_columns}) if image_columns else None
-    test_frame = pd.DataFrame({c: test_images[c].series(c) for c in image_columns}) if image_columns else None
+    train_frame = pd.DataFrame({c: media[c].series(c) for c in media_columns}) if media_columns else None
+    test_frame = pd.DataFrame({c: test_media[c].series(c) for c in media_columns}) if media_columns else None
     image_profiles = tuple(profile_images(source, train_frame, test_frame, root) for source in summary.images)
     audio_profiles = tuple(profile_audio(source, train_frame, test_frame, root) for source in summary.audio)
     return Profile(n_train, n_test, round((memory + test_memory) / 2**20, 2), tuple(profiles),
                    target.profile(summary.problem_type), image_profiles, audio=audio_profiles)
 
 
-def _train_pass(path: Path, profiled: list[str], target_name: str, image_columns: list[str], chunk_rows: int | None,
+def _train_pass(path: Path, profiled: list[str], target_name: str, media_columns: list[str], chunk_rows: int | None,
                 as_str: list[str] | None = None, with_target: bool = True):
-    wanted = list(dict.fromkeys(profiled + ([target_name] if with_target else []) + image_columns))
+    wanted = list(dict.fromkeys(profiled + ([target_name] if with_target else []) + media_columns))
     columns = {c: ColumnStats(c) for c in profiled}
     target = TargetStats(target_name)
-    images = {c: Sample(IMAGE_SAMPLE) for c in image_columns}
+    media = {c: Sample(MEDIA_SAMPLE) for c in media_columns}
     memory = 0
     for chunk in iter_table(path, chunk_rows, usecols=wanted, as_str=as_str):
         memory += int(chunk.memory_usage(deep=True, index=False).sum())
@@ -112,24 +112,24 @@ def _train_pass(path: Path, profiled: list[str], target_name: str, image_columns
             stats.add(chunk[name])
         if with_target:
             target.add(chunk[target_name])
-        for name, sample in images.items():
+        for name, sample in media.items():
             sample.add(chunk[name].dropna().astype(str))
-    return columns, target, memory, images
+    return columns, target, memory, media
 
 
-def _test_pass(path: Path, tested: list[str], image_columns: list[str], chunk_rows: int | None):
+def _test_pass(path: Path, tested: list[str], media_columns: list[str], chunk_rows: int | None):
     missing = {c: 0 for c in tested}
-    images = {c: Sample(IMAGE_SAMPLE) for c in image_columns}
+    media = {c: Sample(MEDIA_SAMPLE) for c in media_columns}
     rows, memory = 0, 0
-    wanted = list(dict.fromkeys(tested + image_columns)) or None
+    wanted = list(dict.fromkeys(tested + media_columns)) or None
     for chunk in iter_table(path, chunk_rows, usecols=wanted):
         rows += len(chunk)
         memory += int(chunk.memory_usage(deep=True, index=False).sum())
         for name in tested:
             missing[name] += int(chunk[name].isna().sum())
-        for name, sample in images.items():
+        for name, sample in media.items():
             sample.add(chunk[name].dropna().astype(str))
-    return missing, rows, memory, images
+    return missing, rows, memory, media
 
 
 def _facts(stats: ColumnStats) -> ColumnFacts:

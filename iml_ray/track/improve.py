@@ -18,7 +18,7 @@ from iml_ray.metrics.registry import get_metric
 from iml_ray.plan.improvements import REPEATABLE, RoundFacts, next_improvement
 from iml_ray.plan.repairs import Plans
 from iml_ray.track.checks import read_json
-from iml_ray.track.job import ModuleSlot
+from iml_ray.track.job import ModuleSlot, search_pays_off
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
     while True:
         left = job.deadline - time.time()
         facts = RoundFacts(best.seconds, read_json(best.round_dir / "output" / "run_info.json"), job.summary.n_train,
-                           can_search=job.tune is not None and _search_allowed(track))
+                           can_search=job.tune is not None and search_pays_off(track.plans, job.gpu_ids))
         step = next_improvement(best.plans, facts, left, frozenset(exhausted))
         if step is None:
             return best, f"out of improvements that fit the {left:.0f} s left"
@@ -105,10 +105,3 @@ def _apply(track, plans: Plans, best: Verified) -> None:
     if plans.prep != best.plans.prep:
         track.prep.code = agents.prep_coder.write(job.summary, plans.prep)
     track.model.code = agents.model_coder.write(job.summary, plans.track, plans.train, job.contract)
-
-
-def _search_allowed(track) -> bool:
-    """What the first rounds allow too: no search of a CNN on CPUs (an epoch takes seconds, a search would
-    buy a handful of trials with the time the network needs)."""
-    prep = track.plans.prep
-    return not (track.plans.track.model_template == "custom_nn" and (prep.image or prep.audio) and not track.job.gpu_ids)

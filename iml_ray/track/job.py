@@ -37,6 +37,13 @@ class TrackJob:
     improve: bool = True            # after the first verified candidate, improvement rounds while time is left
 
 
+def search_pays_off(plans: Plans, gpu_ids: tuple[int, ...]) -> bool:
+    """Whether a Ray Tune search may run for these plans: not for a CNN on CPUs, where an epoch takes seconds and
+    a search would buy a handful of trials with the time the network itself needs to train."""
+    prep = plans.prep
+    return not (plans.track.model_template == "custom_nn" and (prep.image or prep.audio) and not gpu_ids)
+
+
 class TrackAgents:
     """The agents the loop talks to; attributes are objects with the agents' methods."""
 

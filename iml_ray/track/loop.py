@@ -24,7 +24,7 @@ from iml_ray.scoring.evaluate import aps
 from iml_ray.track import checks
 from iml_ray.track.checks import encoder_cache_env, failing_section, prep_output, probe_prep, read_json, verify
 from iml_ray.track.improve import Verified, improve, restore, snapshot
-from iml_ray.track.job import ModuleSlot, TrackAgents, TrackJob
+from iml_ray.track.job import ModuleSlot, TrackAgents, TrackJob, search_pays_off
 
 log = logging.getLogger(__name__)
 
@@ -181,16 +181,10 @@ def _run_pipeline(track: Track, number: int, round_dir: Path, pipeline: Path, ou
 def _tune_search(job: TrackJob, round_dir: Path, seconds: float | None = None) -> dict | None:
     """What the generated code's tune_model() gets (tune.json); None when this round should not search.
     seconds: an improvement round's search, sized by its step rather than by the first rounds' share."""
-    if job.tune is None or not job.plans.track.tune.get("space"):
+    if job.tune is None or not job.plans.track.tune.get("space") or not search_pays_off(job.plans, job.gpu_ids):
         return None
-    if seconds is not None:
-        settings = dataclasses.replace(job.tune, share=1.0, min_seconds=0.0, max_seconds=seconds)
-        return settings.search(job.deadline - time.time(), str(round_dir / "tune"), job.gpu_ids)
-    if job.plans.track.model_template == "custom_nn" and (job.plans.prep.image or job.plans.prep.audio) and not job.gpu_ids:
-        # A CNN's epoch on a CPU takes seconds: a search would buy a handful of trials with the
-        # time the network itself needs to train.
-        return None
-    return job.tune.search(job.deadline - time.time(), str(round_dir / "tune"), job.gpu_ids)
+    tune = job.tune if seconds is None else dataclasses.replace(job.tune, share=1.0, min_seconds=0.0, max_seconds=seconds)
+    return tune.search(job.deadline - time.time(), str(round_dir / "tune"), job.gpu_ids)
 
 
 def repair_round(track: Track, number: int, round_dir: Path, failure: Failure, round_started: float) -> str | None:
