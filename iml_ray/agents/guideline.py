@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODEL_TEMPLATES = ("traditional", "custom_nn")
-TRADITIONAL_MODELS = ("lightgbm", "linear", "extra_trees")
+TRADITIONAL_MODELS = ("lightgbm", "linear", "catboost", "xgboost", "extra_trees", "knn")
 
 
 class GuidelineAgent(Agent):

@@ -61,6 +61,7 @@ def render_prep(summary: TaskSummary, plan: PrepPlan) -> str:
         "tfidf_max_features": plan.tfidf_max_features,
         "tfidf_ngram_max": plan.tfidf_ngram_max,
         "tfidf_min_df": plan.tfidf_min_df,
+        "tfidf_char_ngram_max": plan.tfidf_char_ngram_max,
         "datetime_parts": list(plan.datetime_parts),
         "text_mode": plan.text_mode,
         "image": list(plan.image),
@@ -108,6 +109,7 @@ def render_traditional(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, 
         "bagging_folds": plan.bagging_folds,
         "lightgbm": dict(plan.lightgbm),
         "linear": {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in plan.linear.items()},
+        **{name: dict(settings) for name, settings in plan.families.items()},
     }
     return _model_module("traditional", summary, config)
 
@@ -134,6 +136,7 @@ def render_model(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contra
 def _model_module(name: str, summary: TaskSummary, config: dict) -> str:
     # Helpers first: the template's own code may refer to them at import time.
     parts = {"MODEL_HELPERS": template("model_helpers").strip(), "TUNING": template("tuning").strip(),
+             "MODEL_ZOO": template("model_zoo").strip(),
              "TASK_NAME": summary.name, "MODEL_CONFIG": literal(config)}
     return fill(name, **{k: v for k, v in parts.items() if k in placeholders(name)})
 

@@ -11,7 +11,7 @@ from iml_ray.task.files import TaskSummary
 from iml_ray.task.profile import Profile
 
 PREP_KNOBS = {"max_categories", "min_category_count", "frequency_encoding", "tfidf_max_features", "tfidf_ngram_max",
-              "tfidf_min_df", "missing_indicators", "datetime_parts"}
+              "tfidf_min_df", "tfidf_char_ngram_max", "missing_indicators", "datetime_parts"}
 
 
 # A rough cost model of one traditional candidate run on this hardware class,

@@ -6,11 +6,13 @@ the measured wall time of the round it improves on, never by a constant cost mod
 
 - rows:           a fit on a row sample grows geometrically towards every row (FLAML's sample growth);
 - network_time:   a network that its time limit stopped trains longer;
+- char_ngrams:    character n-grams (2 to 5, within words) beside the word terms of a TF-IDF text;
 - search:         a Ray Tune search where the verified round had none;
 - bagging:        on a small table, k models per family on k folds, each early-stopped on its own fold,
                   chosen on out-of-fold outputs and averaged;
-- more_families:  extremely randomised trees beside LightGBM and the linear model (kept, or averaged with
-                  them, when the inner split says so);
+- a family:       CatBoost, extremely randomised trees, XGBoost, k-nearest neighbours, one per round, beside
+                  the families the track has (each kept, blended or dropped by the inner split's ensemble
+                  selection; a family whose library is not installed is not proposed);
 - finer_boosting: LightGBM with half the learning rate and twice the rounds.
 
 The track keeps a round's candidate only when it scores better on the framework's holdout; a step that does
@@ -19,7 +21,9 @@ it was (track/improve.py).
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from iml_ray.plan.repairs import Plans
@@ -40,6 +44,16 @@ SEARCH_SHARE = 0.5
 MIN_SEARCH_S = 10.0
 BAGGING_FOLDS = 5
 BAGGING_MAX_ROWS = 50_000       # "small": where averaging k fits still pays for its k-fold cost
+# The families a traditional track may add, each with its library and what a round with it costs against the
+# round it improves on (the family is fitted twice, inner split and refit, beside what the round fitted).
+# CatBoost's ordered boosting is the slowest per round; a forest of 300 trees and XGBoost's hist about LightGBM's.
+FAMILY_COSTS = {"catboost": 3.0, "extra_trees": 2.0, "xgboost": 2.0, "knn": 1.5}
+FAMILY_LIBRARIES = {"catboost": "catboost", "extra_trees": "sklearn", "xgboost": "xgboost", "knn": "sklearn"}
+FAMILY_NAMES = {"catboost": "CatBoost", "extra_trees": "extremely randomised trees", "xgboost": "XGBoost",
+                "knn": "k-nearest neighbours"}
+CHAR_NGRAM_MAX = 5
+CHAR_NGRAM_COST = 2.5           # vectorising characters and a linear fit on several times the non-zeros
+KNN_MAX_ROWS = 20_000           # neighbours are searched by brute force: prediction grows with train rows x rows
 
 
 @dataclass(frozen=True)
@@ -55,7 +69,7 @@ class RoundFacts:
 @dataclass(frozen=True)
 class Improvement:
     plans: Plans
-    step: str                       # "rows" | "network_time" | "search" | "bagging" | "more_families" | "finer_boosting"
+    step: str                       # "rows" | "network_time" | "search" | "bagging" | a family's name | "finer_boosting"
     change: str                     # what changes, for people
     expected_s: float               # the round's expected wall time
     search_s: float | None = None   # run the round with a Ray Tune search of about this long
@@ -106,6 +120,17 @@ def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
                        f"limit at epoch {model.get('epochs', '?')})", overhead + 2 * new_limit)
 
 
+def _char_ngrams(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
+    prep, track = plans.prep, plans.track
+    if (track.model_template != "traditional" or not prep.text or prep.text_mode != "tfidf" or prep.tfidf_char_ngram_max
+            or "linear" not in track.models):
+        return None
+    new = prep.replace(tfidf_char_ngram_max=CHAR_NGRAM_MAX)
+    return Improvement(Plans(new, track, plans.train), "char_ngrams",
+                       f"character 2-{CHAR_NGRAM_MAX}-grams beside the word terms of {', '.join(prep.text)}",
+                       CHAR_NGRAM_COST * facts.seconds)
+
+
 def _search(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
     if not facts.can_search or not plans.track.tune.get("space") or facts.run_info.get("tuned_params"):
         return None
@@ -127,14 +152,31 @@ def _bagging(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | No
                        facts.seconds * BAGGING_FOLDS / 2)
 
 
-def _more_families(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
-    track = plans.track
-    if track.model_template != "traditional" or "lightgbm" not in track.models or "extra_trees" in track.models:
-        return None
-    # A forest of 300 trees costs about what early-stopped boosting did, fitted twice (inner split, refit).
-    return Improvement(Plans(plans.prep, track.replace(models=track.models + ("extra_trees",)), plans.train),
-                       "more_families", "extremely randomised trees beside " + " and ".join(track.models),
-                       2 * facts.seconds)
+@lru_cache(maxsize=None)
+def family_installed(name: str) -> bool:
+    return importlib.util.find_spec(FAMILY_LIBRARIES[name]) is not None
+
+
+def _trees_have_columns(plans: Plans) -> bool:
+    """Whether anything but the sparse TF-IDF block (which the trees skip) reaches the models."""
+    prep = plans.prep
+    return prep.text_mode == "pretrained" or bool(set(prep.used_columns) - set(prep.text))
+
+
+def _family(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | None]:
+    def add(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
+        track = plans.track
+        if track.model_template != "traditional" or name in track.models or not family_installed(name):
+            return None
+        if name == "knn" and facts.n_train > KNN_MAX_ROWS:
+            return None
+        if name != "knn" and not _trees_have_columns(plans):
+            return None
+        return Improvement(Plans(plans.prep, track.replace(models=track.models + (name,)), plans.train), name,
+                           f"{FAMILY_NAMES[name]} beside " + " and ".join(track.models), FAMILY_COSTS[name] * facts.seconds)
+
+    add.__name__ = f"_add_{name}"
+    return add
 
 
 def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
@@ -155,5 +197,9 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
                        2 * facts.seconds)
 
 
+# Characters first where there is text (the linear model on TF-IDF is where text tasks are won); CatBoost before
+# the search and the bagging: a second strong, different family buys more than tuning the first
+# (AutoGluon's experience), and the bagging then averages both.
 STEPS: tuple[Callable[[Plans, RoundFacts, float], Improvement | None], ...] = (
-    _more_rows, _longer_network, _search, _bagging, _more_families, _finer_boosting)
+    _more_rows, _longer_network, _char_ngrams, _family("catboost"), _search, _bagging, _family("extra_trees"), _family("xgboost"),
+    _family("knn"), _finer_boosting)

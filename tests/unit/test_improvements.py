@@ -46,29 +46,50 @@ def test_a_network_stopped_by_its_time_limit_trains_longer_one_stopped_early_doe
     assert next_improvement(plans, _facts(seconds=25.0, stopped="early stopping"), 200.0) is None
 
 
-def test_a_search_where_the_round_had_none_then_bagging_more_families_and_finer_boosting():
-    plans = Plans(PrepPlan(), TRADITIONAL, TrainPlan())
-    step = next_improvement(plans, _facts(seconds=10.0, can_search=True), seconds_left=300.0)
+def test_catboost_then_a_search_bagging_the_other_families_and_finer_boosting():
+    plans = Plans(PrepPlan(numeric=("x",)), TRADITIONAL, TrainPlan())
+    catboost = next_improvement(plans, _facts(seconds=10.0, can_search=True), seconds_left=300.0)
+    assert catboost.step == "catboost" and catboost.plans.track.models == ("lightgbm", "linear", "catboost")
+    assert catboost.expected_s == pytest.approx(30.0)
+    done = frozenset({"catboost"})
+    step = next_improvement(plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=done)
     assert step.step == "search" and step.search_s == 120.0 and step.plans == plans       # half of 80 % of 300 s
     assert step.expected_s == pytest.approx(130.0)
-    short = next_improvement(plans, _facts(seconds=10.0, can_search=True), seconds_left=30.0)
+    short = next_improvement(plans, _facts(seconds=10.0, can_search=True), seconds_left=30.0, exhausted=done)
     assert short.step == "search" and short.search_s == 12.0                               # half of 24 s
-    assert next_improvement(plans, _facts(seconds=10.0, can_search=True), 20.0) is None     # 6 s of search: too short
-    done = frozenset({"search"})
+    # 6 s of search is too short; of the rest only the neighbours (1.5x the round) fit 80 % of 20 s.
+    assert next_improvement(plans, _facts(seconds=10.0, can_search=True), 20.0, exhausted=done).step == "knn"
+    done |= {"search"}
     bagging = next_improvement(plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=done)
     assert bagging.step == "bagging" and bagging.plans.track.bagging_folds == 5 and bagging.expected_s == 25.0
-    assert next_improvement(plans, _facts(n_train=200_000), 300.0).step == "more_families"   # no bagging: not small
+    assert next_improvement(plans, _facts(n_train=200_000), 300.0, exhausted=done).step == "extra_trees"   # not small
     done |= {"bagging"}
-    families = next_improvement(plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=done)
-    assert families.step == "more_families" and families.plans.track.models == ("lightgbm", "linear", "extra_trees")
-    after = next_improvement(families.plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=done)
-    assert after.step == "finer_boosting" and after.plans.track.lightgbm["learning_rate"] == 0.05
-    assert after.plans.track.lightgbm["max_rounds"] == 2000 and after.expected_s == pytest.approx(20.0)
+    names = []
+    while (step := next_improvement(plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=done)) is not None:
+        if step.step == "finer_boosting":
+            break
+        assert step.plans.track.models == ("lightgbm", "linear", step.step)
+        names.append(step.step)
+        done |= {step.step}
+    assert names == ["extra_trees", "xgboost", "knn"]
+    assert next_improvement(plans, _facts(n_train=30_000), 300.0, exhausted=done - {"knn"}).step == "finer_boosting"
+    assert step.step == "finer_boosting" and step.plans.track.lightgbm["learning_rate"] == 0.05
+    assert step.plans.track.lightgbm["max_rounds"] == 2000 and step.expected_s == pytest.approx(20.0)
     # A search that chose the learning rate leaves it alone; nothing else is left.
-    done |= {"more_families"}
     assert next_improvement(plans, _facts(seconds=10.0, can_search=True, tuned={"learning_rate": 0.07}), 300.0,
                             exhausted=done) is None
     assert next_improvement(plans, _facts(), 300.0, exhausted=done | {"finer_boosting"}) is None
+
+
+def test_trees_are_not_added_where_they_would_see_no_column():
+    """Text alone, as TF-IDF: the trees skip the sparse block, so only the neighbours are worth a round."""
+    plans = Plans(PrepPlan(text=("review",)), TrackPlan("traditional", models=("linear",)), TrainPlan())
+    done: set[str] = set()
+    steps = []
+    while (step := next_improvement(plans, _facts(seconds=5.0, n_train=5_000), 300.0, frozenset(done))) is not None:
+        steps.append(step.step)
+        done.add(step.step)
+    assert "knn" in steps and not {"catboost", "extra_trees", "xgboost"} & set(steps)
 
 
 def _job(tmp_path, task, deadline_s):
@@ -120,3 +141,13 @@ def test_an_improvement_that_fails_leaves_the_verified_candidate(tmp_path, monke
     assert [r.status for r in result.rounds[1:]] == ["timeout"] * (len(result.rounds) - 1)
     assert not any(r.kept for r in result.rounds[1:])
     assert result.submission_path.endswith("round_1/output/submission.csv")
+
+
+def test_text_gets_character_ngrams_before_anything_else_that_fits():
+    plans = Plans(PrepPlan(text=("review",), numeric=("stars",)), TrackPlan("traditional"), TrainPlan())
+    step = next_improvement(plans, _facts(seconds=8.0), 300.0)
+    assert step.step == "char_ngrams" and step.plans.prep.tfidf_char_ngram_max == 5 and step.expected_s == 20.0
+    assert step.plans.prep.replace(tfidf_char_ngram_max=0) == plans.prep and step.plans.track == plans.track
+    assert next_improvement(step.plans, _facts(seconds=8.0), 300.0).step == "catboost"
+    pretrained = Plans(plans.prep.replace(text_mode="pretrained"), plans.track, plans.train)
+    assert next_improvement(pretrained, _facts(seconds=8.0), 300.0).step == "catboost"

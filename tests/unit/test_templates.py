@@ -158,10 +158,12 @@ def test_dates_as_competitions_spell_them_are_dates(tmp_path):
         assert (got[rows] == np.asarray(values[90:])[rows]).all(), column
 
 
-@pytest.mark.parametrize("models", [("lightgbm", "linear", "extra_trees"), ("extra_trees",)])
-def test_extremely_randomised_trees_join_the_inner_choice(tmp_path, models):
-    """The more_families improvement: a forest beside (or instead of) the other models, in the inner choice and
-    the average; probabilities in class order; a regression in the original scale."""
+@pytest.mark.parametrize("family", ["extra_trees", "catboost", "xgboost", "knn"])
+@pytest.mark.parametrize("beside", [("lightgbm", "linear"), ()])
+def test_every_family_of_the_zoo_joins_the_inner_choice(tmp_path, family, beside):
+    """The more_families improvements: a family beside (or instead of) the other models, in the inner choice and
+    the blend; probabilities in class order; a regression in the original scale."""
+    models = beside + (family,)
     train, test, sample = binary_frames(400, 100)
     root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss")
     summary, blueprint, contract = _plan(root)
@@ -169,8 +171,9 @@ def test_extremely_randomised_trees_join_the_inner_choice(tmp_path, models):
     prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
     model_module = _load(render_traditional(summary, plan, blueprint.train, contract), "model")
     model = model_module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
-    assert "extra_trees" in model["inner_scores"] and model["settings"]["extra_trees"] == 300
-    assert set(model["inner_scores"]) == set(models) | ({"average"} if len(models) > 1 else set())
+    assert family in model["inner_scores"] and isinstance(model["settings"][family], int)
+    assert set(model["inner_scores"]) - {"selection"} == set(models) | ({"average"} if len(models) > 1 else set())
+    assert set(model["weights"]) == set(model["members"]) and all(w >= 1 for w in model["weights"].values())
     proba = model_module.predict_model(model, prep.transform(test))
     assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
     assert np.corrcoef(proba[:, 1], test["x1"])[0, 1] > 0.5
@@ -204,3 +207,44 @@ def test_bagging_fits_one_model_per_fold_and_family_and_chooses_on_out_of_fold_o
     proba = module.predict_model(model, prep.transform(test))
     assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
     assert np.corrcoef(proba[:, 1], test["x1"])[0, 1] > 0.5
+
+
+def test_greedy_ensemble_selection_weighs_families_by_how_often_they_are_picked(tmp_path):
+    """Three families whose errors cancel at 2:1 of two of them: the selection finds the blend the plain average
+    and every single family miss, and predict_model applies its weights."""
+    frame = pd.DataFrame({"Id": range(40), "a": np.arange(40.0), "v": np.arange(40.0)})
+    root = write_task(tmp_path / "r", frame.iloc[:30], frame.iloc[30:].drop(columns="v"),
+                      pd.DataFrame({"Id": frame["Id"].iloc[30:], "v": 0.0}), "## Evaluation\nRMSE")
+    summary, blueprint, contract = _plan(root)
+    module = _load(render_traditional(summary, blueprint.tracks[0], blueprint.train, contract), "m")
+    truth = np.linspace(0.0, 10.0, 50)
+    outputs = {"up": truth + 1.0, "down": truth - 2.0, "far": truth + 5.0}
+    choice, weights, scores = module._choose(truth, outputs)
+    assert choice == "selection" and weights == {"up": 2, "down": 1}
+    assert scores["selection"] == pytest.approx(0.0, abs=1e-9)
+    assert scores["selection"] > max(scores["up"], scores["down"], scores["far"], scores["average"])
+    assert np.allclose(module._blend(outputs, weights), truth)
+
+
+def test_character_ngrams_join_the_word_terms_in_the_text_block(tmp_path):
+    """tfidf_char_ngram_max: a second vocabulary of character n-grams per text column, inside the text block, so a
+    misspelt or obfuscated word still shares terms with its spelt form."""
+    train = pd.DataFrame({"id": range(8), "note": ["great film", "graet film", "awful plot", "awfull plot"] * 2,
+                          "y": [1, 1, 0, 0] * 2})
+    test = pd.DataFrame({"id": [8, 9], "note": ["greaat", "awfl"]})
+    root = write_task(tmp_path / "t", train, test, pd.DataFrame({"id": test["id"], "y": 0}))
+    summary, blueprint, _ = _plan(root)
+    # Eight short notes profile as a category: take the column as text, as a longer corpus would be.
+    plan = blueprint.prep.replace(categorical=(), text=("note",), tfidf_char_ngram_max=4, tfidf_min_df=1)
+    prep = _load(render_prep(summary, plan), "prep").Preprocessor().fit(train)
+    start, end = prep.layout_["text"]
+    names = prep.feature_names_[start:end]
+    assert any(n.startswith("note__tfidf_") for n in names) and any(n.startswith("note__char_") for n in names)
+    assert end == len(prep.feature_names_) == prep.transform(test).shape[1]
+    X = prep.transform(test).toarray()
+    chars = [i for i, n in enumerate(prep.feature_names_) if n.startswith("note__char_")]
+    words = [i for i, n in enumerate(prep.feature_names_) if n.startswith("note__tfidf_")]
+    # Neither test word is in the word vocabulary; both share character n-grams with the train words.
+    assert not X[:, words].any() and (X[:, chars] > 0).sum(axis=1).min() >= 2
+    without = _load(render_prep(summary, plan.replace(tfidf_char_ngram_max=0)), "prep").Preprocessor().fit(train)
+    assert not any("__char_" in n for n in without.feature_names_)
