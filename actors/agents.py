@@ -1,12 +1,28 @@
-"""The agents on Ray: one AgentHost actor per competition holds them all; the Coordinator is its own actor."""
+"""The agents on Ray: one AgentHost actor per competition holds them all; the Coordinator is its own actor, and
+builds the stacked ensemble as a Ray task it launches."""
 from __future__ import annotations
 
 import ray
 
-from iml_ray.agents import coordinator, host
+from iml_ray.agents import coordinator, host, stacking
 
 AgentHost = ray.remote(num_cpus=0)(host.AgentHost)
-Coordinator = ray.remote(num_cpus=0)(coordinator.Coordinator)
+
+
+@ray.remote(max_retries=0)
+def stack_task(summary, verified, root: str, seed: int):
+    """Reading every candidate's predictions and selecting weights is work: a task with CPUs, not the actor."""
+    from pathlib import Path
+
+    return stacking.stack_candidates(summary, verified, Path(root), seed)
+
+
+class _CoordinatorOnRay(coordinator.Coordinator):
+    def _stack(self, summary, verified, root, seed, resources):
+        return ray.get(stack_task.options(**resources).remote(summary, verified, root, seed))
+
+
+Coordinator = ray.remote(num_cpus=0)(_CoordinatorOnRay)
 
 
 class HostedAgent:

@@ -122,6 +122,7 @@ class TrackPlan:
 class TrainPlan:
     seed: int = 0
     holdout_fraction: float = 0.2
+    holdout_folds: int = 0          # k >= 2: a small table is validated by k folds, every labelled row held out once
     stratified: bool = True
     inner_valid_fraction: float = 0.15
     max_train_rows: int | None = None          # subsample cap, lowered by the Debugger on resource failures

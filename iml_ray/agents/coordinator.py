@@ -1,11 +1,17 @@
-"""The Coordinator of one competition: the live status of every track and the leaderboard of verified candidates."""
+"""The Coordinator of one competition: the live status of every track, the leaderboard of verified candidates,
+and the stacked ensemble built from them (agents/stacking.py; on Ray the actor runs it as a task of its own)."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from iml_ray.blueprint import Candidate
+
+if TYPE_CHECKING:
+    from iml_ray.agents.stacking import EnsembleFit
+    from iml_ray.task.files import TaskSummary
 
 
 @dataclass
@@ -26,6 +32,7 @@ class Coordinator:
         self.higher_is_better = higher_is_better
         self.candidates: dict[str, Candidate] = {}
         self.status: dict[str, TrackStatus] = {}
+        self.ensemble: EnsembleFit | None = None
 
     def update(self, track: str, phase: str, round: int = 0, detail: str = "", score: float | None = None) -> None:
         status = self.status.setdefault(track, TrackStatus(track))
@@ -49,3 +56,19 @@ class Coordinator:
     def best(self) -> Candidate | None:
         board = self.leaderboard()
         return board[0] if board and board[0].status == "verified" else None
+
+    def stack(self, summary: TaskSummary, root: str, seed: int = 0, **resources: float) -> EnsembleFit | None:
+        """The stacked ensemble of the verified candidates, kept only when it beats the best one on rows it was not
+        fitted on (a kept blend is written to <root>/pipeline.py and submission.csv); None when there is nothing to
+        blend. `resources` are for the Ray task the actor runs it in."""
+        verified = [c for c in self.leaderboard() if c.status == "verified"]
+        if len(verified) < 2:
+            return None
+        self.ensemble = self._stack(summary, tuple(verified), root, seed, resources)
+        return self.ensemble
+
+    def _stack(self, summary: TaskSummary, verified: tuple[Candidate, ...], root: str, seed: int,
+               resources: dict[str, float]) -> EnsembleFit | None:
+        from iml_ray.agents.stacking import stack_candidates
+
+        return stack_candidates(summary, verified, Path(root), seed)

@@ -104,8 +104,10 @@ def parse(text: str, draft: Blueprint, draft_contract: InterfaceContract, column
         raise BadAnswer(f"the blueprint or contract does not load: {exc}") from None
     if blueprint.eval != draft.eval:
         raise BadAnswer(f"blueprint.eval must stay {draft.to_json()['eval']}: the framework owns the evaluation")
-    if (blueprint.train.seed, blueprint.train.holdout_fraction) != (draft.train.seed, draft.train.holdout_fraction):
-        raise BadAnswer("blueprint.train.seed and holdout_fraction must stay as drafted: the framework owns the split")
+    owned = ("seed", "holdout_fraction", "holdout_folds")
+    if [getattr(blueprint.train, k) for k in owned] != [getattr(draft.train, k) for k in owned]:
+        raise BadAnswer("blueprint.train.seed, holdout_fraction and holdout_folds must stay as drafted: the framework "
+                        "owns the split")
     drafted = {t.track for t in draft.tracks}
     for plan in blueprint.tracks:
         if plan.track not in drafted:

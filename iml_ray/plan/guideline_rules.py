@@ -7,6 +7,7 @@ from iml_ray.blueprint import Blueprint, EvalPlan, InterfaceContract, PrepPlan, 
 from iml_ray.metrics.labels import class_sort_key
 from iml_ray.metrics.registry import get_metric
 from iml_ray.plan.knowledge import Knowledge
+from iml_ray.scoring.evaluate import validation_folds
 from iml_ray.task.files import TaskSummary
 from iml_ray.task.profile import Profile
 
@@ -41,6 +42,7 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
             track_plans.append(plan)
         if note:
             notes.append(note)
+    folds = validation_folds(summary)
     max_rows = None
     if time_budget_s:
         # The first fit must surely finish: the costliest track's prep sizes the sample (a track that has time
@@ -48,11 +50,12 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
         n_classes = len(summary.submission.classes) if summary.problem_type == "multiclass" else 1
         preps = [prep.with_changes(t.prep_changes) for t in track_plans if t.model_template == "traditional"] or [prep]
         sampled = [sample_for_budget(p, profile.n_train, num_threads, time_budget_s, len(summary.all_targets),
-                                     n_classes) for p in preps]
+                                     n_classes, fits=folds + 1 if folds else 2) for p in preps]
         max_rows, note = min(sampled, key=lambda s: s[0] or profile.n_train + 1)
         if note:
             notes.append(note)
-    train = TrainPlan(seed=seed, holdout_fraction=holdout_fraction, stratified=summary.problem_type != "regression",
+    train = TrainPlan(seed=seed, holdout_fraction=holdout_fraction, holdout_folds=folds,
+                      stratified=summary.problem_type != "regression",
                       inner_valid_fraction=float(settings.get("train", {}).get("inner_valid_fraction", 0.15)),
                       max_train_rows=max_rows)
     metric = get_metric(summary.metric)
@@ -61,7 +64,8 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
                      cards=tuple(knowledge.card_ids), notes=tuple(notes))
 
 
-def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int, n_classes: int = 1) -> float:
+def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int, n_classes: int = 1, fits: int = 2) -> float:
+    """fits: the pipeline's fits (the validation fit and the final one; k + 1 under k-fold validation)."""
     width = (len(prep.numeric) + len(prep.numeric_coerce) + len(prep.categorical) + 7 * len(prep.datetime)
              + _media_width(prep))
     # LightGBM grows k trees a round for k classes, at twice the learning rate (plan_track): about k/2 the cost.
@@ -70,7 +74,7 @@ def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int, n_classes: 
                + SECONDS_PER_TEXT_ROW * n_rows * len(prep.text))
     # Clips are decoded once per process (the pipeline's two fits share them).
     decoding = SECONDS_PER_AUDIO_SECOND * n_rows * prep.audio_seconds * len(prep.audio)
-    return STARTUP_S + 2 * per_fit + decoding
+    return STARTUP_S + fits * per_fit + decoding
 
 
 def _media_width(prep: PrepPlan) -> int:
@@ -90,11 +94,11 @@ def _media_width(prep: PrepPlan) -> int:
 
 
 def sample_for_budget(prep: PrepPlan, n_rows: int, num_threads: int, time_budget_s: float,
-                      n_targets: int = 1, n_classes: int = 1) -> tuple[int | None, str | None]:
+                      n_targets: int = 1, n_classes: int = 1, fits: int = 2) -> tuple[int | None, str | None]:
     """A row cap for fitting when all rows would not fit the budget (validation still uses every held-out row).
 
     Several targets are fitted one after another: each costs what one target would."""
-    expected = STARTUP_S + (estimated_seconds(prep, n_rows, num_threads, n_classes) - STARTUP_S) * max(1, n_targets)
+    expected = STARTUP_S + (estimated_seconds(prep, n_rows, num_threads, n_classes, fits) - STARTUP_S) * max(1, n_targets)
     allowed = BUDGET_SHARE * time_budget_s
     if expected <= allowed or n_rows <= MIN_SAMPLE_ROWS:
         return None, None

@@ -193,7 +193,7 @@ class Run:
 
         blueprint = stages.stage("blueprint", lambda: plan_once()[0], Blueprint.to_json, Blueprint.from_json)
         contract = stages.stage("contract", lambda: plan_once()[1], InterfaceContract.to_json, InterfaceContract.from_json)
-        stages.stage("holdout", lambda: _holdout(summary, blueprint), lambda rows: [int(r) for r in rows], list)
+        stages.stage("holdout", lambda: _holdout(summary, blueprint), lambda held: held, lambda held: held)
         return Planned(summary, profile, knowledge, blueprint, contract, rundir.plan / "holdout.json", resources)
 
     def _analyze(self, agents: RunAgents, state: dict, task_root: str) -> TaskSummary | None:
@@ -235,21 +235,21 @@ class Run:
         if problems:
             log.error("the chosen candidate's submission fails verification: %s", problems[0])
             return Finished("failed", leaderboard, best)
-        verified = sum(1 for c in leaderboard if c.status == "verified")
-        stack = self.config.ensemble == "stack" and verified >= 2
-        ensemble = self._stack(planned.summary, leaderboard, rundir) if stack else None
+        ensemble = self._stack(planned, explorer, rundir) if self.config.ensemble == "stack" else None
         if ensemble is None or not ensemble.kept:
             atomic_copy(Path(best.pipeline_path), rundir.root / "pipeline.py")
             atomic_copy(Path(best.submission_path), rundir.root / "submission.csv")
         return Finished("ok", leaderboard, best, ensemble)
 
-    def _stack(self, summary: TaskSummary, leaderboard: tuple[Candidate, ...], rundir: RunDir):
-        """--ensemble stack (ensemble.stack_candidates), timed as its own phase."""
-        from iml_ray.run.ensemble import stack_candidates
+    def _stack(self, planned: Planned, explorer: Explorer, rundir: RunDir):
+        """The Coordinator's stacked ensemble (a Ray task it launches with one track's CPUs), timed as its own phase."""
+        import ray
 
         self.progress.phase("stacking")
         t0 = time.time()
-        fit = stack_candidates(summary, leaderboard, rundir.root, self.config.seed)
+        cpus = min(r.num_cpus for r in planned.resources.values()) if planned.resources else 1.0
+        fit = ray.get(explorer.coordinator.stack.remote(planned.summary, str(rundir.root), self.config.seed,
+                                                        num_cpus=cpus))
         self.timings["stack"] = round(time.time() - t0, 2)
         return fit
 
@@ -289,10 +289,12 @@ def _ensemble_choice(summary: TaskSummary, ensemble, rundir: RunDir) -> dict[str
             "weights": ensemble.weights, "pipeline": str(rundir.root / "pipeline.py"), "scored": "cross-fitted on the holdout"}
 
 
-def _holdout(summary: TaskSummary, blueprint: Blueprint) -> list[int]:
-    from iml_ray.scoring.evaluate import make_holdout
+def _holdout(summary: TaskSummary, blueprint: Blueprint) -> list[int] | dict:
+    """holdout.json: the rows of one holdout, or a small table's k folds."""
+    from iml_ray.scoring.evaluate import holdout_json, make_validation
 
-    return [int(r) for r in make_holdout(summary, blueprint.train.holdout_fraction, blueprint.train.seed)]
+    train = blueprint.train
+    return holdout_json(make_validation(summary, train.holdout_fraction, train.seed, train.holdout_folds))
 
 
 def run_competition(task_dir: str | Path, out: str | Path, config: RunConfig | None = None, **kwargs: Any) -> RunResult:

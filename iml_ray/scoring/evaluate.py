@@ -3,6 +3,10 @@
 The split is seeded and stratified for classification with one target, and time-ordered for a forecast; generated code is told
 which rows to hold out, returns predictions for them, and is scored here with
 the framework's metric against labels it never had to report.
+
+A small table is validated by k folds instead of one holdout: every labelled row is held out once and predicted
+by a model fitted on the other folds, so the score rests on every row rather than a fifth of a few hundred (a
+4-row train's one-row holdout could not even hold both classes). holdout.json is then {"folds": [[rows], ...]}.
 """
 from __future__ import annotations
 
@@ -15,6 +19,29 @@ from iml_ray.metrics.predictions import score_predictions
 from iml_ray.metrics.registry import get_metric
 from iml_ray.task.files import TaskSummary
 from iml_ray.task.tables import read_columns
+
+# Up to this many train rows a table is validated by k folds: the extra fits are cheap and the score steadier.
+SMALL_TABLE_ROWS = 2000
+VALIDATION_FOLDS = 5
+
+
+def validation_folds(summary: TaskSummary) -> int:
+    """k for a small table's k-fold validation, 0 for one holdout. Not for a forecast (its holdout is train's
+    last dates) nor for pictures and clips, whose networks would train k + 1 times instead of twice."""
+    if summary.forecast is not None or summary.images or summary.audio or summary.n_train > SMALL_TABLE_ROWS:
+        return 0
+    return min(VALIDATION_FOLDS, summary.n_train)
+
+
+def make_validation(summary: TaskSummary, fraction: float, seed: int, folds: int = 0) -> list[np.ndarray]:
+    """The validation folds: row positions of train.csv (labelled rows only), each sorted. One fold (the
+    holdout) unless `folds` >= 2: then k folds that together hold every labelled row."""
+    if folds < 2 or summary.forecast is not None:
+        return [make_holdout(summary, fraction, seed)]
+    train = read_target(summary)
+    present = train.notna() if isinstance(train, pd.Series) else train.notna().all(axis=1)
+    labelled = np.flatnonzero(present.to_numpy())
+    return _folds(summary, train, labelled, min(folds, len(labelled)), seed)
 
 
 def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray:
@@ -35,6 +62,40 @@ def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray
             stratify = labels.to_numpy()
     _, held = train_test_split(labelled, test_size=fraction, random_state=seed, stratify=stratify)
     return np.sort(held)
+
+
+def _folds(summary: TaskSummary, train: pd.Series | pd.DataFrame, labelled: np.ndarray, k: int,
+           seed: int) -> list[np.ndarray]:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    splitter, labels = KFold(k, shuffle=True, random_state=seed), None
+    if summary.problem_type != "regression" and isinstance(train, pd.Series):
+        labels = train.iloc[labelled].astype(str).to_numpy()
+        # Stratified when every class has a row for every fold.
+        if pd.Series(labels).value_counts().min() >= k:
+            splitter = StratifiedKFold(k, shuffle=True, random_state=seed)
+    return [np.sort(labelled[held]) for _, held in splitter.split(labelled, labels)]
+
+
+def holdout_json(folds: list[np.ndarray]) -> list[int] | dict[str, list[list[int]]]:
+    """What holdout.json holds: the rows of one holdout, or {"folds": [...]}."""
+    if len(folds) == 1:
+        return [int(r) for r in folds[0]]
+    return {"folds": [[int(r) for r in fold] for fold in folds]}
+
+
+def read_holdout(path: Path | str) -> list[np.ndarray]:
+    """The validation folds of a holdout.json (one for a plain holdout)."""
+    import json
+
+    data = json.loads(Path(path).read_text())
+    folds = data["folds"] if isinstance(data, dict) else [data]
+    return [np.asarray(fold, dtype=np.int64) for fold in folds]
+
+
+def held_rows(path: Path | str) -> np.ndarray:
+    """Every row a candidate must predict for validation: the holdout, or all the folds' rows, sorted."""
+    return np.sort(np.concatenate(read_holdout(path)))
 
 
 def latest_rows(summary: TaskSummary, labelled: np.ndarray, fraction: float) -> np.ndarray:

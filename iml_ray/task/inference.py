@@ -21,6 +21,7 @@ from iml_ray.task.forecasting import find_forecast
 from iml_ray.task.media import NAME_LABEL, AudioSource, ImageSource, find_audio_sources, find_image_sources
 from iml_ray.task.several_targets import several_targets
 from iml_ray.task.tables import count_rows, read_columns
+from iml_ray.task.target_values import check_target_values
 from iml_ray.task.unsupported import refuse, text_generation
 
 log = logging.getLogger(__name__)
@@ -360,18 +361,6 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
         decisions=decisions,
         description=description[:4000],
     )
-
-
-def check_target_values(values: pd.Series, name: str, train_name: str) -> None:
-    """A target must hold at least two distinct values."""
-    if values.isna().all():
-        raise TaskError(f"the target '{name}' is empty in every row of {train_name}",
-                        "Fill in the target values, or name the right column in task.yaml as `target:`.")
-    present = values.dropna()
-    if present.nunique() < 2:
-        only = present.iloc[0].item() if hasattr(present.iloc[0], "item") else present.iloc[0]
-        raise TaskError(f"the target '{name}' has a single value ({only!r}) in {train_name}",
-                        "A model needs at least two distinct target values to learn from.")
 
 
 def needed_columns(files: TaskFiles, cols: ColumnResolution) -> tuple[pd.DataFrame, pd.Series | None, int]:

@@ -20,6 +20,7 @@ from iml_ray.safety.contract import (
     read_prep_report,
 )
 from iml_ray.safety.sandbox import SandboxLimits, SandboxResult, run_python
+from iml_ray.scoring.evaluate import held_rows
 from iml_ray.track.job import TrackAgents, TrackJob
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def probe_prep(job: TrackJob, round_dir: Path, prep_code: str) -> tuple[Failure 
 
 
 def verify(job: TrackJob, agents: TrackAgents, out: Path) -> tuple[Failure | None, float | None]:
-    rows = np.asarray(json.loads(Path(job.holdout_path).read_text()), dtype=np.int64)
+    rows = held_rows(job.holdout_path)
     problems, _ = check_valid_predictions(out / "valid_predictions.csv", job.summary, rows)
     problems += check_submission(out / "submission.csv", job.summary)
     if problems:

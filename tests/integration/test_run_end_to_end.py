@@ -48,11 +48,13 @@ def test_binary_task_ends_with_verified_submission_and_reproducible_pipeline(tmp
     rounds = board[0]["rounds"]
     assert rounds[0]["status"] == "ok" and len(rounds) > 1 and all(r["step"] for r in rounds[1:])
     assert board[0]["stopped"] and board[0]["best_round"] in [r["round"] for r in rounds]
-    # The framework's own score on its own holdout, recomputed here from the written predictions of the best round.
-    holdout = json.loads((out / "plan" / "holdout.json").read_text())
+    # 400 rows: validated by 5 folds that hold every row once. The framework's own score on them, recomputed here
+    # from the written predictions of the best round.
+    folds = json.loads((out / "plan" / "holdout.json").read_text())["folds"]
+    assert len(folds) == 5 and sorted(sum(folds, [])) == list(range(400))
     best = out / "candidates" / "traditional" / f"round_{board[0]['best_round']}"
     valid = pd.read_csv(best / "output" / "valid_predictions.csv")
-    assert sorted(valid["__row__"]) == sorted(holdout)
+    assert sorted(valid["__row__"]) == list(range(400))
     from sklearn.metrics import roc_auc_score
     truth = train["label"].to_numpy()[valid["__row__"].to_numpy()]
     assert report["chosen"]["valid_score"] == pytest.approx(roc_auc_score(truth, valid["label"]), abs=1e-9)
@@ -122,6 +124,7 @@ def test_the_stacked_ensemble_runs_through_the_engine(tmp_path):
     assert len(verified) == 2
     ensemble = report["ensemble"]
     assert sorted(ensemble["members"]) == sorted(verified) and ensemble["reason"]
+    assert report["timings_s"]["stack"] > 0          # the Coordinator's task, timed by the driver that waited for it
     assert ensemble["blend_score"] is not None and ensemble["single_score"] is not None
     submission = pd.read_csv(out / "submission.csv")
     if ensemble["kept"]:

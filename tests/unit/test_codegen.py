@@ -7,6 +7,7 @@ from importlib import resources
 import pytest
 from helpers import binary_frames, write_task
 
+from iml_ray.agents.stacking import blend_function
 from iml_ray.blueprint import TrackPlan
 from iml_ray.codegen.assemble import bind_model
 from iml_ray.codegen.render import (
@@ -21,7 +22,6 @@ from iml_ray.codegen.render import (
 )
 from iml_ray.plan.guideline_rules import make_blueprint, make_contract
 from iml_ray.plan.knowledge import retrieve
-from iml_ray.run.ensemble import blend_function
 from iml_ray.task.inference import analyze_task
 from iml_ray.task.profiling import profile_task
 from iml_ray.task.table_file import read_table_file

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from helpers import binary_frames, write_task
 
-from iml_ray.run.ensemble import blend_function, blend_submissions, ensemble_script, fit_ensemble
+from iml_ray.agents.stacking import blend_function, blend_submissions, ensemble_script, fit_ensemble
 from iml_ray.task.inference import analyze_task
 
 
@@ -101,3 +101,36 @@ def test_ensemble_pipeline_reruns_to_the_blended_submission(tmp_path):
     x1 = pd.read_csv(f"{summary.task_dir}/test.csv")["x1"]
     wanted = weights["a"] * (0.25 + 0.001 * x1) + weights["b"] * (0.75 + 0.001 * x1)
     assert np.allclose(written["label"].astype(float), wanted)
+
+
+def test_the_coordinator_stacks_its_own_leaderboard_and_keeps_the_blend_that_wins(tmp_path):
+    """The Coordinator builds the ensemble from the verified candidates it gathered (a failed one is left out);
+    a kept blend is written as the run's pipeline.py and submission.csv; one verified candidate is nothing to stack."""
+    from iml_ray.agents.coordinator import Coordinator
+    from iml_ray.blueprint import Candidate
+
+    summary, truth = _auc_task(tmp_path)
+    rng = np.random.default_rng(12345)
+    coordinator = Coordinator("auc", True)
+    for name, value in (("a", "0.25"), ("b", "0.75")):
+        folder = tmp_path / name
+        folder.mkdir()
+        valid = _noisy(truth, rng, 1.0)
+        valid.insert(0, "__row__", range(len(truth)))
+        valid.to_csv(folder / "valid_predictions.csv", index=False)
+        (folder / "pipeline.py").write_text(MEMBER.replace("VALUE", value))
+        subprocess.run([sys.executable, str(folder / "pipeline.py"), "--data", summary.task_dir, "--out", str(folder)],
+                       check=True)
+        coordinator.report(Candidate(name, str(folder), "verified", "auc", valid_score=0.8 if name == "a" else 0.79,
+                                     pipeline_path=str(folder / "pipeline.py"),
+                                     submission_path=str(folder / "submission.csv")))
+    coordinator.report(Candidate("c", str(tmp_path / "c"), "failed", "auc", failure="timed out"))
+    root = tmp_path / "run"
+    root.mkdir()
+    fit = coordinator.stack(summary, str(root))
+    assert fit is coordinator.ensemble and fit.members == ("a", "b") and fit.kept, fit.reason
+    assert (root / "pipeline.py").is_file() and (root / "submission.csv").is_file()
+
+    alone = Coordinator("auc", True)
+    alone.report(coordinator.candidates["a"])
+    assert alone.stack(summary, str(tmp_path / "run")) is None and alone.ensemble is None

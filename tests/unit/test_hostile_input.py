@@ -76,8 +76,8 @@ def test_other_encodings(tmp_path, encoding):
         assert outcome == "ok"
 
 
-@pytest.mark.parametrize("case", ["constant", "all_missing", "one_row", "duplicate_ids", "duplicate_columns",
-                                  "empty_column_name", "wide"])
+@pytest.mark.parametrize("case", ["constant", "all_missing", "one_row", "three_labelled", "duplicate_ids",
+                                  "duplicate_columns", "empty_column_name", "wide"])
 def test_degenerate_tables(tmp_path, case):
     train, test, sample = binary_frames(30, 10)
     if case == "constant":
@@ -86,6 +86,8 @@ def test_degenerate_tables(tmp_path, case):
         train["label"] = np.nan
     elif case == "one_row":
         train = train.iloc[:1]
+    elif case == "three_labelled":
+        train["label"] = [0, 1, 0] + [np.nan] * (len(train) - 3)
     elif case == "duplicate_ids":
         test["id"] = 1
         sample["id"] = 1
@@ -101,7 +103,8 @@ def test_degenerate_tables(tmp_path, case):
         (root / "train.csv").write_text("id,,label\n1,2,0\n2,3,1\n3,4,0\n")
         (root / "test.csv").write_text("id,\n4,5\n")
     outcome = survives(root)
-    expected_error = {"constant": "single value", "all_missing": "empty in every row", "one_row": "single value",
+    expected_error = {"constant": "single value", "all_missing": "empty in every row", "one_row": "too few to validate",
+                      "three_labelled": "3 labelled row(s) of 'label': too few to validate",
                       "duplicate_columns": "duplicate column names"}
     if case in expected_error:
         assert expected_error[case] in outcome

@@ -96,7 +96,7 @@ def _parse(summary, blueprint, contract, answer):
     ({"blueprint": {"prep": {"scaler": "robust"}}}, "blueprint.prep has no key 'scaler'"),
     ({"blueprint": {"eval": {"metric": "auc"}}}, "blueprint.eval must stay"),
     ({"blueprint": {"prep": {"numeric": ["x1", "height"]}}}, "prep names column(s) ['height']"),
-    ({"blueprint": {"tracks": [{"track": "traditional", "models": ["xgboost"]}]}}, "models must be a non-empty subset"),
+    ({"blueprint": {"tracks": [{"track": "traditional", "models": ["svm"]}]}}, "models must be a non-empty subset"),
     ({"contract": {"n_test_rows": 5}}, "contract.n_test_rows must be 30"),
 ])
 def test_an_invalid_blueprint_is_refused_with_a_message_the_model_can_act_on(tmp_path, change, complaint):

@@ -1,0 +1,84 @@
+"""Small tables are validated, not dropped (issue 18): k folds that hold every labelled row once instead of one
+holdout, a pipeline that fits once per fold, and a model that copes with the handful of rows a fold leaves."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import binary_frames, rules_agents, traditional_job, write_task
+
+from iml_ray.scoring.evaluate import (
+    SMALL_TABLE_ROWS,
+    held_rows,
+    holdout_json,
+    make_validation,
+    read_holdout,
+    validation_folds,
+)
+from iml_ray.task.inference import analyze_task
+from iml_ray.track.loop import run_track
+
+
+def test_a_small_table_gets_stratified_folds_that_hold_every_labelled_row_once(tmp_path):
+    train, test, sample = binary_frames(300, 20)
+    train.loc[[3, 50], "label"] = np.nan                  # unlabelled rows are never validation rows
+    summary = analyze_task(write_task(tmp_path / "small", train, test, sample))
+    k = validation_folds(summary)
+    assert k == 5
+    folds = make_validation(summary, 0.2, 0, k)
+    labelled = np.flatnonzero(train["label"].notna().to_numpy())
+    assert len(folds) == 5 and sorted(np.concatenate(folds).tolist()) == labelled.tolist()
+    share = train["label"].iloc[labelled].mean()
+    assert all(abs(train["label"].iloc[f].mean() - share) < 0.05 for f in folds)   # stratified
+    path = tmp_path / "holdout.json"
+    path.write_text(json.dumps(holdout_json(folds)))
+    assert [f.tolist() for f in read_holdout(path)] == [f.tolist() for f in folds]
+    assert held_rows(path).tolist() == labelled.tolist()
+
+    big_train, big_test, big_sample = binary_frames(SMALL_TABLE_ROWS + 1, 20)
+    big = analyze_task(write_task(tmp_path / "big", big_train, big_test, big_sample))
+    assert validation_folds(big) == 0
+    (held,) = make_validation(big, 0.2, 0, validation_folds(big))
+    assert len(held) == int(np.ceil(0.2 * (SMALL_TABLE_ROWS + 1)))
+    path.write_text(json.dumps(holdout_json([held])))
+    assert json.loads(path.read_text()) == held.tolist()          # one holdout stays a plain list of rows
+
+
+def test_the_rules_plan_small_tables_with_folds_and_count_their_fits():
+    from iml_ray.blueprint import PrepPlan
+    from iml_ray.plan.guideline_rules import estimated_seconds
+
+    prep = PrepPlan(numeric=tuple(f"x{i}" for i in range(20)))
+    two, six = estimated_seconds(prep, 100_000, 1), estimated_seconds(prep, 100_000, 1, fits=6)
+    assert six - 8.0 == pytest.approx(3 * (two - 8.0))
+
+
+def test_a_four_row_task_is_validated_by_leaving_one_row_out_and_verifies(tmp_path):
+    """The held-out failure: a 4-row train whose one-row holdout held one class made AUC undefined and every
+    candidate fail. Four folds of one row each: every row predicted by a model fitted on the other three."""
+    train = pd.DataFrame({"id": [1, 2, 3, 4], "x": [0.1, 0.9, 0.2, 0.8], "colour": ["r", "b", "r", "b"],
+                          "label": [0, 1, 0, 1]})
+    test = pd.DataFrame({"id": [5, 6], "x": [0.15, 0.85], "colour": ["r", "b"]})
+    root = write_task(tmp_path / "four", train, test, pd.DataFrame({"id": [5, 6], "label": 0.5}), "## Evaluation\nAUC")
+    summary = analyze_task(root)
+    assert validation_folds(summary) == 4
+    job = traditional_job(tmp_path, summary, time.time() + 120, improve=False)
+    assert job.plans.train.holdout_folds == 4
+    folds = make_validation(summary, 0.2, 0, 4)
+    assert [len(f) for f in folds] == [1, 1, 1, 1]
+    holdout = tmp_path / "holdout.json"
+    holdout.write_text(json.dumps(holdout_json(folds)))
+    result = run_track(job, rules_agents())
+    assert result.status == "verified", result.failure
+    out = tmp_path / "cand" / "round_1" / "output"
+    valid = pd.read_csv(out / "valid_predictions.csv")
+    assert sorted(valid["__row__"]) == [0, 1, 2, 3] and np.isfinite(result.valid_score)
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["validation"]["folds"] == 4 and len(info["validation"]["fold_s"]) == 4
+    # Three rows per fit: one linear model, no inner split to spare.
+    assert info["validation"]["model"]["choice"] == "linear (too few rows to choose)"
+    submission = pd.read_csv(out / "submission.csv")
+    assert submission["label"].iloc[1] > submission["label"].iloc[0]
