@@ -31,11 +31,11 @@ def print_summary(report: dict, out: Path) -> None:
         if chosen["track"] == "ensemble":
             members = " + ".join(f"{w:.2f}×{t}" for t, w in chosen["weights"].items() if w > 0)
             console.print(f"chosen: [bold]ensemble[/bold] {members}, validation {task['metric']} = {chosen['valid_score']:.5g} "
-                          f"(weights fitted on one half of iml-ray's {report['validation']['holdout_fraction']:.0%} holdout, "
+                          f"(weights fitted on one half of iml-ray's validation rows, {validation_rows(report['validation'])}, "
                           "scored on the other)", soft_wrap=True)
         else:
             console.print(f"chosen: [bold]{chosen['track']}[/bold], validation {task['metric']} = {chosen['valid_score']:.5g} "
-                          f"(scored by iml-ray on a {report['validation']['holdout_fraction']:.0%} holdout)", soft_wrap=True)
+                          f"(scored by iml-ray on {validation_rows(report['validation'])})", soft_wrap=True)
         if report.get("ensemble") and not report["ensemble"]["kept"]:
             console.print(f"stacking: not kept: {report['ensemble']['reason']}", soft_wrap=True)
         console.print(f"submission: {report['paths']['submission']}", soft_wrap=True)
@@ -120,3 +120,10 @@ def print_batch_summary(summary: dict, out: Path) -> None:
                   f"{server['model_calls']} model calls, {server['tokens_per_s']:.1f} tokens/s "
                   f"({server['backend']} on {server['device']})")
     print(f"batch.json: {out / 'batch.json'}")
+
+
+def validation_rows(validation: dict) -> str:
+    """The framework's validation rows in words: "a 20% holdout", or "5 folds, every labelled row held out once"."""
+    if validation.get("folds"):
+        return f"{validation['folds']} folds, every labelled row held out once"
+    return f"a {validation['holdout_fraction']:.0%} holdout"

@@ -57,7 +57,8 @@ def build_report(status: str, summary: TaskSummary, profile: Profile, knowledge:
         ],
         "chosen": None if best is None else {"track": best.track, "valid_score": best.valid_score, "aps": best.aps,
                                              "pipeline": str(rundir.root / "pipeline.py")},
-        "validation": {"holdout_fraction": blueprint.train.holdout_fraction, "seed": blueprint.train.seed,
+        "validation": {"holdout_fraction": blueprint.train.holdout_fraction, "folds": blueprint.train.holdout_folds,
+                       "seed": blueprint.train.seed,
                        "stratified": blueprint.train.stratified, "scored_by": "iml_ray.metrics (framework)"},
         "timings_s": timings,
         "llm": {"policy": config.policy, "tokens": 0, "cost_usd": 0.0},
@@ -95,3 +96,4 @@ def write_page(path: Path, render: Callable[[], str]) -> Path | None:
     except Exception:
         log.exception("could not write %s", path)
         return None
+

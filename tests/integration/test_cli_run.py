@@ -57,6 +57,34 @@ def test_run_prints_summary_and_writes_the_run_directory(tmp_path):
     assert next(line for line in result.stdout.splitlines() if line.startswith("chosen:")) in shown.stdout
 
 
+def test_a_four_row_task_is_validated_by_folds_and_three_labelled_rows_are_refused(tmp_path):
+    """The held-out failure (issue 18): a 4-row train, AUC. Its one-row holdout made every candidate fail and `iml run`
+    exit 1; now each row is held out once, the tracks verify, and 3 labelled rows get one line and exit 2."""
+    import pandas as pd
+
+    train = pd.DataFrame({"id": [1, 2, 3, 4], "x": [0.1, 0.9, 0.2, 0.8], "colour": ["r", "b", "r", "b"],
+                          "label": [0, 1, 0, 1]})
+    test = pd.DataFrame({"id": [5, 6], "x": [0.15, 0.85], "colour": ["r", "b"]})
+    sample = pd.DataFrame({"id": [5, 6], "label": 0.5})
+    task = write_task(tmp_path / "four", train, test, sample, "## Evaluation\nAUC")
+    out = tmp_path / "out"
+    result = subprocess.run([*IML, "run", str(task), "--out", str(out), "--time-budget", "60", "--tracks",
+                             "traditional,custom_nn"], capture_output=True, text=True, env=_env(), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "scored by iml-ray on 4 folds, every labelled row held out once" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["validation"]["folds"] == 4
+    assert all(c["status"] == "verified" for c in report["leaderboard"]), report["leaderboard"]
+    assert pd.read_csv(out / "submission.csv")["id"].tolist() == [5, 6]
+
+    three = write_task(tmp_path / "three", train.assign(label=[0, 1, 0, None]), test, sample, "## Evaluation\nAUC")
+    refused = subprocess.run([*IML, "run", str(three), "--out", str(tmp_path / "out3"), "--time-budget", "60"],
+                             capture_output=True, text=True, env=_env(), timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "error: train.csv has 3 labelled row(s) of 'label': too few to validate a model" in refused.stderr
+    assert not (tmp_path / "out3").exists()
+
+
 def test_ctrl_c_stops_generated_code_and_resume_finishes(tmp_path):
     train, test, sample = binary_frames(5000, 500)
     task = write_task(tmp_path / "toy", train, test, sample)
