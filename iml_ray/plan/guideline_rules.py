@@ -6,6 +6,7 @@ import math
 from iml_ray.blueprint import Blueprint, EvalPlan, InterfaceContract, PrepPlan, TrackPlan, TrainPlan
 from iml_ray.metrics.labels import class_sort_key
 from iml_ray.metrics.registry import get_metric
+from iml_ray.plan.first_fit import sample_for_budget
 from iml_ray.plan.knowledge import Knowledge
 from iml_ray.scoring.evaluate import validation_folds
 from iml_ray.task.files import TaskSummary
@@ -13,19 +14,6 @@ from iml_ray.task.profile import Profile
 
 PREP_KNOBS = {"max_categories", "min_category_count", "frequency_encoding", "tfidf_max_features", "tfidf_ngram_max",
               "tfidf_min_df", "tfidf_char_ngram_max", "missing_indicators", "datetime_parts"}
-
-
-# A rough cost model of one traditional candidate run on this hardware class,
-# calibrated on the example tasks (2 threads): fixed start-up, then per cell of
-# the tabular matrix and per row of each text column, for the two fits a
-# validated run makes. Only used to decide whether to train on a sample.
-STARTUP_S = 8.0
-SECONDS_PER_CELL = 3e-6
-SECONDS_PER_TEXT_ROW = 4e-3
-SECONDS_PER_AUDIO_SECOND = 4e-3  # decoding and a log-mel spectrogram, per second of clip at 16 kHz
-BUDGET_SHARE = 0.35          # of the time budget the first attempt should need at most
-# The first fit's sample is never smaller (a track with time left grows it: plan/improvements.py).
-MIN_SAMPLE_ROWS = 500
 
 
 def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
@@ -49,11 +37,25 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
         # left grows it, plan/improvements.py).
         n_classes = len(summary.submission.classes) if summary.problem_type == "multiclass" else 1
         preps = [prep.with_changes(t.prep_changes) for t in track_plans if t.model_template == "traditional"] or [prep]
-        sampled = [sample_for_budget(p, profile.n_train, num_threads, time_budget_s, len(summary.all_targets),
-                                     n_classes, fits=folds + 1 if folds else 2) for p in preps]
-        max_rows, note = min(sampled, key=lambda s: s[0] or profile.n_train + 1)
+
+        def sample(fits: int) -> tuple[int | None, str | None]:
+            sampled = [sample_for_budget(p, profile.n_train, num_threads, time_budget_s, len(summary.all_targets),
+                                         n_classes, fits=fits) for p in preps]
+            return min(sampled, key=lambda s: s[0] or profile.n_train + 1)
+
+        max_rows, note = sample(folds + 1 if folds else 2)
+        if folds and max_rows is not None:
+            # Fitting on every row matters more than validating on every row: k folds that would force a sample
+            # (long texts, a short budget) give way to the holdout.
+            folds = 0
+            max_rows, note = sample(2)
+            notes.append("validated on a holdout, not k folds: k + 1 fits of every row would not fit the first "
+                         "round's share of the budget")
         if note:
             notes.append(note)
+    if folds:
+        # A network's time limit is per fit, sized for two (validation, final): k folds make k + 1.
+        track_plans = [_per_fit_limit(t, 2 / (folds + 1)) for t in track_plans]
     train = TrainPlan(seed=seed, holdout_fraction=holdout_fraction, holdout_folds=folds,
                       stratified=summary.problem_type != "regression",
                       inner_valid_fraction=float(settings.get("train", {}).get("inner_valid_fraction", 0.15)),
@@ -64,51 +66,11 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
                      cards=tuple(knowledge.card_ids), notes=tuple(notes))
 
 
-def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int, n_classes: int = 1, fits: int = 2) -> float:
-    """fits: the pipeline's fits (the validation fit and the final one; k + 1 under k-fold validation)."""
-    width = (len(prep.numeric) + len(prep.numeric_coerce) + len(prep.categorical) + 7 * len(prep.datetime)
-             + _media_width(prep))
-    # LightGBM grows k trees a round for k classes, at twice the learning rate (plan_track): about k/2 the cost.
-    trees = n_classes / 2 if n_classes > 2 else 1.0
-    per_fit = (SECONDS_PER_CELL * n_rows * max(width, 1) * 2 * trees / max(num_threads, 1)
-               + SECONDS_PER_TEXT_ROW * n_rows * len(prep.text))
-    # Clips are decoded once per process (the pipeline's two fits share them).
-    decoding = SECONDS_PER_AUDIO_SECOND * n_rows * prep.audio_seconds * len(prep.audio)
-    return STARTUP_S + fits * per_fit + decoding
-
-
-def _media_width(prep: PrepPlan) -> int:
-    """The dense columns images, clips and encoders add: pixels and per-image statistics, an encoder's vector,
-    the prep template's log-mel statistics (5 per band, 20 MFCCs' mean and std, loudness, length, unreadable)."""
-    width = 0
-    if prep.audio and prep.audio_mode == "stats":
-        width += len(prep.audio) * (5 * prep.audio_mels + 2 * min(20, prep.audio_mels) + 4)
-    if prep.image and prep.image_mode == "pixels":
-        side = prep.image_size[0] * prep.image_size[1] * prep.image_channels
-        width += len(prep.image) * (side + (4 * prep.image_channels + 3 if prep.image_stats else 0))
-    elif prep.image:
-        width += len(prep.image) * int(prep.image_encoder.get("dim") or 1280)
-    if prep.text and prep.text_mode == "pretrained":
-        width += len(prep.text) * int(prep.text_encoder.get("dim") or 384)
-    return width
-
-
-def sample_for_budget(prep: PrepPlan, n_rows: int, num_threads: int, time_budget_s: float,
-                      n_targets: int = 1, n_classes: int = 1, fits: int = 2) -> tuple[int | None, str | None]:
-    """A row cap for fitting when all rows would not fit the budget (validation still uses every held-out row).
-
-    Several targets are fitted one after another: each costs what one target would."""
-    expected = STARTUP_S + (estimated_seconds(prep, n_rows, num_threads, n_classes, fits) - STARTUP_S) * max(1, n_targets)
-    allowed = BUDGET_SHARE * time_budget_s
-    if expected <= allowed or n_rows <= MIN_SAMPLE_ROWS:
-        return None, None
-    rows = int(n_rows * max(allowed - STARTUP_S, 1.0) / (expected - STARTUP_S))
-    rows = max(MIN_SAMPLE_ROWS, min(rows, n_rows))
-    if rows >= n_rows:
-        return None, None
-    targets = f" for {n_targets} targets" if n_targets > 1 else ""
-    return rows, (f"fit on a seeded sample of {rows} of {n_rows} rows: all rows would take about {expected:.0f} s"
-                  f"{targets}, more than {BUDGET_SHARE:.0%} of the {time_budget_s:.0f} s budget")
+def _per_fit_limit(plan: TrackPlan, scale: float) -> TrackPlan:
+    limit = plan.nn.get("time_limit_s")
+    if plan.model_template != "custom_nn" or not limit:
+        return plan
+    return plan.replace(nn={**plan.nn, "time_limit_s": round(float(limit) * scale, 1)})
 
 
 def plan_prep(summary: TaskSummary, profile: Profile, knobs: dict, time_budget_s: float | None = None) -> PrepPlan:

@@ -109,15 +109,17 @@ def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
     limit = track.nn.get("time_limit_s")
     if track.model_template != "custom_nn" or model.get("stopped") != "time limit" or not limit:
         return None
-    # The pipeline trains twice (validation fit, final fit), each up to the limit; the rest is overhead.
-    overhead = max(0.0, facts.seconds - 2 * float(limit))
-    new_limit = min(MAX_GROWTH * float(limit), (budget - overhead) / 2)
+    # The pipeline trains twice (validation fit, final fit), or k + 1 times under k-fold validation, each up to the
+    # limit; the rest is overhead.
+    fits = plans.train.holdout_folds + 1 if plans.train.holdout_folds else 2
+    overhead = max(0.0, facts.seconds - fits * float(limit))
+    new_limit = min(MAX_GROWTH * float(limit), (budget - overhead) / fits)
     if new_limit < MIN_GROWTH * float(limit):
         return None
     nn = {**track.nn, "time_limit_s": round(new_limit, 1)}
     return Improvement(Plans(plans.prep, track.replace(nn=nn), plans.train), "network_time",
                        f"the network trains up to {new_limit:.0f} s (was {float(limit):.0f} s, stopped by its time "
-                       f"limit at epoch {model.get('epochs', '?')})", overhead + 2 * new_limit)
+                       f"limit at epoch {model.get('epochs', '?')})", overhead + fits * new_limit)
 
 
 def _char_ngrams(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:

@@ -69,7 +69,11 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
                            can_search=job.tune is not None and search_pays_off(track.plans, job.gpu_ids))
         step = next_improvement(best.plans, facts, left, frozenset(exhausted))
         if step is None:
-            return best, f"out of improvements that fit the {left:.0f} s left"
+            waiting = next_improvement(best.plans, facts, float("inf"), frozenset(exhausted))
+            if waiting is None:
+                return best, "out of improvements: every step was tried or does not apply"
+            return best, (f"out of time for improvements: the next step ({waiting.step}, about {waiting.expected_s:.0f} s) "
+                          f"does not fit the {left:.0f} s left")
         _apply(track, step.plans, best)
         track.tuned_params = dict(facts.run_info.get("tuned_params") or {})
         track.tuning, track.improving, track.search_s = step.search_s is not None, True, step.search_s

@@ -66,7 +66,7 @@ def test_card_settings_merge_by_priority(tmp_path):
 
 def test_a_large_table_is_sampled_to_fit_the_budget(tmp_path):
     from iml_ray.blueprint import PrepPlan
-    from iml_ray.plan.guideline_rules import estimated_seconds, sample_for_budget
+    from iml_ray.plan.first_fit import estimated_seconds, sample_for_budget
 
     prep = PrepPlan(numeric=tuple(f"x{i}" for i in range(50)))
     rows, note = sample_for_budget(prep, 1_000_000, 2, 120)

@@ -49,7 +49,7 @@ def test_a_small_table_gets_stratified_folds_that_hold_every_labelled_row_once(t
 
 def test_the_rules_plan_small_tables_with_folds_and_count_their_fits():
     from iml_ray.blueprint import PrepPlan
-    from iml_ray.plan.guideline_rules import estimated_seconds
+    from iml_ray.plan.first_fit import estimated_seconds
 
     prep = PrepPlan(numeric=tuple(f"x{i}" for i in range(20)))
     two, six = estimated_seconds(prep, 100_000, 1), estimated_seconds(prep, 100_000, 1, fits=6)
@@ -82,3 +82,53 @@ def test_a_four_row_task_is_validated_by_leaving_one_row_out_and_verifies(tmp_pa
     assert info["validation"]["model"]["choice"] == "linear (too few rows to choose)"
     submission = pd.read_csv(out / "submission.csv")
     assert submission["label"].iloc[1] > submission["label"].iloc[0]
+
+
+def test_folds_give_way_to_the_holdout_when_their_fits_would_force_a_sample(tmp_path):
+    """bbc_news at 90 s: six fits of 1,701 long articles would not fit the first round's share, so the first fit took a
+    sample of 755 and the submission's model never saw the rest. Every row beats every-row validation."""
+    from iml_ray.plan.guideline_rules import make_blueprint
+    from iml_ray.plan.knowledge import retrieve
+    from iml_ray.task.profiling import profile_task
+
+    rng = np.random.default_rng(0)
+    words = np.array([f"w{i}" for i in range(3000)])
+    n = 1500
+    frame = pd.DataFrame({"id": range(n), "body": [" ".join(rng.choice(words, 60)) for _ in range(n)],
+                          "topic": rng.choice(["a", "b", "c"], n)})
+    root = write_task(tmp_path / "long", frame.iloc[:1200], frame.iloc[1200:].drop(columns="topic"),
+                      pd.DataFrame({"id": frame["id"].iloc[1200:], "topic": "a"}))
+    summary = analyze_task(root)
+    profile = profile_task(summary)
+    knowledge = retrieve(summary, profile, ("traditional",))
+    assert validation_folds(summary) == 5 and profile.columns_with_role("text") == ["body"]
+    roomy = make_blueprint(summary, profile, knowledge, ("traditional",), 0, 0.2, 1, time_budget_s=3600)
+    assert roomy.train.holdout_folds == 5 and roomy.train.max_train_rows is None
+    short = make_blueprint(summary, profile, knowledge, ("traditional",), 0, 0.2, 1, time_budget_s=60)
+    assert short.train.holdout_folds == 0 and short.train.max_train_rows is None
+    assert any("validated on a holdout, not k folds" in note for note in short.notes)
+
+
+def test_a_networks_time_limit_is_shared_by_the_fits_that_k_folds_make(tmp_path):
+    from iml_ray.blueprint import PrepPlan, TrackPlan, TrainPlan
+    from iml_ray.plan.guideline_rules import make_blueprint
+    from iml_ray.plan.improvements import RoundFacts, next_improvement
+    from iml_ray.plan.knowledge import retrieve
+    from iml_ray.plan.repairs import Plans
+    from iml_ray.task.profiling import profile_task
+
+    train, test, sample = binary_frames(300, 20)
+    summary = analyze_task(write_task(tmp_path / "small", train, test, sample))
+    profile = profile_task(summary)
+    tracks = ("traditional", "custom_nn")
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, tracks), tracks, 0, 0.2, 1, time_budget_s=600)
+    network = next(t for t in blueprint.tracks if t.model_template == "custom_nn")
+    assert blueprint.train.holdout_folds == 5 and network.nn["time_limit_s"] == 30.0      # 15 % of 600 s, over 6 fits x 2
+
+    # A network its limit stopped trains longer: the six fits, not two, are what the round's time buys.
+    plans = Plans(PrepPlan(), TrackPlan("custom_nn", models=("nn",), model_template="custom_nn", nn={"time_limit_s": 5.0}),
+                  TrainPlan(holdout_folds=5))
+    facts = RoundFacts(40.0, {"validation": {"model": {"stopped": "time limit", "epochs": 3}}}, 300, False)
+    step = next_improvement(plans, facts, seconds_left=200.0)
+    assert step.step == "network_time" and step.plans.track.nn["time_limit_s"] == 20.0          # x4 at most
+    assert step.expected_s == pytest.approx(10.0 + 6 * 20.0)                                    # overhead + 6 fits
