@@ -38,9 +38,11 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
         n_classes = len(summary.submission.classes) if summary.problem_type == "multiclass" else 1
         preps = [prep.with_changes(t.prep_changes) for t in track_plans if t.model_template == "traditional"] or [prep]
 
+        text_chars = {c.name: c.mean_length for c in profile.columns if c.role == "text"}
+
         def sample(fits: int) -> tuple[int | None, str | None]:
             sampled = [sample_for_budget(p, profile.n_train, num_threads, time_budget_s, len(summary.all_targets),
-                                         n_classes, fits=fits) for p in preps]
+                                         n_classes, fits=fits, text_chars=text_chars) for p in preps]
             return min(sampled, key=lambda s: s[0] or profile.n_train + 1)
 
         max_rows, note = sample(folds + 1 if folds else 2)

@@ -54,6 +54,12 @@ FAMILY_NAMES = {"catboost": "CatBoost", "extra_trees": "extremely randomised tre
 CHAR_NGRAM_MAX = 5
 CHAR_NGRAM_COST = 2.5           # vectorising characters and a linear fit on several times the non-zeros
 KNN_MAX_ROWS = 20_000           # neighbours are searched by brute force: prediction grows with train rows x rows
+# The boosted families stop their early-stopped fit at a time limit, so their round fits the time it is given:
+# per pipeline fit, the early-stopped fit (up to the limit) and the refit on 1/0.85 the rows for 1/0.85 the
+# rounds (about 1.4 times the limit).
+TIME_LIMITED_FAMILIES = ("catboost", "xgboost")
+FIT_AND_REFIT = 2.4
+MIN_FAMILY_LIMIT_S = 2.0        # never shorter (a small table's fits end well before it)
 
 
 @dataclass(frozen=True)
@@ -174,8 +180,19 @@ def _family(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | Non
             return None
         if name != "knn" and not _trees_have_columns(plans):
             return None
-        return Improvement(Plans(plans.prep, track.replace(models=track.models + (name,)), plans.train), name,
-                           f"{FAMILY_NAMES[name]} beside " + " and ".join(track.models), FAMILY_COSTS[name] * facts.seconds)
+        change = f"{FAMILY_NAMES[name]} beside " + " and ".join(track.models)
+        expected = FAMILY_COSTS[name] * facts.seconds
+        families = dict(track.families)
+        if name in TIME_LIMITED_FAMILIES:
+            # What the round may add, shared by the family's fits: each pipeline fit (two, or k + 1 under k folds)
+            # makes an early-stopped fit and a refit.
+            fits = plans.train.holdout_folds + 1 if plans.train.holdout_folds else 2
+            limit = max(MIN_FAMILY_LIMIT_S, (min(expected, budget) - facts.seconds) / (fits * FIT_AND_REFIT))
+            expected = facts.seconds + fits * FIT_AND_REFIT * limit
+            families[name] = {**families.get(name, {}), "time_limit_s": round(limit, 1)}
+            change += f" (its early-stopped fits stop at {limit:.0f} s)"
+        return Improvement(Plans(plans.prep, track.replace(models=track.models + (name,), families=families),
+                                 plans.train), name, change, expected)
 
     add.__name__ = f"_add_{name}"
     return add

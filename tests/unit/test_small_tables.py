@@ -47,13 +47,18 @@ def test_a_small_table_gets_stratified_folds_that_hold_every_labelled_row_once(t
     assert json.loads(path.read_text()) == held.tolist()          # one holdout stays a plain list of rows
 
 
-def test_the_rules_plan_small_tables_with_folds_and_count_their_fits():
+def test_the_rules_plan_small_tables_with_folds_and_count_their_fits_and_their_texts_characters():
     from iml_ray.blueprint import PrepPlan
     from iml_ray.plan.first_fit import estimated_seconds
 
     prep = PrepPlan(numeric=tuple(f"x{i}" for i in range(20)))
     two, six = estimated_seconds(prep, 100_000, 1), estimated_seconds(prep, 100_000, 1, fits=6)
     assert six - 8.0 == pytest.approx(3 * (two - 8.0))
+    # A short review costs a tenth of a long article; a column of unknown length what it always did.
+    text = PrepPlan(text=("body",))
+    short, long = (estimated_seconds(text, 1000, 1, text_chars={"body": chars}) for chars in (220.0, 2200.0))
+    assert long - 8.0 == pytest.approx(10 * (short - 8.0), rel=0.02)
+    assert estimated_seconds(text, 1000, 1) == pytest.approx(8.0 + 2 * 1000 * 4e-3, rel=0.01)
 
 
 def test_a_four_row_task_is_validated_by_leaving_one_row_out_and_verifies(tmp_path):
@@ -94,7 +99,8 @@ def test_folds_give_way_to_the_holdout_when_their_fits_would_force_a_sample(tmp_
     rng = np.random.default_rng(0)
     words = np.array([f"w{i}" for i in range(3000)])
     n = 1500
-    frame = pd.DataFrame({"id": range(n), "body": [" ".join(rng.choice(words, 60)) for _ in range(n)],
+    # Articles of about 2,000 characters: six fits of 1,200 would not fit 35 % of 60 s, two would.
+    frame = pd.DataFrame({"id": range(n), "body": [" ".join(rng.choice(words, 330)) for _ in range(n)],
                           "topic": rng.choice(["a", "b", "c"], n)})
     root = write_task(tmp_path / "long", frame.iloc[:1200], frame.iloc[1200:].drop(columns="topic"),
                       pd.DataFrame({"id": frame["id"].iloc[1200:], "topic": "a"}))

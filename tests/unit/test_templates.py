@@ -272,3 +272,39 @@ def test_mape_is_fitted_with_the_objective_that_weighs_rows_as_the_metric_does(t
 
     plain = plan.replace(lightgbm={k: v for k, v in plan.lightgbm.items() if k != "objective"})
     assert test_mape(plan) < 0.9 * test_mape(plain)
+
+
+@pytest.mark.parametrize("family", ["catboost", "xgboost"])
+def test_a_boosted_familys_early_stopped_fit_stops_at_its_time_limit(tmp_path, family):
+    """diamonds at 90 s: the CatBoost round ran past the time left and timed out. The round is sized to the time
+    left and the family's early-stopped fit stops at its limit; the refit takes the rounds it reached."""
+    train, test, sample = binary_frames(3000, 100)
+    root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss")
+    summary, blueprint, contract = _plan(root)
+    slow = {"learning_rate": 0.001, "early_stopping_rounds": 5000}        # would run all 3,000 rounds
+    plan = blueprint.tracks[0].replace(models=(family,), families={family: {**slow, "time_limit_s": 0.5}})
+    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
+    module = _load(render_traditional(summary, plan, blueprint.train, contract), "model")
+    model = module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
+    reached = model["settings"][family]
+    assert 1 <= reached < 3000
+    proba = module.predict_model(model, prep.transform(test))
+    assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
+
+
+def test_the_round_that_adds_a_boosted_family_gives_it_a_time_limit_from_the_time_left():
+    from iml_ray.blueprint import PrepPlan, TrackPlan, TrainPlan
+    from iml_ray.plan.improvements import RoundFacts, next_improvement
+    from iml_ray.plan.repairs import Plans
+
+    plans = Plans(PrepPlan(numeric=("x",)), TrackPlan("traditional"), TrainPlan())
+    facts = RoundFacts(12.0, {"validation": {"model": {}}, "tuned_params": {}}, 40_000, False)
+    roomy = next_improvement(plans, facts, seconds_left=300.0)
+    assert roomy.step == "catboost" and roomy.expected_s == pytest.approx(36.0)      # 3x the round
+    assert roomy.plans.track.families["catboost"]["time_limit_s"] == round(24.0 / 4.8, 1)
+    tight = next_improvement(plans, facts, seconds_left=40.0)                        # 80 % of 40 s: 32 s
+    assert tight.step == "catboost" and tight.expected_s == pytest.approx(32.0)
+    assert tight.plans.track.families["catboost"]["time_limit_s"] == round(20.0 / 4.8, 1)
+    # Six pipeline fits under 5 folds: the limit would be 1.7 s; it is never below 2 s, and the round's time says so.
+    folds = next_improvement(Plans(plans.prep, plans.track, TrainPlan(holdout_folds=5)), facts, 300.0)
+    assert folds.plans.track.families["catboost"]["time_limit_s"] == 2.0 and folds.expected_s == pytest.approx(12 + 28.8)
