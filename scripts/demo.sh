@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python examples/make_examples.py --out examples/tasks --answers examples/answers
 TASK=${1:-titanic}
-.venv/bin/iml run "examples/tasks/$TASK" --out "runs/$TASK" --force
+# Two minutes: tracks improve while time is left, so the default 600 s budget would be spent to the end.
+BUDGET=${BUDGET:-120}
+.venv/bin/iml run "examples/tasks/$TASK" --out "runs/$TASK" --force --time-budget "$BUDGET"
