@@ -133,7 +133,7 @@ def test_iml_serve_llm_answers_until_interrupted(tmp_path):
         assert reply.choices[0].message.content and 0 < reply.usage.completion_tokens <= 8
     finally:
         process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=60)
+        code = process.wait(timeout=180)          # Ray's shutdown on a busy machine can take minutes
     assert code == 0
 
 
