@@ -118,6 +118,11 @@ class TrackPlan:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
+def pipeline_fits(holdout_folds: int) -> int:
+    """The fits a validated pipeline makes: the validation fit and the final one, or k + 1 under k folds."""
+    return holdout_folds + 1 if holdout_folds else 2
+
+
 @dataclass(frozen=True)
 class TrainPlan:
     seed: int = 0
@@ -129,6 +134,10 @@ class TrainPlan:
 
     def replace(self, **changes: Any) -> "TrainPlan":
         return dataclasses.replace(self, **changes)
+
+    @property
+    def pipeline_fits(self) -> int:
+        return pipeline_fits(self.holdout_folds)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from iml_ray.blueprint import Blueprint, EvalPlan, InterfaceContract, PrepPlan, TrackPlan, TrainPlan
+from iml_ray.blueprint import Blueprint, EvalPlan, InterfaceContract, PrepPlan, TrackPlan, TrainPlan, pipeline_fits
 from iml_ray.metrics.labels import class_sort_key
 from iml_ray.metrics.registry import get_metric
 from iml_ray.plan.first_fit import sample_for_budget
@@ -45,19 +45,19 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
                                          n_classes, fits=fits, text_chars=text_chars) for p in preps]
             return min(sampled, key=lambda s: s[0] or profile.n_train + 1)
 
-        max_rows, note = sample(folds + 1 if folds else 2)
+        max_rows, note = sample(pipeline_fits(folds))
         if folds and max_rows is not None:
             # Fitting on every row matters more than validating on every row: k folds that would force a sample
             # (long texts, a short budget) give way to the holdout.
             folds = 0
-            max_rows, note = sample(2)
+            max_rows, note = sample(pipeline_fits(0))
             notes.append("validated on a holdout, not k folds: k + 1 fits of every row would not fit the first "
                          "round's share of the budget")
         if note:
             notes.append(note)
     if folds:
         # A network's time limit is per fit, sized for two (validation, final): k folds make k + 1.
-        track_plans = [_per_fit_limit(t, 2 / (folds + 1)) for t in track_plans]
+        track_plans = [_per_fit_limit(t, pipeline_fits(0) / pipeline_fits(folds)) for t in track_plans]
     train = TrainPlan(seed=seed, holdout_fraction=holdout_fraction, holdout_folds=folds,
                       stratified=summary.problem_type != "regression",
                       inner_valid_fraction=float(settings.get("train", {}).get("inner_valid_fraction", 0.15)),

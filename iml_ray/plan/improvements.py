@@ -117,7 +117,7 @@ def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
         return None
     # The pipeline trains twice (validation fit, final fit), or k + 1 times under k-fold validation, each up to the
     # limit; the rest is overhead.
-    fits = plans.train.holdout_folds + 1 if plans.train.holdout_folds else 2
+    fits = plans.train.pipeline_fits
     overhead = max(0.0, facts.seconds - fits * float(limit))
     new_limit = min(MAX_GROWTH * float(limit), (budget - overhead) / fits)
     if new_limit < MIN_GROWTH * float(limit):
@@ -186,7 +186,7 @@ def _family(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | Non
         if name in TIME_LIMITED_FAMILIES:
             # What the round may add, shared by the family's fits: each pipeline fit (two, or k + 1 under k folds)
             # makes an early-stopped fit and a refit.
-            fits = plans.train.holdout_folds + 1 if plans.train.holdout_folds else 2
+            fits = plans.train.pipeline_fits
             limit = max(MIN_FAMILY_LIMIT_S, (min(expected, budget) - facts.seconds) / (fits * FIT_AND_REFIT))
             expected = facts.seconds + fits * FIT_AND_REFIT * limit
             families[name] = {**families.get(name, {}), "time_limit_s": round(limit, 1)}

@@ -38,9 +38,7 @@ def make_validation(summary: TaskSummary, fraction: float, seed: int, folds: int
     holdout) unless `folds` >= 2: then k folds that together hold every labelled row."""
     if folds < 2 or summary.forecast is not None:
         return [make_holdout(summary, fraction, seed)]
-    train = read_target(summary)
-    present = train.notna() if isinstance(train, pd.Series) else train.notna().all(axis=1)
-    labelled = np.flatnonzero(present.to_numpy())
+    train, labelled = _labelled(summary)
     return _folds(summary, train, labelled, min(folds, len(labelled)), seed)
 
 
@@ -48,9 +46,7 @@ def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray
     """Row positions of train.csv held out for validation (labelled rows only), sorted."""
     from sklearn.model_selection import train_test_split
 
-    train = read_target(summary)
-    present = train.notna() if isinstance(train, pd.Series) else train.notna().all(axis=1)
-    labelled = np.flatnonzero(present.to_numpy())
+    train, labelled = _labelled(summary)
     if summary.forecast is not None:
         return latest_rows(summary, labelled, fraction)
     stratify = None
@@ -62,6 +58,13 @@ def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray
             stratify = labels.to_numpy()
     _, held = train_test_split(labelled, test_size=fraction, random_state=seed, stratify=stratify)
     return np.sort(held)
+
+
+def _labelled(summary: TaskSummary) -> tuple[pd.Series | pd.DataFrame, np.ndarray]:
+    """The train table's target(s) and the positions of the rows that have one (every target, when several)."""
+    train = read_target(summary)
+    present = train.notna() if isinstance(train, pd.Series) else train.notna().all(axis=1)
+    return train, np.flatnonzero(present.to_numpy())
 
 
 def _folds(summary: TaskSummary, train: pd.Series | pd.DataFrame, labelled: np.ndarray, k: int,
