@@ -21,6 +21,9 @@ class _CoordinatorOnRay(coordinator.Coordinator):
     def _stack(self, summary, verified, root, seed, resources):
         return ray.get(stack_task.options(**resources).remote(summary, verified, root, seed))
 
+    def _free_cpus(self) -> float:
+        return float(ray.available_resources().get("CPU", 0.0))
+
 
 Coordinator = ray.remote(num_cpus=0)(_CoordinatorOnRay)
 

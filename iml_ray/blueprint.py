@@ -228,6 +228,7 @@ class RepairRound:
     score: float | None = None         # the framework's validation score, when the round verified
     step: str | None = None            # an improvement round's step (plan/improvements.py); None: draft or repair
     kept: bool | None = None           # an improvement round: did its candidate replace the track's best?
+    threads: int | None = None         # the round's threads, when more than the track's own (its peers had finished)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,30 @@ class Coordinator:
         self.candidates: dict[str, Candidate] = {}
         self.status: dict[str, TrackStatus] = {}
         self.ensemble: EnsembleFit | None = None
+        self.shares: dict[str, float] = {}     # each track's CPUs, as Ray granted them
+
+    def track_shares(self, shares: dict[str, float]) -> None:
+        """The CPUs each of the competition's tracks holds (set when they are launched)."""
+        self.shares = dict(shares)
+
+    def cpus_for(self, track: str) -> float:
+        """The CPUs a track's next round may use: its own share, and an even part of what the competition's
+        finished tracks held, as far as the cluster still has it free.
+
+        A track that has stopped (out of improvements, or failed) leaves its CPUs idle until the run ends; on two
+        cores that was half the machine for the last 40 s of a 90 s run. Only the competition's own finished
+        shares are handed on, so a batch's other competitions are not crowded out.
+        """
+        own = self.shares.get(track, 0.0)
+        running = [t for t in self.shares if t not in self.candidates]
+        freed = sum(share for t, share in self.shares.items() if t in self.candidates)
+        if track not in running or freed <= 0:
+            return own
+        return own + max(0.0, min(freed, self._free_cpus())) / len(running)
+
+    def _free_cpus(self) -> float:
+        """The cluster's CPUs no task holds now (Ray's view on Ray); no cap off Ray."""
+        return float("inf")
 
     def update(self, track: str, phase: str, round: int = 0, detail: str = "", score: float | None = None) -> None:
         status = self.status.setdefault(track, TrackStatus(track))

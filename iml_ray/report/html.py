@@ -153,7 +153,8 @@ def _timeline_section(data: dict) -> str:
             score = "" if r.get("score") is None else f" {r['score']:.5g}"
             what = r.get("step") or ("repair" if r.get("status") != "ok" else "first candidate")
             kept = " (kept)" if r.get("kept") else " (not kept)" if r.get("step") else ""
-            marks.append((t, f"round {r.get('round', number)}: {what}, {r.get('status')}{score}{kept}"))
+            threads = f", {r['threads']} threads" if r.get("threads") else ""
+            marks.append((t, f"round {r.get('round', number)}: {what}, {r.get('status')}{score}{kept}{threads}"))
         end = explore_start + max(cand.get("wall_s", 0), 0.1)
         # report.json's resources are keyed by track: what Ray gave each one.
         cpus = ((data["report"].get("resources") or {}).get(track) or {}).get("num_cpus")
@@ -231,7 +232,9 @@ def _leaderboard_section(report: dict, run_dir: Path) -> str:
                 diff = f"<details><summary>diff</summary><pre>{esc(Path(r['diff_file']).read_text()[:20000])}</pre></details>"
             score = "" if r.get("score") is None else f"{r['score']:.5g}"
             kept = "" if r.get("kept") is None else ("kept" if r["kept"] else "not kept")
-            round_rows.append([esc(r["round"]), esc(r.get("step") or ("repair" if r["status"] != "ok" else "first")),
+            kind = (r.get("step") or ("repair" if r["status"] != "ok" else "first")) + \
+                (f" ({r['threads']} threads)" if r.get("threads") else "")
+            round_rows.append([esc(r["round"]), esc(kind),
                                esc(r["status"]), esc(score), esc(kept), esc(r.get("failure") or "ok"),
                                esc(r.get("blamed") or ""), esc(r.get("change") or ""), diff])
         parts.append(_table(["round", "kind", "status", "score", "", "error", "blamed",

@@ -194,6 +194,10 @@ class Run:
         blueprint = stages.stage("blueprint", lambda: plan_once()[0], Blueprint.to_json, Blueprint.from_json)
         contract = stages.stage("contract", lambda: plan_once()[1], InterfaceContract.to_json, InterfaceContract.from_json)
         stages.stage("holdout", lambda: _holdout(summary, blueprint), lambda held: held, lambda held: held)
+        running = tuple(plan.track for plan in blueprint.tracks)
+        if running and set(running) != set(resources):
+            # A track the blueprint skipped (no text or images for a pretrained encoder) leaves its share to the others.
+            resources = self._track_resources(llm, running)
         return Planned(summary, profile, knowledge, blueprint, contract, rundir.plan / "holdout.json", resources)
 
     def _analyze(self, agents: RunAgents, state: dict, task_root: str) -> TaskSummary | None:
@@ -211,8 +215,9 @@ class Run:
         self.timings["task_summary"] = round(time.time() - t0, 2)
         return analysis
 
-    def _track_resources(self, llm) -> dict[str, TrackResources]:
-        """Each track's share of this competition's part of the cluster, net of what local model servers hold."""
+    def _track_resources(self, llm, tracks: tuple[str, ...] | None = None) -> dict[str, TrackResources]:
+        """Each track's share of this competition's part of the cluster, net of what local model servers hold
+        (tracks: those that will run; the configured ones by default)."""
         import ray
 
         from actors.llm import llm_server_resources
@@ -223,7 +228,7 @@ class Run:
             cluster["CPU"] = max(0.01, cluster.get("CPU", 1.0) - held["num_cpus"])
             cluster["GPU"] = max(0.0, cluster.get("GPU", 0.0) - held["num_gpus"])
         cluster = {k: v * self.cluster_share for k, v in cluster.items()}
-        return plan_resources(self.config.tracks, self.config, cluster, self.cluster_share)
+        return plan_resources(tracks or self.config.tracks, self.config, cluster, self.cluster_share)
 
     def _finish(self, planned: Planned, explorer: Explorer, rundir: RunDir) -> Finished:
         """The best verified candidate (or a stacked blend that beats it) becomes the run's answer."""

@@ -79,6 +79,8 @@ class Explorer:
         from actors.track import run_track_task
 
         pending: dict[Any, str] = {}
+        ray.get(self.coordinator.track_shares.remote({plan.track: planned.resources[plan.track].num_cpus
+                                                      for plan in planned.blueprint.tracks}))
         for plan in planned.blueprint.tracks:
             finished = self.state["candidates"].get(plan.track)
             if finished and finished.get("status") == "verified" and Path(finished.get("pipeline_path") or "").exists():

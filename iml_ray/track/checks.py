@@ -38,11 +38,12 @@ def encoder_cache_env(job: TrackJob) -> dict[str, str]:
     return {"IML_ENCODER_CACHE": str(Path(job.code_dir) / "encoder_cache")}
 
 
-def limits(job: TrackJob, last_chance: bool = False) -> SandboxLimits:
+def limits(job: TrackJob, last_chance: bool = False, cpus: int | None = None) -> SandboxLimits:
+    """The sandbox's limits for a round; cpus: the round's threads when they differ from the track's own."""
     remaining = max(1.0, job.deadline - time.time())
     timeout = remaining if last_chance else min(remaining, max(job.min_round_s, remaining * job.attempt_share))
     return SandboxLimits(timeout_s=timeout, memory_mb=job.memory_mb, max_log_bytes=job.max_log_bytes,
-                         max_disk_bytes=job.max_disk_mb * 2**20, cpus=job.cpus, gpu_ids=job.gpu_ids,
+                         max_disk_bytes=job.max_disk_mb * 2**20, cpus=cpus or job.cpus, gpu_ids=job.gpu_ids,
                          network=job.allow_network, read_only=(job.summary.task_dir, str(run_root(job))),
                          writable=(encoder_cache_env(job)["IML_ENCODER_CACHE"],),
                          # Other tracks' code and outputs are not this track's business.

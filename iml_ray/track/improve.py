@@ -22,6 +22,10 @@ from iml_ray.track.job import ModuleSlot, search_pays_off
 
 log = logging.getLogger(__name__)
 
+# Of a round's wall time, the part more threads speed up (Amdahl's law): starting the process, reading the data and
+# the prep's single-threaded steps stay as they were, and the fits themselves do not scale perfectly.
+PARALLEL_PART = 0.5
+
 
 @dataclass(frozen=True)
 class Verified:
@@ -36,11 +40,13 @@ class Verified:
     model: ModuleSlot
     prep_verified: str | None
     prep_output: dict
+    threads: int = 1                # the round ran with this many threads
 
 
 def snapshot(track, number: int, round_dir: Path, score: float, seconds: float) -> Verified:
     return Verified(number, round_dir, score, seconds, track.plans, dataclasses.replace(track.prep),
-                    dataclasses.replace(track.model), track.prep_verified, dict(track.prep_output))
+                    dataclasses.replace(track.model), track.prep_verified, dict(track.prep_output),
+                    track.threads or track.job.cpus)
 
 
 def restore(track, best: Verified) -> None:
@@ -65,7 +71,11 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
     number = best.number + 1
     while True:
         left = job.deadline - time.time()
-        facts = RoundFacts(best.seconds, read_json(best.round_dir / "output" / "run_info.json"), job.summary.n_train,
+        threads = round_threads(track)
+        track.threads = threads if threads != job.cpus else 0
+        run_info = read_json(best.round_dir / "output" / "run_info.json")
+        facts = RoundFacts(scaled_seconds(fit_seconds(best.seconds, run_info), best.threads, threads), run_info,
+                           job.summary.n_train,
                            can_search=job.tune is not None and search_pays_off(track.plans, job.gpu_ids))
         step = next_improvement(best.plans, facts, left, frozenset(exhausted))
         if step is None:
@@ -74,7 +84,7 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
                 return best, "out of improvements: every step was tried or does not apply"
             return best, (f"out of time for improvements: the next step ({waiting.step}, about {waiting.expected_s:.0f} s) "
                           f"does not fit the {left:.0f} s left")
-        _apply(track, step.plans, best)
+        _apply(track, step.plans, best, threads)
         track.tuned_params = dict(facts.run_info.get("tuned_params") or {})
         track.tuning, track.improving, track.search_s = step.search_s is not None, True, step.search_s
         round_dir = track.code_dir / f"round_{number}"
@@ -88,7 +98,8 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
         failure = attempt.failure
         track.rounds.append(RepairRound(number, "ok" if failure is None else failure.status, seconds,
                                         None if failure is None else failure.message, change=step.change,
-                                        score=attempt.score, step=step.step, kept=kept))
+                                        score=attempt.score, step=step.step, kept=kept,
+                                        threads=track.threads or None))
         log.info("track %s improvement %s: %s (%s)", track.name, step.step, "kept" if kept else "not kept",
                  f"{attempt.score:.5g} vs {best.score:.5g}" if failure is None else failure.message)
         if kept:
@@ -102,9 +113,40 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
         number += 1
 
 
-def _apply(track, plans: Plans, best: Verified) -> None:
-    """The step's plans, with the rules modules written for them (the prep only when its plan changed)."""
+def round_threads(track) -> int:
+    """The next round's threads: the track's own, or more when the competition's finished tracks left CPUs idle
+    (the Coordinator knows which have finished and what they held)."""
+    own = track.job.cpus
+    if track.agents.coordinator is None:
+        return own
+    try:
+        cpus = float(track.agents.coordinator.cpus_for(track.name))
+    except Exception:                   # noqa: BLE001 - the round runs on the track's own CPUs
+        log.debug("the Coordinator could not say what CPUs are free", exc_info=True)
+        return own
+    return max(own, int(round(cpus)))
+
+
+def fit_seconds(seconds: float, run_info: dict) -> float:
+    """A round's wall time without its Ray Tune search: later rounds run with the parameters it found and do not
+    search again (adult: a 29 s round of which the search took 23 s made bagging look 72 s long)."""
+    searched = float(((run_info.get("validation") or {}).get("tuning") or {}).get("seconds") or 0.0)
+    return max(1.0, seconds - searched) if searched else seconds
+
+
+def scaled_seconds(seconds: float, threads_then: int, threads_now: int) -> float:
+    """A round's measured wall time, as it would be with threads_now threads (PARALLEL_PART of it scales)."""
+    if threads_now == threads_then or threads_then <= 0 or threads_now <= 0:
+        return seconds
+    return seconds * (1.0 - PARALLEL_PART + PARALLEL_PART * threads_then / threads_now)
+
+
+def _apply(track, plans: Plans, best: Verified, threads: int) -> None:
+    """The step's plans, with the rules modules written for them (the prep only when its plan changed), for a round
+    on `threads` threads."""
     agents, job = track.agents, track.job
+    if plans.track.num_threads != threads:
+        plans = Plans(plans.prep, plans.track.replace(num_threads=threads), plans.train)
     track.plans = plans
     if plans.prep != best.plans.prep:
         track.prep.code = agents.prep_coder.write(job.summary, plans.prep)

@@ -47,6 +47,7 @@ class Track:
     improving: bool = False             # an improvement round: it may use all the time left
     tuned_params: dict = field(default_factory=dict)   # a kept search's parameters, written into later rounds
     search_s: float | None = None       # an improvement round's search: this long, whatever the first rounds' rule
+    threads: int = 0                    # the round's threads: the track's own (0), or more its finished peers freed
 
     @property
     def name(self) -> str:
@@ -163,8 +164,9 @@ def _run_pipeline(track: Track, number: int, round_dir: Path, pipeline: Path, ou
     job = track.job
     args = ["--data", job.summary.task_dir, "--out", str(out), "--holdout", job.holdout_path]
     # Only the rules model modules define a search space.
-    tune = _tune_search(job, round_dir, track.search_s) if track.tuning and track.model.source == "rules" else None
-    sandbox = checks.limits(job, last_chance=number >= track.max_attempts or track.improving)
+    tune = _tune_search(job, round_dir, track.search_s, track.threads) if track.tuning and track.model.source == "rules" \
+        else None
+    sandbox = checks.limits(job, last_chance=number >= track.max_attempts or track.improving, cpus=track.threads or None)
     extra_env = encoder_cache_env(job)
     if tune is not None:
         tune_file = round_dir / "tune.json"
@@ -178,12 +180,15 @@ def _run_pipeline(track: Track, number: int, round_dir: Path, pipeline: Path, ou
     return run_python(pipeline, args, round_dir, sandbox, log_prefix="pipeline", extra_env=extra_env)
 
 
-def _tune_search(job: TrackJob, round_dir: Path, seconds: float | None = None) -> dict | None:
+def _tune_search(job: TrackJob, round_dir: Path, seconds: float | None = None, threads: int = 0) -> dict | None:
     """What the generated code's tune_model() gets (tune.json); None when this round should not search.
-    seconds: an improvement round's search, sized by its step rather than by the first rounds' share."""
+    seconds: an improvement round's search, sized by its step rather than by the first rounds' share;
+    threads: the round's threads, when more than the track's own (as many trials run at once)."""
     if job.tune is None or not job.plans.track.tune.get("space") or not search_pays_off(job.plans, job.gpu_ids):
         return None
     tune = job.tune if seconds is None else dataclasses.replace(job.tune, share=1.0, min_seconds=0.0, max_seconds=seconds)
+    if threads > tune.concurrency:
+        tune = dataclasses.replace(tune, concurrency=threads)
     return tune.search(job.deadline - time.time(), str(round_dir / "tune"), job.gpu_ids)
 
 

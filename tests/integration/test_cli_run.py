@@ -110,7 +110,7 @@ def test_ctrl_c_stops_generated_code_and_resume_finishes(tmp_path):
     refused = subprocess.run([*IML, "run", str(task), "--out", str(out)], capture_output=True, text=True, env=_env())
     assert refused.returncode == 2 and "holds an earlier run" in refused.stderr
 
-    resumed = subprocess.run([*IML, "run", str(task), "--out", str(out), "--resume", "--time-budget", "300"],
+    resumed = subprocess.run([*IML, "run", str(task), "--out", str(out), "--resume", "--time-budget", "150"],
                              capture_output=True, text=True, env=_env(), timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     state = json.loads((out / "state.json").read_text())

@@ -31,11 +31,11 @@ def test_a_sampled_fit_grows_geometrically_by_the_measured_time_then_takes_every
     assert step.step == "rows" and step.plans.train.max_train_rows == 8000       # x4 at most
     assert step.expected_s == pytest.approx(40.0)
     smaller = next_improvement(plans, _facts(seconds=30.0), seconds_left=100.0)
-    assert smaller.plans.train.max_train_rows == int(2000 * 0.8 * 100 / 30)        # what 80 % of the time left buys
+    assert smaller.plans.train.max_train_rows == int(2000 * 100 / 30)              # what the time left buys
     last = next_improvement(Plans(PrepPlan(), TRADITIONAL, TrainPlan(max_train_rows=8000)), _facts(seconds=10.0), 100.0)
     assert last.plans.train.max_train_rows is None and "every 10000 rows" in last.change
     # Too little time for 1.5x the rows: the next step that fits (finer boosting needs 2x: it does not either).
-    assert next_improvement(plans, _facts(seconds=60.0), seconds_left=100.0) is None
+    assert next_improvement(plans, _facts(seconds=70.0), seconds_left=100.0) is None
 
 
 def test_a_network_stopped_by_its_time_limit_trains_longer_one_stopped_early_does_not():
@@ -53,12 +53,12 @@ def test_catboost_then_a_search_bagging_the_other_families_and_finer_boosting():
     assert catboost.expected_s == pytest.approx(30.0)
     done = frozenset({"catboost"})
     step = next_improvement(plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=done)
-    assert step.step == "search" and step.search_s == 120.0 and step.plans == plans       # half of 80 % of 300 s
-    assert step.expected_s == pytest.approx(130.0)
+    assert step.step == "search" and step.search_s == 150.0 and step.plans == plans       # half of 300 s
+    assert step.expected_s == pytest.approx(160.0)
     short = next_improvement(plans, _facts(seconds=10.0, can_search=True), seconds_left=30.0, exhausted=done)
-    assert short.step == "search" and short.search_s == 12.0                               # half of 24 s
-    # 6 s of search is too short; of the rest only the neighbours (1.5x the round) fit 80 % of 20 s.
-    assert next_improvement(plans, _facts(seconds=10.0, can_search=True), 20.0, exhausted=done).step == "knn"
+    assert short.step == "search" and short.search_s == 15.0                               # half of 30 s
+    # 8 s of search is too short; of the rest only the neighbours (1.5x the round) fit 18 s.
+    assert next_improvement(plans, _facts(seconds=10.0, can_search=True), 18.0, exhausted=done).step == "knn"
     done |= {"search"}
     bagging = next_improvement(plans, _facts(seconds=10.0, can_search=True), 300.0, exhausted=done)
     assert bagging.step == "bagging" and bagging.plans.track.bagging_folds == 5 and bagging.expected_s == 25.0
@@ -130,8 +130,8 @@ def test_an_improvement_that_fails_leaves_the_verified_candidate(tmp_path, monke
     task = write_task(tmp_path / "toy", train, test, sample)
     real_limits = checks.limits
 
-    def starve_improvements(job, last_chance=False):
-        limits = real_limits(job, last_chance)
+    def starve_improvements(job, last_chance=False, cpus=None):
+        limits = real_limits(job, last_chance, cpus)
         return replace(limits, timeout_s=0.5) if last_chance else limits
 
     monkeypatch.setattr(checks, "limits", starve_improvements)
@@ -141,6 +141,75 @@ def test_an_improvement_that_fails_leaves_the_verified_candidate(tmp_path, monke
     assert [r.status for r in result.rounds[1:]] == ["timeout"] * (len(result.rounds) - 1)
     assert not any(r.kept for r in result.rounds[1:])
     assert result.submission_path.endswith("round_1/output/submission.csv")
+
+
+def test_a_track_takes_the_cpus_its_finished_peers_left_for_its_improvement_rounds(tmp_path, monkeypatch):
+    """The Coordinator knows the competition's custom_nn track has finished: the traditional track's improvement rounds
+    run on its CPU too (the rendered model and the sandbox both get two threads); its first round kept its own."""
+    import re
+
+    from iml_ray.agents.coordinator import Coordinator
+    from iml_ray.blueprint import Candidate
+    from iml_ray.track import checks
+    from iml_ray.track.job import TrackAgents
+
+    coordinator = Coordinator("auc", True)
+    coordinator.track_shares({"traditional": 1.0, "custom_nn": 1.0})
+    coordinator.report(Candidate(track="custom_nn", code_dir="", status="failed", metric="auc", failure="out of time"))
+    agents = TrackAgents(AGENTS.prep_coder, AGENTS.model_coder, AGENTS.assembler, AGENTS.error_analyzer,
+                         AGENTS.debugger, AGENTS.evaluator, coordinator)
+    sandbox_cpus = []
+    real_limits = checks.limits
+
+    def record_cpus(job, last_chance=False, cpus=None):
+        limits = real_limits(job, last_chance, cpus)
+        sandbox_cpus.append(limits.cpus)
+        return limits
+
+    monkeypatch.setattr(checks, "limits", record_cpus)
+    train, test, sample = binary_frames(600, 80)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    result = run_track(_job(tmp_path, task, 120.0), agents)
+    first, *improvements = result.rounds
+    assert first.threads is None and improvements, result.rounds
+    assert all(r.threads == 2 for r in improvements)
+
+    def rendered_threads(number):
+        code = (tmp_path / "cand" / f"round_{number}" / "model_traditional.py").read_text()
+        return int(re.search(r"'num_threads': (\d+)", code).group(1))
+
+    assert rendered_threads(first.round) == 1
+    assert {rendered_threads(r.round) for r in improvements} == {2}
+    assert sandbox_cpus[0] == 1 and sandbox_cpus[-1] == 2
+
+
+def test_the_coordinator_hands_on_only_what_finished_tracks_held_and_the_cluster_has_free():
+    from iml_ray.agents.coordinator import Coordinator
+    from iml_ray.blueprint import Candidate
+
+    coordinator = Coordinator("auc", True)
+    coordinator.track_shares({"traditional": 0.65, "pretrained": 0.65, "custom_nn": 0.65})
+    assert coordinator.cpus_for("traditional") == 0.65           # nobody has finished: each its own share
+    coordinator.report(Candidate(track="custom_nn", code_dir="", status="verified", metric="auc", valid_score=0.8))
+    assert coordinator.cpus_for("traditional") == pytest.approx(0.975)     # half of custom_nn's share each
+    assert coordinator.cpus_for("custom_nn") == 0.65               # a finished track takes nothing more
+    coordinator.report(Candidate(track="pretrained", code_dir="", status="failed", metric="auc", failure="x"))
+    assert coordinator.cpus_for("traditional") == pytest.approx(1.95)
+    coordinator._free_cpus = lambda: 0.5                          # another competition took the rest
+    assert coordinator.cpus_for("traditional") == pytest.approx(1.15)
+
+
+def test_a_round_is_sized_without_its_search_and_expected_faster_but_not_proportionally_on_more_threads():
+    from iml_ray.track.improve import fit_seconds, scaled_seconds
+
+    # A round's search is not repeated by the rounds after it: they are sized by the round without it.
+    assert fit_seconds(28.7, {"validation": {"tuning": {"seconds": 22.9, "trials": 41}}}) == pytest.approx(5.8)
+    assert fit_seconds(28.7, {"validation": {"model": {}}}) == 28.7
+
+    assert scaled_seconds(20.0, 1, 1) == 20.0
+    assert scaled_seconds(20.0, 1, 2) == pytest.approx(15.0)
+    assert 10.0 < scaled_seconds(20.0, 1, 4) < 15.0
+    assert scaled_seconds(15.0, 2, 1) == pytest.approx(22.5)
 
 
 def test_text_gets_character_ngrams_before_anything_else_that_fits():

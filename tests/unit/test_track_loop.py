@@ -34,8 +34,8 @@ def test_repair_after_timeout_lands_a_verified_candidate(tmp_path, monkeypatch):
     real_limits = checks.limits
     calls = {"n": 0}
 
-    def tight_first_pipeline(job, last_chance=False):
-        limits = real_limits(job, last_chance)
+    def tight_first_pipeline(job, last_chance=False, cpus=None):
+        limits = real_limits(job, last_chance, cpus)
         calls["n"] += 1
         # Round 1 = prep probe (call 1) then pipeline (call 2): starve the pipeline of time.
         return replace(limits, timeout_s=0.5) if calls["n"] == 2 else limits
