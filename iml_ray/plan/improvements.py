@@ -13,7 +13,9 @@ the measured wall time of the round it improves on, never by a constant cost mod
 - a family:       CatBoost, extremely randomised trees, XGBoost, k-nearest neighbours, one per round, beside
                   the families the track has (each kept, blended or dropped by the inner split's ensemble
                   selection; a family whose library is not installed is not proposed);
-- finer_boosting: LightGBM with half the learning rate and twice the rounds.
+- finer_boosting: LightGBM with half the learning rate and twice the rounds;
+- a family's search: a Ray Tune search over CatBoost's, XGBoost's or the randomised trees' settings, for a
+                  family the track's blend uses.
 
 The track keeps a round's candidate only when it scores better on the framework's holdout; a step that does
 not pay off is not tried again, and a round that fails or runs out of time leaves the verified candidate as
@@ -62,6 +64,18 @@ KNN_MAX_ROWS = 20_000           # neighbours are searched by brute force: predic
 TIME_LIMITED_FAMILIES = ("catboost", "xgboost")
 FIT_AND_REFIT = 2.4
 MIN_FAMILY_LIMIT_S = 2.0        # never shorter (a small table's fits end well before it)
+# Ray Tune spaces of the other families, by "family:setting" (the traditional template routes each to its family).
+# LightGBM's is the plan's own space (guideline_rules.lightgbm_search); k-nearest neighbours choose k on the inner
+# split already. A search starts from the family's defaults, so it can only add to them.
+FAMILY_SEARCH_SPACES = {
+    "catboost": {"catboost:learning_rate": ["loguniform", 0.02, 0.3], "catboost:depth": ["int", 4, 10],
+                 "catboost:l2_leaf_reg": ["loguniform", 1.0, 30.0]},
+    "xgboost": {"xgboost:learning_rate": ["loguniform", 0.02, 0.3], "xgboost:max_depth": ["int", 3, 10],
+                "xgboost:min_child_weight": ["loguniform", 0.5, 20.0], "xgboost:subsample": ["uniform", 0.5, 1.0],
+                "xgboost:colsample_bytree": ["uniform", 0.4, 1.0], "xgboost:lambda": ["loguniform", 0.01, 30.0]},
+    "extra_trees": {"extra_trees:min_samples_leaf": ["logint", 1, 20],
+                    "extra_trees:max_features": ["choice", ["sqrt", 0.3, 0.5, 0.7, 1.0]]},
+}
 
 
 @dataclass(frozen=True)
@@ -141,15 +155,49 @@ def _char_ngrams(plans: Plans, facts: RoundFacts, budget: float) -> Improvement 
                        CHAR_NGRAM_COST * facts.seconds)
 
 
-def _search(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
-    if not facts.can_search or not plans.track.tune.get("space") or facts.run_info.get("tuned_params"):
-        return None
+def _family_of(setting: str) -> str:
+    return setting.split(":", 1)[0] if ":" in setting else "lightgbm"
+
+
+def _search_seconds(facts: RoundFacts, budget: float) -> float | None:
     # The search runs before the fits, which then take what they took.
     search_s = min(MAX_TUNE_S, SEARCH_SHARE * budget, budget - facts.seconds)
-    if search_s < MIN_SEARCH_S:
+    return search_s if search_s >= MIN_SEARCH_S else None
+
+
+def _search(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
+    """A search over the plan's own space (LightGBM's, or the network's)."""
+    space = plans.track.tune.get("space") or {}
+    tuned = facts.run_info.get("tuned_params") or {}
+    if not facts.can_search or not space or any(_family_of(k) != "lightgbm" for k in space) \
+            or any(_family_of(k) == "lightgbm" for k in tuned):
+        return None
+    search_s = _search_seconds(facts, budget)
+    if search_s is None:
         return None
     return Improvement(plans, "search", f"a Ray Tune search over the model's settings (about {search_s:.0f} s)",
                        facts.seconds + search_s, search_s=round(search_s, 1))
+
+
+def _family_search(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | None]:
+    """A search over another family's settings, once that family is part of the track's blend."""
+    def search(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
+        track = plans.track
+        model = (facts.run_info.get("validation") or {}).get("model") or {}
+        tuned = facts.run_info.get("tuned_params") or {}
+        if (not facts.can_search or track.model_template != "traditional" or name not in track.models
+                or not (model.get("weights") or {}).get(name) or any(_family_of(k) == name for k in tuned)):
+            return None
+        search_s = _search_seconds(facts, budget)
+        if search_s is None:
+            return None
+        tune = {**track.tune, "space": FAMILY_SEARCH_SPACES[name]}
+        return Improvement(Plans(plans.prep, track.replace(tune=tune), plans.train), f"search_{name}",
+                           f"a Ray Tune search over {FAMILY_NAMES[name]}'s settings (about {search_s:.0f} s)",
+                           facts.seconds + search_s, search_s=round(search_s, 1))
+
+    search.__name__ = f"_search_{name}"
+    return search
 
 
 def _bagging(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
@@ -223,4 +271,4 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
 # (AutoGluon's experience), and the bagging then averages both.
 STEPS: tuple[Callable[[Plans, RoundFacts, float], Improvement | None], ...] = (
     _more_rows, _longer_network, _char_ngrams, _family("catboost"), _search, _bagging, _family("extra_trees"), _family("xgboost"),
-    _family("knn"), _finer_boosting)
+    _family("knn"), _finer_boosting, *(_family_search(name) for name in FAMILY_SEARCH_SPACES))

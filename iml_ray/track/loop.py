@@ -138,7 +138,8 @@ def attempt_round(track: Track, number: int, round_dir: Path) -> Attempt:
                                                      track.model.code)
     except ValueError as exc:
         return Attempt(Failure("assemble", "invalid", str(exc), failing_section=getattr(exc, "module", None)))
-    if track.tuned_params and not track.tuning:
+    if track.tuned_params:
+        # Earlier searches' parameters; a search in this round starts from them and adds its own.
         script = with_tuned_params(script, track.tuned_params)
     pipeline = round_dir / f"pipeline_{track.name}.py"
     pipeline.write_text(script)

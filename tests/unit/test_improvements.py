@@ -81,6 +81,35 @@ def test_catboost_then_a_search_bagging_the_other_families_and_finer_boosting():
     assert next_improvement(plans, _facts(), 300.0, exhausted=done | {"finer_boosting"}) is None
 
 
+def test_a_family_the_blend_uses_is_searched_once_lightgbm_has_had_its_search():
+    from iml_ray.plan.improvements import FAMILY_SEARCH_SPACES
+
+    plans = Plans(PrepPlan(numeric=("x",)), TRADITIONAL.replace(models=("lightgbm", "linear", "catboost", "xgboost")),
+                  TrainPlan())
+    done = frozenset({"catboost", "search", "bagging", "extra_trees", "xgboost", "knn", "finer_boosting"})
+
+    def facts(weights, tuned=None):
+        info = {"validation": {"model": {"weights": weights}},
+                "tuned_params": {"num_leaves": 20} if tuned is None else tuned}
+        return RoundFacts(10.0, info, 10_000, True)
+
+    step = next_improvement(plans, facts({"lightgbm": 2, "catboost": 1}), 300.0, done)
+    assert step.step == "search_catboost" and step.search_s == 150.0
+    assert step.plans.track.tune["space"] == FAMILY_SEARCH_SPACES["catboost"]
+    assert step.plans.track.models == plans.track.models and step.plans.prep == plans.prep
+    # XGBoost is not in the blend: tuning it would change nothing the track predicts.
+    assert next_improvement(plans, facts({"lightgbm": 2, "catboost": 1}), 300.0, done | {"search_catboost"}) is None
+    assert next_improvement(plans, facts({"xgboost": 1}), 300.0, done).step == "search_xgboost"
+    # CatBoost's settings were found already (a kept search): not searched again.
+    assert next_improvement(plans, facts({"catboost": 1}, {"catboost:depth": 4}), 300.0, done) is None
+    # LightGBM's own search goes first, over the plan's space.
+    lightgbm = next_improvement(plans, facts({"catboost": 1}, {}), 300.0, done - {"search"})
+    assert lightgbm.step == "search" and lightgbm.plans == plans
+    # After a family's search the plan holds that family's space: LightGBM's search does not search it.
+    searched = Plans(plans.prep, step.plans.track, plans.train)
+    assert next_improvement(searched, facts({"catboost": 1}, {}), 300.0, done - {"search"} | {"search_catboost"}) is None
+
+
 def test_trees_are_not_added_where_they_would_see_no_column():
     """Text alone, as TF-IDF: the trees skip the sparse block, so only the neighbours are worth a round."""
     plans = Plans(PrepPlan(text=("review",)), TrackPlan("traditional", models=("linear",)), TrainPlan())
