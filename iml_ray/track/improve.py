@@ -79,7 +79,7 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
                            can_search=job.tune is not None and search_pays_off(track.plans, job.gpu_ids))
         step = next_improvement(best.plans, facts, left, frozenset(exhausted))
         if step is None:
-            waiting = next_improvement(best.plans, facts, float("inf"), frozenset(exhausted))
+            waiting = _first_step_with_more_time(best.plans, facts, left, frozenset(exhausted))
             if waiting is None:
                 return best, "out of improvements: every step was tried or does not apply"
             return best, (f"out of time for improvements: the next step ({waiting.step}, about {waiting.expected_s:.0f} s) "
@@ -111,6 +111,16 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
         if not kept or step.step not in REPEATABLE:
             exhausted.add(step.step)
         number += 1
+
+
+def _first_step_with_more_time(plans, facts: RoundFacts, left: float, exhausted: frozenset[str]):
+    """The step the track would take with the least more time than it has (for its stop message: a search is sized
+    by the time it is given, so asking with unlimited time would name its 900 s maximum)."""
+    for factor in (1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0):
+        step = next_improvement(plans, facts, max(left, 1.0) * factor, exhausted)
+        if step is not None:
+            return step
+    return next_improvement(plans, facts, float("inf"), exhausted)
 
 
 def round_threads(track) -> int:

@@ -110,6 +110,17 @@ def test_a_family_the_blend_uses_is_searched_once_lightgbm_has_had_its_search():
     assert next_improvement(searched, facts({"catboost": 1}, {}), 300.0, done - {"search"} | {"search_catboost"}) is None
 
 
+def test_a_track_out_of_time_names_the_step_it_would_take_with_the_least_more_time():
+    from iml_ray.track.improve import _first_step_with_more_time
+
+    plans = Plans(PrepPlan(), TRADITIONAL, TrainPlan())
+    done = frozenset({"bagging", "knn", "finer_boosting"})
+    assert next_improvement(plans, _facts(seconds=10.0, can_search=True), 12.0, done) is None
+    waiting = _first_step_with_more_time(plans, _facts(seconds=10.0, can_search=True), 12.0, done)
+    # 24 s buys a 12 s search after the 10 s fit; with unlimited time the search would say 910 s.
+    assert waiting.step == "search" and waiting.expected_s == pytest.approx(22.0)
+
+
 def test_trees_are_not_added_where_they_would_see_no_column():
     """Text alone, as TF-IDF: the trees skip the sparse block, so only the neighbours are worth a round."""
     plans = Plans(PrepPlan(text=("review",)), TrackPlan("traditional", models=("linear",)), TrainPlan())
