@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from iml_ray.metrics.registry import METRICS
+from iml_ray.metrics.registry import METRICS, quantile_metric
 
 _ORDER = tuple(METRICS.values())       # the registry's order breaks ties between phrases at one position
 
@@ -11,6 +11,12 @@ _PHRASE_PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {
     metric.name: tuple(re.compile(rf"(?<!\w)(?:{phrase})(?!\w)", re.IGNORECASE) for phrase in metric.phrases)
     for metric in _ORDER
 }
+# The pinball loss names its quantile level nearby: "quantile 0.9", "alpha = 0.9", "the 90th percentile".
+_QUANTILE_LOSS = re.compile(r"(?<!\w)(?:pinball|quantile)[ -]loss(?!\w)", re.IGNORECASE)
+_QUANTILE_LEVELS = (
+    re.compile(r"(?:quantile|percentile|tau|τ|alpha|α|level)\s*(?:level\s*)?(?:of\s*)?[=:]?\s*(0?\.\d+)(?!\d)", re.IGNORECASE),
+    re.compile(r"(?<![\d.])(\d{1,2}(?:\.\d+)?)\s*(?:th|st|nd|rd)?[ -](?:percentile|quantile)", re.IGNORECASE),
+)
 _ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})\s*(.*?)\s*#*\s*$")
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)\s*$")
 _EVALUATION_TITLE = re.compile(r"evaluat|metric|scoring", re.IGNORECASE)
@@ -42,7 +48,21 @@ def _earliest_metric(text: str) -> str | None:
             if match:
                 candidate = (match.start(), match.start() - match.end(), position)
                 best = candidate if best is None else min(best, candidate)
+    quantile = _QUANTILE_LOSS.search(text)
+    if quantile is not None and (best is None or quantile.start() <= best[0]):
+        return _quantile_named(text)
     return None if best is None else _ORDER[best[2]].name
+
+
+def _quantile_named(text: str) -> str:
+    """The pinball loss at the level the text gives (the median's 0.5 when it gives none)."""
+    for pattern in _QUANTILE_LEVELS:
+        for match in pattern.finditer(text):
+            level = float(match.group(1))
+            level = level / 100.0 if level >= 1.0 else level
+            if 0.0 < level < 1.0:
+                return quantile_metric(level).name
+    return quantile_metric(0.5).name
 
 
 def _evaluation_sections(text: str) -> list[str]:

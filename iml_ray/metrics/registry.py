@@ -35,6 +35,7 @@ from iml_ray.metrics.scores import (
     _qwk,
     _rmsle,
     _smape,
+    pinball,
 )
 from iml_ray.metrics.submission import PROBLEM_TYPES
 
@@ -268,12 +269,34 @@ ALIASES: dict[str, str] = {
 }
 
 
+# The pinball (quantile) loss carries its level in its name: pinball_0.9, quantile_loss_0.9, pinball@90.
+_QUANTILE_NAME = re.compile(r"^(?:pinball|quantile)(?:_loss)?[_@=:]?(0?\.\d+|\d{1,2})$")
+
+
+def quantile_level(name: str) -> float | None:
+    """The level of a pinball-loss metric's name (0.9 for pinball_0.9 or pinball@90), None for any other metric."""
+    match = _QUANTILE_NAME.match(re.sub(r"[\s-]+", "_", str(name).strip().lower()))
+    if match is None:
+        return None
+    level = float(match.group(1))
+    level = level / 100.0 if level >= 1.0 else level
+    return level if 0.0 < level < 1.0 else None
+
+
+def quantile_metric(level: float) -> Metric:
+    """The pinball loss at `level`, named pinball_<level>."""
+    return Metric(f"pinball_{level:g}", False, "value", REGRESSION, "exp_neg", (), pinball(level))
+
+
 def get_metric(name: str) -> Metric:
     """The metric for a canonical name or an alias, case-insensitively."""
     if isinstance(name, Metric):
         return name
     key = re.sub(r"[\s-]+", "_", str(name).strip().lower())
     metric = METRICS.get(ALIASES.get(key, key))
+    if metric is None and quantile_level(key) is not None:
+        return quantile_metric(quantile_level(key))
     if metric is None:
-        raise UnknownMetric(f"unknown metric '{name}'; known metrics: {', '.join(sorted(METRICS))}")
+        raise UnknownMetric(f"unknown metric '{name}'; known metrics: {', '.join(sorted(METRICS))}, "
+                            "pinball_<level> (e.g. pinball_0.9)")
     return metric

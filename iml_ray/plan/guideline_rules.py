@@ -5,7 +5,7 @@ import math
 
 from iml_ray.blueprint import Blueprint, EvalPlan, InterfaceContract, PrepPlan, TrackPlan, TrainPlan, pipeline_fits
 from iml_ray.metrics.labels import class_sort_key
-from iml_ray.metrics.registry import get_metric
+from iml_ray.metrics.registry import get_metric, quantile_level
 from iml_ray.plan.first_fit import sample_for_budget
 from iml_ray.plan.knowledge import Knowledge
 from iml_ray.scoring.evaluate import validation_folds
@@ -150,6 +150,9 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
     reasons = [f"objective from the problem type: {summary.problem_type}"]
     if target.get("transform"):
         reasons.append(f"target transform {target['transform']} for metric {summary.metric}")
+    if quantile_level(summary.unit_metric) is not None:
+        reasons.append(f"pinball loss at {quantile_level(summary.unit_metric):g}: quantile objectives for the boosted "
+                       "models and the network; the linear model moved by its residuals' quantile")
     if model.get("class_weight"):
         reasons.append(f"class weights {model['class_weight']} (imbalance {profile.target.imbalance_ratio}:1)")
     common = dict(track=track, class_weight=model.get("class_weight"), target_transform=target.get("transform"),

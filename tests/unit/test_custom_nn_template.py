@@ -127,6 +127,24 @@ def test_regression_on_a_log_scale_target_predicts_in_the_original_scale(tmp_pat
     assert rmsle < 0.25, rmsle
 
 
+def test_a_pinball_loss_trains_the_network_for_its_quantile(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 2000
+    x = rng.uniform(0, 2, size=(n, 2))
+    y = 3 * x[:, 0] + rng.normal(0, 0.2 + x[:, 1], n)
+    frame = pd.DataFrame({"Id": range(n), "a": x[:, 0], "b": x[:, 1], "v": y})
+    train, test = frame.iloc[:1600], frame.iloc[1600:]
+    root = write_task(tmp_path / "q", train, test.drop(columns="v"), pd.DataFrame({"Id": test["Id"], "v": 0.0}),
+                      "## Evaluation\nQuantile loss with alpha = 0.1.")
+    summary, prep_module, model_module = _modules(root, max_epochs=60, patience=10)
+    assert summary.metric == "pinball_0.1"
+    prep = prep_module.Preprocessor().fit(train)
+    predicted = model_module.predict_model(model_module.fit_model(prep.transform(train), train["v"].to_numpy(),
+                                                                  prep.layout_), prep.transform(test))
+    coverage = float(np.mean(test["v"].to_numpy() <= predicted))
+    assert 0.04 < coverage < 0.18, coverage        # the 10th percentile: a mean would cover about half
+
+
 def test_unseen_categories_at_prediction_do_not_break_the_embeddings(tmp_path):
     from helpers import binary_frames
 

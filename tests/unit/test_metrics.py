@@ -38,6 +38,33 @@ def test_regression_metrics_on_textbook_values():
     assert score("rmsle", [0, math.e - 1], [0, 0]) == pytest.approx(math.sqrt(0.5))
 
 
+def test_the_pinball_loss_carries_its_level_in_its_name_and_weighs_misses_by_side():
+    from iml_ray.metrics.registry import quantile_level
+
+    y, q = np.array([1.0, 2.0, 3.0, 10.0]), np.full(4, 2.0)
+    # Under-predictions (y > q) cost the level per unit, over-predictions 1 - level: by hand.
+    assert score("pinball_0.9", y, q) == pytest.approx((0.1 * 1 + 0 + 0.9 * 1 + 0.9 * 8) / 4)
+    assert score("pinball_0.5", y, q) == pytest.approx(0.5 * skm.mean_absolute_error(y, q))
+    for name in ("pinball_0.9", "Pinball loss 0.9", "quantile_loss@90", "quantile-0.9", "pinball_90"):
+        assert get_metric(name).name == "pinball_0.9" and quantile_level(name) == pytest.approx(0.9)
+    metric = get_metric("pinball_0.25")
+    assert not metric.higher_is_better and metric.needs == "value" and metric.aps(0.5) == pytest.approx(math.exp(-0.5))
+    for bad in ("pinball_1.5", "pinball_0", "quantile_loss_150"):
+        with pytest.raises(UnknownMetric, match="pinball_<level>"):
+            get_metric(bad)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("## Evaluation\nScored by the pinball loss at the 90th percentile.", "pinball_0.9"),
+    ("## Evaluation\nThe quantile loss (tau = 0.25) of your predictions.", "pinball_0.25"),
+    ("## Evaluation\nMean pinball loss, quantile level 0.05.", "pinball_0.05"),
+    ("## Evaluation\nThe pinball loss of your predictions.", "pinball_0.5"),
+    ("## Evaluation\nMean absolute error. We also report the pinball loss at 0.9.", "mae"),
+])
+def test_a_pinball_loss_and_its_level_named_in_a_description(text, expected):
+    assert find_metric_in_text(text) == expected
+
+
 def test_rmsle_clips_negative_predictions_at_zero():
     assert score("rmsle", [0.0, 0.0], [-5.0, -0.5]) == pytest.approx(0.0)
     assert score("rmsle", [math.e - 1], [-3.0]) == pytest.approx(1.0)
@@ -260,7 +287,7 @@ def test_unknown_metric_lists_the_known_names():
     assert isinstance(info.value, ValueError)
     assert str(info.value) == ("unknown metric 'foo'; known metrics: accuracy, auc, balanced_accuracy, balanced_logloss, "
                                "f1, f1_macro, f1_weighted, logloss, mae, mape, mcc, mcrmse, mean_auc, mean_logloss, "
-                               "mean_mae, mean_rmsle, mse, qwk, r2, rmse, rmsle, smape")
+                               "mean_mae, mean_rmsle, mse, qwk, r2, rmse, rmsle, smape, pinball_<level> (e.g. pinball_0.9)")
 
 
 # ------------------------------------------------------------------ descriptions

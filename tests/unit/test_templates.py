@@ -315,6 +315,39 @@ def test_mape_is_fitted_with_the_objective_that_weighs_rows_as_the_metric_does(t
     assert test_mape(plan) < 0.9 * test_mape(plain)
 
 
+def _quantile_task(tmp_path, n=2000, seed=5):
+    """y = 3a + noise whose spread grows with b; evaluated by the pinball loss at the 90th percentile."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 2, size=(n, 2))
+    y = 3 * x[:, 0] + rng.normal(0, 0.2 + x[:, 1], n)
+    frame = pd.DataFrame({"Id": range(n), "a": x[:, 0], "b": x[:, 1], "v": y})
+    cut = int(0.8 * n)
+    root = write_task(tmp_path / "q", frame.iloc[:cut], frame.iloc[cut:].drop(columns="v"),
+                      pd.DataFrame({"Id": frame["Id"].iloc[cut:], "v": 0.0}),
+                      "## Evaluation\nSubmissions are scored by the pinball loss at the 90th percentile.")
+    return root, frame[["a", "b"]].to_numpy(np.float32), y, cut
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "linear", "catboost", "xgboost"])
+def test_a_pinball_loss_is_fitted_for_its_quantile_by_every_family(tmp_path, family):
+    """The 90th percentile, not the mean: about 90% of the test targets fall below the predictions, and the pinball
+    loss beats the mean's shifted by nothing."""
+    root, X, y, cut = _quantile_task(tmp_path)
+    summary, blueprint, contract = _plan(root)
+    assert summary.metric == "pinball_0.9"
+    assert any("pinball loss at 0.9" in reason for reason in blueprint.tracks[0].reasons)
+    module = _load(render_traditional(summary, blueprint.tracks[0].replace(models=(family,)), blueprint.train,
+                                      contract), "m")
+    pred = module.predict_model(module.fit_model(X[:cut], y[:cut], {"n_features": 2, "categorical": []}), X[cut:])
+    coverage = float(np.mean(y[cut:] <= pred))
+    assert 0.83 < coverage < 0.96, coverage
+    from iml_ray.metrics.registry import get_metric
+
+    pinball = get_metric("pinball_0.9")
+    mean_fit = np.polyval(np.polyfit(X[:cut, 0], y[:cut], 1), X[cut:, 0])
+    assert pinball.score(y[cut:], pred) < 0.75 * pinball.score(y[cut:], mean_fit)
+
+
 @pytest.mark.parametrize("family", ["catboost", "xgboost"])
 def test_a_boosted_familys_early_stopped_fit_stops_at_its_time_limit(tmp_path, family):
     """diamonds at 90 s: the CatBoost round ran past the time left and timed out. The round is sized to the time
