@@ -90,6 +90,8 @@ def repair_script(train_path: str, cards: list[str]) -> list[dict]:
         answer("ErrorAnalyzer", json.dumps({"blamed": "prep", "explanation": "prep reads colour_code, which the task lacks"})),
         answer("Debugger", fenced(GOOD_PREP)),
         answer("ModelingCoder", fenced(MODEL)),
+        # Asked to improve on its verified module, the model writes the same one twice: neither beats it.
+        answer("ModelingCoder", fenced(MODEL), repeat=2),
     ]
 
 

@@ -35,6 +35,36 @@ class ModelingCoder(Agent):
         return (self.write(summary, plan, train, contract), "rules") if code is None else (code, "llm")
 
 
+    def improve(self, summary: TaskSummary, plan: TrackPlan, contract: InterfaceContract, prep_output: dict,
+                threads: int, brief: dict, deadline: float | None = None) -> str | None:
+        """A better version of the track's verified model module, from what the framework measured of it (`brief`:
+        its code, score, describe_model(), the other tracks' scores, the track's rounds, the time left); None when
+        no LLM drives this agent or it could not answer."""
+        return self._with_llm(f"improved model module for {plan.track}", lambda brain: ask_to_improve(
+            brain, summary, plan, contract, prep_output, threads, brief), deadline)
+
+
+def ask_to_improve(brain: Brain, summary: TaskSummary, plan: TrackPlan, contract: InterfaceContract,
+                   prep_output: dict, threads: int, brief: dict) -> str:
+    from iml_ray.metrics.registry import get_metric
+
+    higher = get_metric(summary.metric).higher_is_better
+    stable = dict(track=plan.track, target=summary.target, problem_type=summary.problem_type, metric=summary.metric,
+                  direction="higher" if higher else "lower", n_train=str(summary.n_train),
+                  classes=contract.classes or "(regression)", prep_output=prep_output, contract=contract.to_json(),
+                  code=brief["code"].rstrip(), score=f"{brief['score']:.6g}", model=brief.get("model") or {},
+                  fits=str(brief["fits"]), target_encoding=contract.target_encoding, prediction=contract.prediction,
+                  threads=str(threads))
+    timing = dict(others=brief.get("others") or "(no other track has scored yet)", history=brief.get("history") or [],
+                  seconds_left=f"{brief['seconds_left']:.0f}", round_s=f"{brief['round_s']:.0f}")
+    # The seconds, the other tracks' progress and this track's rounds change from run to run: the answer is cached
+    # under the module, its score and its description, so a rerun of the same run finds it.
+    code = brain.ask(render(__package__, "modeling_coder_improve", **stable, **timing), parse,
+                     cache_as=render(__package__, "modeling_coder_improve", **stable, **dict.fromkeys(timing, "-")))
+    brain.note("llm", f"model module for {plan.track} improved")
+    return code
+
+
 def ask_llm(brain: Brain, summary: TaskSummary, plan: TrackPlan, contract: InterfaceContract, prep_output: dict,
             threads: int) -> str:
     code = brain.ask(messages(plan.track, summary.target, summary.problem_type, summary.metric, summary.n_train,

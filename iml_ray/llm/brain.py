@@ -109,10 +109,14 @@ class Brain:
                 self._client = LLMClient(self.settings, blocking(self.ledger), blocking(self.limiter), servers)
             return self._client
 
-    def ask(self, messages: list[dict], parse: Callable[[str], T], retries: int = 2, **params: Any) -> T:
+    def ask(self, messages: list[dict], parse: Callable[[str], T], retries: int = 2,
+            cache_as: list[dict] | None = None, **params: Any) -> T:
+        """parse(the answer), re-asking with the problem when it raises BadAnswer. cache_as: the messages the answers are
+        cached under, when `messages` hold facts that change from run to run."""
         problem = None
         for attempt in range(retries + 1):
-            reply = self.client().chat(self.agent, messages, deadline=getattr(self._call, "deadline", None), **params)
+            reply = self.client().chat(self.agent, messages, deadline=getattr(self._call, "deadline", None),
+                                       cache_as=cache_as, **params)
             try:
                 return parse(reply.text)
             except BadAnswer as exc:
@@ -121,6 +125,7 @@ class Brain:
                          "re-asking" if attempt < retries else "giving up")
                 self.note("re-asked", problem)
                 messages = re_ask(messages, reply.text, problem)
+                cache_as = re_ask(cache_as, reply.text, problem) if cache_as else None
         raise NoAcceptableAnswer(f"{self.agent}: no acceptable answer in {retries + 1} tries ({problem})")
 
     def note(self, what: str, detail: str = "") -> None:

@@ -77,11 +77,13 @@ class LLMClient:
         self.__dict__.update(state)
         self._build_lock = threading.Lock()
 
-    def chat(self, agent: str, messages: list[dict], deadline: float | None = None, **params: Any) -> Reply:
+    def chat(self, agent: str, messages: list[dict], deadline: float | None = None,
+             cache_as: list[dict] | None = None, **params: Any) -> Reply:
         """Ask the agent's model; raises BudgetExceeded or LLMUnavailable (LLMError), or CacheMiss in strict replay.
 
         `params` go to chat.completions.create as they are (e.g. response_format, seed);
-        a `model=` among them overrides the agent's model.
+        a `model=` among them overrides the agent's model. `cache_as`: the messages the reply is cached under, when
+        the ones sent hold facts that change from run to run (the seconds left), so a rerun finds it.
         """
         model = params.pop("model", None) or self.settings.model_for(agent)
         left = self.ledger.check()          # one round trip to a ledger actor: the caps and the time left
@@ -95,7 +97,7 @@ class LLMClient:
         if "max_completion_tokens" not in params:
             request.setdefault("max_tokens", self.settings.max_output_tokens)
 
-        key = ResponseCache.key(model, messages, request) if self.cache else None
+        key = ResponseCache.key(model, cache_as or messages, request) if self.cache else None
         if self.cache and key:
             started = time.monotonic()
             hit = self.cache.get(key)        # CacheMiss in replay mode

@@ -64,7 +64,6 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
         return best, "stopped: improvements are off for this track"
     if any(slot.source != "rules" for slot in track.slots.values()):
         return best, "stopped: the rules do not re-plan a module the LLM wrote"
-    higher = get_metric(job.summary.metric).higher_is_better
     exhausted: set[str] = set()
     if (read_json(best.round_dir / "output" / "run_info.json").get("validation") or {}).get("tuning"):
         exhausted.add("search")         # the first round searched already (whether or not it beat the defaults)
@@ -87,30 +86,36 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
         _apply(track, step.plans, best, threads)
         track.tuned_params = dict(facts.run_info.get("tuned_params") or {})
         track.tuning, track.improving, track.search_s = step.search_s is not None, True, step.search_s
-        round_dir = track.code_dir / f"round_{number}"
-        round_dir.mkdir(parents=True, exist_ok=True)
-        (round_dir / "prep.py").write_text(track.prep.code)
-        track.notify("improving", number, detail=step.change)
-        started = time.time()
-        attempt = attempt_round(track, number, round_dir)
-        seconds = round(time.time() - started, 2)
-        kept = attempt.failure is None and (attempt.score > best.score if higher else attempt.score < best.score)
-        failure = attempt.failure
-        track.rounds.append(RepairRound(number, "ok" if failure is None else failure.status, seconds,
-                                        None if failure is None else failure.message, change=step.change,
-                                        score=attempt.score, step=step.step, kept=kept,
-                                        threads=track.threads or None))
-        log.info("track %s improvement %s: %s (%s)", track.name, step.step, "kept" if kept else "not kept",
-                 f"{attempt.score:.5g} vs {best.score:.5g}" if failure is None else failure.message)
-        if kept:
-            best = snapshot(track, number, round_dir, attempt.score, seconds)
-            track.notify("verified", number, score=attempt.score)
-        else:
-            restore(track, best)
-            track.notify("verified", best.number, detail=f"kept round {best.number}", score=best.score)
+        best, kept = run_step(track, best, number, step.step, step.change, attempt_round)
         if not kept or step.step not in REPEATABLE:
             exhausted.add(step.step)
         number += 1
+
+
+def run_step(track, best: Verified, number: int, step: str, change: str, attempt_round) -> tuple[Verified, bool]:
+    """One improvement round on the track's modules as they stand: run and score it; it becomes the best only when
+    the framework's score is better, else the track goes back to the best. The best after it, and whether it was kept."""
+    higher = get_metric(track.job.summary.metric).higher_is_better
+    round_dir = track.code_dir / f"round_{number}"
+    round_dir.mkdir(parents=True, exist_ok=True)
+    (round_dir / "prep.py").write_text(track.prep.code)
+    track.notify("improving", number, detail=change)
+    started = time.time()
+    attempt = attempt_round(track, number, round_dir)
+    seconds = round(time.time() - started, 2)
+    kept = attempt.failure is None and (attempt.score > best.score if higher else attempt.score < best.score)
+    failure = attempt.failure
+    track.rounds.append(RepairRound(number, "ok" if failure is None else failure.status, seconds,
+                                    None if failure is None else failure.message, change=change,
+                                    score=attempt.score, step=step, kept=kept, threads=track.threads or None))
+    log.info("track %s improvement %s: %s (%s)", track.name, step, "kept" if kept else "not kept",
+             f"{attempt.score:.5g} vs {best.score:.5g}" if failure is None else failure.message)
+    if kept:
+        track.notify("verified", number, score=attempt.score)
+        return snapshot(track, number, round_dir, attempt.score, seconds), True
+    restore(track, best)
+    track.notify("verified", best.number, detail=f"kept round {best.number}", score=best.score)
+    return best, False
 
 
 def _first_step_with_more_time(plans, facts: RoundFacts, left: float, exhausted: frozenset[str]):

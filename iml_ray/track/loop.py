@@ -25,6 +25,7 @@ from iml_ray.track import checks
 from iml_ray.track.checks import encoder_cache_env, failing_section, prep_output, probe_prep, read_json, verify
 from iml_ray.track.improve import Verified, improve, restore, snapshot
 from iml_ray.track.job import ModuleSlot, TrackAgents, TrackJob, search_pays_off
+from iml_ray.track.llm_improve import improve_with_llm
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,10 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
             seconds = round(time.time() - round_started, 2)
             track.notify("verified", number, score=attempt.score)
             track.rounds.append(RepairRound(number, "ok", seconds, score=attempt.score))
-            best, stopped = improve(track, snapshot(track, number, round_dir, attempt.score, seconds), attempt_round)
+            first = snapshot(track, number, round_dir, attempt.score, seconds)
+            # A model module the LLM wrote is improved by the LLM; the rules re-plan their own modules.
+            llm_model = track.job.improve and track.model.source == "llm" and agents_use_llm(agents)
+            best, stopped = (improve_with_llm if llm_model else improve)(track, first, attempt_round)
             return _verified(track, best, stopped)
         failure_line = repair_round(track, number, round_dir, attempt.failure, round_started)
         if failure_line is not None:

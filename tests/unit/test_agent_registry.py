@@ -49,5 +49,12 @@ def test_the_agents_an_llm_can_drive_are_those_with_a_prompt():
 
 
 def test_no_prompt_file_is_left_without_its_agent():
+    """Each prompt is an agent's: <agent>.md, or <agent>_<request>.md for a second kind of request it answers (the
+    ModelingCoder's improve), rendered by that agent's module."""
     prompts = {p.name[:-3] for p in resources.files("iml_ray.agents").iterdir() if p.name.endswith(".md")}
-    assert prompts == set(LLM_AGENTS)
+    assert set(LLM_AGENTS) <= prompts
+    for extra in prompts - set(LLM_AGENTS):
+        owner = next((a for a in LLM_AGENTS if extra.startswith(f"{a}_")), None)
+        assert owner is not None, f"iml_ray/agents/{extra}.md belongs to no agent"
+        source = inspect.getsource(importlib.import_module(f"iml_ray.agents.{owner}"))
+        assert f'"{extra}"' in source, f"agents/{owner}.py does not render {extra}.md"
