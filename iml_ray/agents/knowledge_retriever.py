@@ -40,7 +40,7 @@ def ask_llm(brain: Brain, summary: TaskSummary, profile: Profile, matched: Knowl
     cards, advice = brain.ask(messages(task_brief(summary), profile_brief(profile),
                                        [{"id": m.card.id, "why": m.why} for m in matched.cards],
                                        [{"id": c.id, "title": c.title, "advice": c.advice, "when": c.when}
-                                        for c in catalogue]),
+                                        for c in catalogue], profile.findings),
                               lambda text: parse(text, list(by_id)))
     why = {m.card.id: m.why for m in matched.cards}
     chosen = tuple(MatchedCard(by_id[i], why.get(i, "chosen by the LLM KnowledgeRetriever")) for i in cards)
@@ -49,9 +49,10 @@ def ask_llm(brain: Brain, summary: TaskSummary, profile: Profile, matched: Knowl
     return Knowledge(chosen, advice)
 
 
-def messages(task: dict, profile: dict, matched: list[dict], catalogue: list[dict]) -> list[dict]:
+def messages(task: dict, profile: dict, matched: list[dict], catalogue: list[dict], findings: dict | None = None
+             ) -> list[dict]:
     return render(__package__, KnowledgeRetriever.prompt, task=task, profile=profile, matched=matched,
-                  catalogue=catalogue)
+                  catalogue=catalogue, findings=findings or "(none)")
 
 
 def parse(text: str, known: list[str]) -> tuple[list[str], str]:

@@ -28,9 +28,12 @@ class ModelingCoder(Agent):
         return render_model(summary, plan, train, contract)
 
     def draft(self, summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract,
-              prep_output: dict, threads: int, deadline: float | None = None) -> tuple[str, str]:
+              prep_output: dict, threads: int, deadline: float | None = None, prep_source: str = "",
+              context: dict | None = None) -> tuple[str, str]:
+        """The model module for the verified prep module (prep_output: what it returned, with its feature names;
+        prep_source: its code) and who wrote it; context: the findings, advice and notes of the plan phase."""
         code = self._with_llm(f"model module for {plan.track}", lambda brain: ask_llm(
-            brain, summary, plan, contract, prep_output, threads), deadline) \
+            brain, summary, plan, contract, prep_output, threads, prep_source, context or {}), deadline) \
             if plan.model_template in ("traditional", "custom_nn") else None
         return (self.write(summary, plan, train, contract), "rules") if code is None else (code, "llm")
 
@@ -66,20 +69,24 @@ def ask_to_improve(brain: Brain, summary: TaskSummary, plan: TrackPlan, contract
 
 
 def ask_llm(brain: Brain, summary: TaskSummary, plan: TrackPlan, contract: InterfaceContract, prep_output: dict,
-            threads: int) -> str:
+            threads: int, prep_source: str = "", context: dict | None = None) -> str:
     code = brain.ask(messages(plan.track, summary.target, summary.problem_type, summary.metric, summary.n_train,
-                              plan.to_json(), prep_output, contract.to_json(), threads),
+                              plan.to_json(), prep_output, contract.to_json(), threads, prep_source, context),
                      parse)
     brain.note("llm", f"model module for {plan.track} written")
     return code
 
 
 def messages(track: str, target: str, problem_type: str, metric: str, n_train: int, plan: dict,
-             prep_output: dict, contract: dict, threads: int) -> list[dict]:
+             prep_output: dict, contract: dict, threads: int, prep_source: str = "",
+             context: dict | None = None) -> list[dict]:
+    context = context or {}
     return render(__package__, ModelingCoder.prompt, track=track, target=target, problem_type=problem_type,
                   metric=metric, n_train=str(n_train), classes=contract["classes"] or "(regression)", plan=plan,
                   prep_output=prep_output, contract=contract, target_encoding=contract["target_encoding"],
-                  prediction=contract["prediction"], threads=str(threads))
+                  prediction=contract["prediction"], threads=str(threads),
+                  prep_source=(prep_source or "(not shown)").rstrip(), findings=context.get("findings") or "(none)",
+                  advice=context.get("advice") or "(none)", notes=context.get("notes") or "(none)")
 
 
 def parse(text: str) -> str:

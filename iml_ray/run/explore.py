@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 FALLBACK_TRACK = "fallback"     # the target's prior, run only when no track verified
 
 
+def coder_context(planned: Planned) -> dict:
+    """What the coders are told of what the plan phase learned: the Profiler's findings, the advice, the notes."""
+    return {"findings": dict(planned.profile.findings or {}), "advice": planned.knowledge.advice or "",
+            "notes": list(planned.blueprint.notes)}
+
+
 class Explorer:
     def __init__(self, config: RunConfig, progress: Progress, rundir: RunDir, state: dict, agents: RunAgents,
                  llm: LLMPlumbing | None):
@@ -95,7 +101,8 @@ class Explorer:
                            deadline=track_deadline, memory_mb=share.memory_mb, cpus=share.threads,
                            max_rounds=self.config.max_repair_rounds, max_log_bytes=self.config.max_log_bytes,
                            max_disk_mb=self.config.max_candidate_disk_mb, resources=share.to_json(),
-                           tune=self._tune_settings(share), columns=columns, allow_network=self.config.allow_network)
+                           tune=self._tune_settings(share), columns=columns, allow_network=self.config.allow_network,
+                           context=coder_context(planned))
             ref = run_track_task.options(num_cpus=share.num_cpus, num_gpus=share.num_gpus,
                                          max_retries=self.config.track_retries, retry_exceptions=False,
                                          name=f"track:{planned.summary.name}:{plan.track}").remote(

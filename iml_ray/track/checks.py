@@ -27,10 +27,13 @@ log = logging.getLogger(__name__)
 
 
 def prep_output(report: dict) -> dict:
-    """What the verified prep module returned, for the model coder: shapes, types, layout."""
+    """What the verified prep module returned, for the model coder: shapes, types, layout, the columns' names."""
     keep = ("shape", "sparse", "dtype")
-    return {"train": {k: report.get("train", {}).get(k) for k in keep},
-            "test": {k: report.get("test", {}).get(k) for k in keep}, "layout": report.get("layout")}
+    output = {"train": {k: report.get("train", {}).get(k) for k in keep},
+              "test": {k: report.get("test", {}).get(k) for k in keep}, "layout": report.get("layout")}
+    if report.get("feature_names"):
+        output["feature_names"] = report["feature_names"]
+    return output
 
 
 def encoder_cache_env(job: TrackJob) -> dict[str, str]:

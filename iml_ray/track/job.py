@@ -27,6 +27,9 @@ class TrackJob:
     tune: TuneSettings | None = None                   # Ray Tune inside the generated code; None: no tuning
     max_rounds: int = 10
     columns: str = ""               # one line per column (the profile's view), for LLM coders and the Debugger
+    # What the agents before the tracks learned, for the LLM coders: the Profiler's findings, the KnowledgeRetriever's
+    # advice and the blueprint's notes.
+    context: dict = field(default_factory=dict)
     allow_network: bool = False     # --allow-network: generated code keeps the host's network (e.g. a model hub)
     max_log_bytes: int = 20_000_000
     max_disk_mb: int = 5000

@@ -134,7 +134,7 @@ def attempt_round(track: Track, number: int, round_dir: Path) -> Attempt:
     if track.model.code is None:
         # The model module is written for a prep module that the contract check has passed.
         track.notify("writing model", number)
-        track.model.code, track.model.source = _draft_model(agents, job, track.plans, track.prep_output)
+        track.model.code, track.model.source = _draft_model(agents, job, track.plans, track.prep_output, track.prep.code)
     _write_model(track, round_dir)
     track.notify("running", number)
     try:
@@ -315,14 +315,27 @@ def _draft_prep(agents: TrackAgents, job: TrackJob, plans: Plans) -> tuple[str, 
     draft = getattr(agents.prep_coder, "draft", None)
     if draft is None or not agents_use_llm(agents):
         return agents.prep_coder.write(job.summary, plans.prep), "rules"
-    return draft(job.summary, plans.prep, job.contract, job.columns, deadline=llm_deadline(job))
+    return draft(job.summary, plans.prep, job.contract, job.columns, deadline=llm_deadline(job),
+                 context={**job.context, "consumers": consumers(plans)})
 
 
-def _draft_model(agents: TrackAgents, job: TrackJob, plans: Plans, prep_output: dict) -> tuple[str, str]:
+def _draft_model(agents: TrackAgents, job: TrackJob, plans: Plans, prep_output: dict, prep_source: str | None
+                 ) -> tuple[str, str]:
     draft = getattr(agents.model_coder, "draft", None)
     if draft is None or not agents_use_llm(agents):
         return agents.model_coder.write(job.summary, plans.track, plans.train, job.contract), "rules"
-    return draft(job.summary, plans.track, plans.train, job.contract, prep_output, job.cpus, deadline=llm_deadline(job))
+    return draft(job.summary, plans.track, plans.train, job.contract, prep_output, job.cpus, deadline=llm_deadline(job),
+                 prep_source=prep_source or "", context=job.context)
+
+
+def consumers(plans: Plans) -> str:
+    """Who reads the prep module's matrix, for its coder: the track's models."""
+    track = plans.track
+    if track.model_template == "custom_nn":
+        return (f"the {track.track} track's neural network (an MLP over the numbers, an embedding per categorical code "
+                "column, a bag of the text block's terms, a CNN over an image block): it scales numbers itself")
+    return (f"the {track.track} track's models: {', '.join(track.models)} (the trees read categorical codes as "
+            "categories and skip a sparse text block; the linear model scales the numbers and one-hot encodes the codes)")
 
 
 def _repair_llm_module(track: Track, slot: ModuleSlot, failure: Failure, diagnosis: Diagnosis) -> str:

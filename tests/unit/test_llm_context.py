@@ -1,0 +1,73 @@
+"""Every LLM agent gets what the agents before it learned (issue 21): the Profiler's findings reach the
+KnowledgeRetriever and both coders, the advice and the blueprint's notes reach the coders, each track's
+PreprocessingCoder is told which models read its matrix, and the ModelingCoder sees the verified prep module's
+source and the names of the matrix's columns. Real sandbox, the scripted chat server."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+from helpers import binary_frames, traditional_job, write_task
+from llm_scripts import GOOD_PREP, MODEL, answer, fenced
+
+from iml_ray.agents.assembler import Assembler
+from iml_ray.agents.debugger import Debugger
+from iml_ray.agents.error_analyzer import ErrorAnalyzer
+from iml_ray.agents.evaluator import Evaluator
+from iml_ray.agents.knowledge_retriever import KnowledgeRetriever
+from iml_ray.agents.modeling_coder import ModelingCoder
+from iml_ray.agents.preprocessing_coder import PreprocessingCoder
+from iml_ray.llm.plumbing import LLMPlumbing
+from iml_ray.llm.serving.scripted_server import ScriptedServer
+from iml_ray.llm.settings import LLMSettings
+from iml_ray.task.inference import analyze_task
+from iml_ray.task.profiling import profile_task
+from iml_ray.track.job import TrackAgents
+from iml_ray.track.loop import run_track
+
+FINDINGS = {"age": "age above 60 has twice the positive rate", "duplicates": "7 duplicated train rows"}
+ADVICE = "Keep colour: it is the second most informative column."
+NOTE = "validated on 5 folds"
+# The prep module names its columns, as the framework's own does.
+NAMED_PREP = GOOD_PREP.replace(
+    '''        return self''',
+    '''        self.feature_names_ = self.numeric + [f"colour={c}" for c in self.colours]
+        return self''', 1)
+
+
+def _llm(server):
+    return LLMPlumbing(LLMSettings(base_url=server.url, model="scripted", backoff_s=0.01, max_retries=0))
+
+
+def test_the_knowledge_retriever_sees_the_profilers_findings(tmp_path):
+    train, test, sample = binary_frames(120, 30)
+    summary = analyze_task(write_task(tmp_path / "t", train, test, sample))
+    profile = dataclasses.replace(profile_task(summary), findings=FINDINGS)
+    with ScriptedServer([{"content": json.dumps({"cards": [], "advice": ADVICE})}]) as server:
+        knowledge = KnowledgeRetriever("openai", _llm(server)).retrieve(summary, profile, ("traditional",))
+        prompt = server.requests[0]["body"]["messages"][1]["content"]
+    assert knowledge.advice == ADVICE
+    assert "age above 60 has twice the positive rate" in prompt and "7 duplicated train rows" in prompt
+
+
+def test_the_coders_see_the_findings_the_advice_the_notes_their_readers_and_the_prep_they_build_on(tmp_path):
+    train, test, sample = binary_frames(300, 60)
+    summary = analyze_task(write_task(tmp_path / "t", train, test, sample, "## Evaluation\nAUC"))
+    job = dataclasses.replace(traditional_job(tmp_path, summary, time.time() + 120, improve=False),
+                              context={"findings": FINDINGS, "advice": ADVICE, "notes": [NOTE]})
+    script = [answer("PreprocessingCoder", fenced(NAMED_PREP)), answer("ModelingCoder", fenced(MODEL))]
+    with ScriptedServer(script) as server:
+        llm = _llm(server)
+        agents = TrackAgents(PreprocessingCoder("openai", llm), ModelingCoder("openai", llm), Assembler(),
+                             ErrorAnalyzer(), Debugger(), Evaluator(), llm=True)
+        result = run_track(job, agents)
+        prep_prompt, model_prompt = [r["body"]["messages"][1]["content"] for r in server.requests]
+    assert result.status == "verified" and result.details["modules"]["model"]["source"] == "llm"
+    for prompt in (prep_prompt, model_prompt):
+        assert "age above 60 has twice the positive rate" in prompt and ADVICE in prompt and NOTE in prompt
+    # The prep coder knows which models read its matrix.
+    assert "the traditional track's models: lightgbm, linear" in prep_prompt
+    # The model coder sees the verified prep module and the names of the matrix's columns, in order.
+    assert 'self.feature_names_ = self.numeric + [f"colour={c}"' in model_prompt
+    assert '"feature_names": [\n  "x1",\n  "age",\n  "colour=' in model_prompt
