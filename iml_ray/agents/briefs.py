@@ -52,3 +52,32 @@ def scrub_paths(text: str) -> str:
     return text.replace(home, "~") if home not in ("", "/") else text
 
 
+
+
+MODEL_LIBRARIES = ("numpy", "scipy", "scikit-learn", "lightgbm", "torch", "catboost", "xgboost-cpu", "xgboost")
+
+
+def library_versions() -> str:
+    """The model libraries installed where generated code runs (the same environment as the agents)."""
+    from importlib import metadata
+
+    found = []
+    for name in MODEL_LIBRARIES:
+        try:
+            found.append(f"{name.replace('-cpu', '')} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return ", ".join(dict.fromkeys(found)) or "(none found)"
+
+
+RULES_CODES = ("whole numbers per column: 0..k-1 for its k codes, where k-2 stands for a rare or unseen value and k-1 "
+               "for a missing one")
+
+
+def run_facts(context: dict, fits: int) -> dict[str, str]:
+    """How the framework runs a model module, for the ModelingCoder's prompts: calls, time limit, codes, libraries."""
+    limit = context.get("round_limit_s")
+    return {"fits": str(fits),
+            "time_limit": f"{float(limit):.0f} s" if limit else "the track's time left",
+            "codes": RULES_CODES if context.get("prep_source") == "rules" else "as the preprocessing module writes them",
+            "libraries": library_versions()}

@@ -49,6 +49,7 @@ class ModelingCoder(Agent):
 
 def ask_to_improve(brain: Brain, summary: TaskSummary, plan: TrackPlan, contract: InterfaceContract,
                    prep_output: dict, threads: int, brief: dict) -> str:
+    from iml_ray.agents.briefs import run_facts
     from iml_ray.metrics.registry import get_metric
 
     higher = get_metric(summary.metric).higher_is_better
@@ -56,10 +57,11 @@ def ask_to_improve(brain: Brain, summary: TaskSummary, plan: TrackPlan, contract
                   direction="higher" if higher else "lower", n_train=str(summary.n_train),
                   classes=contract.classes or "(regression)", prep_output=prep_output, contract=contract.to_json(),
                   code=brief["code"].rstrip(), score=f"{brief['score']:.6g}", model=brief.get("model") or {},
-                  fits=str(brief["fits"]), target_encoding=contract.target_encoding, prediction=contract.prediction,
-                  threads=str(threads))
+                  target_encoding=contract.target_encoding, prediction=contract.prediction, threads=str(threads),
+                  **run_facts(brief.get("context") or {}, brief["fits"]))
     timing = dict(others=brief.get("others") or "(no other track has scored yet)", history=brief.get("history") or [],
-                  seconds_left=f"{brief['seconds_left']:.0f}", round_s=f"{brief['round_s']:.0f}")
+                  seconds_left=f"{brief['seconds_left']:.0f}", round_s=f"{brief['round_s']:.0f}",
+                  time_limit=stable.pop("time_limit"))
     # The seconds, the other tracks' progress and this track's rounds change from run to run: the answer is cached
     # under the module, its score and its description, so a rerun of the same run finds it.
     code = brain.ask(render(__package__, "modeling_coder_improve", **stable, **timing), parse,
@@ -70,9 +72,12 @@ def ask_to_improve(brain: Brain, summary: TaskSummary, plan: TrackPlan, contract
 
 def ask_llm(brain: Brain, summary: TaskSummary, plan: TrackPlan, contract: InterfaceContract, prep_output: dict,
             threads: int, prep_source: str = "", context: dict | None = None) -> str:
-    code = brain.ask(messages(plan.track, summary.target, summary.problem_type, summary.metric, summary.n_train,
-                              plan.to_json(), prep_output, contract.to_json(), threads, prep_source, context),
-                     parse)
+    def asked(context: dict | None) -> list[dict]:
+        return messages(plan.track, summary.target, summary.problem_type, summary.metric, summary.n_train,
+                        plan.to_json(), prep_output, contract.to_json(), threads, prep_source, context)
+
+    # The round's time limit changes from run to run: the answer is cached without it, so a rerun finds it.
+    code = brain.ask(asked(context), parse, cache_as=asked({**(context or {}), "round_limit_s": None}))
     brain.note("llm", f"model module for {plan.track} written")
     return code
 
@@ -80,8 +85,11 @@ def ask_llm(brain: Brain, summary: TaskSummary, plan: TrackPlan, contract: Inter
 def messages(track: str, target: str, problem_type: str, metric: str, n_train: int, plan: dict,
              prep_output: dict, contract: dict, threads: int, prep_source: str = "",
              context: dict | None = None) -> list[dict]:
+    from iml_ray.agents.briefs import run_facts
+
     context = context or {}
-    return render(__package__, ModelingCoder.prompt, track=track, target=target, problem_type=problem_type,
+    return render(__package__, ModelingCoder.prompt, **run_facts(context, int(context.get("fits") or 2)),
+                  track=track, target=target, problem_type=problem_type,
                   metric=metric, n_train=str(n_train), classes=contract["classes"] or "(regression)", plan=plan,
                   prep_output=prep_output, contract=contract, target_encoding=contract["target_encoding"],
                   prediction=contract["prediction"], threads=str(threads),

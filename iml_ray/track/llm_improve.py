@@ -57,7 +57,9 @@ def brief(track, best: Verified, run_info: dict, left: float) -> dict:
     return {"code": best.model.code or "", "score": best.score,
             "model": validation.get("model") or (run_info.get("final") or {}).get("model") or {},
             "others": _other_tracks(track), "history": _history(track), "seconds_left": left, "round_s": best.seconds,
-            "fits": track.plans.train.pipeline_fits}
+            "fits": track.plans.train.pipeline_fits,
+            # An improvement round may run to the track's deadline.
+            "context": {"round_limit_s": left, "prep_source": track.prep.source}}
 
 
 def _other_tracks(track) -> dict:

@@ -134,7 +134,7 @@ def attempt_round(track: Track, number: int, round_dir: Path) -> Attempt:
     if track.model.code is None:
         # The model module is written for a prep module that the contract check has passed.
         track.notify("writing model", number)
-        track.model.code, track.model.source = _draft_model(agents, job, track.plans, track.prep_output, track.prep.code)
+        track.model.code, track.model.source = _draft_model(agents, job, track.plans, track.prep_output, track.prep)
     _write_model(track, round_dir)
     track.notify("running", number)
     try:
@@ -319,13 +319,17 @@ def _draft_prep(agents: TrackAgents, job: TrackJob, plans: Plans) -> tuple[str, 
                  context={**job.context, "consumers": consumers(plans)})
 
 
-def _draft_model(agents: TrackAgents, job: TrackJob, plans: Plans, prep_output: dict, prep_source: str | None
+def _draft_model(agents: TrackAgents, job: TrackJob, plans: Plans, prep_output: dict, prep: ModuleSlot
                  ) -> tuple[str, str]:
     draft = getattr(agents.model_coder, "draft", None)
     if draft is None or not agents_use_llm(agents):
         return agents.model_coder.write(job.summary, plans.track, plans.train, job.contract), "rules"
+    # How the framework will run the module: the fits of a round and the time the sandbox gives the first one.
+    left = job.deadline - time.time()
+    context = {**job.context, "fits": plans.train.pipeline_fits, "prep_source": prep.source,
+               "round_limit_s": max(job.min_round_s, left * job.attempt_share) if left > 0 else None}
     return draft(job.summary, plans.track, plans.train, job.contract, prep_output, job.cpus, deadline=llm_deadline(job),
-                 prep_source=prep_source or "", context=job.context)
+                 prep_source=prep.code or "", context=context)
 
 
 def consumers(plans: Plans) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 
 from helpers import binary_frames, traditional_job, write_task
@@ -71,3 +72,10 @@ def test_the_coders_see_the_findings_the_advice_the_notes_their_readers_and_the_
     # The model coder sees the verified prep module and the names of the matrix's columns, in order.
     assert 'self.feature_names_ = self.numeric + [f"colour={c}"' in model_prompt
     assert '"feature_names": [\n  "x1",\n  "age",\n  "colour=' in model_prompt
+    # How the framework runs the module: its calls, the enforced time limit, the codes, the installed libraries.
+    from importlib import metadata
+
+    assert f"One round calls fit_model {job.plans.train.pipeline_fits} times in one process" in model_prompt
+    assert re.search(r"The round is killed after \d+ s \(every fit and prediction together", model_prompt)
+    assert "hold codes: as the preprocessing module writes them" in model_prompt        # the LLM wrote the prep
+    assert f"lightgbm {metadata.version('lightgbm')}" in model_prompt and "scikit-learn " in model_prompt
