@@ -38,6 +38,9 @@ class PrepPlan:
     text: tuple[str, ...] = ()
     datetime: tuple[str, ...] = ()
     dropped: dict[str, str] = field(default_factory=dict)   # column → why
+    # numeric column → {"transform": "log1p", "why": ...}: log1p keeps the sign (sign(x) * log1p(|x|)), for skewed
+    # counts and amounts that a linear model or a network reads better on a log scale (trees do not mind)
+    column_transforms: dict[str, dict[str, str]] = field(default_factory=dict)
     missing_indicators: bool = True
     max_categories: int = 200
     min_category_count: int = 2

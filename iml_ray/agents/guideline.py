@@ -10,13 +10,14 @@ the data) must come back unchanged.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from iml_ray.agents.base import Agent
 from iml_ray.agents.briefs import profile_brief, task_brief
-from iml_ray.blueprint import Blueprint, InterfaceContract, PrepPlan
+from iml_ray.blueprint import Blueprint, InterfaceContract, PrepPlan, TrackPlan
 from iml_ray.llm.errors import BadAnswer
 from iml_ray.llm.extract import extract_json
 from iml_ray.llm.prompt import render
@@ -86,7 +87,7 @@ def ask_llm(brain: Brain, summary: TaskSummary, profile: Profile, knowledge: Kno
 
 def messages(task: dict, profile: dict, findings: dict, advice: str, draft: dict) -> list[dict]:
     return render(__package__, GuidelineAgent.prompt, task=task, profile=profile, findings=findings or "(none)",
-                  advice=advice or "(none)", draft=draft)
+                  advice=advice or "(none)", draft=draft, models=list(TRADITIONAL_MODELS))
 
 
 def parse(text: str, draft: Blueprint, draft_contract: InterfaceContract, columns: list[str],
@@ -118,16 +119,53 @@ def parse(text: str, draft: Blueprint, draft_contract: InterfaceContract, column
             raise BadAnswer(f"track {plan.track}: models must be a non-empty subset of {list(TRADITIONAL_MODELS)}")
     if not blueprint.tracks:
         raise BadAnswer("the blueprint needs at least one track")
+    # A dropped column leaves every role (the answer need not repeat the role lists without it).
+    prep = blueprint.prep
+    roles = ("numeric", "numeric_coerce", "categorical", "text", "datetime")
+    blueprint = replace(blueprint, prep=prep.replace(**{r: tuple(c for c in getattr(prep, r) if c not in prep.dropped)
+                                                        for r in roles}))
     unknown = [c for c in blueprint.prep.used_columns if c not in columns]
     if unknown:
         raise BadAnswer(f"prep names column(s) {unknown} that the task does not have; the columns are {columns}")
+    _check_column_transforms(blueprint.prep)
+    fields = {f.name for f in dataclasses.fields(PrepPlan)}
+    for plan in blueprint.tracks:
+        if set(plan.prep_changes) - fields:
+            raise BadAnswer(f"track {plan.track}: prep_changes has no key(s) {sorted(set(plan.prep_changes) - fields)}; "
+                            f"it takes keys of blueprint.prep")
+    why = str(answer.get("why", ""))[:300]
+    before = {t.track: t for t in draft.tracks}
+    blueprint = replace(blueprint, tracks=tuple(_with_reasons(plan, before[plan.track], why) for plan in blueprint.tracks))
+    # The contract's facts follow from the data and the prep: re-derived, whatever the answer said of them; only its
+    # prose (the APIs and the matrix) is the model's to change.
     derived = contract_for(blueprint.prep)
-    for name, value in derived.to_json().items():
-        if name in ("prep_api", "model_api", "matrix"):
-            continue
-        if contract.to_json()[name] != value:
-            raise BadAnswer(f"contract.{name} must be {value} (a fact of the data and the blueprint's prep)")
-    return blueprint, derived, str(answer.get("why", ""))[:300]
+    prose = {k: v for k, v in contract.to_json().items() if k in ("prep_api", "model_api", "matrix")}
+    return blueprint, InterfaceContract.from_json({**derived.to_json(), **prose}), why
+
+
+TRANSFORMS = ("log1p",)
+
+
+def _check_column_transforms(prep: PrepPlan) -> None:
+    numbers = set(prep.numeric) | set(prep.numeric_coerce)
+    for column, spec in prep.column_transforms.items():
+        if column not in numbers:
+            raise BadAnswer(f"prep.column_transforms: {column!r} is not one of prep.numeric or prep.numeric_coerce")
+        if not isinstance(spec, dict) or spec.get("transform") not in TRANSFORMS or not isinstance(spec.get("why"), str):
+            raise BadAnswer(f'prep.column_transforms.{column} must be {{"transform": one of {list(TRANSFORMS)}, '
+                            '"why": "<reason>"}')
+
+
+def _with_reasons(plan: TrackPlan, drafted: TrackPlan, why: str) -> TrackPlan:
+    """A track the answer changed says so in its reasons (the draft's reasons described the draft's settings)."""
+    if replace(plan, reasons=()) == replace(drafted, reasons=()):
+        return plan
+    changed = [f.name for f in dataclasses.fields(TrackPlan)
+               if f.name != "reasons" and getattr(plan, f.name) != getattr(drafted, f.name)]
+    models = ", ".join(plan.models)
+    return replace(plan, reasons=(f"models: {models} ({plan.model_template} template)",
+                                  f"changed by the GuidelineAgent (llm): {', '.join(changed)}",
+                                  *((f"why: {why}",) if why else ())))
 
 
 def merge(draft: Any, change: Any) -> Any:
@@ -150,7 +188,7 @@ def _same_shape(draft: Any, value: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise BadAnswer(f"{path} must be an object")
         if path.endswith(("lightgbm", "linear", "nn", "tune", "dropped", "prep_changes", "text_encoder",
-                          "image_encoder")):
+                          "image_encoder", "column_transforms", "families")):
             return   # free-form settings: the templates read what they know
         for key, item in value.items():
             if key not in draft:

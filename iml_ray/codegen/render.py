@@ -54,6 +54,7 @@ def render_prep(summary: TaskSummary, plan: PrepPlan) -> str:
         "categorical": list(plan.categorical),
         "text": list(plan.text),
         "datetime": list(plan.datetime),
+        "log1p": [column for column, spec in plan.column_transforms.items() if spec.get("transform") == "log1p"],
         "missing_indicators": plan.missing_indicators,
         "max_categories": plan.max_categories,
         "min_category_count": plan.min_category_count,

@@ -97,7 +97,12 @@ def _parse(summary, blueprint, contract, answer):
     ({"blueprint": {"eval": {"metric": "auc"}}}, "blueprint.eval must stay"),
     ({"blueprint": {"prep": {"numeric": ["x1", "height"]}}}, "prep names column(s) ['height']"),
     ({"blueprint": {"tracks": [{"track": "traditional", "models": ["svm"]}]}}, "models must be a non-empty subset"),
-    ({"contract": {"n_test_rows": 5}}, "contract.n_test_rows must be 30"),
+    ({"blueprint": {"prep": {"column_transforms": {"colour": {"transform": "log1p", "why": "skewed"}}}}},
+     "'colour' is not one of prep.numeric"),
+    ({"blueprint": {"prep": {"column_transforms": {"x1": {"transform": "sqrt", "why": "skewed"}}}}},
+     'prep.column_transforms.x1 must be {"transform": one of [\'log1p\']'),
+    ({"blueprint": {"tracks": [{"track": "traditional", "prep_changes": {"scaler": "robust"}}]}},
+     "prep_changes has no key(s) ['scaler']"),
 ])
 def test_an_invalid_blueprint_is_refused_with_a_message_the_model_can_act_on(tmp_path, change, complaint):
     summary, blueprint, contract = _draft(tmp_path)
@@ -117,6 +122,33 @@ def test_a_partial_blueprint_answer_is_merged_into_the_draft(tmp_path):
     assert merged.tracks[0].models == ("linear",)
     assert merged.tracks[0].lightgbm == blueprint.track("traditional").lightgbm   # the rest of the track kept
     assert merged_contract == contract and why == "tiny data: a linear model only"
+
+
+def test_a_partial_answer_merges_as_the_prompt_documents_it(tmp_path):
+    """The prompt's example, on a draft of two tracks: a dropped column leaves its role, a log1p transform with its
+    reason, a track changed by name and one kept as drafted, the changed track's reasons rewritten; a changed fact
+    of the contract is re-derived from the data, not re-asked."""
+    summary, blueprint, contract = _draft(tmp_path)
+    prompt = "\n".join(m["content"] for m in guideline.messages({}, {}, {}, "", {"blueprint": blueprint.to_json()}))
+    assert '"tracks": [{"track": "traditional", "models": ["lightgbm", "catboost", "linear"]}, {"track": "custom_nn"}]' in prompt
+    assert "a drafted track left out is not run" in prompt and "the contract follows it" in prompt
+    assert {t.track for t in blueprint.tracks} == {"traditional", "custom_nn"}
+    answer = {"blueprint": {"prep": {"dropped": {"age": "an identifier in disguise"},
+                                     "column_transforms": {"x1": {"transform": "log1p", "why": "x1 is skewed"}}},
+                            "tracks": [{"track": "traditional", "models": ["lightgbm", "catboost", "linear"]},
+                                       {"track": "custom_nn"}]},
+              "contract": {"n_test_rows": 5}, "why": "drop age, log-scale x1, add CatBoost"}
+    merged, merged_contract, why = _parse(summary, blueprint, contract, answer)
+    assert "age" not in merged.prep.used_columns and merged.prep.dropped["age"] == "an identifier in disguise"
+    assert merged.prep.column_transforms == {"x1": {"transform": "log1p", "why": "x1 is skewed"}}
+    traditional, network = merged.tracks
+    assert traditional.models == ("lightgbm", "catboost", "linear")
+    assert traditional.lightgbm == blueprint.track("traditional").lightgbm
+    assert traditional.reasons[:2] == ("models: lightgbm, catboost, linear (traditional template)",
+                                       "changed by the GuidelineAgent (llm): models")
+    assert network == blueprint.track("custom_nn")                     # given by name only: as drafted, reasons too
+    assert merged_contract.n_test_rows == contract.n_test_rows == 30
+    assert "age" not in merged_contract.input_columns and why == "drop age, log-scale x1, add CatBoost"
 
 
 def test_a_module_without_its_entry_points_is_refused():

@@ -315,6 +315,22 @@ def test_mape_is_fitted_with_the_objective_that_weighs_rows_as_the_metric_does(t
     assert test_mape(plan) < 0.9 * test_mape(plain)
 
 
+def test_a_log1p_column_transform_keeps_the_sign_and_leaves_the_other_columns(tmp_path):
+    train, test, sample = binary_frames(200, 50)
+    train = train.assign(x1=train["x1"] * 1000)
+    root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nAUC")
+    summary, blueprint, _ = _plan(root)
+    plain = _load(render_prep(summary, blueprint.prep), "plain").Preprocessor().fit(train)
+    logged_plan = blueprint.prep.replace(column_transforms={"x1": {"transform": "log1p", "why": "skewed"}})
+    logged = _load(render_prep(summary, logged_plan), "logged").Preprocessor().fit(train)
+    before, after = (np.asarray(p.transform(train).todense() if sparse.issparse(p.transform(train)) else p.transform(train))
+                     for p in (plain, logged))
+    x1 = plain.feature_names_.index("x1")
+    assert np.allclose(after[:, x1], np.sign(before[:, x1]) * np.log1p(np.abs(before[:, x1])), atol=1e-3)
+    others = [i for i in range(before.shape[1]) if i != x1]
+    assert np.allclose(after[:, others], before[:, others])
+
+
 def _quantile_task(tmp_path, n=2000, seed=5):
     """y = 3a + noise whose spread grows with b; evaluated by the pinball loss at the 90th percentile."""
     rng = np.random.default_rng(seed)
