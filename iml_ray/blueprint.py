@@ -232,6 +232,7 @@ class RepairRound:
     step: str | None = None            # an improvement round's step (plan/improvements.py); None: draft or repair
     kept: bool | None = None           # an improvement round: did its candidate replace the track's best?
     threads: int | None = None         # the round's threads, when more than the track's own (its peers had finished)
+    author: str | None = None          # who wrote the modules it ran: "rules", "llm" or "prep: llm, model: rules"
 
 
 @dataclass(frozen=True)

@@ -103,3 +103,61 @@ def failing_script() -> tuple[list[dict], dict]:
              answer("ErrorAnalyzer", json.dumps({"blamed": "prep", "explanation": "a missing column"}), repeat=100),
              answer("ModelingCoder", fenced(MODEL), repeat=100)],
             {"content": "I am not sure what you need."})
+
+
+# A first draft that ignores every column: the class frequencies.
+PRIOR_MODEL = '''
+import numpy as np
+
+
+def fit_model(X, y, layout):
+    counts = np.bincount(np.asarray(y, dtype=int), minlength=2) + 1.0
+    return counts / counts.sum()
+
+
+def predict_model(model, X):
+    return np.tile(model, (X.shape[0], 1))
+
+
+def describe_model(model):
+    return {"choice": "the class frequencies, whatever the row"}
+'''
+
+# What a capable model writes for a network track when asked to do better: a small MLP on scaled inputs.
+MLP_MODEL = '''
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def fit_model(X, y, layout):
+    network = MLPClassifier(hidden_layer_sizes=(32,), max_iter=400, early_stopping=True, random_state=0)
+    return make_pipeline(StandardScaler(), network).fit(X, y)
+
+
+def predict_model(model, X):
+    return model.predict_proba(X)
+
+
+def describe_model(model):
+    return {"choice": "an MLP of 32 units (written by the LLM)"}
+'''
+
+
+def improving_script(train_path: str, cards: list[str]) -> list[dict]:
+    """Two tracks whose first model modules are weak drafts; asked to improve, the model writes better ones."""
+    def coder(track: str, asked: str, code: str, **extra) -> dict:
+        return {"when": f"You are the ModelingCoder of iml-ray for the `{track}` track. {asked}", "content": fenced(code),
+                **extra}
+
+    return [
+        analyzer_answer(),
+        answer("Profiler", fenced(PROFILER.replace("TRAIN", repr(train_path)))),
+        answer("KnowledgeRetriever", json.dumps({"cards": cards, "advice": "A small tabular task."})),
+        answer("GuidelineAgent", json.dumps({"blueprint": {}, "contract": {}, "why": "the draft fits"})),
+        answer("PreprocessingCoder", fenced(GOOD_PREP), repeat=2),
+        coder("traditional", "You write", PRIOR_MODEL),
+        coder("custom_nn", "You write", PRIOR_MODEL),
+        coder("traditional", "A model module", MODEL),
+        coder("custom_nn", "A model module", MLP_MODEL),
+    ]

@@ -233,7 +233,7 @@ def _leaderboard_section(report: dict, run_dir: Path) -> str:
             score = "" if r.get("score") is None else f"{r['score']:.5g}"
             kept = "" if r.get("kept") is None else ("kept" if r["kept"] else "not kept")
             kind = (r.get("step") or ("repair" if r["status"] != "ok" else "first")) + \
-                (f" ({r['threads']} threads)" if r.get("threads") else "")
+                (f" ({r['threads']} threads)" if r.get("threads") else "") + (f", by {r['author']}" if r.get("author") else "")
             round_rows.append([esc(r["round"]), esc(kind),
                                esc(r["status"]), esc(score), esc(kept), esc(r.get("failure") or "ok"),
                                esc(r.get("blamed") or ""), esc(r.get("change") or ""), diff])

@@ -107,7 +107,8 @@ def run_step(track, best: Verified, number: int, step: str, change: str, attempt
     failure = attempt.failure
     track.rounds.append(RepairRound(number, "ok" if failure is None else failure.status, seconds,
                                     None if failure is None else failure.message, change=change,
-                                    score=attempt.score, step=step, kept=kept, threads=track.threads or None))
+                                    score=attempt.score, step=step, kept=kept, threads=track.threads or None,
+                                    author=authors(track)))
     log.info("track %s improvement %s: %s (%s)", track.name, step, "kept" if kept else "not kept",
              f"{attempt.score:.5g} vs {best.score:.5g}" if failure is None else failure.message)
     if kept:
@@ -126,6 +127,12 @@ def _first_step_with_more_time(plans, facts: RoundFacts, left: float, exhausted:
         if step is not None:
             return step
     return next_improvement(plans, facts, float("inf"), exhausted)
+
+
+def authors(track) -> str:
+    """Who wrote the modules a round ran: "rules", "llm", or each module's author when they differ."""
+    prep, model = (slot.source.split(" ")[0] for slot in (track.prep, track.model))
+    return prep if prep == model else f"prep: {prep}, model: {model}"
 
 
 def round_threads(track) -> int:

@@ -23,7 +23,7 @@ from iml_ray.safety.sandbox import SandboxResult, run_python
 from iml_ray.scoring.evaluate import aps
 from iml_ray.track import checks
 from iml_ray.track.checks import encoder_cache_env, failing_section, prep_output, probe_prep, read_json, verify
-from iml_ray.track.improve import Verified, improve, restore, snapshot
+from iml_ray.track.improve import Verified, authors, improve, restore, snapshot
 from iml_ray.track.job import ModuleSlot, TrackAgents, TrackJob, search_pays_off
 from iml_ray.track.llm_improve import improve_with_llm
 
@@ -107,7 +107,7 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
         if attempt.failure is None:
             seconds = round(time.time() - round_started, 2)
             track.notify("verified", number, score=attempt.score)
-            track.rounds.append(RepairRound(number, "ok", seconds, score=attempt.score))
+            track.rounds.append(RepairRound(number, "ok", seconds, score=attempt.score, author=authors(track)))
             first = snapshot(track, number, round_dir, attempt.score, seconds)
             # A model module the LLM wrote is improved by the LLM; the rules re-plan their own modules.
             llm_model = track.job.improve and track.model.source == "llm" and agents_use_llm(agents)

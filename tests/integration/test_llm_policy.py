@@ -12,7 +12,7 @@ import sys
 
 import pytest
 from helpers import binary_frames, local_ray, write_task
-from llm_scripts import failing_script, repair_script
+from llm_scripts import failing_script, improving_script, repair_script
 
 from iml_ray.llm.serving.scripted_server import ScriptedServer
 from iml_ray.llm.settings import LLMSettings
@@ -157,6 +157,29 @@ def test_llm_that_keeps_failing_ends_in_the_rules_module_and_a_valid_submission(
     # The agents whose answers never parsed fell back to rules, and the report says so.
     fallbacks = {e["agent"] for e in result.report["llm"]["events"] if e["what"] == "rules"}
     assert {"guideline", "knowledge_retriever"} <= fallbacks
+
+
+def test_the_llm_improves_its_weak_drafts_on_two_tracks_within_the_budget(tmp_path):
+    """draft → verify → improve → verify on two tracks through `iml run --llm openai`: each track ends better than
+    its first draft, and report.json shows every round with its author and score."""
+    task = _task(tmp_path)
+    out = tmp_path / "out"
+    with ScriptedServer(improving_script(str(task / "train.csv"), _cards(task)),
+                        default={"content": "I would rather not change it."}) as server:
+        cmd = [*IML, "run", str(task), "--out", str(out), "--time-budget", "150", "--tracks", "traditional,custom_nn",
+               "--llm", "openai"]
+        result = subprocess.run(cmd, capture_output=True, text=True, env=_cli_env(server, tmp_path / "cache"), timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["timings_s"]["total"] <= 150 * 1.1
+    for track in ("traditional", "custom_nn"):
+        row = next(r for r in report["leaderboard"] if r["track"] == track)
+        assert row["status"] == "verified" and row["modules"]["model"]["source"] == "llm", row
+        first, *later = row["rounds"]
+        assert first["step"] is None and first["status"] == "ok" and first["author"] == "llm"
+        improved = [r for r in later if r["step"] == "llm_improve" and r["kept"]]
+        assert improved and improved[0]["author"] == "llm" and improved[0]["score"] > first["score"] + 0.1, row["rounds"]
+        assert row["valid_score"] == max(r["score"] for r in row["rounds"] if r["score"] is not None) > first["score"]
 
 
 def test_cost_cap_reached_mid_run_continues_on_rules(tmp_path, ray_cluster, monkeypatch):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from helpers import binary_frames, traditional_job, write_task
-from llm_scripts import MODEL, fenced
+from llm_scripts import MODEL, PRIOR_MODEL, fenced
 
 from iml_ray.agents.assembler import Assembler
 from iml_ray.agents.debugger import Debugger
@@ -21,23 +21,6 @@ from iml_ray.task.inference import analyze_task
 from iml_ray.track.job import TrackAgents
 from iml_ray.track.loop import run_track
 
-# A first draft that ignores every column: the class frequencies (AUC 0.5).
-PRIOR_MODEL = '''
-import numpy as np
-
-
-def fit_model(X, y, layout):
-    counts = np.bincount(np.asarray(y, dtype=int), minlength=2) + 1.0
-    return counts / counts.sum()
-
-
-def predict_model(model, X):
-    return np.tile(model, (X.shape[0], 1))
-
-
-def describe_model(model):
-    return {"choice": "the class frequencies, whatever the row"}
-'''
 IMPROVE = "Write a better version"          # in the improve prompt only
 DRAFT = "# Track plan"                      # in the draft prompt only
 
@@ -58,6 +41,7 @@ def test_the_llm_improves_its_weak_draft_and_the_track_keeps_only_the_better_ver
     draft, better, *worse = result.rounds
     assert draft.step is None and abs(draft.score - 0.5) < 1e-9
     assert better.step == "llm_improve" and better.kept and better.score > 0.8
+    assert draft.author == "prep: rules, model: llm" and better.author == "prep: rules, model: llm"
     assert [r.step for r in worse] == ["llm_improve", "llm_improve"] and not any(r.kept for r in worse)
     assert result.valid_score == better.score and result.details["best_round"] == better.round
     assert result.details["stopped"] == ("out of improvements: the LLM's last 2 versions of the model module did not "
