@@ -137,10 +137,17 @@ def llm_report(llm: LLMPlumbing, agents: tuple) -> dict:
             "events": sorted(events, key=lambda e: e["at"])}
 
 
+# How long a local model may take to load before the server counts as stuck. The wait is the actor's own readiness
+# (its stats answer once the model has loaded; a load that fails kills the actor and the wait ends at once), so this
+# only bounds a load that hangs: on a busy 2-core machine a small GGUF model took over 30 s to load.
+LOAD_TIMEOUT_S = 1800.0
+
+
 def server_stats(handle) -> dict:
-    """The server's lifetime figures (shared by every competition of the job), or why there are none."""
+    """The server's lifetime figures (shared by every competition of the job), once it has loaded; or why there are
+    none (the load failed or hung)."""
     try:
-        return ray.get(handle.stats.remote(), timeout=30)
+        return ray.get(handle.stats.remote(), timeout=LOAD_TIMEOUT_S)
     except Exception as exc:   # the model never loaded, or the server died: say so instead of failing the report
         last = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
         return {"error": last[:300]}
