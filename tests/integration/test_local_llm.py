@@ -44,7 +44,7 @@ def served(ray_cluster):
     model = f"local:{smollm2_gguf()}"
     settings = LLMSettings(model=model, max_output_tokens=12, local_batch_wait_s=0.5, local_cpus=1)
     handle = local_model_server(model, settings)
-    # Loaded before any test reads its figures: on a busy machine the load outlasts server_stats' 30 s wait.
+    # Loaded before any test starts its clock (a test's own waits then time the serving, not the load).
     ray.get(handle.stats.remote(), timeout=600)
     yield settings, handle
     ray.kill(handle)
