@@ -1,6 +1,7 @@
 """Compact views of the task, the profile and the logs, as the agents' prompts show them."""
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import TYPE_CHECKING, Any
@@ -81,3 +82,35 @@ def run_facts(context: dict, fits: int) -> dict[str, str]:
             "time_limit": f"{float(limit):.0f} s" if limit else "the track's time left",
             "codes": RULES_CODES if context.get("prep_source") == "rules" else "as the preprocessing module writes them",
             "libraries": library_versions()}
+
+
+EXAMPLE_ROWS = 5
+EXAMPLE_CHARS = 300         # a text cell shown this long: enough to see its language, length and style
+
+
+def labelled_examples(summary: "TaskSummary", n: int = EXAMPLE_ROWS) -> list[dict[str, Any]]:
+    """The first labelled training rows (the target and the input columns; long texts cut at EXAMPLE_CHARS), so an
+    agent sees what the text and the labels look like together. Empty when the files cannot be read here."""
+    from iml_ray.task.files import locate_task
+
+    try:
+        frame = locate_task(summary.task_dir).read("train", nrows=200)
+    except Exception:                   # noqa: BLE001 - the prompt then shows no examples
+        return []
+    targets = [t for t in (summary.targets or (summary.target,)) if t in frame.columns]
+    columns = [c for c in (*targets, *summary.feature_columns) if c in frame.columns]
+    labelled = frame.dropna(subset=targets)[columns].head(n) if targets else frame[columns].head(n)
+    return [{c: (v[:EXAMPLE_CHARS] + "…" if isinstance(v, str) and len(v) > EXAMPLE_CHARS else v) for c, v in row.items()}
+            for row in json.loads(labelled.to_json(orient="records", date_format="iso"))]
+
+
+def run_options(pretrained: dict[str, dict | None]) -> dict[str, Any]:
+    """What this run can choose from for text and images, for the GuidelineAgent."""
+    def named(kind: str) -> str:
+        found = pretrained.get(kind)
+        return f"{found.get('name')} ({found.get('source')})" if found else "none installed"
+
+    return {"text_mode": {"tfidf": "word n-grams (tfidf_ngram_max) and character n-grams (tfidf_char_ngram_max)",
+                          "pretrained": f"sentence embeddings from {named('text')}"},
+            "image_mode": {"pixels": "resized pixels (image_size, image_channels) and per-image statistics",
+                           "pretrained": f"backbone features from {named('image')}"}}

@@ -50,7 +50,7 @@ class GuidelineAgent(Agent):
                                    pretrained)
         contract = make_contract(summary, blueprint.prep)
         revised = self._with_llm("the rules blueprint",
-                                 lambda brain: ask_llm(brain, summary, profile, knowledge, blueprint, contract))
+                                 lambda brain: ask_llm(brain, summary, profile, knowledge, blueprint, contract, pretrained))
         return (blueprint, contract) if revised is None else revised
 
 
@@ -72,22 +72,26 @@ def find_encoders(summary: TaskSummary, profile: Profile, allow_hub: bool = Fals
 
 
 def ask_llm(brain: Brain, summary: TaskSummary, profile: Profile, knowledge: Knowledge, draft: Blueprint,
-            draft_contract: InterfaceContract) -> tuple[Blueprint, InterfaceContract]:
+            draft_contract: InterfaceContract, pretrained: dict | None = None) -> tuple[Blueprint, InterfaceContract]:
+    from iml_ray.agents.briefs import labelled_examples, run_options
     from iml_ray.plan.guideline_rules import make_contract
 
     columns = list(summary.feature_columns) + [s.name for s in summary.images]
     blueprint, contract, why = brain.ask(
         messages(task_brief(summary), profile_brief(profile), profile.findings, knowledge.advice,
-                 {"blueprint": draft.to_json(), "contract": draft_contract.to_json()}),
+                 {"blueprint": draft.to_json(), "contract": draft_contract.to_json()}, labelled_examples(summary),
+                 run_options(pretrained or {})),
         lambda text: parse(text, draft, draft_contract, columns, lambda prep: make_contract(summary, prep)))
     blueprint = replace(blueprint, notes=tuple(blueprint.notes) + (f"GuidelineAgent (llm): {why or 'kept the draft'}",))
     brain.note("llm", why or "blueprint accepted")
     return blueprint, contract
 
 
-def messages(task: dict, profile: dict, findings: dict, advice: str, draft: dict) -> list[dict]:
+def messages(task: dict, profile: dict, findings: dict, advice: str, draft: dict, examples: list | None = None,
+             options: dict | None = None) -> list[dict]:
     return render(__package__, GuidelineAgent.prompt, task=task, profile=profile, findings=findings or "(none)",
-                  advice=advice or "(none)", draft=draft, models=list(TRADITIONAL_MODELS))
+                  advice=advice or "(none)", draft=draft, models=list(TRADITIONAL_MODELS),
+                  examples=examples or "(none)", options=options or "(not known)")
 
 
 def parse(text: str, draft: Blueprint, draft_contract: InterfaceContract, columns: list[str],

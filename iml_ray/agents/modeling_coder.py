@@ -94,7 +94,8 @@ def messages(track: str, target: str, problem_type: str, metric: str, n_train: i
                   prep_output=prep_output, contract=contract, target_encoding=contract["target_encoding"],
                   prediction=contract["prediction"], threads=str(threads),
                   prep_source=(prep_source or "(not shown)").rstrip(), findings=context.get("findings") or "(none)",
-                  advice=context.get("advice") or "(none)", notes=context.get("notes") or "(none)")
+                  advice=context.get("advice") or "(none)", notes=context.get("notes") or "(none)",
+                  examples=context.get("examples") or "(none)")
 
 
 def parse(text: str) -> str:

@@ -58,6 +58,7 @@ def messages(target: str, problem_type: str, metric: str, columns: str, plan: di
                   columns=columns, plan=plan, contract=contract, prep_class=contract["prep_class"],
                   input_columns=contract["input_columns"], findings=context.get("findings") or "(none)",
                   advice=context.get("advice") or "(none)", notes=context.get("notes") or "(none)",
+                  examples=context.get("examples") or "(none)",
                   consumers=context.get("consumers") or "the track's models")
 
 

@@ -31,8 +31,10 @@ FALLBACK_TRACK = "fallback"     # the target's prior, run only when no track ver
 
 def coder_context(planned: Planned) -> dict:
     """What the coders are told of what the plan phase learned: the Profiler's findings, the advice, the notes."""
+    from iml_ray.agents.briefs import labelled_examples
+
     return {"findings": dict(planned.profile.findings or {}), "advice": planned.knowledge.advice or "",
-            "notes": list(planned.blueprint.notes)}
+            "notes": list(planned.blueprint.notes), "examples": labelled_examples(planned.summary)}
 
 
 class Explorer:

@@ -9,10 +9,12 @@ import json
 import re
 import time
 
+import pandas as pd
 from helpers import binary_frames, traditional_job, write_task
 from llm_scripts import GOOD_PREP, MODEL, answer, fenced
 
 from iml_ray.agents.assembler import Assembler
+from iml_ray.agents.briefs import labelled_examples, run_options
 from iml_ray.agents.debugger import Debugger
 from iml_ray.agents.error_analyzer import ErrorAnalyzer
 from iml_ray.agents.evaluator import Evaluator
@@ -55,8 +57,9 @@ def test_the_knowledge_retriever_sees_the_profilers_findings(tmp_path):
 def test_the_coders_see_the_findings_the_advice_the_notes_their_readers_and_the_prep_they_build_on(tmp_path):
     train, test, sample = binary_frames(300, 60)
     summary = analyze_task(write_task(tmp_path / "t", train, test, sample, "## Evaluation\nAUC"))
+    examples = labelled_examples(summary)
     job = dataclasses.replace(traditional_job(tmp_path, summary, time.time() + 120, improve=False),
-                              context={"findings": FINDINGS, "advice": ADVICE, "notes": [NOTE]})
+                              context={"findings": FINDINGS, "advice": ADVICE, "notes": [NOTE], "examples": examples})
     script = [answer("PreprocessingCoder", fenced(NAMED_PREP)), answer("ModelingCoder", fenced(MODEL))]
     with ScriptedServer(script) as server:
         llm = _llm(server)
@@ -67,6 +70,7 @@ def test_the_coders_see_the_findings_the_advice_the_notes_their_readers_and_the_
     assert result.status == "verified" and result.details["modules"]["model"]["source"] == "llm"
     for prompt in (prep_prompt, model_prompt):
         assert "age above 60 has twice the positive rate" in prompt and ADVICE in prompt and NOTE in prompt
+        assert "# Labelled examples" in prompt and f'"label": {examples[0]["label"]}' in prompt
     # The prep coder knows which models read its matrix.
     assert "the traditional track's models: lightgbm, linear" in prep_prompt
     # The model coder sees the verified prep module and the names of the matrix's columns, in order.
@@ -79,3 +83,20 @@ def test_the_coders_see_the_findings_the_advice_the_notes_their_readers_and_the_
     assert re.search(r"The round is killed after \d+ s \(every fit and prediction together", model_prompt)
     assert "hold codes: as the preprocessing module writes them" in model_prompt        # the LLM wrote the prep
     assert f"lightgbm {metadata.version('lightgbm')}" in model_prompt and "scikit-learn " in model_prompt
+
+
+def test_the_guideline_sees_labelled_examples_with_their_text_and_what_the_run_can_use_for_text(tmp_path):
+    from iml_ray.agents import guideline
+
+    rows = 40
+    train = pd.DataFrame({"id": range(rows), "review": ["a long review " * 60 + str(i) for i in range(rows)],
+                          "stars": [i % 5 for i in range(rows)], "label": [i % 2 for i in range(rows)]})
+    test = train.drop(columns="label").head(10)
+    summary = analyze_task(write_task(tmp_path / "t", train, test, None, "Predict `label`. Evaluated on accuracy."))
+    examples = labelled_examples(summary)
+    assert len(examples) == 5 and set(examples[0]) >= {"label", "review", "stars"}
+    assert examples[0]["review"] == train["review"][0][:300] + "…"                     # cut, not dropped
+    options = run_options({"text": {"name": "all-MiniLM-L6-v2", "source": "local"}, "image": None})
+    prompt = guideline.messages({}, {}, {}, "", {}, examples, options)[1]["content"]
+    assert "# Labelled examples" in prompt and '"label": 0' in prompt and "a long review a long review" in prompt
+    assert "sentence embeddings from all-MiniLM-L6-v2 (local)" in prompt and "backbone features from none installed" in prompt
