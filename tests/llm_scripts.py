@@ -123,6 +123,33 @@ def describe_model(model):
     return {"choice": "the class frequencies, whatever the row"}
 '''
 
+# The logistic regression with its strength declared for the framework to tune.
+TUNABLE_MODEL = '''
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+SEARCH_SPACE = {"C": ["loguniform", 0.01, 100.0]}
+SEARCH_DEFAULTS = {"C": 1.0}
+SETTINGS = dict(SEARCH_DEFAULTS)
+
+
+def apply_params(params):
+    SETTINGS.update(params)
+
+
+def fit_model(X, y, layout):
+    return make_pipeline(StandardScaler(), LogisticRegression(C=SETTINGS["C"], max_iter=1000)).fit(X, y)
+
+
+def predict_model(model, X):
+    return model.predict_proba(X)
+
+
+def describe_model(model):
+    return {"choice": "logistic regression (written by the LLM)", "C": SETTINGS["C"]}
+'''
+
 # What a capable model writes for a network track when asked to do better: a small MLP on scaled inputs.
 MLP_MODEL = '''
 from sklearn.neural_network import MLPClassifier
@@ -158,6 +185,6 @@ def improving_script(train_path: str, cards: list[str]) -> list[dict]:
         answer("PreprocessingCoder", fenced(GOOD_PREP), repeat=2),
         coder("traditional", "You write", PRIOR_MODEL),
         coder("custom_nn", "You write", PRIOR_MODEL),
-        coder("traditional", "A model module", MODEL),
+        coder("traditional", "A model module", TUNABLE_MODEL),
         coder("custom_nn", "A model module", MLP_MODEL),
     ]

@@ -44,9 +44,13 @@ def bind_model(code: str) -> str:
         names = top_level_names(code, "model")
     except AssemblyError:
         return code          # assemble() reports the syntax error
-    from iml_ray.codegen.render import model_bindings
+    from iml_ray.codegen.render import model_bindings, template
 
     missing = [source for name, source in model_bindings().items() if name not in names]
+    if {"SEARCH_SPACE", "apply_params"} <= names and "tune_model" not in names:
+        # The module declares what to tune and how to apply it: the framework's search over its SEARCH_SPACE.
+        missing = [source for source in missing if not source.startswith("def tune_model")]
+        missing.append(template("search_space_tuning").strip() + "\n")
     return code.rstrip("\n") + "\n\n\n" + "\n\n".join(missing) if missing else code
 
 

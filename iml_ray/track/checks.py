@@ -123,3 +123,13 @@ def read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def declares_search_space(code: str | None) -> bool:
+    """Whether a model module declares what the framework may tune (SEARCH_SPACE and apply_params)."""
+    from iml_ray.codegen.assemble import AssemblyError, top_level_names
+
+    try:
+        return code is not None and {"SEARCH_SPACE", "apply_params"} <= top_level_names(code, "model")
+    except AssemblyError:
+        return False

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import time
 
+from iml_ray.plan.improvements import MIN_SEARCH_S, SEARCH_SHARE
 from iml_ray.plan.resources import LLM_TRACK_SHARE
-from iml_ray.track.checks import read_json
+from iml_ray.track.checks import declares_search_space, read_json
 from iml_ray.track.improve import Verified, fit_seconds, run_step
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ def improve_with_llm(track, best: Verified, attempt_round) -> tuple[Verified, st
     """LLM-written versions of the model module while time is left and the versions keep paying off."""
     job = track.job
     misses, version, number = 0, 0, best.number + 1
+    searched: set[str] = set()        # the modules whose SEARCH_SPACE was searched
     while True:
         left = job.deadline - time.time()
         run_info = read_json(best.round_dir / "output" / "run_info.json")
@@ -37,6 +39,15 @@ def improve_with_llm(track, best: Verified, attempt_round) -> tuple[Verified, st
         if left < needed:
             return best, (f"out of time for improvements: a new version of the model module needs about {needed:.0f} s, "
                           f"{left:.0f} s are left")
+        search_s = _search_seconds(track, best, run_info, left, needed, searched)
+        if search_s is not None:
+            # The module declares what to tune: search its SEARCH_SPACE before asking for another version.
+            searched.add(best.model.code)
+            track.tuning, track.improving, track.search_s = True, True, search_s
+            best, kept = run_step(track, best, number, "llm_search",
+                                  f"a Ray Tune search over the module's SEARCH_SPACE (about {search_s:.0f} s)", attempt_round)
+            number += 1
+            continue
         code = track.agents.model_coder.improve(job.summary, track.plans.track, job.contract, track.prep_output,
                                                 track.threads or job.cpus, brief(track, best, run_info, left),
                                                 deadline=time.time() + LLM_TRACK_SHARE * left)
@@ -44,11 +55,24 @@ def improve_with_llm(track, best: Verified, attempt_round) -> tuple[Verified, st
             return best, "stopped: the LLM wrote no improved model module (see the LLM events)"
         version += 1
         track.model.code = code
-        track.tuning, track.improving, track.search_s = False, True, None
+        # Another module: the parameters a search found for the last one do not apply to it.
+        track.tuning, track.improving, track.search_s, track.tuned_params = False, True, None, {}
         best, kept = run_step(track, best, number, "llm_improve",
                               f"the LLM's version {version} of the model module, from round {best.number}'s", attempt_round)
         misses = 0 if kept else misses + 1
         number += 1
+
+
+def _search_seconds(track, best: Verified, run_info: dict, left: float, needed: float,
+                    searched: set[str]) -> float | None:
+    """How long a search of the best module's SEARCH_SPACE may take; None when it declares none, was searched (in
+    its first round or here), or the time left would not hold a search and the fits after it."""
+    if track.job.tune is None or best.model.code in searched or not declares_search_space(best.model.code):
+        return None
+    if (run_info.get("validation") or {}).get("tuning"):
+        return None
+    seconds = min(SEARCH_SHARE * left, left - needed)
+    return seconds if seconds >= MIN_SEARCH_S else None
 
 
 def brief(track, best: Verified, run_info: dict, left: float) -> dict:

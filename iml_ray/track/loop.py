@@ -22,7 +22,15 @@ from iml_ray.plan.resources import LLM_TRACK_SHARE
 from iml_ray.safety.sandbox import SandboxResult, run_python
 from iml_ray.scoring.evaluate import aps
 from iml_ray.track import checks
-from iml_ray.track.checks import encoder_cache_env, failing_section, prep_output, probe_prep, read_json, verify
+from iml_ray.track.checks import (
+    declares_search_space,
+    encoder_cache_env,
+    failing_section,
+    prep_output,
+    probe_prep,
+    read_json,
+    verify,
+)
 from iml_ray.track.improve import Verified, authors, improve, restore, snapshot
 from iml_ray.track.job import ModuleSlot, TrackAgents, TrackJob, search_pays_off
 from iml_ray.track.llm_improve import improve_with_llm
@@ -168,9 +176,10 @@ def _run_pipeline(track: Track, number: int, round_dir: Path, pipeline: Path, ou
     """The assembled pipeline in the sandbox, with a Ray Tune search when this round has time for one."""
     job = track.job
     args = ["--data", job.summary.task_dir, "--out", str(out), "--holdout", job.holdout_path]
-    # Only the rules model modules define a search space.
-    tune = _tune_search(job, round_dir, track.search_s, track.threads) if track.tuning and track.model.source == "rules" \
-        else None
+    # The rules model modules define their search space in the plan; an LLM's module may declare its own.
+    own_space = track.model.source != "rules" and declares_search_space(track.model.code)
+    tune = _tune_search(job, round_dir, track.search_s, track.threads, own_space) \
+        if track.tuning and (track.model.source == "rules" or own_space) else None
     sandbox = checks.limits(job, last_chance=number >= track.max_attempts or track.improving, cpus=track.threads or None)
     extra_env = encoder_cache_env(job)
     if tune is not None:
@@ -185,11 +194,13 @@ def _run_pipeline(track: Track, number: int, round_dir: Path, pipeline: Path, ou
     return run_python(pipeline, args, round_dir, sandbox, log_prefix="pipeline", extra_env=extra_env)
 
 
-def _tune_search(job: TrackJob, round_dir: Path, seconds: float | None = None, threads: int = 0) -> dict | None:
+def _tune_search(job: TrackJob, round_dir: Path, seconds: float | None = None, threads: int = 0,
+                 own_space: bool = False) -> dict | None:
     """What the generated code's tune_model() gets (tune.json); None when this round should not search.
     seconds: an improvement round's search, sized by its step rather than by the first rounds' share;
-    threads: the round's threads, when more than the track's own (as many trials run at once)."""
-    if job.tune is None or not job.plans.track.tune.get("space") or not search_pays_off(job.plans, job.gpu_ids):
+    threads: the round's threads, when more than the track's own (as many trials run at once);
+    own_space: the module declares its own SEARCH_SPACE (the plan's does not apply)."""
+    if job.tune is None or not (own_space or job.plans.track.tune.get("space")) or not search_pays_off(job.plans, job.gpu_ids):
         return None
     tune = job.tune if seconds is None else dataclasses.replace(job.tune, share=1.0, min_seconds=0.0, max_seconds=seconds)
     if threads > tune.concurrency:

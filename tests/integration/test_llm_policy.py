@@ -180,6 +180,11 @@ def test_the_llm_improves_its_weak_drafts_on_two_tracks_within_the_budget(tmp_pa
         improved = [r for r in later if r["step"] == "llm_improve" and r["kept"]]
         assert improved and improved[0]["author"] == "llm" and improved[0]["score"] > first["score"] + 0.1, row["rounds"]
         assert row["valid_score"] == max(r["score"] for r in row["rounds"] if r["score"] is not None) > first["score"]
+    # The traditional track's better module declares SEARCH_SPACE: the framework searched it with Ray Tune.
+    row = next(r for r in report["leaderboard"] if r["track"] == "traditional")
+    [search] = [r for r in row["rounds"] if r["step"] == "llm_search"]
+    info = json.loads((out / "candidates" / "traditional" / f"round_{search['round']}" / "output" / "run_info.json").read_text())
+    assert search["status"] == "ok" and info["validation"]["tuning"]["completed"] >= 1, info["validation"].get("tuning")
 
 
 def test_cost_cap_reached_mid_run_continues_on_rules(tmp_path, ray_cluster, monkeypatch):

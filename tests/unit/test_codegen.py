@@ -98,3 +98,25 @@ def _source_of(function) -> str:
 
 def _function(source: str) -> ast.FunctionDef:
     return ast.parse(source).body[0]
+
+
+def test_a_module_that_declares_its_search_space_is_bound_to_the_frameworks_search_over_it():
+    import numpy as np
+    from llm_scripts import MODEL, TUNABLE_MODEL
+
+    from iml_ray.codegen.assemble import top_level_names
+
+    bound = bind_model(TUNABLE_MODEL)
+    assert "def tune_model(X, y, layout, settings):" in bound and "SEARCH_SPACE" in bound.split("def tune_model")[1]
+    assert bound.count("def apply_params") == 1                       # the module's own, not the default
+    plain = bind_model(MODEL)                                         # no SEARCH_SPACE: the default, which skips
+    assert "defines no search space" in plain and "_iml_search_trial" not in plain
+    namespace = {"TASK": {"metric": "auc", "problem_type": "binary"}}
+    exec(compile(bound, "model.py", "exec"), namespace)
+    assert {"tune_model", "_iml_search_trial", "_iml_search_score"} <= top_level_names(bound, "model")
+    space = namespace["_iml_search_space"](namespace["SEARCH_SPACE"])
+    assert set(space) == {"C"}
+    score = namespace["_iml_search_score"]
+    assert score(np.array([0, 1, 1, 0]), np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])) == 0.75
+    namespace["TASK"] = {"metric": "rmsle", "problem_type": "regression"}
+    assert score(np.array([1.0, 3.0]), np.array([1.0, 3.0])) == 0.0 > score(np.array([1.0, 3.0]), np.array([2.0, 3.0]))
