@@ -49,6 +49,7 @@ class PrepPlan:
     tfidf_ngram_max: int = 2
     tfidf_min_df: int = 2
     tfidf_char_ngram_max: int = 0       # > 0: character n-grams (2..this, within words) beside the word terms
+    text_clean: bool = False            # decode literal escapes and HTML entities, drop tags, links as ' url '
     datetime_parts: tuple[str, ...] = ("year", "month", "day", "day_of_week", "day_of_year", "hour", "elapsed_days")
     text_mode: Literal["tfidf", "pretrained"] = "tfidf"      # pretrained: sentence embeddings
     text_encoder: dict[str, Any] = field(default_factory=dict)     # PretrainedModel JSON when pretrained

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 ROLES = ("numeric", "categorical", "text", "datetime", "id", "path", "constant")
 FILE_SUFFIX = re.compile(r"\.(?:png|jpe?g|gif|bmp|tiff?|webp|wav|mp3|flac|txt|json|npy|dcm)$", re.IGNORECASE)
 # 2013-04-10, 10/04/2013 12:30; April 10, 2013, 10 Apr 2013; 20120618192155Z (the insults competition's stamps).
-DATE_LIKE = re.compile(r"^(\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?"
+DATE_LIKE = re.compile(r"^((mon|tue|wed|thu|fri|sat|sun)[a-z]*,? )?"       # RFC 2822's weekday: "Tue, 01 Jan 2013"
+                       r"(\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?"
                        r"|(\d{1,2} )?(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,4}(,? \d{4})?"
                        r"|\d{8}(T?\d{4,6})?Z)", re.IGNORECASE)
 SAMPLE_SIZE = 2000            # text columns are judged on a seeded sample of this many values

@@ -21,6 +21,8 @@ def test_roles_and_target_balance_are_measured(tmp_path):
         "city": rng.choice(["x", "y", "z"], n),
         "code": [f"c{i:05d}" for i in range(n)],
         "signup": pd.date_range("2021-01-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M"),
+        # RFC 2822, as mail and web logs write timestamps: a date, not 400 categories.
+        "sent": pd.date_range("2021-03-01", periods=n, freq="37min").strftime("%a, %d %b %Y %H:%M:%S"),
         "review": [" ".join(rng.choice(["good", "bad", "fine", "slow", "fast"], 7)) for _ in range(n)],
         "constant": 1,
         "fraud": (rng.random(n) < 0.1).astype(int),
@@ -31,7 +33,7 @@ def test_roles_and_target_balance_are_measured(tmp_path):
     profile = profile_task(summary)
     roles = profile.roles
     assert roles["numeric"] == ["amount"] and roles["categorical"] == ["city"]
-    assert roles["datetime"] == ["signup"] and roles["text"] == ["review"]
+    assert roles["datetime"] == ["signup", "sent"] and roles["text"] == ["review"]
     assert "code" in roles["id"] and "id" in roles["id"] and roles["constant"] == ["constant"]
     assert profile.target.class_counts["0"] + profile.target.class_counts["1"] == 300
     assert profile.target.imbalance_ratio > 3

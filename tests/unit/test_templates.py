@@ -331,6 +331,27 @@ def test_a_log1p_column_transform_keeps_the_sign_and_leaves_the_other_columns(tm
     assert np.allclose(after[:, others], before[:, others])
 
 
+def test_text_clean_decodes_escapes_and_entities_and_drops_tags_and_links(tmp_path):
+    """Scraped comments (the insults task writes "\\xa0" and "\\u2026" literally): cleaned, the terms are words."""
+    rng = np.random.default_rng(0)
+    raw = ["you are\\xa0great\\u2026 see http://x.example/a?b=1", "<b>bad</b> &amp; rude\\nreally",
+           "fine words here", "great great &quot;fine&quot;"]
+    rows = 80
+    train = pd.DataFrame({"id": range(rows), "comment": [raw[i % 4] + f" w{i % 7}" for i in range(rows)],
+                          "label": rng.integers(0, 2, rows)})
+    test = train.drop(columns="label").head(10)
+    root = write_task(tmp_path / "t", train, test, pd.DataFrame({"id": test["id"], "label": 0}), "## Evaluation\nAUC")
+    summary, blueprint, _ = _plan(root)
+    assert blueprint.prep.text == ("comment",)
+    terms = {}
+    for clean in (False, True):
+        prep = _load(render_prep(summary, blueprint.prep.replace(text_clean=clean)), "p").Preprocessor().fit(train)
+        terms[clean] = {t for _, v in prep.vectorizers_.values() for t in v.get_feature_names_out() if " " not in t}
+    assert {"xa0great", "u2026", "http", "amp"} <= terms[False]
+    assert {"great", "url", "bad", "rude", "really"} <= terms[True]
+    assert not {"xa0great", "u2026", "http", "amp", "quot"} & terms[True]
+
+
 def _quantile_task(tmp_path, n=2000, seed=5):
     """y = 3a + noise whose spread grows with b; evaluated by the pinball loss at the 90th percentile."""
     rng = np.random.default_rng(seed)
