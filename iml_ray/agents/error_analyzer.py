@@ -56,6 +56,8 @@ def messages(stage: str, status: str, section: str, message: str, violations: li
 def parse(text: str) -> tuple[str, str]:
     answer = extract_json(text)
     blamed = answer.get("blamed")
+    # "Prep", " model ": a capable model's spelling of a valid answer is taken as meant.
+    blamed = blamed.strip().lower().replace(" ", "_") if isinstance(blamed, str) else blamed
     if blamed not in BLAMES:
         raise BadAnswer(f'"blamed" must be one of {list(BLAMES)}, not {blamed!r}')
     return blamed, str(answer.get("explanation", ""))[:500]

@@ -57,7 +57,7 @@ def ask_llm(brain: Brain, task_dir: str, draft: TaskSummary | None, description:
     test = files.read("test", nrows=5)
     train_columns, test_columns = [str(c) for c in train.columns], [str(c) for c in test.columns]
     sample_columns = [str(c) for c in read_table(files.sample_submission, nrows=2).columns] if files.sample_submission else None
-    metrics = sorted(METRICS)
+    metrics = [*sorted(METRICS), "pinball_<level>"]   # the pinball loss names its level: pinball_0.9
     if draft is not None:
         now = {k: getattr(draft, k) for k in FIELDS}
         shown = {**now, "why": {k: draft.decisions.get(k, "") for k in FIELDS}}
@@ -124,7 +124,13 @@ def parse(text: str, train_columns: list[str], test_columns: list[str], metrics:
         raise BadAnswer(f"id_column {id_column!r} is not a column of test ({test_columns})")
     metric = answer.get("metric")
     if metric not in metrics:
-        raise BadAnswer(f"metric {metric!r} is not one of {metrics}")
+        # An alias ("roc_auc", "RMSE") or a pinball loss at a level ("pinball_0.9") names a metric the registry knows.
+        from iml_ray.metrics.registry import UnknownMetric, get_metric
+
+        try:
+            metric = get_metric(str(metric)).name
+        except UnknownMetric:
+            raise BadAnswer(f"metric {metric!r} is not one of {metrics}") from None
     problem_type = answer.get("problem_type")
     if problem_type not in PROBLEM_TYPES:
         raise BadAnswer(f"problem_type {problem_type!r} is not one of {list(PROBLEM_TYPES)}")
