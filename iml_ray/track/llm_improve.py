@@ -14,7 +14,7 @@ import time
 from iml_ray.plan.improvements import MIN_SEARCH_S, SEARCH_SHARE
 from iml_ray.plan.resources import LLM_TRACK_SHARE
 from iml_ray.track.checks import declares_search_space, read_json
-from iml_ray.track.improve import Verified, fit_seconds, run_step
+from iml_ray.track.improve import Verified, fit_seconds, round_threads, run_step
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ def improve_with_llm(track, best: Verified, attempt_round) -> tuple[Verified, st
         if left < needed:
             return best, (f"out of time for improvements: a new version of the model module needs about {needed:.0f} s, "
                           f"{left:.0f} s are left")
+        threads = round_threads(track)
+        track.threads = threads if threads != job.cpus else 0
         search_s = _search_seconds(track, best, run_info, left, needed, searched)
         if search_s is not None:
             # The module declares what to tune: search its SEARCH_SPACE before asking for another version.
