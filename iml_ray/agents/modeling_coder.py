@@ -62,10 +62,13 @@ def ask_to_improve(brain: Brain, summary: TaskSummary, plan: TrackPlan, contract
     timing = dict(others=brief.get("others") or "(no other track has scored yet)", history=brief.get("history") or [],
                   seconds_left=f"{brief['seconds_left']:.0f}", round_s=f"{brief['round_s']:.0f}",
                   time_limit=stable.pop("time_limit"))
-    # The seconds, the other tracks' progress and this track's rounds change from run to run: the answer is cached
-    # under the module, its score and its description, so a rerun of the same run finds it.
+    # The seconds, the other tracks' progress and the rounds' messages change from run to run: the answer is cached
+    # under the module, its score, its description and what the rounds scored (so a second request after a version
+    # that did not pay off is a new question), and a rerun of the same run finds it.
+    rounds = [{k: r.get(k) for k in ("round", "kind", "status", "score", "kept")} for r in brief.get("history") or []]
+    key = {**dict.fromkeys(timing, "-"), "history": rounds}
     code = brain.ask(render(__package__, "modeling_coder_improve", **stable, **timing), parse,
-                     cache_as=render(__package__, "modeling_coder_improve", **stable, **dict.fromkeys(timing, "-")))
+                     cache_as=render(__package__, "modeling_coder_improve", **stable, **key))
     brain.note("llm", f"model module for {plan.track} improved")
     return code
 

@@ -68,9 +68,8 @@ def test_an_improve_answer_is_cached_under_the_module_and_its_score_not_the_seco
     job = traditional_job(tmp_path, summary, time.time() + 60)
     brief = {"code": PRIOR_MODEL, "score": 0.5, "model": {"choice": "prior"}, "others": {}, "history": [],
              "seconds_left": 80.0, "round_s": 6.0, "fits": 2}
-    later = {**brief, "seconds_left": 41.0, "round_s": 9.0, "others": {"custom_nn": {"score": 0.7}},
-             "history": [{"round": 1, "kind": "first draft"}]}
-    with ScriptedServer([{"content": fenced(MODEL)}]) as server:
+    later = {**brief, "seconds_left": 41.0, "round_s": 9.0, "others": {"custom_nn": {"score": 0.7}}}
+    with ScriptedServer([{"content": fenced(MODEL)}, {"content": fenced(PRIOR_MODEL)}]) as server:
         settings = LLMSettings(base_url=server.url, model="scripted", backoff_s=0.01, max_retries=0,
                                cache_dir=str(tmp_path / "cache"))
         coder = ModelingCoder("openai", LLMPlumbing(settings))
@@ -78,6 +77,8 @@ def test_an_improve_answer_is_cached_under_the_module_and_its_score_not_the_seco
         first = coder.improve(*args, brief)
         again = coder.improve(*args, later)
         sent = len(server.requests)
-        other = coder.improve(*args, {**brief, "score": 0.61})         # another score: a new question
+        # A version was tried and did not pay off: asking again is a new question, not the cached answer.
+        after_a_miss = coder.improve(*args, {**brief, "history": [{"round": 2, "kind": "llm_improve", "kept": False,
+                                                                   "failure": "scored 0.61 in 12 s"}]})
     assert first == again and "LogisticRegression" in first and sent == 1
-    assert other is None and len(server.requests) == 2          # asked, and the script had no answer left
+    assert "the class frequencies" in after_a_miss and len(server.requests) == 2
