@@ -87,6 +87,8 @@ class Explorer:
         from actors.track import run_track_task
 
         pending: dict[Any, str] = {}
+        # What the LLM coders are told of the plan phase (the rules' coders read the plans alone).
+        context = coder_context(planned) if self.llm is not None else {}
         ray.get(self.coordinator.track_shares.remote({plan.track: planned.resources[plan.track].num_cpus
                                                       for plan in planned.blueprint.tracks}))
         for plan in planned.blueprint.tracks:
@@ -104,7 +106,7 @@ class Explorer:
                            max_rounds=self.config.max_repair_rounds, max_log_bytes=self.config.max_log_bytes,
                            max_disk_mb=self.config.max_candidate_disk_mb, resources=share.to_json(),
                            tune=self._tune_settings(share), columns=columns, allow_network=self.config.allow_network,
-                           context=coder_context(planned))
+                           context=context)
             ref = run_track_task.options(num_cpus=share.num_cpus, num_gpus=share.num_gpus,
                                          max_retries=self.config.track_retries, retry_exceptions=False,
                                          name=f"track:{planned.summary.name}:{plan.track}").remote(
