@@ -104,8 +104,8 @@ def labelled_examples(summary: "TaskSummary", n: int = EXAMPLE_ROWS) -> list[dic
             for row in json.loads(labelled.to_json(orient="records", date_format="iso"))]
 
 
-def run_options(pretrained: dict[str, dict | None]) -> dict[str, Any]:
-    """What this run can choose from for text and images, for the GuidelineAgent."""
+def run_options(pretrained: dict[str, dict | None], gpus: float = 0.0) -> dict[str, Any]:
+    """What this run can choose from for text and images, and the GPUs its tracks get, for the GuidelineAgent."""
     def named(kind: str) -> str:
         found = pretrained.get(kind)
         return f"{found.get('name')} ({found.get('source')})" if found else "none installed"
@@ -113,4 +113,6 @@ def run_options(pretrained: dict[str, dict | None]) -> dict[str, Any]:
     return {"text_mode": {"tfidf": "word n-grams (tfidf_ngram_max) and character n-grams (tfidf_char_ngram_max)",
                           "pretrained": f"sentence embeddings from {named('text')}"},
             "image_mode": {"pixels": "resized pixels (image_size, image_channels) and per-image statistics",
-                           "pretrained": f"backbone features from {named('image')}"}}
+                           "pretrained": f"backbone features from {named('image')}"},
+            "gpus": (f"{gpus:g} GPU(s) for the pretrained and custom_nn tracks" if gpus else
+                     "none: every track runs on CPUs (a network trains slowly; encoders embed at CPU speed)")}

@@ -40,9 +40,10 @@ class GuidelineAgent(Agent):
 
     def plan(self, summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
              seed: int, holdout_fraction: float, num_threads: int,
-             time_budget_s: float | None = None, allow_hub: bool = False) -> tuple[Blueprint, InterfaceContract]:
+             time_budget_s: float | None = None, allow_hub: bool = False,
+             gpus: float = 0.0) -> tuple[Blueprint, InterfaceContract]:
         """allow_hub: a model hub id may be chosen when no local encoder exists (the generated code then
-        downloads it, so it must run with the network: --allow-network)."""
+        downloads it, so it must run with the network: --allow-network). gpus: what the GPU tracks get."""
         from iml_ray.plan.guideline_rules import make_blueprint, make_contract
 
         pretrained = find_encoders(summary, profile, allow_hub) if "pretrained" in tracks else {}
@@ -50,7 +51,8 @@ class GuidelineAgent(Agent):
                                    pretrained)
         contract = make_contract(summary, blueprint.prep)
         revised = self._with_llm("the rules blueprint",
-                                 lambda brain: ask_llm(brain, summary, profile, knowledge, blueprint, contract, pretrained))
+                                 lambda brain: ask_llm(brain, summary, profile, knowledge, blueprint, contract, pretrained,
+                                                       gpus))
         return (blueprint, contract) if revised is None else revised
 
 
@@ -72,7 +74,8 @@ def find_encoders(summary: TaskSummary, profile: Profile, allow_hub: bool = Fals
 
 
 def ask_llm(brain: Brain, summary: TaskSummary, profile: Profile, knowledge: Knowledge, draft: Blueprint,
-            draft_contract: InterfaceContract, pretrained: dict | None = None) -> tuple[Blueprint, InterfaceContract]:
+            draft_contract: InterfaceContract, pretrained: dict | None = None,
+            gpus: float = 0.0) -> tuple[Blueprint, InterfaceContract]:
     from iml_ray.agents.briefs import labelled_examples, run_options
     from iml_ray.plan.guideline_rules import make_contract
 
@@ -80,7 +83,7 @@ def ask_llm(brain: Brain, summary: TaskSummary, profile: Profile, knowledge: Kno
     blueprint, contract, why = brain.ask(
         messages(task_brief(summary), profile_brief(profile), profile.findings, knowledge.advice,
                  {"blueprint": draft.to_json(), "contract": draft_contract.to_json()}, labelled_examples(summary),
-                 run_options(pretrained or {})),
+                 run_options(pretrained or {}, gpus)),
         lambda text: parse(text, draft, draft_contract, columns, lambda prep: make_contract(summary, prep)))
     blueprint = replace(blueprint, notes=tuple(blueprint.notes) + (f"GuidelineAgent (llm): {why or 'kept the draft'}",))
     brain.note("llm", why or "blueprint accepted")

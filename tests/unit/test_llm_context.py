@@ -98,5 +98,8 @@ def test_the_guideline_sees_labelled_examples_with_their_text_and_what_the_run_c
     assert examples[0]["review"] == train["review"][0][:300] + "…"                     # cut, not dropped
     options = run_options({"text": {"name": "all-MiniLM-L6-v2", "source": "local"}, "image": None})
     prompt = guideline.messages({}, {}, {}, "", {}, examples, options)[1]["content"]
+    assert "none: every track runs on CPUs" in prompt
+    assert "1 GPU(s) for the pretrained and custom_nn tracks" in guideline.messages({}, {}, {}, "", {}, examples,
+                                                                                  run_options({}, 1.0))[1]["content"]
     assert "# Labelled examples" in prompt and '"label": 0' in prompt and "a long review a long review" in prompt
     assert "sentence embeddings from all-MiniLM-L6-v2 (local)" in prompt and "backbone features from none installed" in prompt
