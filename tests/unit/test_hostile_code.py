@@ -47,7 +47,7 @@ class HostilePrep(PreprocessingCoder):
         super().__init__()
         self.code = code
 
-    def draft(self, summary, plan, contract, columns, deadline=None):
+    def draft(self, summary, plan, contract, columns, deadline=None, context=None):
         return self.code, "llm"
 
 
