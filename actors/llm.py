@@ -125,10 +125,11 @@ def llm_plumbing(overrides: dict, max_rewrites: int, policy: str = "openai", loa
                        limiter=endpoint_limiter(settings.endpoint_id(), settings.concurrency), servers=servers)
 
 
-def llm_report(llm: LLMPlumbing, agents: tuple) -> dict:
-    """Tokens, cost and cache hits per agent, what came from the LLM and what fell back to rules."""
+def llm_report(llm: LLMPlumbing) -> dict:
+    """Tokens, cost and cache hits per agent, what came from the LLM and what fell back to rules (the competition's
+    ledger holds both: its agents serve other competitions too)."""
     ledger = ray.get(llm.ledger.to_json.remote())
-    events = [e for batch in ray.get([a.events.remote() for a in agents]) for e in batch]
+    events = ray.get(llm.ledger.events.remote())
     totals = ledger.get("totals", {})
     settings = llm.settings
     return {"policy": "local" if llm.servers and not settings.uses_http() else "openai", "settings": settings.to_json(),

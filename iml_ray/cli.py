@@ -96,6 +96,11 @@ def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-network", action="store_true",
                         help="let generated code use the network (default: none, where the kernel allows "
                              "isolating it), e.g. for a pretrained track that downloads from a model hub")
+    parser.add_argument("--address", metavar="ADDRESS",
+                        help="the Ray cluster to join (default: RAY_ADDRESS; without it a local Ray is started)")
+    parser.add_argument("--keep-agents", action="store_true",
+                        help="keep the agents' actors on the cluster after the job, for later jobs to reuse "
+                             "(they start in no time then; default: they end with the job)")
     parser.add_argument("--strip-description", action="store_true",
                         help="replace the task description with a generic sentence (the iML robustness study)")
 
@@ -301,6 +306,12 @@ def _config(args: argparse.Namespace):
         config = RunConfig.from_yaml(args.config, **overrides)
     else:
         config = RunConfig.from_mapping({k: v for k, v in overrides.items() if v is not None})
+    if getattr(args, "keep_agents", False):
+        config = config.replace(agents={**config.agents, "keep": True})
+    if getattr(args, "address", None):
+        import os
+
+        os.environ["RAY_ADDRESS"] = args.address      # read by ray_session, as when `ray job submit` sets it
     return config      # its LLM section is checked by Run.execute and run_batch, before anything is written
 
 

@@ -53,6 +53,9 @@ class RunConfig:
     track_retries: int = 0
     # Seconds kept back from the budget for assembling and writing the report.
     reserve_s: float = 10.0
+    # How the job's agents are served (run/agent_pool.py): replicas ({agent: n}), keep (detached actors that later
+    # jobs on the cluster reuse; --keep-agents), max_restarts (a crashed agent comes back), threads (calls at once).
+    agents: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.time_budget_s <= 0:

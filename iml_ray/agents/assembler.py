@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 class Assembler(Agent):
     name = "assembler"
+    warm_imports = ("iml_ray.codegen.assemble", "iml_ray.codegen.render")
 
     def assemble(self, summary: TaskSummary, contract: InterfaceContract, track: str, prep_code: str,
                  model_code: str) -> tuple[str, dict[str, tuple[int, int]]]:

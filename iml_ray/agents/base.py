@@ -28,6 +28,9 @@ class Agent:
     # The agent's prompt (`<name>.md` beside its module) and the parser of the answer; None for the
     # framework's own agents (Assembler, Evaluator), which no LLM drives.
     prompt: str | None = None
+    # The modules its calls import (the agents import lazily): loaded when an actor serving it starts, so its first
+    # call does not wait on them.
+    warm_imports: tuple[str, ...] = ()
 
     def __init__(self, policy: str = "rules", llm: LLMPlumbing | None = None):
         self.policy = policy

@@ -25,11 +25,14 @@ if TYPE_CHECKING:
 
 class Debugger(Agent):
     name = "debugger"
+    warm_imports = ("iml_ray.plan.repairs",)
     prompt = "debugger"
 
     def __init__(self, policy: str = "rules", llm: LLMPlumbing | None = None):
         super().__init__(policy, llm)
-        self._rewrites = 0                   # over every track of the competition: the repair work is capped
+        # Over every track of the competition the repair work is capped: the count lives in the competition's
+        # ledger (this object serves one call); without a ledger (no Ray), here.
+        self._rewrites = 0
         self._count_lock = threading.Lock()
 
     def repair(self, diagnosis: Diagnosis, plans: Plans, n_rows: int) -> Repair | None:
@@ -46,11 +49,9 @@ class Debugger(Agent):
         from iml_ray.llm.errors import LLMError
 
         cap = self.llm.max_rewrites
-        with self._count_lock:
-            if self._rewrites >= cap:
-                self.brain.note("rules", f"rewrite of {module_name}: the competition's {cap} LLM rewrites are spent")
-                return None, f"the competition's {cap} LLM rewrites are spent"
-            self._rewrites += 1
+        if not self._take_rewrite(cap):
+            self.brain.note("rules", f"rewrite of {module_name}: the competition's {cap} LLM rewrites are spent")
+            return None, f"the competition's {cap} LLM rewrites are spent"
         try:
             with self.brain.until(deadline):
                 return ask_llm(self.brain, role, code, failure, diagnosis.blamed, diagnosis.explanation, contract,
@@ -58,6 +59,17 @@ class Debugger(Agent):
         except LLMError as exc:
             self._fell_back(exc, f"rewrite of {module_name}")
             return None, f"{type(exc).__name__}: {exc}"
+
+    def _take_rewrite(self, cap: int) -> bool:
+        if self.llm.ledger is not None:
+            from iml_ray.llm.brain import blocking
+
+            return bool(blocking(self.llm.ledger).take_rewrite(cap))
+        with self._count_lock:
+            if self._rewrites >= cap:
+                return False
+            self._rewrites += 1
+            return True
 
 
 def ask_llm(brain: Brain, role: ModuleRole, code: str, failure: Failure, blamed: str, explanation: str,

@@ -23,6 +23,7 @@ BLAMES = ("prep", "model", "contract_fulfilment", "contract_usage", "resources")
 
 class ErrorAnalyzer(Agent):
     name = "error_analyzer"
+    warm_imports = ("iml_ray.plan.repairs",)
     prompt = "error_analyzer"
 
     def analyze(self, failure: Failure, contract: InterfaceContract | None = None,

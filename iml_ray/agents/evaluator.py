@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 class Evaluator(Agent):
     name = "evaluator"
+    warm_imports = ("iml_ray.scoring.evaluate",)
 
     def score(self, valid_predictions_csv: str, summary: TaskSummary) -> float:
         import pandas as pd

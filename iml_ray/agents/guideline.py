@@ -36,6 +36,7 @@ TRADITIONAL_MODELS = ("lightgbm", "linear", "catboost", "xgboost", "extra_trees"
 
 class GuidelineAgent(Agent):
     name = "guideline"
+    warm_imports = ("iml_ray.plan.guideline_rules", "iml_ray.plan.pretrained")
     prompt = "guideline"
 
     def plan(self, summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 class KnowledgeRetriever(Agent):
     name = "knowledge_retriever"
+    warm_imports = ("iml_ray.plan.knowledge",)
     prompt = "knowledge_retriever"
 
     def retrieve(self, summary: TaskSummary, profile: Profile, tracks: tuple[str, ...]) -> Knowledge:

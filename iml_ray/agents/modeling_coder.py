@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 class ModelingCoder(Agent):
     name = "modeling_coder"
+    warm_imports = ("iml_ray.codegen.render", "iml_ray.metrics.registry")
     prompt = "modeling_coder"
 
     def write(self, summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contract: InterfaceContract) -> str:

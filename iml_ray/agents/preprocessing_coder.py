@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 class PreprocessingCoder(Agent):
     name = "preprocessing_coder"
+    warm_imports = ("iml_ray.codegen.render",)
     prompt = "preprocessing_coder"
 
     def write(self, summary: TaskSummary, plan: PrepPlan) -> str:

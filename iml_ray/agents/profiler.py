@@ -27,6 +27,7 @@ PROFILE_LIMIT_S = 60.0
 
 class Profiler(Agent):
     name = "profiler"
+    warm_imports = ("iml_ray.task.profiling",)
     prompt = "profiler"
 
     def profile(self, summary: TaskSummary, work_dir: str | None = None) -> Profile:

@@ -23,6 +23,7 @@ FIELDS = ("target", "id_column", "metric", "problem_type")
 
 class TaskAnalyzer(Agent):
     name = "task_analyzer"
+    warm_imports = ("iml_ray.task.inference", "iml_ray.metrics.registry")
     prompt = "task_analyzer"
 
     def analyze(self, task_dir: str, description: str | None = None) -> TaskSummary:

@@ -130,5 +130,9 @@ class Brain:
 
     def note(self, what: str, detail: str = "") -> None:
         """Record an event for the report: which part came from the LLM, which fell back to rules and why."""
+        event = {"agent": self.agent, "what": what, "detail": detail[:300], "at": time.time()}
         with self._lock:
-            self.events.append({"agent": self.agent, "what": what, "detail": detail[:300], "at": time.time()})
+            self.events.append(event)
+        if self.ledger is not None:
+            # The competition's record: this Brain lives for one call of an agent that serves many competitions.
+            blocking(self.ledger).note(event)

@@ -1,4 +1,8 @@
-"""Ledger: what the LLM calls of one competition spent, per agent, against its caps.
+"""Ledger: what the LLM calls of one competition spent, per agent, against its caps; what came from the LLM and
+what fell back to the rules (the events); how many Debugger rewrites the competition has used.
+
+The agents keep nothing of a competition between calls (they serve every competition of a job), so what must last
+over a competition's calls lives here, in the competition's own ledger.
 
 Thread-safe: one ledger is shared by the threads of a threaded Ray actor.
 """
@@ -34,6 +38,8 @@ class Ledger:
         self.deadline: float | None = None
         self.deadline_why = ""
         self.out_of_time = 0
+        self._events: list[dict] = []
+        self._rewrites = 0
 
     def __getstate__(self) -> dict:
         with self._lock:
@@ -77,6 +83,23 @@ class Ledger:
             row["completion_tokens"] += completion_tokens
             row["total_tokens"] += prompt_tokens + completion_tokens
             row["cost_usd"] += cost_usd
+
+    def note(self, event: dict) -> None:
+        """An agent's event for the report (what came from the LLM, what fell back to the rules and why)."""
+        with self._lock:
+            self._events.append(dict(event))
+
+    def events(self) -> list[dict]:
+        with self._lock:
+            return sorted(self._events, key=lambda e: e.get("at", 0.0))
+
+    def take_rewrite(self, cap: int) -> bool:
+        """One of the competition's `cap` Debugger rewrites, if any is left."""
+        with self._lock:
+            if self._rewrites >= cap:
+                return False
+            self._rewrites += 1
+            return True
 
     def totals(self) -> dict[str, Any]:
         with self._lock:

@@ -8,9 +8,21 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 import numpy as np
-from sklearn import metrics as skm
 
 from iml_ray.metrics.labels import natural_order
+
+
+class _SklearnMetrics:
+    """sklearn.metrics, imported on first use: it costs most of a second, and every agent's process imports the
+    metric registry to name metrics, far more often than to compute one."""
+
+    def __getattr__(self, name: str) -> Any:
+        from sklearn import metrics
+
+        return getattr(metrics, name)
+
+
+skm = _SklearnMetrics()
 
 # Probabilities are clipped to [PROBA_CLIP, 1 - PROBA_CLIP] for log loss, so one
 # confident mistake costs about 34.5 instead of an infinite score.

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from iml_ray.config import RunConfig
 from iml_ray.errors import UnsupportedTask, UserError
+from iml_ray.run.agent_pool import PoolSettings, job_pool, pool_report, pool_settings
 from iml_ray.rundir import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -119,14 +120,15 @@ def previous_status(out: Path) -> str | None:
     return state.get("status") or "unfinished"
 
 
-def run_one(competition: Competition, config: RunConfig, resume: bool, cluster_share: float = 1.0) -> CompetitionResult:
+def run_one(competition: Competition, config: RunConfig, resume: bool, cluster_share: float = 1.0,
+            agent_pool: PoolSettings | None = None) -> CompetitionResult:
     """One competition inside a Ray worker; bad input becomes a failed result, never a failed batch."""
     from iml_ray.run.engine import Run
 
     started = time.time()
     try:
         result = Run(competition.task_dir, competition.out, config, resume=resume, force=not resume,
-                     cluster_share=cluster_share).execute()
+                     cluster_share=cluster_share, agent_pool=agent_pool).execute()
     except UserError as exc:
         # A task iml-ray does not build is said, not counted as a failure of the run.
         status = "unsupported" if isinstance(exc, UnsupportedTask) else "failed"
@@ -154,12 +156,16 @@ def run_batch(task_dirs: list[str | ManifestEntry], root: Path, config: RunConfi
     results, todo = _sort_out(competitions, root, retry_failed)
     for comp, _ in todo:            # an LLM section that cannot work fails the batch before anything is written
         check_run_llm(comp.config(config).policy, comp.config(config).llm)
+    # One set of agents for every competition: settled here (a wrong agents: section fails the batch in one line).
+    agent_settings = pool_settings([config] + [comp.config(config) for comp, _ in todo])
     root.mkdir(parents=True, exist_ok=True)
     with ray_session():
         from actors.llm import start_local_servers
 
         # Started here, by the driver, so one server per local model lives for the whole batch.
         servers = start_local_servers([comp.config(config).llm for comp, _ in todo if comp.config(config).policy != "rules"])
+        # Created by the driver, so the agents live as long as the batch (a competition's worker only finds them).
+        pool = job_pool(agent_settings)
         remote = ray.remote(num_cpus=0, max_retries=0)(run_one)
         limit = max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1)))
         # Each running competition plans its tracks with its part of the cluster.
@@ -169,7 +175,7 @@ def run_batch(task_dirs: list[str | ManifestEntry], root: Path, config: RunConfi
         while todo or pending:
             while todo and len(pending) < limit:
                 comp, resume = todo.pop(0)
-                pending[remote.remote(comp, comp.config(config), resume, share)] = comp
+                pending[remote.remote(comp, comp.config(config), resume, share, agent_settings)] = comp
                 began[comp.name] = time.time()
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
@@ -186,7 +192,8 @@ def run_batch(task_dirs: list[str | ManifestEntry], root: Path, config: RunConfi
                 on_update(_live(competitions, results, pending.values(), began))
         from actors.llm import server_stats
 
-        return _write_summary(root, competitions, results, started, [server_stats(h) for h in servers])
+        return _write_summary(root, competitions, results, started, [server_stats(h) for h in servers],
+                              pool_report(pool))
 
 
 def _sort_out(competitions: list[Competition], root: Path,
@@ -272,7 +279,7 @@ def _progress_of(out: Path) -> tuple[str, float | None, str | None]:
 
 
 def _write_summary(root: Path, competitions: list[Competition], results: dict[str, CompetitionResult],
-                   started: float, servers: list[dict] | None = None) -> dict[str, Any]:
+                   started: float, servers: list[dict] | None = None, actors: dict | None = None) -> dict[str, Any]:
     elapsed = time.time() - started
     done = [r for r in results.values() if r.wall_s > 0]      # run in this invocation (skips take no time)
     summary = {
@@ -287,6 +294,9 @@ def _write_summary(root: Path, competitions: list[Competition], results: dict[st
         "llm": {"tokens": sum(r.llm_tokens for r in results.values()),
                 "cost_usd": round(sum(r.llm_cost_usd for r in results.values()), 6)},
     }
+    if actors:
+        # The agents that served every competition of the batch: one set, whatever the number of competitions.
+        summary["actors"] = actors
     if servers:
         # Each local model server of the batch, once: loads, requests, model calls, batch sizes, tokens/s.
         summary["llm"]["servers"] = servers

@@ -8,6 +8,7 @@ report:   report.json, report.html and the final state
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -21,7 +22,7 @@ from iml_ray.errors import UserError
 from iml_ray.plan.knowledge import Knowledge
 from iml_ray.plan.resources import PLAN_LLM_SHARE, TrackResources, plan_resources
 from iml_ray.report.run_report import build_report, write_html_report
-from iml_ray.run.agent_handles import RunAgents
+from iml_ray.run.agent_pool import PLAN_AGENTS, PoolSettings, RunAgents, job_pool, pool_settings
 from iml_ray.run.explore import Explorer
 from iml_ray.run.progress import LogProgress, Progress
 from iml_ray.run.ray_session import ray_session
@@ -69,12 +70,16 @@ class Finished:
     leaderboard: tuple[Candidate, ...]
     best: Candidate | None
     ensemble: Any = None              # ensemble.EnsembleFit when --ensemble stack ran
+    coordinator: str | None = None    # the Coordinator actor's id
 
 
 class Run:
     def __init__(self, task_dir: str | Path, out: str | Path, config: RunConfig, *, resume: bool = False,
-                 force: bool = False, progress: Progress | None = None, cluster_share: float = 1.0):
+                 force: bool = False, progress: Progress | None = None, cluster_share: float = 1.0,
+                 agent_pool: PoolSettings | None = None):
         self.task_dir = Path(task_dir)
+        # The job's agents: a batch's driver settles one pool for all its competitions.
+        self.agent_pool = agent_pool
         # The fraction of the cluster this competition plans its tracks with: a batch running N
         # competitions at once gives each 1/N, so no competition's tracks queue behind another's
         # while its own clock runs.
@@ -94,6 +99,7 @@ class Run:
         from iml_ray.safety.sandbox import containment
 
         check_run_llm(self.config.policy, self.config.llm)
+        pool = self.agent_pool or pool_settings([self.config])       # a wrong agents: section fails here
         containment()                               # says at start-up when this kernel allows less isolation
         rundir = RunDir.check(self.out, self.resume, self.force)
         fresh = not rundir.root.exists()
@@ -106,7 +112,7 @@ class Run:
                 state.setdefault("stages", {})
                 state.setdefault("candidates", {})
                 try:
-                    return self._run(rundir, state, task_root, started, deadline)
+                    return self._run(rundir, state, task_root, started, deadline, pool)
                 except KeyboardInterrupt:
                     if (rundir.root / "state.json").exists():
                         state["interrupted"] = time.time()
@@ -134,17 +140,33 @@ class Run:
         self.timings["unpack"] = round(time.time() - t0, 2)
         return str(root)
 
-    def _run(self, rundir: RunDir, state: dict, task_root: str, started: float, deadline: float) -> RunResult:
+    def _run(self, rundir: RunDir, state: dict, task_root: str, started: float, deadline: float,
+             pool: PoolSettings) -> RunResult:
         llm = self._start_llm(started)
-        agents = RunAgents(self.config.policy, llm)
+        agents = self._agents(pool, rundir, llm)
         planned = self._plan(agents, llm, rundir, state, task_root, deadline)
         explorer = Explorer(self.config, self.progress, rundir, state, agents, llm)
         explore_started = time.time()
         candidates = explorer.explore(planned, deadline)
         self.timings["explore"] = round(time.time() - explore_started, 2)
         explorer.fall_back(planned, deadline, candidates)
-        finished = self._finish(planned, explorer, rundir)
+        finished = dataclasses.replace(self._finish(planned, explorer, rundir),
+                                       coordinator=explorer.coordinator._actor_id.hex())
         return self._report(planned, finished, llm, agents, rundir, state, started)
+
+    def _agents(self, pool: PoolSettings, rundir: RunDir, llm) -> RunAgents:
+        """The job's agents (started by the job's first competition, found by the others) bound to this competition;
+        its heavy agent calls may hold up to one CPU of its part of the cluster."""
+        import ray
+
+        from iml_ray.agents.server import AgentContext
+
+        t0 = time.time()
+        cpus = max(0.01, min(1.0, ray.cluster_resources().get("CPU", 1.0) * self.cluster_share))
+        agents = RunAgents(job_pool(pool, first=("task_analyzer",)),
+                           AgentContext(str(rundir.root), self.config.policy, llm, round(cpus, 2)))
+        self.timings["agents"] = round(time.time() - t0, 2)
+        return agents
 
     def _start_llm(self, started: float):
         """The LLM plumbing of this competition (None under the rules policy); the plan phase's LLM calls
@@ -212,7 +234,13 @@ class Run:
         description = STRIPPED_DESCRIPTION if self.config.strip_description else None
         self.progress.phase("task summary")
         t0 = time.time()
-        analysis = ray.get(agents["task_analyzer"].analyze.remote(task_root, description))
+        ref = agents["task_analyzer"].analyze.remote(task_root, description)
+        # The agents' processes start in the order the run needs them, the plan's while the task is analysed, the
+        # tracks' while it is planned: on a small machine ten processes starting at once hold up the one it waits for.
+        agents.started("task_analyzer")
+        agents.start_all(PLAN_AGENTS)
+        analysis = ray.get(ref)
+        agents.start_all()
         self.timings["task_summary"] = round(time.time() - t0, 2)
         return analysis
 
@@ -271,10 +299,11 @@ class Run:
         tracks = {p.track for p in planned.blueprint.tracks}
         report["resources"] = {t: r.to_json() for t, r in planned.resources.items() if t in tracks}
         report["sandbox"] = {"containment": containment().describe(), "network_allowed": self.config.allow_network}
+        report["actors"] = {**agents.report(), "coordinator": finished.coordinator}
         if llm is not None:
             from actors.llm import llm_report
 
-            report["llm"] = llm_report(llm, agents.llm_driven())
+            report["llm"] = llm_report(llm)
         if finished.ensemble is not None:
             report["ensemble"] = finished.ensemble.to_json()
             if finished.ensemble.kept and status == "ok":

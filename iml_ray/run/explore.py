@@ -19,7 +19,7 @@ from iml_ray.track.job import TrackJob
 if TYPE_CHECKING:
     from iml_ray.config import RunConfig
     from iml_ray.llm.plumbing import LLMPlumbing
-    from iml_ray.run.agent_handles import RunAgents
+    from iml_ray.run.agent_pool import RunAgents
     from iml_ray.run.engine import Planned
     from iml_ray.run.progress import Progress
     from iml_ray.rundir import RunDir

@@ -15,6 +15,10 @@ def ray_session() -> Iterator[None]:
         # Read when ray is imported: without it Ray binds the GCS to the machine's other
         # address even when told 127.0.0.1 for the node.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        # The raylet warns (on the driver's stdout, with no way to silence it) once the worker processes started
+        # pass four times this, which defaults to the CPU count: on a 2-core machine a job's ten agents and its
+        # tracks pass it. Workers start as fast either way; the warning then tells a user of nothing wrong.
+        os.environ.setdefault("RAY_worker_maximum_startup_concurrency", str(max(8, 2 * (os.cpu_count() or 1))))
     import ray
 
     if ray.is_initialized():
