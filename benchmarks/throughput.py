@@ -1,13 +1,22 @@
-"""Throughput of `iml batch` against the same competitions run one after another with `iml run`.
+"""Throughput of `iml batch` against the same competitions run one after another with `iml run`, on a fresh
+local Ray each time and on a running cluster.
 
     .venv/bin/python benchmarks/throughput.py [--time-budget 60] [--tasks titanic penguins ...] [--out DIR]
+                                              [--no-cold] [--no-warm]
 
-Builds the example tasks (examples/make_examples.py), runs each with `iml run`
-(a fresh process and Ray instance each, as a user would one by one), then all of
-them with one `iml batch`, and reports: wall time of both, the speedup, every
-submission's validity, the share of the competitions' time spent outside the
-tracks (Ray start-up, agents, planning, verification) and the peak memory the
-machine used above its idle level. Prints a markdown table for RESULTS.md.
+Builds the example tasks (examples/make_examples.py), then for each case runs each
+task with `iml run` one after another, then all of them with one `iml batch`:
+
+- cold: no cluster; every `iml run` (and the batch) starts its own local Ray and its agents, as a user would
+  on a laptop;
+- warm: a cluster started once (`ray start --head`, the machine's CPUs), every command joining it with
+  `RAY_ADDRESS=auto` and `--keep-agents`, so the agents' actors are created by the first command and found by
+  every later one (the path `ray job submit` users take).
+
+It reports wall time of each, the batch/serial speedup, every submission's
+validity, the share of the competitions' time spent outside the tracks (Ray
+start-up, agents, planning, choosing, the report) and the peak memory the machine
+used above its idle level. Prints a markdown table for RESULTS.md.
 """
 from __future__ import annotations
 
@@ -54,17 +63,56 @@ class PeakMemory:
         return self.peak / 2**30
 
 
-def _env() -> dict:
+def _env(warm: bool = False) -> dict:
     env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
     env.pop("RAY_ADDRESS", None)
+    if warm:
+        env["RAY_ADDRESS"] = "auto"
     return env
 
 
-def _run(command: list[str], log: Path) -> float:
+def _run(command: list[str], log: Path, warm: bool = False) -> float:
     started = time.time()
     with open(log, "w") as handle:
-        subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=_env(), check=False)
+        subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=_env(warm), check=False)
     return time.time() - started
+
+
+def _ray(*args: str) -> None:
+    subprocess.run([str(Path(sys.executable).parent / "ray"), *args], env=_env(), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _case(name: str, tasks: list[Path], out: Path, budget: list[str], warm: bool) -> tuple[list[dict], float]:
+    """One case: the tasks one by one with `iml run`, then together with `iml batch`; its rows and speedup."""
+    import shutil
+
+    iml = [sys.executable, "-m", "iml_ray.cli"]
+    extra = ["--keep-agents"] if warm else []
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    with PeakMemory() as seq_memory:
+        started = time.time()
+        for task in tasks:
+            _run([*iml, "run", str(task), "--out", str(out / "sequential" / task.name), "--force", *budget, *extra],
+                 out / "logs" / f"run_{task.name}.log", warm)
+        sequential_s = time.time() - started
+    batch_root = out / "batch"
+    shutil.rmtree(batch_root, ignore_errors=True)
+    with PeakMemory() as batch_memory:
+        batch_s = _run([*iml, "batch", *map(str, tasks), "--out", str(batch_root), *budget, *extra],
+                       out / "logs" / "batch.log", warm)
+    rows = []
+    for mode, root, wall, memory in (("one by one (`iml run` each)", out / "sequential", sequential_s, seq_memory),
+                                     ("together (`iml batch`)", batch_root, batch_s, batch_memory)):
+        outcomes = [_outcome(root / task.name) for task in tasks]
+        total = sum(o["total"] for o in outcomes)
+        outside = sum(o["total"] - o["explore"] for o in outcomes)
+        rows.append({"case": name, "mode": mode, "wall_s": round(wall, 1),
+                     "valid": sum(o["status"] == "ok" for o in outcomes),
+                     "per_hour": round(len(tasks) / wall * 3600, 1),
+                     "orchestration_share": round(outside / total, 3) if total else None,
+                     "peak_gb": round(memory.peak_gb, 2)})
+    return rows, (sequential_s / batch_s if batch_s else float("nan"))
 
 
 def _outcome(run_dir: Path) -> dict:
@@ -82,51 +130,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-budget", type=float, default=60.0)
     parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS)
     parser.add_argument("--out", type=Path, default=HERE / "out" / "throughput")
+    parser.add_argument("--no-cold", action="store_true", help="skip the case without a running cluster")
+    parser.add_argument("--no-warm", action="store_true", help="skip the case on a running cluster")
     args = parser.parse_args(argv)
     out = args.out.resolve()
     tasks_dir = out / "tasks"
     subprocess.run([sys.executable, str(REPO / "examples" / "make_examples.py"), "--out", str(tasks_dir),
                     "--answers", str(out / "answers"), "--only", *args.tasks], check=True)
     tasks = [tasks_dir / name for name in args.tasks]
-    iml = [sys.executable, "-m", "iml_ray.cli"]
     budget = ["--time-budget", str(args.time_budget)]
-    (out / "logs").mkdir(parents=True, exist_ok=True)
-
-    with PeakMemory() as seq_memory:
-        started = time.time()
-        for task in tasks:
-            _run([*iml, "run", str(task), "--out", str(out / "sequential" / task.name), "--force", *budget],
-                 out / "logs" / f"run_{task.name}.log")
-        sequential_s = time.time() - started
-    batch_root = out / "batch"
-    if batch_root.exists():
-        import shutil
-
-        shutil.rmtree(batch_root)
-    with PeakMemory() as batch_memory:
-        batch_s = _run([*iml, "batch", *map(str, tasks), "--out", str(batch_root), *budget], out / "logs" / "batch.log")
-
-    rows = []
-    for mode, root, wall, memory in (("one by one (`iml run` each)", out / "sequential", sequential_s, seq_memory),
-                                     ("together (`iml batch`)", batch_root, batch_s, batch_memory)):
-        outcomes = [_outcome(root / task.name) for task in tasks]
-        valid = sum(o["status"] == "ok" for o in outcomes)
-        total = sum(o["total"] for o in outcomes)
-        outside = sum(o["total"] - o["explore"] for o in outcomes)
-        rows.append({"mode": mode, "wall_s": round(wall, 1), "valid": valid, "per_hour": round(len(tasks) / wall * 3600, 1),
-                     "orchestration_share": round(outside / total, 3) if total else None,
-                     "peak_gb": round(memory.peak_gb, 2)})
-    speedup = sequential_s / batch_s if batch_s else float("nan")
+    rows: list[dict] = []
+    speedups: dict[str, float] = {}
+    if not args.no_cold:
+        case_rows, speedups["cold"] = _case("cold", tasks, out / "cold", budget, warm=False)
+        rows += case_rows
+    if not args.no_warm:
+        _ray("start", "--head", "--node-ip-address=127.0.0.1", f"--num-cpus={psutil.cpu_count()}",
+             "--include-dashboard=false", "--disable-usage-stats")
+        try:
+            case_rows, speedups["warm"] = _case("warm", tasks, out / "warm", budget, warm=True)
+            rows += case_rows
+        finally:
+            _ray("stop", "--force")
     result = {"tasks": args.tasks, "time_budget_s": args.time_budget, "cpus": psutil.cpu_count(), "rows": rows,
-              "speedup": round(speedup, 2)}
+              "speedup": {k: round(v, 2) for k, v in speedups.items()}}
     (out / "throughput.json").write_text(json.dumps(result, indent=1))
-    print("| mode | wall (s) | valid | competitions/hour | time outside the tracks | peak memory (GB) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| case | mode | wall (s) | valid | competitions/hour | time outside the tracks | peak memory (GB) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['mode']} | {r['wall_s']} | {r['valid']}/{len(tasks)} | {r['per_hour']} | "
+        print(f"| {r['case']} | {r['mode']} | {r['wall_s']} | {r['valid']}/{len(tasks)} | {r['per_hour']} | "
               f"{r['orchestration_share']:.0%} | {r['peak_gb']} |")
-    print(f"\nspeedup: {speedup:.2f}x ({len(tasks)} competitions, --time-budget {args.time_budget:g}, "
-          f"{psutil.cpu_count()} CPUs)")
+    for case, speedup in speedups.items():
+        print(f"\n{case}: batch/serial speedup {speedup:.2f}x ({len(tasks)} competitions, --time-budget "
+              f"{args.time_budget:g}, {psutil.cpu_count()} CPUs)")
     return 0
 
 

@@ -216,7 +216,8 @@ class Run:
 
         blueprint = stages.stage("blueprint", lambda: plan_once()[0], Blueprint.to_json, Blueprint.from_json)
         contract = stages.stage("contract", lambda: plan_once()[1], InterfaceContract.to_json, InterfaceContract.from_json)
-        stages.stage("holdout", lambda: _holdout(summary, blueprint), lambda held: held, lambda held: held)
+        stages.stage("holdout", lambda: ray.get(agents["evaluator"].holdout.remote(summary, blueprint.train)),
+                     lambda held: held, lambda held: held)
         running = tuple(plan.track for plan in blueprint.tracks)
         if running and set(running) != set(resources):
             # A track the blueprint skipped (no text or images for a pretrained encoder) leaves its share to the others.
@@ -308,6 +309,7 @@ class Run:
             report["ensemble"] = finished.ensemble.to_json()
             if finished.ensemble.kept and status == "ok":
                 report["chosen"] = _ensemble_choice(planned.summary, finished.ensemble, rundir)
+        report["started_at"] = started        # epoch seconds: the tracks' started_s count from here
         atomic_write_json(rundir.root / "report.json", report)
         state["finished"] = time.time()
         state["status"] = status
@@ -322,14 +324,6 @@ def _ensemble_choice(summary: TaskSummary, ensemble, rundir: RunDir) -> dict[str
 
     return {"track": "ensemble", "valid_score": ensemble.blend_score, "aps": aps(summary.metric, ensemble.blend_score),
             "weights": ensemble.weights, "pipeline": str(rundir.root / "pipeline.py"), "scored": "cross-fitted on the holdout"}
-
-
-def _holdout(summary: TaskSummary, blueprint: Blueprint) -> list[int] | dict:
-    """holdout.json: the rows of one holdout, or a small table's k folds."""
-    from iml_ray.scoring.evaluate import holdout_json, make_validation
-
-    train = blueprint.train
-    return holdout_json(make_validation(summary, train.holdout_fraction, train.seed, train.holdout_folds))
 
 
 def run_competition(task_dir: str | Path, out: str | Path, config: RunConfig | None = None, **kwargs: Any) -> RunResult:
