@@ -35,6 +35,10 @@ class Coordinator:
         self.ensemble: EnsembleFit | None = None
         self.shares: dict[str, float] = {}     # each track's CPUs, as Ray granted them
 
+    def set_eval(self, metric: str, higher_is_better: bool) -> None:
+        """The blueprint's metric (the actor is started before the plan has it, so its process is up by then)."""
+        self.metric, self.higher_is_better = metric, higher_is_better
+
     def track_shares(self, shares: dict[str, float]) -> None:
         """The CPUs each of the competition's tracks holds (set when they are launched)."""
         self.shares = dict(shares)

@@ -51,7 +51,9 @@ class AgentServer:
         self._calls = 0
         self._calls_by_competition: dict[str, int] = {}
 
-    def call(self, context: AgentContext, method: str, *args: Any, **kwargs: Any) -> Any:
+    def call(self, agent_context: AgentContext, agent_method: str, *args: Any, **kwargs: Any) -> Any:
+        # Named so that no agent method's keyword (a coder's `context=`) can collide with them.
+        context, method = agent_context, agent_method
         if method.startswith("_"):
             raise AttributeError(f"{self.agent} has no public method '{method}'")
         with self._lock:

@@ -144,8 +144,9 @@ class Run:
              pool: PoolSettings) -> RunResult:
         llm = self._start_llm(started)
         agents = self._agents(pool, rundir, llm)
-        planned = self._plan(agents, llm, rundir, state, task_root, deadline)
         explorer = Explorer(self.config, self.progress, rundir, state, agents, llm)
+        explorer.start()
+        planned = self._plan(agents, llm, rundir, state, task_root, deadline)
         explore_started = time.time()
         candidates = explorer.explore(planned, deadline)
         self.timings["explore"] = round(time.time() - explore_started, 2)

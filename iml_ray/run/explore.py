@@ -48,16 +48,24 @@ class Explorer:
         self.llm = llm
         self.coordinator = None
 
+    def start(self) -> None:
+        """The competition's Coordinator actor, started while the plan phase runs (its process then costs the
+        tracks no wait); the blueprint's metric reaches it when the tracks are launched."""
+        from actors import agents as actors
+
+        self.coordinator = actors.Coordinator.remote("", True)
+
     def explore(self, planned: Planned, deadline: float) -> dict[str, Candidate]:
         """Every track's candidate (resumed ones as they were)."""
         import ray
 
-        from actors import agents as actors
         from iml_ray.agents.briefs import columns_brief
 
         columns = columns_brief(planned.profile)
         eval_plan = planned.blueprint.eval
-        self.coordinator = actors.Coordinator.remote(eval_plan.metric, eval_plan.higher_is_better)
+        if self.coordinator is None:
+            self.start()
+        ray.get(self.coordinator.set_eval.remote(eval_plan.metric, eval_plan.higher_is_better))
         self.progress.phase("exploring tracks")
         track_deadline = deadline - self.config.reserve_s
         if self.llm is not None:
@@ -169,10 +177,13 @@ class Explorer:
             raise           # the user's error (e.g. --llm-replay without the answer) stops the run
         except ray.exceptions.RayError as exc:
             # A crashed worker fails the candidate, never the run.
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            log.error("track %s crashed: %s", track, first_line)
+            lines = [line for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+            # The first line names the task, the last says what went wrong (the traceback between goes to the log).
+            said = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1].strip()}"
+            log.error("track %s crashed: %s", track, said)
+            log.debug("track %s crashed:\n%s", track, exc)
             return Candidate(track=track, code_dir="", status="failed", metric=metric,
-                             failure=f"the Ray task running the track died: {type(exc).__name__}: {first_line[:300]}")
+                             failure=f"the Ray task running the track died: {type(exc).__name__}: {said[:500]}")
 
     def _fallback(self, planned: Planned, deadline: float) -> Candidate:
         """No track verified in time: the target's prior, through the same sandbox and checks, in the budget's reserve."""

@@ -119,3 +119,19 @@ def test_keep_agents_and_address_flags(monkeypatch):
     assert config.agents == {"keep": True} and pool_settings([config]).keep
     assert os.environ["RAY_ADDRESS"] == "127.0.0.1:6379"
     assert _config(build_parser().parse_args(["run", "task"])).agents == {}
+
+
+def test_an_agent_methods_own_context_keyword_reaches_it(monkeypatch):
+    """The coders take `context=` (what the plan learned); the call's own context must not collide with it."""
+    import iml_ray.agents.server as server_module
+
+    seen = {}
+
+    def serve(agent, context, method, args, kwargs):
+        seen.update(agent=agent, competition=context.competition, method=method, args=args, kwargs=kwargs)
+        return "ok"
+
+    monkeypatch.setattr(server_module, "serve", serve)
+    assert AgentServer("modeling_coder").call(AgentContext("runs/a"), "draft", 1, context={"advice": "x"}) == "ok"
+    assert seen == {"agent": "modeling_coder", "competition": "runs/a", "method": "draft", "args": (1,),
+                    "kwargs": {"context": {"advice": "x"}}}
