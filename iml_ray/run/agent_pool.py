@@ -124,7 +124,7 @@ class AgentPool:
 
 
 # The pools this process created or found, by job and key: the creator's handles keep a job's actors alive.
-_POOLS: dict[tuple[str, str], AgentPool] = {}
+_POOLS: dict[tuple[str, str], AgentPool] = {}      # (session/job, pool key) -> pool
 
 
 def job_pool(settings: PoolSettings, first: tuple[str, ...] = tuple(AGENTS)) -> AgentPool:
@@ -135,10 +135,13 @@ def job_pool(settings: PoolSettings, first: tuple[str, ...] = tuple(AGENTS)) -> 
     """
     import ray
 
-    job = ray.get_runtime_context().get_job_id()
-    key = (job, settings.key() + ("-kept" if settings.keep else ""))
+    here = ray.get_runtime_context()
+    job = here.get_job_id()
+    # A new Ray session in this process numbers its jobs from 1 again: the session tells the pools apart.
+    session = here.get_session_name()
+    key = (f"{session}/{job}", settings.key() + ("-kept" if settings.keep else ""))
     if key not in _POOLS:
-        for stale in [k for k in _POOLS if k[0] != job]:     # an earlier Ray session's handles
+        for stale in [k for k in _POOLS if k[0] != key[0]]:     # an earlier job's or session's handles
             del _POOLS[stale]
         _POOLS[key] = AgentPool(settings, job)
     return _POOLS[key].start(first)

@@ -109,3 +109,22 @@ def test_an_agent_actor_killed_mid_batch_comes_back_and_the_batch_ends_valid(tmp
     assert evaluator["name"] == killed["name"] and evaluator["pid"] != killed["pid"]
     assert {_report(root, n)["actors"]["agents"]["evaluator"][0]["actor_id"] for n in ("comp1", "comp2", "comp3")} \
         == {evaluator["actor_id"]}
+
+
+def test_a_new_ray_session_in_the_same_process_gets_new_agents(tmp_path):
+    """Job ids start again at 1 in a new session: the agents of the session before must not be called."""
+    import ray
+
+    from iml_ray.run.agent_pool import job_pool, pool_settings
+
+    settings = pool_settings([RunConfig()])
+    before = job_pool(settings).handles["evaluator"][0]._actor_id.hex()
+    ray.shutdown()
+    try:
+        next(local_ray(num_cpus=2))             # a new session in this process: its first job is job 1 again
+        pool = job_pool(settings)
+        assert pool.handles["evaluator"][0]._actor_id.hex() != before
+        assert ray.get(pool.handles["evaluator"][0].stats.remote())["calls"] == 0
+    finally:
+        ray.shutdown()
+        next(local_ray(num_cpus=2))             # a cluster again for the module's fixture to shut down
