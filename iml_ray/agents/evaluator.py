@@ -10,19 +10,12 @@ from typing import TYPE_CHECKING
 from iml_ray.agents.base import Agent
 
 if TYPE_CHECKING:
-    from iml_ray.blueprint import TrainPlan
     from iml_ray.task.files import TaskSummary
 
 
 class Evaluator(Agent):
     name = "evaluator"
-    warm_imports = ("iml_ray.scoring.evaluate", "sklearn.model_selection")
-
-    def holdout(self, summary: TaskSummary, train: TrainPlan) -> list[int] | dict:
-        """The framework's validation rows (holdout.json): one holdout, or a small table's k folds."""
-        from iml_ray.scoring.evaluate import holdout_json, make_validation
-
-        return holdout_json(make_validation(summary, train.holdout_fraction, train.seed, train.holdout_folds))
+    warm_imports = ("iml_ray.scoring.evaluate", "sklearn.metrics")
 
     def score(self, valid_predictions_csv: str, summary: TaskSummary) -> float:
         import pandas as pd
