@@ -94,6 +94,7 @@ class Run:
     def execute(self) -> RunResult:
         started = time.time()
         deadline = started + self.config.time_budget_s
+        _import_in_background("sklearn.model_selection")     # the holdout's, while Ray starts and the agents plan
         files = check_task(self.task_dir)          # bad input fails here, before anything is written
         from iml_ray.llm.settings import check_run_llm
         from iml_ray.safety.sandbox import containment
@@ -324,6 +325,20 @@ def _ensemble_choice(summary: TaskSummary, ensemble, rundir: RunDir) -> dict[str
 
     return {"track": "ensemble", "valid_score": ensemble.blend_score, "aps": aps(summary.metric, ensemble.blend_score),
             "weights": ensemble.weights, "pipeline": str(rundir.root / "pipeline.py"), "scored": "cross-fitted on the holdout"}
+
+
+def _import_in_background(module: str) -> None:
+    """Import a module the driver will need in a thread: the main thread mostly waits on Ray meanwhile."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - the code that needs it says what is wrong
+            log.debug("importing %s in the background failed: %s", module, exc)
+
+    threading.Thread(target=load, name=f"import-{module}", daemon=True).start()
 
 
 def _holdout(summary: TaskSummary, blueprint: Blueprint) -> list[int] | dict:
