@@ -94,7 +94,6 @@ class Run:
     def execute(self) -> RunResult:
         started = time.time()
         deadline = started + self.config.time_budget_s
-        _import_in_background("sklearn.model_selection")     # the holdout's, while Ray starts and the agents plan
         files = check_task(self.task_dir)          # bad input fails here, before anything is written
         from iml_ray.llm.settings import check_run_llm
         from iml_ray.safety.sandbox import containment
@@ -109,6 +108,7 @@ class Run:
             self.progress.phase("starting Ray")
             with ray_session():
                 self.timings["ray_start"] = round(time.time() - started, 2)
+                _import_in_background("sklearn.model_selection")     # the holdout's, while the agents plan
                 state = rundir.load_state() if self.resume else {"stages": {}, "candidates": {}}
                 state.setdefault("stages", {})
                 state.setdefault("candidates", {})
