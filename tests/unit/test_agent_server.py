@@ -111,7 +111,9 @@ def test_the_agents_section_is_checked_and_names_the_pool():
 def test_keep_agents_and_address_flags(monkeypatch):
     from iml_ray.cli import _config, build_parser
 
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    # setenv, not delenv: a variable that was absent is only restored (removed) after the test if monkeypatch
+    # recorded it, and the flag sets it for the whole process.
+    monkeypatch.setenv("RAY_ADDRESS", "unset-by-the-test")
     args = build_parser().parse_args(["run", "task", "--keep-agents", "--address", "127.0.0.1:6379"])
     config = _config(args)
     import os
