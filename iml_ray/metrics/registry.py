@@ -35,19 +35,9 @@ from iml_ray.metrics.scores import (
     _rmsle,
     _smape,
     pinball,
+    sklearn_metric,
 )
 from iml_ray.metrics.submission import PROBLEM_TYPES
-
-
-def _sklearn(name: str) -> Callable[..., float]:
-    """sklearn.metrics.<name>, imported when a score is computed (see scores.skm)."""
-    def score(*args: Any, **kwargs: Any) -> float:
-        from sklearn import metrics
-
-        return getattr(metrics, name)(*args, **kwargs)
-
-    score.__name__ = name
-    return score
 
 CLASSIFICATION = ("binary", "multiclass")
 REGRESSION = ("regression",)
@@ -162,10 +152,10 @@ _REGISTRY = (
            _rmsle),
     Metric("rmse", False, "value", REGRESSION, "exp_neg",
            (r"root[ -]mean[ -]squared?[ -]error", r"rmse"),
-           _ignoring_classes(_sklearn("root_mean_squared_error"))),
+           _ignoring_classes(sklearn_metric("root_mean_squared_error"))),
     Metric("mae", False, "value", REGRESSION, "exp_neg",
            (r"mean[ -]absolute[ -]error", r"mae"),
-           _ignoring_classes(_sklearn("mean_absolute_error"))),
+           _ignoring_classes(sklearn_metric("mean_absolute_error"))),
     Metric("smape", False, "value", REGRESSION, "exp_neg",
            (r"symmetric mean absolute percentage error", r"smape", r"sym(?:metric)?[ -]mape"),
            _smape),
@@ -174,16 +164,16 @@ _REGISTRY = (
            _mape),
     Metric("mse", False, "value", REGRESSION, "exp_neg",
            (r"(?<!root )(?<!root-)mean[ -]squared?[ -]error", r"mse"),
-           _ignoring_classes(_sklearn("mean_squared_error"))),
+           _ignoring_classes(sklearn_metric("mean_squared_error"))),
     Metric("r2", True, "value", REGRESSION, "identity",
            (r"coefficient of determination", r"r[ -]?squared", r"r\^?2", r"r²"),
-           _ignoring_classes(_sklearn("r2_score"))),
+           _ignoring_classes(sklearn_metric("r2_score"))),
     Metric("accuracy", True, "label", CLASSIFICATION, "identity",
            (r"accuracy",),
-           _ignoring_classes(_sklearn("accuracy_score"))),
+           _ignoring_classes(sklearn_metric("accuracy_score"))),
     Metric("balanced_accuracy", True, "label", CLASSIFICATION, "identity",
            (r"balanced[ -]accuracy",),
-           _ignoring_classes(_sklearn("balanced_accuracy_score"))),
+           _ignoring_classes(sklearn_metric("balanced_accuracy_score"))),
     Metric("f1", True, "label", CLASSIFICATION, "identity",
            (r"f1(?:[ -]?(?:score|measure))?", r"f[ -](?:score|measure)"),
            _f1),
@@ -203,7 +193,7 @@ _REGISTRY = (
            _qwk),
     Metric("mcc", True, "label", CLASSIFICATION, "half_shift",
            (r"matthews['’]?s?[ -]correlation(?:[ -]coefficient)?", r"mcc"),
-           _ignoring_classes(_sklearn("matthews_corrcoef"))),
+           _ignoring_classes(sklearn_metric("matthews_corrcoef"))),
 )
 
 # Several targets: each column scored with its unit metric, then averaged (jigsaw's mean column-wise ROC AUC,
@@ -224,10 +214,10 @@ _COLUMN_WISE = (
            _rmsle, unit="rmsle"),
     Metric("mcrmse", False, "value", REGRESSION, "exp_neg",
            (r"mean column[ -]?wise root[ -]mean[ -]squared?[ -]error", r"mcrmse", r"column[ -]?wise rmse"),
-           _ignoring_classes(_sklearn("root_mean_squared_error")), unit="rmse"),
+           _ignoring_classes(sklearn_metric("root_mean_squared_error")), unit="rmse"),
     Metric("mean_mae", False, "value", REGRESSION, "exp_neg",
            (r"mean column[ -]?wise (?:mae|mean[ -]absolute[ -]error)", r"column[ -]?wise mae"),
-           _ignoring_classes(_sklearn("mean_absolute_error")), unit="mae"),
+           _ignoring_classes(sklearn_metric("mean_absolute_error")), unit="mae"),
 )
 _REGISTRY = _REGISTRY + _COLUMN_WISE
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _REGISTRY}

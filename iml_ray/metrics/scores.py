@@ -24,6 +24,15 @@ class _SklearnMetrics:
 
 skm = _SklearnMetrics()
 
+
+def sklearn_metric(name: str) -> Callable[..., float]:
+    """sklearn.metrics.<name> as a function that imports it when a score is computed (for tables built at import)."""
+    def score(*args: Any, **kwargs: Any) -> float:
+        return getattr(skm, name)(*args, **kwargs)
+
+    score.__name__ = name
+    return score
+
 # Probabilities are clipped to [PROBA_CLIP, 1 - PROBA_CLIP] for log loss, so one
 # confident mistake costs about 34.5 instead of an infinite score.
 PROBA_CLIP = 1e-15

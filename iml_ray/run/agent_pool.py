@@ -151,27 +151,22 @@ class RunAgents:
     """The job's agents bound to one competition: `agents["profiler"].profile.remote(...)`."""
 
     def __init__(self, pool: AgentPool, context: AgentContext):
-        from actors.agents import BoundAgent
-
         self.pool = pool
         self.context = context
-        self._bound = BoundAgent
 
     def __getitem__(self, name: str) -> Any:
-        return self._bound(self.pool.start((name,)).handles[name], self.context)
+        from actors.agents import BoundAgent
 
-    def started(self, name: str, timeout_s: float = 30.0) -> float:
-        """Wait until the agent's first actor is up (at most timeout_s); the seconds left of timeout_s."""
-        import time
+        return BoundAgent(self.pool.start((name,)).handles[name], self.context)
 
+    def started(self, name: str, timeout_s: float = 30.0) -> None:
+        """Wait until the agent's first actor is up (at most timeout_s)."""
         import ray
 
-        t0 = time.time()
         try:
             ray.get(self.pool.start((name,)).handles[name][0].stats.remote(), timeout=timeout_s)
         except Exception:          # noqa: BLE001 - a call to it will say what is wrong
             pass
-        return max(0.0, timeout_s - (time.time() - t0))
 
     def start_all(self, agents: tuple[str, ...] = tuple(AGENTS)) -> None:
         """Create the actors of these agents not created yet (they start while the first agents work)."""
