@@ -9,11 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
-import numpy as np
-
 
 def as_number(value: Any) -> float | None:
     """The value as a finite number, if it is one or spells one ("3", "2.5")."""
+    import numpy as np
     if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
         number = float(value)
     else:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 from iml_ray.metrics.labels import natural_order
 from iml_ray.metrics.registry import Metric, get_metric
@@ -21,6 +22,7 @@ def score_predictions(metric: Metric | str, truth: pd.Series | pd.DataFrame, fra
     `truth` holds the target values row by row, in the order of `frame`: a frame with one column per
     target when the format has several targets, scored by the metric's column-wise form.
     """
+    import pandas as pd
     metric = get_metric(metric)
     if isinstance(truth, pd.DataFrame):
         return _score_several(metric, truth, frame, fmt)
@@ -53,6 +55,8 @@ def _score_several(metric: Metric, truth: pd.DataFrame, frame: pd.DataFrame, fmt
     """The mean over targets of each target column's score (truth columns follow fmt.target_columns)."""
     from dataclasses import replace
 
+    import numpy as np
+
     if truth.shape[1] != len(fmt.target_columns):
         raise ValueError(f"{truth.shape[1]} true target columns for {len(fmt.target_columns)} prediction columns")
     unit = get_metric(metric.unit or metric.name)
@@ -79,6 +83,7 @@ def _prediction_columns(frame: pd.DataFrame, fmt: SubmissionFormat, n_rows: int)
 
 
 def _numeric(values: pd.Series, what: str) -> np.ndarray:
+    import pandas as pd
     numbers = pd.to_numeric(values, errors="coerce")
     if numbers.isna().any():
         raise ValueError(f"{what} are not numeric (e.g. {values[numbers.isna()].iloc[0]!r})")
@@ -95,6 +100,7 @@ def _label_key(value: Any) -> str:
     both sides are spelled the same way: integers without a decimal point,
     other numbers by repr(float), booleans as True/False, text stripped.
     """
+    import numpy as np
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (int, np.integer)):
@@ -124,6 +130,8 @@ def _label_speller(classes: tuple[Any, ...]) -> Callable[[Any], str]:
 
 def _spelled(values: pd.Series, spell: Callable[[Any], str]) -> np.ndarray:
     # Spell each distinct value once; a column has far fewer labels than rows.
+    import numpy as np
+    import pandas as pd
     spelling = {value: spell(value) for value in pd.unique(values)}
     return np.array([spelling[value] for value in values], dtype=object)
 
@@ -148,6 +156,7 @@ def _positive_last(classes: list[str], positive: str | None) -> list[str]:
 
 def _score_labels(metric: Metric, y_true: np.ndarray, labels: np.ndarray, classes: list[str],
                   positive: str | None) -> float:
+    import numpy as np
     if metric.needs == "label":
         return metric.score(y_true, labels, _positive_last(classes, positive))
     # A probability metric on hard labels: each label is a certain prediction.
@@ -159,6 +168,7 @@ def _score_labels(metric: Metric, y_true: np.ndarray, labels: np.ndarray, classe
 
 def _score_probability(metric: Metric, y_true: np.ndarray, values: pd.DataFrame, fmt: SubmissionFormat,
                        classes: list[str], positive: str | None) -> float:
+    import numpy as np
     if positive is None or len(classes) != 2:
         raise ValueError(f"a 'probability' submission needs a binary task, but there are {len(classes)} classes")
     p = _numeric(values.iloc[:, 0], f"probability column '{fmt.target_columns[0]}'")
@@ -171,6 +181,7 @@ def _score_probability(metric: Metric, y_true: np.ndarray, values: pd.DataFrame,
 
 def _score_class_probabilities(metric: Metric, y_true: np.ndarray, values: pd.DataFrame, classes: list[str],
                                positive: str | None) -> float:
+    import numpy as np
     if values.shape[1] != len(classes):
         raise ValueError(f"{values.shape[1]} probability columns for {len(classes)} classes")
     matrix = np.column_stack([_numeric(values[c], f"probability column '{c}'") for c in values.columns])

@@ -17,10 +17,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
 
 from iml_ray.metrics.scores import (
     _auc,
@@ -82,6 +82,8 @@ class Metric:
         """The metric on true values and predictions; ValueError when they cannot be scored.
 
         A column-wise metric takes n x k true values and predictions (one column per target)."""
+        import numpy as np
+        import pandas as pd
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
         if self.unit is not None:
             if y_true.ndim != 2 or y_pred.shape != y_true.shape:

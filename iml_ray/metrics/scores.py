@@ -5,9 +5,10 @@ metric shares (lengths, NaN, numeric values) are done there before these are cal
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from iml_ray.metrics.labels import natural_order
 
@@ -55,6 +56,7 @@ def _plain_order(labels: Iterable[Any]) -> list[Any]:
 
 def _binary_truth(y_true: np.ndarray) -> np.ndarray:
     """y_true of a binary probability metric: 0/1 with 1 the positive class."""
+    import numpy as np
     try:
         truth = y_true.astype(float)
     except (TypeError, ValueError):
@@ -66,6 +68,7 @@ def _binary_truth(y_true: np.ndarray) -> np.ndarray:
 
 def _column_of_each_row(y_true: np.ndarray, classes: list | None, n_columns: int) -> np.ndarray:
     """For each row, the probability column of its true class."""
+    import numpy as np
     labels = classes if classes is not None else _plain_order(y_true.tolist())
     if len(labels) != n_columns:
         raise ValueError(f"{n_columns} probability columns for {len(labels)} classes")
@@ -77,6 +80,7 @@ def _column_of_each_row(y_true: np.ndarray, classes: list | None, n_columns: int
 
 
 def _auc(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    import numpy as np
     if y_pred.ndim == 1:
         truth = _binary_truth(y_true)
         if len(np.unique(truth)) < 2:
@@ -94,6 +98,7 @@ def _auc(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
 
 
 def _logloss(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    import numpy as np
     proba = np.clip(y_pred, PROBA_CLIP, 1 - PROBA_CLIP)
     if proba.ndim == 1:
         return skm.log_loss(_binary_truth(y_true), proba, labels=[0, 1])
@@ -109,6 +114,7 @@ def _rmsle(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> floa
     # submission clips them at 0; doing the same here keeps the score defined for
     # a model that extrapolates slightly below zero. After the clip only the true
     # values can leave log1p's domain.
+    import numpy as np
     if (y_true <= -1).any():
         raise ValueError("RMSLE is undefined for true values <= -1 (it compares log(1 + y))")
     y_pred = np.clip(y_pred, 0.0, None)
@@ -117,6 +123,7 @@ def _rmsle(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> floa
 
 def _mape(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
     # As a fraction (0.1 = 10 %), like sklearn; a true value of 0 has no percentage error.
+    import numpy as np
     if (y_true == 0).any():
         raise ValueError("MAPE is undefined when a true value is 0 (use SMAPE or MAE)")
     return float(np.mean(np.abs((y_pred - y_true) / y_true)))
@@ -124,6 +131,7 @@ def _mape(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float
 
 def _smape(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
     # Kaggle's form, as a fraction in [0, 2]: |p - y| / ((|y| + |p|) / 2), a pair of zeros counting 0.
+    import numpy as np
     scale = (np.abs(y_true) + np.abs(y_pred)) / 2.0
     ratio = np.divide(np.abs(y_pred - y_true), scale, out=np.zeros_like(scale, dtype=float), where=scale > 0)
     return float(np.mean(ratio))
@@ -153,6 +161,7 @@ def _f1_weighted(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -
 def _balanced_logloss(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
     """Log loss with every class weighing the same whatever its count (ICR's "balanced logarithmic loss"): the mean
     over the classes present of the mean -log p of that class's rows."""
+    import numpy as np
     proba = np.clip(y_pred, PROBA_CLIP, 1 - PROBA_CLIP)
     if proba.ndim == 1:
         proba = np.column_stack([1 - proba, proba])
@@ -178,6 +187,7 @@ def _ignoring_classes(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable
 def pinball(alpha: float):
     """The pinball (quantile) loss at level alpha: under-predictions cost alpha per unit, over-predictions 1 - alpha;
     minimised by the conditional alpha-quantile (at 0.5 it is half the absolute error)."""
+    import numpy as np
     def score(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
         diff = np.asarray(y_true, dtype=float) - np.asarray(y_pred, dtype=float)
         return float(np.mean(np.maximum(alpha * diff, (alpha - 1.0) * diff)))

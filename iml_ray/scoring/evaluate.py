@@ -11,9 +11,11 @@ by a model fitted on the other folds, so the score rests on every row rather tha
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 from iml_ray.metrics.predictions import score_predictions
 from iml_ray.metrics.registry import get_metric
@@ -44,6 +46,8 @@ def make_validation(summary: TaskSummary, fraction: float, seed: int, folds: int
 
 def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray:
     """Row positions of train.csv held out for validation (labelled rows only), sorted."""
+    import numpy as np
+    import pandas as pd
     from sklearn.model_selection import train_test_split
 
     train, labelled = _labelled(summary)
@@ -62,6 +66,8 @@ def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray
 
 def _labelled(summary: TaskSummary) -> tuple[pd.Series | pd.DataFrame, np.ndarray]:
     """The train table's target(s) and the positions of the rows that have one (every target, when several)."""
+    import numpy as np
+    import pandas as pd
     train = read_target(summary)
     present = train.notna() if isinstance(train, pd.Series) else train.notna().all(axis=1)
     return train, np.flatnonzero(present.to_numpy())
@@ -69,6 +75,8 @@ def _labelled(summary: TaskSummary) -> tuple[pd.Series | pd.DataFrame, np.ndarra
 
 def _folds(summary: TaskSummary, train: pd.Series | pd.DataFrame, labelled: np.ndarray, k: int,
            seed: int) -> list[np.ndarray]:
+    import numpy as np
+    import pandas as pd
     from sklearn.model_selection import KFold, StratifiedKFold
 
     splitter, labels = KFold(k, shuffle=True, random_state=seed), None
@@ -91,6 +99,8 @@ def read_holdout(path: Path | str) -> list[np.ndarray]:
     """The validation folds of a holdout.json (one for a plain holdout)."""
     import json
 
+    import numpy as np
+
     data = json.loads(Path(path).read_text())
     folds = data["folds"] if isinstance(data, dict) else [data]
     return [np.asarray(fold, dtype=np.int64) for fold in folds]
@@ -98,6 +108,7 @@ def read_holdout(path: Path | str) -> list[np.ndarray]:
 
 def held_rows(path: Path | str) -> np.ndarray:
     """Every row a candidate must predict for validation: the holdout, or all the folds' rows, sorted."""
+    import numpy as np
     return np.sort(np.concatenate(read_holdout(path)))
 
 
@@ -105,6 +116,8 @@ def latest_rows(summary: TaskSummary, labelled: np.ndarray, fraction: float) -> 
     """A forecast's holdout: the labelled rows of train's last dates, as the test rows are the dates after
     train's. As many dates as the test's horizon spans (the pipeline's features assume what is known one
     horizon before a row), and never more than `fraction` of them; at least one."""
+    import numpy as np
+
     from iml_ray.task.forecasting import as_dates
 
     column = summary.forecast.time_column

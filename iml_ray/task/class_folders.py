@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from iml_ray.errors import TaskError
 from iml_ray.task.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, NAME_LABEL, NAME_LABEL_LAST, FolderLayout

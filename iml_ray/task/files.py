@@ -19,9 +19,10 @@ import re
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from iml_ray.errors import TaskError
 from iml_ray.metrics.submission import PROBLEM_TYPES, SubmissionFormat
@@ -277,6 +278,7 @@ def read_split(root: Path, file: Path | str, split: str, layout: FolderLayout | 
 
 def read_table(path: Path, nrows: int | None = None) -> pd.DataFrame:
     """Read a table file (see table_file.py for the formats); a broken file is a TaskError, not a traceback."""
+    import pandas as pd
     label = path.name
     try:
         frame = read_table_file(path, nrows, warn=log.warning)

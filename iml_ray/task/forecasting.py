@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 # name of a frequency → (pandas offset keyword and size of one step, steps in one season)
 FREQUENCIES = {"day": ({"days": 1}, 7), "week": ({"weeks": 1}, 52), "month": ({"months": 1}, 12),
@@ -47,6 +48,7 @@ class Forecast:
 
 def as_dates(values: pd.Series) -> pd.Series | None:
     """The column as datetimes when (almost) every present value is one, else None. Numbers are not dates."""
+    import pandas as pd
     present = values.dropna()
     if present.empty or pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
         return None
@@ -63,6 +65,8 @@ def as_dates(values: pd.Series) -> pd.Series | None:
 def find_forecast(files, features: tuple[str, ...]) -> tuple[Forecast | None, str]:
     """(Forecast or None, why) for a task's files (task.files.TaskFiles): reads the candidate time and key
     columns of every row, nothing else."""
+    import pandas as pd
+
     from iml_ray.task.tables import read_columns
 
     head = files.read("test", nrows=200)
@@ -101,6 +105,7 @@ def detect_forecast(train: pd.DataFrame, test: pd.DataFrame, features: tuple[str
 
 def _series_keys(train: pd.DataFrame, dates: pd.Series, candidates: list[str]) -> tuple[str, ...]:
     """The fewest low-cardinality columns that make (keys, date) name one row: the series."""
+    import pandas as pd
     n = len(train)
     usable = [c for c in candidates if not pd.api.types.is_float_dtype(train[c])
               and 1 < train[c].nunique() <= max(50, n // 20)]
@@ -123,6 +128,7 @@ def _series_keys(train: pd.DataFrame, dates: pd.Series, candidates: list[str]) -
 
 
 def _frequency(dates: pd.Series) -> str:
+    import numpy as np
     distinct = np.sort(dates.dropna().unique())
     if len(distinct) < 2:
         return "day"
@@ -135,6 +141,7 @@ def _frequency(dates: pd.Series) -> str:
 
 
 def _steps(start: pd.Timestamp, end: pd.Timestamp, frequency: str) -> int:
+    import numpy as np
     if frequency in ("month", "quarter", "year"):
         months = (end.year - start.year) * 12 + (end.month - start.month)
         return max(1, months // {"month": 1, "quarter": 3, "year": 12}[frequency])

@@ -22,9 +22,10 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from iml_ray.errors import TaskError
 
@@ -132,6 +133,7 @@ def read_class_folders(data, layout, split):
     train/<class>/<image> -> id, path (relative to the task directory), class; test/<image> -> id, path.
     The id is the file's name or its stem (layout["id_style"]), as the sample submission spells the ids.
     """
+    import pandas as pd
     suffixes = tuple(layout["suffixes"])
 
     def images(folder):

@@ -12,10 +12,10 @@ import logging
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from iml_ray.task.files import TaskSummary
 
@@ -236,6 +236,7 @@ def column_profile(name: str, dtype: str, facts: ColumnFacts, missing_frac: floa
 
 
 def _facts(values: pd.Series, n_unique: int, n_rows: int) -> ColumnFacts:
+    import pandas as pd
     if pd.api.types.is_bool_dtype(values):
         return ColumnFacts(n_rows, n_unique, "bool", top=_top(values))
     if pd.api.types.is_numeric_dtype(values):
@@ -251,6 +252,7 @@ def _facts(values: pd.Series, n_unique: int, n_rows: int) -> ColumnFacts:
 
 
 def infer_role(facts: ColumnFacts, root: Path | None) -> tuple[str, str, dict[str, Any]]:
+    import pandas as pd
     n_unique, n_rows = facts.n_unique, facts.n_rows
     if n_unique <= 1:
         return "constant", "one value (or none) in train", {}
@@ -290,6 +292,8 @@ def infer_role(facts: ColumnFacts, root: Path | None) -> tuple[str, str, dict[st
 
 
 def _moments(values: pd.Series) -> dict[str, float]:
+    import numpy as np
+    import pandas as pd
     values = pd.to_numeric(values, errors="coerce").astype("float64")
     values = values[np.isfinite(values)]
     if values.empty:
@@ -302,6 +306,7 @@ def _rounded(stats: dict[str, float]) -> dict[str, Any]:
 
 
 def _is_sequence(values: pd.Series) -> bool:
+    import numpy as np
     ordered = np.sort(values.to_numpy())
     return bool(len(ordered) > 1 and (np.diff(ordered) == 1).all())
 
@@ -312,6 +317,7 @@ def _top(values: pd.Series, k: int = 5) -> dict[str, int]:
 
 
 def profile_target(y: pd.Series, problem_type: str) -> TargetProfile:
+    import pandas as pd
     n_missing = int(y.isna().sum())
     y = y.dropna()
     if problem_type == "regression":
@@ -327,5 +333,6 @@ def profile_target(y: pd.Series, problem_type: str) -> TargetProfile:
 
 
 def round_or_none(value: Any) -> float | None:
+    import numpy as np
     value = float(value)
     return None if not np.isfinite(value) else round(value, 6)

@@ -9,15 +9,14 @@ from __future__ import annotations
 import inspect
 import os
 
-import pandas as pd
-
 # Name endings of the table files a task may use; a bare `.zip` counts when it holds one table.
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".json", ".jsonl", ".ndjson",
                   ".csv.gz", ".tsv.gz", ".json.gz", ".jsonl.gz", ".ndjson.gz",
                   ".csv.zip", ".tsv.zip", ".json.zip", ".jsonl.zip", ".ndjson.zip", ".parquet.zip", ".zip")
 
 
-# Standalone from here on: only os, pandas (as pd) and what each function imports, so that their source can be
+# Standalone from here on: only os and what each function imports (pandas inside the function, so an
+# importer of this module does not pay for pandas), so that their source can be
 # copied into generated code (table_file_source).
 def table_format(name):
     """csv, tsv, parquet or json, from a file name (compression suffixes ignored); None for anything else."""
@@ -57,6 +56,8 @@ def json_table(text, nrows=None):
     Nested values become text (lists of words joined by spaces, other structures as JSON); a column mixing
     text with numbers becomes text, as a CSV reader would make it."""
     import json
+
+    import pandas as pd
 
     start = text.lstrip()[:1]
     if start == "[":
@@ -103,6 +104,8 @@ def read_table_file(path, nrows=None, warn=None, text_columns=None):
     import gzip
     import io
     import zipfile
+
+    import pandas as pd
 
     path = str(path)
     kind, member = table_format(path), None

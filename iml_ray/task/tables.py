@@ -18,9 +18,10 @@ import logging
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from iml_ray.errors import TaskError
 from iml_ray.task.table_file import read_table_file, table_format, zip_member
@@ -105,6 +106,7 @@ def iter_table(path: Path, chunk_rows: int | None = None, usecols: list[str] | N
     """The table's rows in chunks of at most chunk_rows, optionally only some columns (as_str: read those as text).
 
     A broken file is a TaskError, as in read_table."""
+    import pandas as pd
     path = Path(path)
     if read_whole(path):
         yield from _iter_whole(path, chunk_rows or MAX_CHUNK_ROWS, usecols, as_str)
@@ -174,6 +176,7 @@ def count_rows(path: Path, chunk_rows: int | None = None) -> int:
 
 def column_kind(values: pd.Series) -> str:
     """What one chunk of a column holds: n(othing), b(ool), i(nt), f(loat), s(tring) or o(ther)."""
+    import pandas as pd
     present = values.dropna()
     if present.empty:
         return "n"
@@ -212,6 +215,7 @@ def needs_text_reread(kinds: set[str]) -> bool:
 
 def read_columns(path: Path, columns: list[str], chunk_rows: int | None = None) -> pd.DataFrame:
     """These columns of every row, typed as a whole-file read would type them, one chunk at a time."""
+    import pandas as pd
     path = Path(path)
     if is_parquet(path):
         try:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from iml_ray.errors import UnsupportedTask
 
@@ -35,6 +37,7 @@ def unsupported_output(root: Path, sample_cols: list[str]) -> str | None:
 
 def text_generation(target: str, values: pd.Series) -> str | None:
     """A target of free text (mostly distinct values of several words) asks for generated text, not a class."""
+    import pandas as pd
     present = values.dropna()
     if len(present) < 20 or pd.api.types.is_numeric_dtype(present) or pd.api.types.is_bool_dtype(present):
         return None
