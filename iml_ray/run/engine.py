@@ -242,6 +242,7 @@ class Run:
         agents.started("task_analyzer")
         agents.start_all(PLAN_AGENTS)
         analysis = ray.get(ref)
+        agents.start_all()
         self.timings["task_summary"] = round(time.time() - t0, 2)
         return analysis
 
