@@ -419,3 +419,36 @@ def test_the_round_that_adds_a_boosted_family_gives_it_a_time_limit_from_the_tim
     # Six pipeline fits under 5 folds: the limit would be 1.7 s; it is never below 2 s, and the round's time says so.
     folds = next_improvement(Plans(plans.prep, plans.track, TrainPlan(holdout_folds=5)), facts, 300.0)
     assert folds.plans.track.families["catboost"]["time_limit_s"] == 2.0 and folds.expected_s == pytest.approx(12 + 28.8)
+
+
+@pytest.mark.parametrize("metric", ["logloss", "accuracy"])
+def test_log_loss_probabilities_are_tempered_on_held_out_rows_and_other_metrics_are_not(tmp_path, metric):
+    """Under-confident but well-ordered probabilities (early-stopped trees on a small table): for log loss the
+    fitted temperature sharpens them (below 1, shrunk towards 1 on few rows) and lowers the loss; accuracy keeps 1.
+    predict_model applies the model's temperature."""
+    train, test, sample = binary_frames(60, 20)
+    root = write_task(tmp_path / metric, train, test, sample, task_yaml=f"metric: {metric}\n")
+    summary, blueprint, contract = _plan(root)
+    module = _load(render_traditional(summary, blueprint.tracks[0], blueprint.train, contract), "model")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    p1 = np.where(y == 1, 0.7, 0.3)
+    p1[:20] = 1.0 - p1[:20]                     # a few wrong, so the best temperature is finite
+    proba = np.column_stack([1.0 - p1, p1])
+    temperature = module._fit_temperature(y, proba)
+    if metric == "accuracy":
+        assert temperature == 1.0
+        return
+    assert 0.25 < temperature < 0.8
+    tempered = module._tempered(proba, temperature)
+    assert np.allclose(tempered.sum(axis=1), 1.0)
+    assert (tempered.argmax(axis=1) == proba.argmax(axis=1)).all()
+    assert module._inner_score(y, tempered) > module._inner_score(y, proba)
+    # Few rows pull it towards 1.
+    assert temperature < module._fit_temperature(y[18:58], proba[18:58]) <= 1.0     # the same 5% wrong
+    X = np.column_stack([np.linspace(0, 1, 200), np.random.default_rng(1).normal(size=200)])
+    labels = (X[:, 0] > 0.5).astype(int)
+    model = module.fit_model(X, labels, {"numeric": [0, 1]})
+    plain = module.predict_model({**model, "temperature": 1.0}, X)
+    sharper = module.predict_model({**model, "temperature": 0.5}, X)
+    assert np.allclose(sharper, module._tempered(plain, 0.5))
