@@ -36,9 +36,11 @@ def prep_output(report: dict) -> dict:
     return output
 
 
-def encoder_cache_env(job: TrackJob) -> dict[str, str]:
-    """The prep check, every round and the pipeline share the pretrained encoders' vectors: encoding is done once."""
-    return {"IML_ENCODER_CACHE": str(Path(job.code_dir) / "encoder_cache")}
+def cache_env(job: TrackJob) -> dict[str, str]:
+    """The folders a track's rounds share: the pretrained encoders' vectors (the prep check, every round and the
+    pipeline encode once) and the model families' fits (a round that adds a family refits only that one)."""
+    return {"IML_ENCODER_CACHE": str(Path(job.code_dir) / "encoder_cache"),
+            "IML_FIT_CACHE": str(Path(job.code_dir) / "fit_cache")}
 
 
 def limits(job: TrackJob, last_chance: bool = False, cpus: int | None = None) -> SandboxLimits:
@@ -48,7 +50,7 @@ def limits(job: TrackJob, last_chance: bool = False, cpus: int | None = None) ->
     return SandboxLimits(timeout_s=timeout, memory_mb=job.memory_mb, max_log_bytes=job.max_log_bytes,
                          max_disk_bytes=job.max_disk_mb * 2**20, cpus=cpus or job.cpus, gpu_ids=job.gpu_ids,
                          network=job.allow_network, read_only=(job.summary.task_dir, str(run_root(job))),
-                         writable=(encoder_cache_env(job)["IML_ENCODER_CACHE"],),
+                         writable=tuple(cache_env(job).values()),
                          # Other tracks' code and outputs are not this track's business.
                          hidden=candidates_root(job), exposed=(str(Path(job.code_dir).resolve()),))
 
@@ -73,7 +75,7 @@ def probe_prep(job: TrackJob, round_dir: Path, prep_code: str) -> tuple[Failure 
     report_path = probe_dir / "report.json"
     report_path.unlink(missing_ok=True)
     result = run_python(probe_dir / "probe.py", [str(probe_dir / "spec.json"), str(round_dir / "prep.py"), str(report_path)],
-                        probe_dir, limits(job), log_prefix="probe", extra_env=encoder_cache_env(job))
+                        probe_dir, limits(job), log_prefix="probe", extra_env=cache_env(job))
     if result.status not in ("ok", "error"):
         return Failure("prep_probe", result.status, "prep check " + result.describe(), result.stderr_tail(),
                        failing_section="prep"), result, {}

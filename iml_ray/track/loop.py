@@ -23,8 +23,8 @@ from iml_ray.safety.sandbox import SandboxResult, run_python
 from iml_ray.scoring.evaluate import aps
 from iml_ray.track import checks
 from iml_ray.track.checks import (
+    cache_env,
     declares_search_space,
-    encoder_cache_env,
     failing_section,
     prep_output,
     probe_prep,
@@ -181,7 +181,7 @@ def _run_pipeline(track: Track, number: int, round_dir: Path, pipeline: Path, ou
     tune = _tune_search(job, round_dir, track.search_s, track.threads, own_space) \
         if track.tuning and (track.model.source == "rules" or own_space) else None
     sandbox = checks.limits(job, last_chance=number >= track.max_attempts or track.improving, cpus=track.threads or None)
-    extra_env = encoder_cache_env(job)
+    extra_env = cache_env(job)
     if tune is not None:
         tune_file = round_dir / "tune.json"
         tune_file.write_text(json.dumps(tune, indent=1))

@@ -452,3 +452,53 @@ def test_log_loss_probabilities_are_tempered_on_held_out_rows_and_other_metrics_
     plain = module.predict_model({**model, "temperature": 1.0}, X)
     sharper = module.predict_model({**model, "temperature": 0.5}, X)
     assert np.allclose(sharper, module._tempered(plain, 0.5))
+
+
+def test_a_tracks_rounds_reuse_each_familys_fit_and_fit_only_what_changed(tmp_path, monkeypatch):
+    """With IML_FIT_CACHE, fitting again on the same rows reads every family back (LightGBM is not fitted: its fit
+    would raise), a round that adds a family fits that family alone, and a changed LightGBM setting fits LightGBM
+    again. Without the folder (pipeline.py run alone) nothing is stored."""
+    train, test, sample = binary_frames(200, 20)
+    root = write_task(tmp_path / "t", train, test, sample, task_yaml="metric: logloss\n")
+    summary, blueprint, contract = _plan(root)
+    code = render_traditional(summary, blueprint.tracks[0], blueprint.train, contract)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] + 0.5 * rng.normal(size=300) > 0).astype(int)
+
+    alone = _load(code, "alone")
+    alone.MODEL_CONFIG["models"] = ["lightgbm", "linear"]
+    alone.fit_model(X, y, {"numeric": [0, 1, 2, 3]})
+
+    cache = tmp_path / "fit_cache"
+    assert not cache.exists() and alone._data_digest(X) is None
+    monkeypatch.setenv("IML_FIT_CACHE", str(cache))
+    first = _load(code, "first")
+    first.MODEL_CONFIG["models"] = ["lightgbm", "linear"]
+    model = first.fit_model(X, y, {"numeric": [0, 1, 2, 3]})
+    stored = set(cache.iterdir())
+    assert len(stored) == 2 + len(model["weights"])         # each family's inner fit, the chosen ones' refits
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted again")
+
+    same = _load(code, "same")
+    same.MODEL_CONFIG["models"] = ["lightgbm", "linear"]
+    same._lgbm_fit = same._linear_fit = no_fit
+    assert np.allclose(same.predict_model(same.fit_model(X, y, {"numeric": [0, 1, 2, 3]}), X),
+                       first.predict_model(model, X))
+    assert set(cache.iterdir()) == stored
+
+    grown = _load(code, "grown")
+    grown.MODEL_CONFIG["models"] = ["lightgbm", "linear", "extra_trees"]
+    grown._lgbm_fit = grown._linear_fit = no_fit
+    bigger = grown.fit_model(X, y, {"numeric": [0, 1, 2, 3]})
+    assert set(bigger["settings"]) == {"lightgbm", "linear", "extra_trees"}
+    assert set(cache.iterdir()) > stored                     # the new family's fits were made and stored
+
+    changed = _load(code, "changed")
+    changed.MODEL_CONFIG["models"] = ["lightgbm", "linear"]
+    changed.MODEL_CONFIG["lightgbm"] = {**changed.MODEL_CONFIG["lightgbm"], "num_leaves": 7}
+    changed._lgbm_fit = no_fit
+    with pytest.raises(AssertionError, match="fitted again"):
+        changed.fit_model(X, y, {"numeric": [0, 1, 2, 3]})
