@@ -98,6 +98,14 @@ class Attempt:
 
 
 def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
+    try:
+        return _run_track(job, agents)
+    finally:
+        # The fits the rounds shared served their purpose; pipeline.py never reads them, and they can be large.
+        shutil.rmtree(cache_env(job)["IML_FIT_CACHE"], ignore_errors=True)
+
+
+def _run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
     track = Track(job, agents, job.plans, ModuleSlot("prep", *_draft_prep(agents, job, job.plans)),
                   tuning=job.tune is not None)
     track.code_dir.mkdir(parents=True, exist_ok=True)

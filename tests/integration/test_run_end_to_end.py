@@ -48,6 +48,15 @@ def test_binary_task_ends_with_verified_submission_and_reproducible_pipeline(tmp
     rounds = board[0]["rounds"]
     assert rounds[0]["status"] == "ok" and len(rounds) > 1 and all(r["step"] for r in rounds[1:])
     assert board[0]["stopped"] and board[0]["best_round"] in [r["round"] for r in rounds]
+    # A round that adds a family read the others' fits back from the earlier rounds; the shared fits are gone
+    # once the track ends.
+    code_dir = out / "candidates" / "traditional"
+    adds = [r["round"] for r in rounds[1:] if r["step"] in ("catboost", "extra_trees", "xgboost", "knn")]
+    assert adds, rounds
+    reused = [json.loads((code_dir / f"round_{n}" / "output" / "run_info.json").read_text())["final"]["model"]
+              .get("fits", {}).get("reused", 0) for n in adds]
+    assert max(reused) > 0, reused
+    assert not (code_dir / "fit_cache").exists()
     # 400 rows: validated by 5 folds that hold every row once. The framework's own score on them, recomputed here
     # from the written predictions of the best round.
     folds = json.loads((out / "plan" / "holdout.json").read_text())["folds"]

@@ -502,3 +502,14 @@ def test_a_tracks_rounds_reuse_each_familys_fit_and_fit_only_what_changed(tmp_pa
     changed._lgbm_fit = no_fit
     with pytest.raises(AssertionError, match="fitted again"):
         changed.fit_model(X, y, {"numeric": [0, 1, 2, 3]})
+    # Another thread count: LightGBM is fitted again (pipeline.py must rebuild the same model), the linear model is not.
+    threads = _load(code, "threads")
+    threads.MODEL_CONFIG["models"] = ["lightgbm", "linear"]
+    threads.MODEL_CONFIG["num_threads"] = int(threads.MODEL_CONFIG.get("num_threads") or 1) + 1
+    threads._linear_fit = no_fit
+    threads.fit_model(X, y, {"numeric": [0, 1, 2, 3]})
+    assert threads.FITS["reused"] >= 1 and threads.FITS["made"] >= 1
+    threads._lgbm_fit = no_fit
+    threads.MODEL_CONFIG["num_threads"] += 1
+    with pytest.raises(AssertionError, match="fitted again"):
+        threads.fit_model(X, y, {"numeric": [0, 1, 2, 3]})
