@@ -38,6 +38,10 @@ from iml_ray.plan.resources import MAX_TUNE_S
 PLANNED_SHARE = 1.0
 MIN_GROWTH = 1.5            # a step that buys less than this factor of compute is not worth a round
 MAX_GROWTH = 4.0
+# A track's rounds share their families' fits (the traditional template's IML_FIT_CACHE): a round that changes one
+# family pays for that family and the rest of the round, not for the others' fits. Never less than this share of
+# the round it improves on, whatever its fits say.
+MIN_OVERHEAD_SHARE = 0.25
 MIN_LEARNING_RATE = 0.02
 MAX_BOOSTING_ROUNDS = 20000
 # Steps that may follow themselves while they pay off (each time with more rows, or a longer training).
@@ -86,6 +90,35 @@ class RoundFacts:
     run_info: dict                  # the pipeline's run_info.json
     n_train: int
     can_search: bool                # a Ray Tune search is possible in this track (settings, space, hardware)
+    scale: float = 1.0              # seconds / the round's measured time (other threads now, its search left out)
+
+    def _fits(self) -> dict:
+        return ((self.run_info.get("final") or {}).get("model") or {}).get("fits") or {}
+
+    def family_s(self, family: str) -> float:
+        """The family's fit seconds over the round, as fitted or as the round that made a reused fit measured them."""
+        return self.scale * float((self._fits().get("seconds") or {}).get(family, 0.0))
+
+    @property
+    def overhead_s(self) -> float:
+        """What a round costs besides fitting models afresh (the sandbox, the prep, predicting, reading fits back):
+        all of it when the round says nothing of its fits (a network, an LLM's module)."""
+        fits = self._fits()
+        if not fits.get("seconds"):
+            return self.seconds
+        return max(MIN_OVERHEAD_SHARE * self.seconds, self.seconds - self.scale * float(fits.get("made_s") or 0.0))
+
+    @property
+    def fresh_s(self) -> float:
+        """The round fitted with nothing to reuse (more rows, another prep, bagging: every fit is made again)."""
+        families = self._fits().get("seconds") or {}
+        return max(self.seconds, self.overhead_s + sum(self.family_s(name) for name in families))
+
+    def without_fits_but(self, *families: str) -> float:
+        """A round that fits these families again and reads the others back from the earlier rounds."""
+        if not self._fits().get("seconds"):
+            return self.seconds
+        return self.overhead_s + sum(self.family_s(name) for name in families)
 
 
 @dataclass(frozen=True)
@@ -114,7 +147,7 @@ def _more_rows(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | 
     if cap is None or cap >= facts.n_train:
         return None
     # Fitting grows about linearly with the rows (trees, linear models, a network's epochs).
-    growth = min(MAX_GROWTH, budget / max(facts.seconds, 1.0))
+    growth = min(MAX_GROWTH, budget / max(facts.fresh_s, 1.0))
     if growth < MIN_GROWTH:
         return None
     rows = min(facts.n_train, int(cap * growth))
@@ -122,7 +155,7 @@ def _more_rows(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | 
     train = plans.train.replace(max_train_rows=new_cap)
     said = "every" if new_cap is None else f"{new_cap} of"
     return Improvement(Plans(plans.prep, plans.track, train), "rows",
-                       f"fit on {said} {facts.n_train} rows (was {cap})", facts.seconds * (rows / cap))
+                       f"fit on {said} {facts.n_train} rows (was {cap})", facts.fresh_s * (rows / cap))
 
 
 def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
@@ -152,16 +185,16 @@ def _char_ngrams(plans: Plans, facts: RoundFacts, budget: float) -> Improvement 
     new = prep.replace(tfidf_char_ngram_max=CHAR_NGRAM_MAX)
     return Improvement(Plans(new, track, plans.train), "char_ngrams",
                        f"character 2-{CHAR_NGRAM_MAX}-grams beside the word terms of {', '.join(prep.text)}",
-                       CHAR_NGRAM_COST * facts.seconds)
+                       CHAR_NGRAM_COST * facts.fresh_s)
 
 
 def _family_of(setting: str) -> str:
     return setting.split(":", 1)[0] if ":" in setting else "lightgbm"
 
 
-def _search_seconds(facts: RoundFacts, budget: float) -> float | None:
-    # The search runs before the fits, which then take what they took.
-    search_s = min(MAX_TUNE_S, SEARCH_SHARE * budget, budget - facts.seconds)
+def _search_seconds(rest_s: float, budget: float) -> float | None:
+    # The search runs before the fits, which then take what they take (rest_s).
+    search_s = min(MAX_TUNE_S, SEARCH_SHARE * budget, budget - rest_s)
     return search_s if search_s >= MIN_SEARCH_S else None
 
 
@@ -172,11 +205,12 @@ def _search(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | Non
     if not facts.can_search or not space or any(_family_of(k) != "lightgbm" for k in space) \
             or any(_family_of(k) == "lightgbm" for k in tuned):
         return None
-    search_s = _search_seconds(facts, budget)
+    rest = facts.without_fits_but("lightgbm")
+    search_s = _search_seconds(rest, budget)
     if search_s is None:
         return None
     return Improvement(plans, "search", f"a Ray Tune search over the model's settings (about {search_s:.0f} s)",
-                       facts.seconds + search_s, search_s=round(search_s, 1))
+                       rest + search_s, search_s=round(search_s, 1))
 
 
 def _family_search(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | None]:
@@ -188,13 +222,14 @@ def _family_search(name: str) -> Callable[[Plans, RoundFacts, float], Improvemen
         if (not facts.can_search or track.model_template != "traditional" or name not in track.models
                 or not (model.get("weights") or {}).get(name) or any(_family_of(k) == name for k in tuned)):
             return None
-        search_s = _search_seconds(facts, budget)
+        rest = facts.without_fits_but(name)
+        search_s = _search_seconds(rest, budget)
         if search_s is None:
             return None
         tune = {**track.tune, "space": FAMILY_SEARCH_SPACES[name]}
         return Improvement(Plans(plans.prep, track.replace(tune=tune), plans.train), f"search_{name}",
                            f"a Ray Tune search over {FAMILY_NAMES[name]}'s settings (about {search_s:.0f} s)",
-                           facts.seconds + search_s, search_s=round(search_s, 1))
+                           rest + search_s, search_s=round(search_s, 1))
 
     search.__name__ = f"_search_{name}"
     return search
@@ -207,7 +242,7 @@ def _bagging(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | No
     # k fits on (k-1)/k of the rows each, where the round made two (the inner fit, the refit).
     return Improvement(Plans(plans.prep, track.replace(bagging_folds=BAGGING_FOLDS), plans.train), "bagging",
                        f"{BAGGING_FOLDS}-fold bagging: {BAGGING_FOLDS} models per family, averaged",
-                       facts.seconds * BAGGING_FOLDS / 2)
+                       facts.fresh_s * BAGGING_FOLDS / 2)
 
 
 @lru_cache(maxsize=None)
@@ -231,14 +266,16 @@ def _family(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | Non
         if name != "knn" and not _trees_have_columns(plans):
             return None
         change = f"{FAMILY_NAMES[name]} beside " + " and ".join(track.models)
-        expected = FAMILY_COSTS[name] * facts.seconds
+        # The family's own fits cost FAMILY_COSTS - 1 rounds of the plan's first families; the others are read back.
+        rest = facts.without_fits_but()
+        expected = rest + (FAMILY_COSTS[name] - 1.0) * facts.without_fits_but("lightgbm", "linear")
         families = dict(track.families)
         if name in TIME_LIMITED_FAMILIES:
             # What the round may add, shared by the family's fits: each pipeline fit (two, or k + 1 under k folds)
             # makes an early-stopped fit and a refit.
             fits = plans.train.pipeline_fits
-            limit = max(MIN_FAMILY_LIMIT_S, (min(expected, budget) - facts.seconds) / (fits * FIT_AND_REFIT))
-            expected = facts.seconds + fits * FIT_AND_REFIT * limit
+            limit = max(MIN_FAMILY_LIMIT_S, (min(expected, budget) - rest) / (fits * FIT_AND_REFIT))
+            expected = rest + fits * FIT_AND_REFIT * limit
             families[name] = {**families.get(name, {}), "time_limit_s": round(limit, 1)}
             change += f" (its early-stopped fits stop at {limit:.0f} s)"
         return Improvement(Plans(plans.prep, track.replace(models=track.models + (name,), families=families),
@@ -263,7 +300,8 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
                early_stopping_rounds=int(1.5 * int(lgb.get("early_stopping_rounds", 100))))
     return Improvement(Plans(plans.prep, track.replace(lightgbm=lgb), plans.train), "finer_boosting",
                        f"LightGBM learning rate {rate:g} → {lgb['learning_rate']:g}, up to {lgb['max_rounds']} rounds",
-                       2 * facts.seconds)
+                       facts.without_fits_but() + 2 * facts.family_s("lightgbm")
+                       if facts.family_s("lightgbm") else 2 * facts.seconds)
 
 
 # Characters first where there is text (the linear model on TF-IDF is where text tasks are won); CatBoost before

@@ -75,7 +75,8 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
         run_info = read_json(best.round_dir / "output" / "run_info.json")
         facts = RoundFacts(scaled_seconds(fit_seconds(best.seconds, run_info), best.threads, threads), run_info,
                            job.summary.n_train,
-                           can_search=job.tune is not None and search_pays_off(track.plans, job.gpu_ids))
+                           can_search=job.tune is not None and search_pays_off(track.plans, job.gpu_ids),
+                           scale=scaled_seconds(1.0, best.threads, threads))
         step = next_improvement(best.plans, facts, left, frozenset(exhausted))
         if step is None:
             waiting = _first_step_with_more_time(best.plans, facts, left, frozenset(exhausted))

@@ -260,3 +260,25 @@ def test_text_gets_character_ngrams_before_anything_else_that_fits():
     assert next_improvement(step.plans, _facts(seconds=8.0), 300.0).step == "catboost"
     pretrained = Plans(plans.prep.replace(text_mode="pretrained"), plans.track, plans.train)
     assert next_improvement(pretrained, _facts(seconds=8.0), 300.0).step == "catboost"
+
+
+def test_rounds_are_sized_by_what_they_fit_again_when_the_others_fits_are_read_back():
+    """The round it improves on took 28 s, 20 of them fitting CatBoost afresh (LightGBM 4 s and the linear model 1 s
+    were read back from earlier rounds). Adding XGBoost refits only XGBoost: 8 s of the rest plus one round of the
+    first families (13 s) fits the 25 s left, where the whole-round estimate (2 x 28 s) did not. Bagging and more rows
+    fit every family again: sized from the round without reuse (33 s)."""
+    fits = {"made": 6, "reused": 8, "made_s": 20.0, "seconds": {"lightgbm": 4.0, "linear": 1.0, "catboost": 20.0}}
+    info = {"validation": {"model": {}}, "final": {"model": {"fits": fits}}, "tuned_params": {}}
+    plans = Plans(PrepPlan(numeric=("x",)), replace(TRADITIONAL, models=("lightgbm", "linear", "catboost")), TrainPlan())
+    facts = RoundFacts(28.0, info, 10_000, False)
+    assert facts.overhead_s == pytest.approx(8.0) and facts.fresh_s == pytest.approx(33.0)
+    step = next_improvement(plans, facts, seconds_left=25.0, exhausted=frozenset({"bagging", "extra_trees"}))
+    assert step.step == "xgboost" and step.expected_s <= 25.0
+    assert "time_limit_s" in step.plans.track.families["xgboost"]
+    whole = RoundFacts(28.0, {**info, "final": {"model": {}}}, 10_000, False)
+    assert next_improvement(plans, whole, seconds_left=25.0, exhausted=frozenset({"bagging", "extra_trees"})) is None
+    bagging = next_improvement(plans, facts, seconds_left=100.0, exhausted=frozenset())
+    assert bagging.step == "bagging" and bagging.expected_s == pytest.approx(33.0 * 5 / 2)
+    # Twice the threads now: the fits' seconds scale with the round's (scale), the estimate falls.
+    faster = RoundFacts(20.0, info, 10_000, False, scale=20.0 / 28.0)
+    assert faster.fresh_s < facts.fresh_s and faster.without_fits_but("lightgbm") < facts.without_fits_but("lightgbm")
