@@ -268,16 +268,17 @@ def _family(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | Non
         change = f"{FAMILY_NAMES[name]} beside " + " and ".join(track.models)
         # The family's own fits cost FAMILY_COSTS - 1 rounds of the plan's first families; the others are read back.
         rest = facts.without_fits_but()
-        expected = rest + (FAMILY_COSTS[name] - 1.0) * facts.without_fits_but("lightgbm", "linear")
+        own = (FAMILY_COSTS[name] - 1.0) * facts.without_fits_but("lightgbm", "linear")
         families = dict(track.families)
         if name in TIME_LIMITED_FAMILIES:
             # What the round may add, shared by the family's fits: each pipeline fit (two, or k + 1 under k folds)
-            # makes an early-stopped fit and a refit.
+            # makes an early-stopped fit and a refit. The limit bounds them; a small table's fits end before it.
             fits = plans.train.pipeline_fits
-            limit = max(MIN_FAMILY_LIMIT_S, (min(expected, budget) - rest) / (fits * FIT_AND_REFIT))
-            expected = rest + fits * FIT_AND_REFIT * limit
+            limit = max(MIN_FAMILY_LIMIT_S, (min(rest + own, budget) - rest) / (fits * FIT_AND_REFIT))
+            own = min(own, fits * FIT_AND_REFIT * limit)
             families[name] = {**families.get(name, {}), "time_limit_s": round(limit, 1)}
             change += f" (its early-stopped fits stop at {limit:.0f} s)"
+        expected = rest + own
         return Improvement(Plans(plans.prep, track.replace(models=track.models + (name,), families=families),
                                  plans.train), name, change, expected)
 

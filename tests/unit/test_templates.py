@@ -416,9 +416,14 @@ def test_the_round_that_adds_a_boosted_family_gives_it_a_time_limit_from_the_tim
     tight = next_improvement(plans, facts, seconds_left=32.0)                        # 32 s where 36 s were wanted
     assert tight.step == "catboost" and tight.expected_s == pytest.approx(32.0)
     assert tight.plans.track.families["catboost"]["time_limit_s"] == round(20.0 / 4.8, 1)
-    # Six pipeline fits under 5 folds: the limit would be 1.7 s; it is never below 2 s, and the round's time says so.
+    # Six pipeline fits under 5 folds: the limit would be 1.7 s; it is never below 2 s. The limit only bounds the
+    # fits (6 x 2.4 x 2 s = 28.8 s): the round is expected to take what the family's fits are estimated at, 24 s.
     folds = next_improvement(Plans(plans.prep, plans.track, TrainPlan(holdout_folds=5)), facts, 300.0)
-    assert folds.plans.track.families["catboost"]["time_limit_s"] == 2.0 and folds.expected_s == pytest.approx(12 + 28.8)
+    assert folds.plans.track.families["catboost"]["time_limit_s"] == 2.0 and folds.expected_s == pytest.approx(12 + 24)
+    # A slower round (30 s): its estimate (60 s) sets a limit above 2 s, which the fits may use to the end.
+    short = next_improvement(Plans(plans.prep, plans.track, TrainPlan(holdout_folds=5)),
+                             RoundFacts(30.0, facts.run_info, 40_000, False), 300.0)
+    assert short.plans.track.families["catboost"]["time_limit_s"] > 2.0 and short.expected_s == pytest.approx(90.0)
 
 
 @pytest.mark.parametrize("metric", ["logloss", "accuracy"])
