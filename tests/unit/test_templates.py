@@ -410,19 +410,24 @@ def test_the_round_that_adds_a_boosted_family_gives_it_a_time_limit_from_the_tim
 
     plans = Plans(PrepPlan(numeric=("x",)), TrackPlan("traditional"), TrainPlan())
     facts = RoundFacts(12.0, {"validation": {"model": {}}, "tuned_params": {}}, 40_000, False)
+    # Its estimate is 3x the round (36 s); with 300 s left its fits may go on to a third of them (100 s): a family
+    # still improving when its estimate is spent keeps improving (diamonds' CatBoost at 300 s).
     roomy = next_improvement(plans, facts, seconds_left=300.0)
-    assert roomy.step == "catboost" and roomy.expected_s == pytest.approx(36.0)      # 3x the round
-    assert roomy.plans.track.families["catboost"]["time_limit_s"] == round(24.0 / 4.8, 1)
+    assert roomy.step == "catboost" and roomy.expected_s == pytest.approx(36.0)
+    assert roomy.plans.track.families["catboost"]["time_limit_s"] == round((100.0 - 12.0) / 4.8, 1)
+    # With 60 s left a third (20 s) is below the estimate: the estimate sets the limit.
+    fair = next_improvement(plans, facts, seconds_left=60.0)
+    assert fair.expected_s == pytest.approx(36.0) and fair.plans.track.families["catboost"]["time_limit_s"] == 5.0
     tight = next_improvement(plans, facts, seconds_left=32.0)                        # 32 s where 36 s were wanted
     assert tight.step == "catboost" and tight.expected_s == pytest.approx(32.0)
     assert tight.plans.track.families["catboost"]["time_limit_s"] == round(20.0 / 4.8, 1)
     # Six pipeline fits under 5 folds: the limit would be 1.7 s; it is never below 2 s. The limit only bounds the
     # fits (6 x 2.4 x 2 s = 28.8 s): the round is expected to take what the family's fits are estimated at, 24 s.
-    folds = next_improvement(Plans(plans.prep, plans.track, TrainPlan(holdout_folds=5)), facts, 300.0)
+    folds = next_improvement(Plans(plans.prep, plans.track, TrainPlan(holdout_folds=5)), facts, 60.0)
     assert folds.plans.track.families["catboost"]["time_limit_s"] == 2.0 and folds.expected_s == pytest.approx(12 + 24)
     # A slower round (30 s): its estimate (60 s) sets a limit above 2 s, which the fits may use to the end.
     short = next_improvement(Plans(plans.prep, plans.track, TrainPlan(holdout_folds=5)),
-                             RoundFacts(30.0, facts.run_info, 40_000, False), 300.0)
+                             RoundFacts(30.0, facts.run_info, 40_000, False), 100.0)
     assert short.plans.track.families["catboost"]["time_limit_s"] > 2.0 and short.expected_s == pytest.approx(90.0)
 
 
