@@ -2,6 +2,7 @@
 round only when it scores better on the holdout, and never loses what it had."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 
@@ -75,9 +76,15 @@ def test_catboost_then_a_search_bagging_the_other_families_and_finer_boosting():
     assert next_improvement(plans, _facts(n_train=30_000), 300.0, exhausted=done - {"knn"}).step == "finer_boosting"
     assert step.step == "finer_boosting" and step.plans.track.lightgbm["learning_rate"] == 0.05
     assert step.plans.track.lightgbm["max_rounds"] == 2000 and step.expected_s == pytest.approx(20.0)
-    # A search that chose the learning rate leaves it alone; nothing else is left.
-    assert next_improvement(plans, _facts(seconds=10.0, can_search=True, tuned={"learning_rate": 0.07}), 300.0,
-                            exhausted=done) is None
+    assert step.tuned_params is None                      # the plan's rate: no searched settings to change
+    # A search that chose the learning rate: the step halves the searched rate, which the round's pipeline runs with
+    # (its TUNED_PARAMS), keeping the search's other settings.
+    tuned = {"learning_rate": 0.07, "num_leaves": 40}
+    searched = next_improvement(plans, _facts(seconds=10.0, can_search=True, tuned=tuned), 300.0, exhausted=done)
+    assert searched.step == "finer_boosting" and searched.tuned_params == {"learning_rate": 0.035, "num_leaves": 40}
+    assert searched.plans.track.lightgbm["learning_rate"] == 0.1 and searched.plans.track.lightgbm["max_rounds"] == 2000
+    assert "0.07 → 0.035 (the search chose it)" in searched.change
+    assert next_improvement(plans, _facts(tuned={"learning_rate": 0.02}), 300.0, exhausted=done) is None   # fine already
     assert next_improvement(plans, _facts(), 300.0, exhausted=done | {"finer_boosting"}) is None
 
 
@@ -160,6 +167,39 @@ def test_the_track_keeps_only_better_rounds_and_says_why_it_stopped(tmp_path):
     assert result.submission_path.endswith(f"round_{best_round}/output/submission.csv")
     model = (tmp_path / "cand" / "model_traditional.py").read_text()
     assert model == (tmp_path / "cand" / f"round_{best_round}" / "model_traditional.py").read_text()
+
+
+def test_a_step_that_changes_the_searched_settings_runs_its_round_with_them(tmp_path, monkeypatch):
+    """Finer boosting after a search halves the searched learning rate: the round's pipeline carries the step's
+    TUNED_PARAMS (which the runner applies over the plan's LightGBM settings) and its run_info reports them."""
+    import ast
+
+    from iml_ray.plan import improvements
+    from iml_ray.track import improve
+
+    train, test, sample = binary_frames(600, 80)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    steps = []
+
+    def finer_once(plans, facts, seconds_left, exhausted=frozenset()):
+        if steps:
+            return None
+        # As if the first round's search had chosen these settings.
+        searched = replace(facts, run_info={**facts.run_info, "tuned_params": {"learning_rate": 0.2, "num_leaves": 9}})
+        found = improvements._finer_boosting(plans, searched, 100.0)
+        steps.append(found)
+        return found
+
+    monkeypatch.setattr(improve, "next_improvement", finer_once)
+    result = run_track(traditional_job(tmp_path, analyze_task(task), time.time() + 240.0), AGENTS)
+    assert result.status == "verified" and [r.step for r in result.rounds] == [None, "finer_boosting"]
+    assert steps[0].tuned_params == {"learning_rate": 0.1, "num_leaves": 9}
+    pipeline = (tmp_path / "cand" / "round_2" / "pipeline_traditional.py").read_text()
+    tuned = next(ast.literal_eval(node.value) for node in ast.parse(pipeline).body
+                 if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "TUNED_PARAMS")
+    assert tuned == {"learning_rate": 0.1, "num_leaves": 9}
+    info = json.loads((tmp_path / "cand" / "round_2" / "output" / "run_info.json").read_text())
+    assert info["tuned_params"] == tuned
 
 
 def test_an_improvement_that_fails_leaves_the_verified_candidate(tmp_path, monkeypatch):
