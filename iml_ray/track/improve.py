@@ -85,8 +85,9 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
             return best, (f"out of time for improvements: the next step ({waiting.step}, about {waiting.expected_s:.0f} s) "
                           f"does not fit the {left:.0f} s left")
         _apply(track, step.plans, best, threads)
-        track.tuned_params = dict(facts.run_info.get("tuned_params") or {} if step.tuned_params is None
-                                  else step.tuned_params)
+        # The step's own searched settings (finer boosting halves a searched rate), else the best round's.
+        searched = step.tuned_params if step.tuned_params is not None else facts.run_info.get("tuned_params")
+        track.tuned_params = dict(searched or {})
         track.tuning, track.improving, track.search_s = step.search_s is not None, True, step.search_s
         best, kept = run_step(track, best, number, step.step, step.change, attempt_round)
         if not kept or step.step not in REPEATABLE:
