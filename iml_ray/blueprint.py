@@ -51,8 +51,10 @@ class PrepPlan:
     tfidf_char_ngram_max: int = 0       # > 0: character n-grams (2..this, within words) beside the word terms
     text_clean: bool = False            # decode literal escapes and HTML entities, drop tags, links as ' url '
     datetime_parts: tuple[str, ...] = ("year", "month", "day", "day_of_week", "day_of_year", "hour", "elapsed_days")
-    text_mode: Literal["tfidf", "pretrained"] = "tfidf"      # pretrained: sentence embeddings
-    text_encoder: dict[str, Any] = field(default_factory=dict)     # PretrainedModel JSON when pretrained
+    # pretrained: the encoder's sentence embeddings; tokens: its token ids, for a network that fine-tunes it
+    text_mode: Literal["tfidf", "pretrained", "tokens"] = "tfidf"
+    text_encoder: dict[str, Any] = field(default_factory=dict)     # PretrainedModel JSON when pretrained or tokens
+    token_length: int = 128                   # tokens: ids per text, cut or padded to this
     image: tuple[str, ...] = ()               # ImageSource names: columns of absolute image paths
     image_mode: Literal["pixels", "pretrained"] = "pixels"   # pixels: resized, scaled to [0, 1]; pretrained: backbone features
     image_size: tuple[int, int] = (28, 28)    # (height, width) of the pixel block

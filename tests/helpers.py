@@ -38,6 +38,22 @@ def binary_frames(n_train: int = 300, n_test: int = 100, seed: int = 0):
     return train, test, sample
 
 
+def review_frames(n: int = 200, seed: int = 5):
+    """Short reviews; label: the adjective is a good one, unless 'not' comes before it. Train (3/4), test, sample."""
+    rng = np.random.default_rng(seed)
+    good = ["wonderful", "delightful", "superb", "lovely", "excellent", "pleasant"]
+    bad = ["awful", "dreadful", "terrible", "horrible", "disappointing", "poor"]
+    items = ["soup", "film", "hotel room", "service", "book", "concert", "phone", "chair"]
+    positive = rng.integers(0, 2, n)
+    negated = rng.random(n) < 0.3
+    review = [f"The {rng.choice(items)} we had was {'not ' if neg else ''}{rng.choice(good if pos else bad)}."
+              for pos, neg in zip(positive, negated)]
+    frame = pd.DataFrame({"id": range(n), "review": review, "label": positive ^ negated.astype(int)})
+    cut = int(0.75 * n)
+    train, test = frame.iloc[:cut].reset_index(drop=True), frame.iloc[cut:].reset_index(drop=True)
+    return train, test.drop(columns="label"), pd.DataFrame({"id": test["id"], "label": 0}), test["label"]
+
+
 def bar_images(n: int, side: int, folder, names, mode: str = "L") -> np.ndarray:
     """Images of a horizontal (label 0) or vertical (label 1) bar; returns the labels."""
     rng = np.random.default_rng(0)
@@ -133,8 +149,9 @@ def bbc_comments() -> pd.DataFrame:
     return frame
 
 
-def traditional_job(tmp_path: Path, summary, deadline: float, improve: bool = True, max_train_rows: int | None = None):
-    """The rules' traditional track of a task as the engine would plan it, with its holdout written."""
+def traditional_job(tmp_path: Path, summary, deadline: float, improve: bool = True, max_train_rows: int | None = None,
+                    track: str = "traditional", pretrained: dict | None = None, cpus: int = 1):
+    """The rules' traditional track (or `track`) of a task as the engine would plan it, with its holdout written."""
     from iml_ray.plan.guideline_rules import make_blueprint, make_contract
     from iml_ray.plan.knowledge import retrieve
     from iml_ray.plan.repairs import Plans
@@ -143,12 +160,16 @@ def traditional_job(tmp_path: Path, summary, deadline: float, improve: bool = Tr
     from iml_ray.track.job import TrackJob
 
     profile = profile_task(summary)
-    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0, 0.2, 1)
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, (track,)), (track,), 0, 0.2, cpus,
+                               pretrained=pretrained)
     holdout = tmp_path / "holdout.json"
     holdout.write_text(json.dumps(make_holdout(summary, 0.2, 0).tolist()))
     train = blueprint.train.replace(max_train_rows=max_train_rows) if max_train_rows else blueprint.train
-    return TrackJob(summary, make_contract(summary, blueprint.prep), Plans(blueprint.prep, blueprint.tracks[0], train),
-                    str(tmp_path / "cand"), str(holdout), deadline, 4000, 1, improve=improve)
+    # One holdout list is written: the plan validates by it, not by folds.
+    train = train.replace(holdout_folds=0)
+    return TrackJob(summary, make_contract(summary, blueprint.prep),
+                    Plans(blueprint.prep_for(track), blueprint.tracks[0], train),
+                    str(tmp_path / "cand"), str(holdout), deadline, 4000, cpus, improve=improve)
 
 
 def rules_agents():

@@ -110,8 +110,12 @@ def run_options(pretrained: dict[str, dict | None], gpus: float = 0.0) -> dict[s
         found = pretrained.get(kind)
         return f"{found.get('name')} ({found.get('source')})" if found else "none installed"
 
-    return {"text_mode": {"tfidf": "word n-grams (tfidf_ngram_max) and character n-grams (tfidf_char_ngram_max)",
-                          "pretrained": f"sentence embeddings from {named('text')}"},
+    text_modes = {"tfidf": "word n-grams (tfidf_ngram_max) and character n-grams (tfidf_char_ngram_max)",
+                  "pretrained": f"sentence embeddings from {named('text')}"}
+    if pretrained.get("text"):
+        text_modes["tokens"] = ("its token ids (token_length), for a custom_nn track that fine-tunes the encoder: the "
+                                "track's nn.backbone is the text_encoder's {name, ref, dim, pooling}; slow without a GPU")
+    return {"text_mode": text_modes,
             "image_mode": {"pixels": "resized pixels (image_size, image_channels) and per-image statistics",
                            "pretrained": f"backbone features from {named('image')}"},
             "gpus": (f"{gpus:g} GPU(s) for the pretrained and custom_nn tracks" if gpus else

@@ -141,6 +141,7 @@ def parse(text: str, draft: Blueprint, draft_contract: InterfaceContract, column
         if set(plan.prep_changes) - fields:
             raise BadAnswer(f"track {plan.track}: prep_changes has no key(s) {sorted(set(plan.prep_changes) - fields)}; "
                             f"it takes keys of blueprint.prep")
+        _check_fine_tuning(plan, blueprint.prep.with_changes(plan.prep_changes))
     why = str(answer.get("why", ""))[:300]
     before = {t.track: t for t in draft.tracks}
     blueprint = replace(blueprint, tracks=tuple(_with_reasons(plan, before[plan.track], why) for plan in blueprint.tracks))
@@ -152,6 +153,25 @@ def parse(text: str, draft: Blueprint, draft_contract: InterfaceContract, column
 
 
 TRANSFORMS = ("log1p",)
+
+
+def _check_fine_tuning(plan: TrackPlan, prep: PrepPlan) -> None:
+    """A fine-tuned backbone reads its own input: the text encoder its token ids (and nothing else reads them), the
+    image backbone RGB pixels."""
+    backbone = plan.nn.get("backbone") if plan.model_template == "custom_nn" else None
+    kind = (backbone or {}).get("modality")
+    if backbone and kind not in ("text", "image"):
+        raise BadAnswer(f"track {plan.track}: nn.backbone.modality must be 'text' or 'image'")
+    tokens = bool(prep.text) and prep.text_mode == "tokens"
+    if tokens != (kind == "text"):
+        raise BadAnswer(f"track {plan.track}: text_mode 'tokens' goes with a custom_nn track whose nn.backbone names "
+                        "the text encoder (both, or neither)")
+    if tokens and (not prep.text_encoder or prep.text_encoder.get("ref") != backbone.get("ref")):
+        raise BadAnswer(f"track {plan.track}: nn.backbone.ref must be the prep's text_encoder.ref (the tokenizer and "
+                        "the encoder must match)")
+    if kind == "image" and not (prep.image and prep.image_mode == "pixels" and prep.image_channels == 3):
+        raise BadAnswer(f"track {plan.track}: an image nn.backbone reads RGB pixels: image_mode 'pixels', "
+                        "image_channels 3")
 
 
 def _check_column_transforms(prep: PrepPlan) -> None:

@@ -75,11 +75,14 @@ def render_prep(summary: TaskSummary, plan: PrepPlan) -> str:
     if plan.audio:
         config.update(audio=list(plan.audio), audio_mode=plan.audio_mode, audio_rate=plan.audio_rate,
                       audio_seconds=plan.audio_seconds, audio_mels=plan.audio_mels, audio_frames=plan.audio_frames)
-    encoders = (plan.text and plan.text_mode == "pretrained") or (plan.image and plan.image_mode == "pretrained")
+    encoders = ((plan.text and plan.text_mode in ("pretrained", "tokens"))
+                or (plan.image and plan.image_mode == "pretrained"))
     if encoders:
         config["text_encoder"] = plan.text_encoder
         config["image_encoder"] = plan.image_encoder
         config["encoder_batch_size"] = plan.encoder_batch_size
+    if plan.text and plan.text_mode == "tokens":
+        config["token_length"] = plan.token_length
     code = fill("prep", TASK_NAME=summary.name, PREP_CONFIG=literal(config))
     if encoders:
         # The encoder functions travel inside the module, so pipeline.py stays standalone.

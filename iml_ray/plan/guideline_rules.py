@@ -203,7 +203,8 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
                               f"{time_budget_s:.0f} s budget")
         used = []
         if "text_encoder" in changes:
-            used.append(f"text → {changes['text_encoder'].get('name')} sentence embeddings")
+            used.append(f"text → {changes['text_encoder'].get('name')} sentence embeddings, frozen (a later round "
+                        "fine-tunes the encoder when the time left allows an epoch of it)")
         if "image_encoder" in changes:
             encoder = changes["image_encoder"]
             used.append(f"images → {encoder.get('name')} features at {encoder.get('input', {}).get('size', '?')} px")

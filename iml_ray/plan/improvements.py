@@ -6,6 +6,7 @@ the measured wall time of the round it improves on, never by a constant cost mod
 
 - rows:           a fit on a row sample grows geometrically towards every row (FLAML's sample growth);
 - network_time:   a network that its time limit stopped trains longer;
+- fine_tune:      a track on a frozen encoder's features fine-tunes the encoder instead (plan/fine_tuning.py);
 - char_ngrams:    character n-grams (2 to 5, within words) beside the word terms of a TF-IDF text;
 - search:         a Ray Tune search where the verified round had none;
 - bagging:        on a small table, k models per family on k folds, each early-stopped on its own fold,
@@ -24,24 +25,16 @@ it was (track/improve.py).
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
+from iml_ray.plan.fine_tuning import fine_tune
 from iml_ray.plan.repairs import Plans
 from iml_ray.plan.resources import MAX_TUNE_S
+from iml_ray.plan.round_facts import PLANNED_SHARE, Improvement, RoundFacts
 
-# Of the time left, what an improvement round is planned to need at most. All of it: the sandbox stops a round at
-# the track's deadline (the run still ends in its budget) and a round that runs out of time loses nothing the track
-# had, while a step left untried leaves the track's CPUs idle until the run ends (adult at 90 s: 17 s idle for a
-# 15 s step when a 0.8 share was kept back).
-PLANNED_SHARE = 1.0
 MIN_GROWTH = 1.5            # a step that buys less than this factor of compute is not worth a round
 MAX_GROWTH = 4.0
-# A track's rounds share their families' fits (the traditional template's IML_FIT_CACHE): a round that changes one
-# family pays for that family and the rest of the round, not for the others' fits. Never less than this share of
-# the round it improves on, whatever its fits say.
-MIN_OVERHEAD_SHARE = 0.25
 MIN_LEARNING_RATE = 0.02
 MAX_BOOSTING_ROUNDS = 20000
 # Steps that may follow themselves while they pay off (each time with more rows, or a longer training).
@@ -85,55 +78,6 @@ FAMILY_SEARCH_SPACES = {
     "extra_trees": {"extra_trees:min_samples_leaf": ["logint", 1, 20],
                     "extra_trees:max_features": ["choice", ["sqrt", 0.3, 0.5, 0.7, 1.0]]},
 }
-
-
-@dataclass(frozen=True)
-class RoundFacts:
-    """What the verified round it improves on measured."""
-
-    seconds: float                  # the round's wall time, sandbox start to verified output
-    run_info: dict                  # the pipeline's run_info.json
-    n_train: int
-    can_search: bool                # a Ray Tune search is possible in this track (settings, space, hardware)
-    scale: float = 1.0              # seconds / the round's measured time (other threads now, its search left out)
-
-    def _fits(self) -> dict:
-        return ((self.run_info.get("final") or {}).get("model") or {}).get("fits") or {}
-
-    def family_s(self, family: str) -> float:
-        """The family's fit seconds over the round, as fitted or as the round that made a reused fit measured them."""
-        return self.scale * float((self._fits().get("seconds") or {}).get(family, 0.0))
-
-    @property
-    def overhead_s(self) -> float:
-        """What a round costs besides fitting models afresh (the sandbox, the prep, predicting, reading fits back):
-        all of it when the round says nothing of its fits (a network, an LLM's module)."""
-        fits = self._fits()
-        if not fits.get("seconds"):
-            return self.seconds
-        return max(MIN_OVERHEAD_SHARE * self.seconds, self.seconds - self.scale * float(fits.get("made_s") or 0.0))
-
-    @property
-    def fresh_s(self) -> float:
-        """The round fitted with nothing to reuse (more rows, another prep, bagging: every fit is made again)."""
-        families = self._fits().get("seconds") or {}
-        return max(self.seconds, self.overhead_s + sum(self.family_s(name) for name in families))
-
-    def without_fits_but(self, *families: str) -> float:
-        """A round that fits these families again and reads the others back from the earlier rounds."""
-        if not self._fits().get("seconds"):
-            return self.seconds
-        return self.overhead_s + sum(self.family_s(name) for name in families)
-
-
-@dataclass(frozen=True)
-class Improvement:
-    plans: Plans
-    step: str                       # "rows" | "network_time" | "search" | "bagging" | a family's name | "finer_boosting"
-    change: str                     # what changes, for people
-    expected_s: float               # the round's expected wall time
-    search_s: float | None = None   # run the round with a Ray Tune search of about this long
-    tuned_params: dict | None = None    # the searched settings the round runs with (None: the round's, unchanged)
 
 
 def next_improvement(plans: Plans, facts: RoundFacts, seconds_left: float,
@@ -321,9 +265,12 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
                        tuned_params=tuned if searched else None)
 
 
-# Characters first where there is text (the linear model on TF-IDF is where text tasks are won); CatBoost before
+# Fine-tuning a frozen text encoder first when an epoch of it fits (a pretrained encoder adapted to the task is where
+# text tasks are won when the hardware allows it); characters first where there is TF-IDF text (the linear model on
+# TF-IDF is where text tasks are won on a CPU); CatBoost before
 # the search and the bagging: a second strong, different family buys more than tuning the first
 # (AutoGluon's experience), and the bagging then averages both.
 STEPS: tuple[Callable[[Plans, RoundFacts, float], Improvement | None], ...] = (
-    _more_rows, _longer_network, _char_ngrams, _family("catboost"), _search, _bagging, _family("extra_trees"), _family("xgboost"),
-    _family("knn"), _finer_boosting, *(_family_search(name) for name in FAMILY_SEARCH_SPACES))
+    _more_rows, _longer_network, fine_tune, _char_ngrams, _family("catboost"), _search, _bagging,
+    _family("extra_trees"), _family("xgboost"), _family("knn"), _finer_boosting,
+    *(_family_search(name) for name in FAMILY_SEARCH_SPACES))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from iml_ray.blueprint import RepairRound
 from iml_ray.metrics.registry import get_metric
+from iml_ray.plan.fine_tuning import fine_tune_note
 from iml_ray.plan.improvements import REPEATABLE, RoundFacts, next_improvement
 from iml_ray.plan.repairs import Plans
 from iml_ray.track.checks import read_json
@@ -76,14 +77,13 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
         facts = RoundFacts(scaled_seconds(fit_seconds(best.seconds, run_info), best.threads, threads), run_info,
                            job.summary.n_train,
                            can_search=job.tune is not None and search_pays_off(track.plans, job.gpu_ids),
-                           scale=scaled_seconds(1.0, best.threads, threads))
+                           scale=scaled_seconds(1.0, best.threads, threads),
+                           prep_check_s=float(best.prep_output.get("seconds") or 0.0),
+                           n_test=int(((best.prep_output.get("test") or {}).get("shape") or [0])[0] or 0),
+                           gpus=len(job.gpu_ids))
         step = next_improvement(best.plans, facts, left, frozenset(exhausted))
         if step is None:
-            waiting = _first_step_with_more_time(best.plans, facts, left, frozenset(exhausted))
-            if waiting is None:
-                return best, "out of improvements: every step was tried or does not apply"
-            return best, (f"out of time for improvements: the next step ({waiting.step}, about {waiting.expected_s:.0f} s) "
-                          f"does not fit the {left:.0f} s left")
+            return best, _stop_message(best, facts, left, frozenset(exhausted))
         _apply(track, step.plans, best, threads)
         # The step's own searched settings (finer boosting halves a searched rate), else the best round's.
         searched = step.tuned_params if step.tuned_params is not None else facts.run_info.get("tuned_params")
@@ -120,6 +120,19 @@ def run_step(track, best: Verified, number: int, step: str, change: str, attempt
     restore(track, best)
     track.notify("verified", best.number, detail=f"kept round {best.number}", score=best.score)
     return best, False
+
+
+def _stop_message(best: Verified, facts: RoundFacts, left: float, exhausted: frozenset[str]) -> str:
+    waiting = _first_step_with_more_time(best.plans, facts, left, exhausted)
+    if waiting is None:
+        said = "out of improvements: every step was tried or does not apply"
+    else:
+        said = (f"out of time for improvements: the next step ({waiting.step}, about {waiting.expected_s:.0f} s) "
+                f"does not fit the {left:.0f} s left")
+    # Whether a pretrained text encoder was fine-tuned is the report's to say (issue 18); a round that tried and
+    # lost says so in the rounds.
+    encoder = None if "fine_tune" in exhausted else fine_tune_note(best.plans, facts, left)
+    return said if encoder is None or (waiting is not None and waiting.step == "fine_tune") else f"{said}; {encoder}"
 
 
 def _first_step_with_more_time(plans, facts: RoundFacts, left: float, exhausted: frozenset[str]):

@@ -156,3 +156,111 @@ def test_unseen_categories_at_prediction_do_not_break_the_embeddings(tmp_path):
     model = model_module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
     proba = model_module.predict_model(model, prep.transform(test))
     assert proba.shape == (50, 2) and np.isfinite(proba).all()
+
+
+def _review_task(tmp_path):
+    from helpers import review_frames
+
+    train, test, sample, answers = review_frames()
+    root = write_task(tmp_path / "reviews", train, test, sample, "# Reviews\nPredict the label. Evaluated on accuracy.")
+    return root, train, test.assign(label=answers)
+
+
+def test_the_fine_tune_step_trains_the_pretrained_text_encoder_on_its_token_ids(tmp_path):
+    """The pretrained track's fine-tuning round: the prep gives the encoder's token ids, the network reads them
+    through the encoder and trains its weights (they move away from the pretrained ones) with a head."""
+    import torch
+
+    from iml_ray.plan.improvements import RoundFacts, next_improvement
+    from iml_ray.plan.pretrained import find_pretrained
+    from iml_ray.plan.repairs import Plans
+
+    root, train, test = _review_task(tmp_path)
+    summary = analyze_task(root)
+    profile = profile_task(summary)
+    encoder = find_pretrained("text")
+    assert encoder is not None, "the packaged MiniLM (pyproject extra `models`) is part of the set-up"
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("pretrained",)), ("pretrained",), 0, 0.2, 1,
+                               pretrained={"text": encoder.to_json()})
+    plans = Plans(blueprint.prep_for("pretrained"), blueprint.tracks[0], blueprint.train.replace(holdout_folds=0))
+    assert plans.prep.text_mode == "pretrained" and plans.track.model_template == "traditional"
+    facts = RoundFacts(8.0, {}, len(train), can_search=False, prep_check_s=5.0, n_test=len(test))
+    step = next_improvement(plans, facts, 120.0)
+    assert step is not None and step.step == "fine_tune", step
+    prep_plan, track = step.plans.prep, step.plans.track
+    assert prep_plan.text_mode == "tokens" and track.model_template == "custom_nn"
+    assert track.nn["backbone"]["ref"] == encoder.ref
+    track = track.replace(nn={**track.nn, "max_epochs": 3, "patience": 3})
+    prep = _load(render_prep(summary, prep_plan), "prep").Preprocessor().fit(train)
+    tokens = prep.layout_["tokens"]
+    assert tokens == {"start": 0, "columns": 1, "length": 128, "pad_id": 0}
+    X, X_test = prep.transform(train), prep.transform(test)
+    from transformers import AutoTokenizer
+
+    expected = AutoTokenizer.from_pretrained(encoder.ref)(train["review"].iloc[0])["input_ids"]
+    assert X[0, :len(expected)].tolist() == expected and not X[0, len(expected):].any()
+
+    model_module = _load(render_model(summary, track, step.plans.train, make_contract(summary, prep_plan)), "model")
+    model = model_module.fit_model(X, train["label"].to_numpy(), prep.layout_)
+    described = model_module.describe_model(model)
+    assert "all-MiniLM-L6-v2 fine-tuned on 1 text column(s)" in described["architecture"], described
+    assert described["parameters"] > 20_000_000
+    pretrained_weights = model_module._backbone().state_dict()
+    tuned = model["network"].backbone.state_dict()
+    name = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.allclose(tuned[name], pretrained_weights[name]), "the encoder's weights must be trained"
+    proba = model_module.predict_model(model, X_test)
+    accuracy = float((proba.argmax(axis=1) == test["label"].to_numpy()).mean())
+    assert accuracy >= 0.85, (accuracy, described)
+
+
+def test_the_fine_tune_step_trains_the_image_backbone_on_the_pixels(tmp_path):
+    """A task of pictures alone: the step reads RGB pixels at the backbone's input side and trains EfficientNet-Lite
+    with the head (its weights move away from the pretrained ones)."""
+    import torch
+
+    from iml_ray.plan.improvements import RoundFacts, next_improvement
+    from iml_ray.plan.pretrained import find_pretrained
+    from iml_ray.plan.repairs import Plans
+
+    root = tmp_path / "bars"
+    n = 160
+    ids = [f"p{i:03d}" for i in range(n)]
+    label = bar_images(n, 24, root / "images", [f"{i}.png" for i in ids], mode="RGB")
+    frame = pd.DataFrame({"id": ids, "label": label})
+    train, test = frame.iloc[:120], frame.iloc[120:]
+    write_task(root, train, test.drop(columns="label"), pd.DataFrame({"id": test["id"], "label": 0}),
+               "# Bars\nIs the bar in images/<id>.png vertical? Evaluated on accuracy.")
+    summary = analyze_task(root)
+    profile = profile_task(summary)
+    encoder = find_pretrained("image")
+    assert encoder is not None and encoder.loader == "efficientnet_lite"
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("pretrained",)), ("pretrained",), 0, 0.2, 1,
+                               pretrained={"image": encoder.to_json()})
+    plans = Plans(blueprint.prep_for("pretrained"), blueprint.tracks[0], blueprint.train.replace(holdout_folds=0))
+    assert plans.prep.image_mode == "pretrained"
+    step = next_improvement(plans, RoundFacts(8.0, {}, len(train), can_search=False, prep_check_s=4.0, n_test=len(test)),
+                            120.0)
+    assert step is not None and step.step == "fine_tune", step
+    prep_plan, track = step.plans.prep, step.plans.track
+    side = int(plans.prep.image_encoder["input"]["size"])
+    assert prep_plan.image_mode == "pixels" and prep_plan.image_channels == 3 and prep_plan.image_size == (side, side)
+    assert track.nn["backbone"]["modality"] == "image" and track.nn["backbone"]["ref"] == encoder.ref
+    track = track.replace(nn={**track.nn, "max_epochs": 6, "patience": 6, "time_limit_s": 120.0})
+    column = summary.images[0].name
+    paths = {column: lambda f: [str(root / "images" / f"{v}.png") for v in f["id"]]}
+    train, test = train.assign(**paths), test.assign(**paths)
+    prep = _load(render_prep(summary, prep_plan), "prep").Preprocessor().fit(train)
+    assert prep.layout_["image"]["shape"] == [3, side, side]
+    model_module = _load(render_model(summary, track, step.plans.train, make_contract(summary, prep_plan)), "model")
+    model = model_module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
+    described = model_module.describe_model(model)
+    assert "efficientnet-lite0 fine-tuned on 1 image column(s)" in described["architecture"], described
+    assert "CNN" not in described["architecture"]
+    before = model_module._image_backbone().state_dict()
+    after = model["network"].backbone.state_dict()
+    name = next(k for k in before if k.endswith("weight") and before[k].dim() == 4)
+    assert not torch.allclose(after[name], before[name]), "the backbone's weights must be trained"
+    proba = model_module.predict_model(model, prep.transform(test))
+    accuracy = float((proba.argmax(axis=1) == test["label"].to_numpy()).mean())
+    assert accuracy >= 0.85, (accuracy, described)

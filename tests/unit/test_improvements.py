@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 
 import pytest
-from helpers import binary_frames, rules_agents, traditional_job, write_task
+from helpers import binary_frames, review_frames, rules_agents, traditional_job, write_task
 
 from iml_ray.blueprint import PrepPlan, TrackPlan, TrainPlan
 from iml_ray.plan.improvements import RoundFacts, next_improvement
@@ -322,3 +322,86 @@ def test_rounds_are_sized_by_what_they_fit_again_when_the_others_fits_are_read_b
     # Twice the threads now: the fits' seconds scale with the round's (scale), the estimate falls.
     faster = RoundFacts(20.0, info, 10_000, False, scale=20.0 / 28.0)
     assert faster.fresh_s < facts.fresh_s and faster.without_fits_but("lightgbm") < facts.without_fits_but("lightgbm")
+
+
+MINILM = {"name": "all-MiniLM-L6-v2", "ref": "/models/minilm", "loader": "transformers", "dim": 384,
+          "input": {"max_length": 256, "pooling": "mean"}}
+FROZEN_TEXT = Plans(PrepPlan(text=("review",), text_mode="pretrained", text_encoder=MINILM),
+                    TrackPlan("pretrained", models=("lightgbm", "linear")), TrainPlan())
+
+
+def _text_facts(gpus=0):
+    """A frozen round of 10 s whose prep check encoded 8,000 + 2,000 texts in 23 s (2 ms a text, 3 s to start)."""
+    return RoundFacts(10.0, {}, 8_000, can_search=False, prep_check_s=23.0, n_test=2_000, gpus=gpus)
+
+
+def test_a_frozen_text_encoder_is_fine_tuned_when_an_epoch_per_fit_fits_the_time_left():
+    # An epoch over 8,000 texts: 8,000 x 2 ms x 3.5 = 56 s; around it 10 s of the round, 7.2 s predicting 3,600 texts
+    # and 3 s loading the weights per fit.
+    step = next_improvement(FROZEN_TEXT, _text_facts(), 300.0)
+    assert step is not None and step.step == "fine_tune"
+    assert step.plans.prep.text_mode == "tokens" and step.plans.prep.token_length == 128
+    track = step.plans.track
+    assert track.model_template == "custom_nn" and track.models == ("nn",) and not track.tune
+    assert track.nn["backbone"] == {"modality": "text", **{k: MINILM[k] for k in ("name", "ref", "loader", "dim", "input")}}
+    assert track.nn["time_limit_s"] == pytest.approx((300.0 - 23.2) / 2, abs=0.1)     # two fits share the rest
+    assert step.expected_s == pytest.approx(300.0, abs=0.2)
+    roomy = next_improvement(FROZEN_TEXT, _text_facts(), 1000.0)
+    assert roomy.plans.track.nn["time_limit_s"] == pytest.approx(3 * 56.0)          # three epochs are enough
+    # 100 s: one epoch per fit (2 x 56 s) does not fit; the track does something else with its time.
+    short = next_improvement(FROZEN_TEXT, _text_facts(), 100.0)
+    assert short is None or short.step != "fine_tune"
+    # On a GPU an epoch takes a tenth: it fits.
+    gpu = next_improvement(FROZEN_TEXT, _text_facts(gpus=1), 100.0)
+    assert gpu.step == "fine_tune" and "on the GPU" in gpu.change and gpu.plans.track.nn["batch_size"] == 32
+
+
+def test_the_stop_message_says_why_a_text_encoder_stayed_frozen():
+    from iml_ray.track.improve import Verified, _stop_message
+
+    best = Verified(1, None, 0.9, 10.0, FROZEN_TEXT, None, None, None, {})
+    done = frozenset({"catboost", "search", "bagging", "extra_trees", "xgboost", "knn", "finer_boosting"})
+    said = _stop_message(best, _text_facts(), 60.0, done)
+    assert said.startswith("out of time for improvements: the next step (fine_tune, about ")
+    said = _stop_message(best, _text_facts(), 60.0, frozenset())
+    assert "the text encoder stayed frozen: fine-tuning it needs about 135 s" in said and "60 s were left" in said
+    # Tried and not kept: the rounds say so; the stop message does not claim it was never tried.
+    assert "stayed frozen" not in _stop_message(best, _text_facts(), 60.0, frozenset({"fine_tune"}))
+    # A track on TF-IDF has no encoder to speak of.
+    tfidf = Verified(1, None, 0.9, 10.0, Plans(PrepPlan(text=("review",)), TRADITIONAL, TrainPlan()), None, None, None, {})
+    assert "frozen" not in _stop_message(tfidf, _text_facts(), 60.0, frozenset())
+
+
+def test_a_pretrained_track_runs_its_fine_tuning_round_in_the_sandbox(tmp_path, monkeypatch):
+    """The frozen round's prep check sizes the step; the round re-renders the prep (token ids) and the model (a
+    network on the encoder), runs in the sandbox like any round and is scored on the same holdout."""
+    from iml_ray.plan import fine_tuning
+    from iml_ray.plan.pretrained import find_pretrained
+    from iml_ray.track import improve
+
+    train, test, sample, _ = review_frames(n=240)
+    task = write_task(tmp_path / "reviews", train, test, sample, "# Reviews\nPredict the label. Evaluated on accuracy.")
+    encoder = find_pretrained("text")
+    assert encoder is not None
+    sized = []
+
+    def only_fine_tuning(plans, facts, seconds_left, exhausted=frozenset()):
+        step = None if "fine_tune" in exhausted else fine_tuning.fine_tune(plans, facts, seconds_left)
+        if step is not None:
+            sized.append(facts)
+            step = replace(step, plans=replace(step.plans, track=step.plans.track.replace(
+                nn={**step.plans.track.nn, "max_epochs": 2})))
+        return step if step is not None and step.expected_s <= seconds_left else None
+
+    monkeypatch.setattr(improve, "next_improvement", only_fine_tuning)
+    job = traditional_job(tmp_path, analyze_task(task), time.time() + 300.0, track="pretrained",
+                          pretrained={"text": encoder.to_json()}, cpus=2)
+    result = run_track(job, AGENTS)
+    assert result.status == "verified", result.failure
+    assert [r.step for r in result.rounds] == [None, "fine_tune"], result.rounds
+    assert sized[0].prep_check_s > 0 and sized[0].n_test == 60 and sized[0].n_train == 180
+    tuned_round = result.rounds[1]
+    assert tuned_round.status == "ok" and tuned_round.score is not None, tuned_round
+    info = json.loads((tmp_path / "cand" / "round_2" / "output" / "run_info.json").read_text())
+    assert "all-MiniLM-L6-v2 fine-tuned" in info["final"]["model"]["architecture"]
+    assert "tokenize_text" in (tmp_path / "cand" / "round_2" / "prep.py").read_text()

@@ -121,3 +121,29 @@ def test_the_task_analyzer_naming_a_metric_by_an_alias_or_a_pinball_level_is_tak
     made_up = {"target": "price", "id_column": "id", "metric": "price_error", "problem_type": "regression"}
     with pytest.raises(BadAnswer, match=r"metric 'price_error' is not one of \['auc', 'rmse', 'pinball_<level>'\]"):
         task_analyzer.parse(json.dumps(made_up), *columns, ["auc", "rmse", "pinball_<level>"])
+
+
+def test_a_guideline_answer_fine_tunes_an_encoder_only_with_its_own_tokens():
+    """Token ids are a fine-tuned encoder's input: a track that has one without the other, or another encoder's
+    tokenizer, is refused with what goes together."""
+    from iml_ray.blueprint import PrepPlan, TrackPlan
+
+    encoder = {"name": "all-MiniLM-L6-v2", "ref": "/models/minilm", "loader": "transformers", "dim": 384}
+    tokens = PrepPlan(text=("review",), text_mode="tokens", text_encoder=encoder)
+    network = TrackPlan("pretrained", models=("nn",), model_template="custom_nn",
+                        nn={"backbone": {"modality": "text", **encoder}})
+    guideline._check_fine_tuning(network, tokens)          # both: taken
+    guideline._check_fine_tuning(TrackPlan("traditional"), PrepPlan(text=("review",)))
+    with pytest.raises(BadAnswer, match="text_mode 'tokens' goes with a custom_nn track whose nn.backbone"):
+        guideline._check_fine_tuning(TrackPlan("pretrained"), tokens)
+    with pytest.raises(BadAnswer, match="text_mode 'tokens' goes with a custom_nn track whose nn.backbone"):
+        guideline._check_fine_tuning(network, PrepPlan(text=("review",), text_mode="pretrained", text_encoder=encoder))
+    other = network.replace(nn={"backbone": {"modality": "text", **encoder, "ref": "/models/other"}})
+    with pytest.raises(BadAnswer, match="nn.backbone.ref must be the prep's text_encoder.ref"):
+        guideline._check_fine_tuning(other, tokens)
+    image = network.replace(nn={"backbone": {"modality": "image", "ref": "/models/lite0.pth"}})
+    guideline._check_fine_tuning(image, PrepPlan(image=("photo",), image_channels=3))
+    with pytest.raises(BadAnswer, match="an image nn.backbone reads RGB pixels"):
+        guideline._check_fine_tuning(image, PrepPlan(image=("photo",), image_channels=1))
+    with pytest.raises(BadAnswer, match="nn.backbone.modality must be 'text' or 'image'"):
+        guideline._check_fine_tuning(network.replace(nn={"backbone": {"ref": "/models/minilm"}}), tokens)

@@ -134,10 +134,10 @@ def _cosine(a, b):
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def test_encoder_code_is_standalone_with_two_public_functions(encoders):
+def test_encoder_code_is_standalone_with_three_public_functions(encoders):
     text, namespace = encoders
     public = {k for k in namespace if not k.startswith("_") and k not in ("np", "pd")}
-    assert public == {"encode_text", "encode_images"}
+    assert public == {"encode_text", "encode_images", "tokenize_text"}
     assert "iml_ray" not in text and not re.search(r"__[A-Z_]+__", text)      # no template placeholders
 
 
@@ -227,3 +227,18 @@ def test_a_hub_encoder_is_chosen_only_when_generated_code_may_use_the_network(mo
     assert find_encoders(summary, profile) == {"text": None}
     found = find_encoders(summary, profile, allow_hub=True)["text"]
     assert found["source"] == "hub" and found["ref"] == pretrained.DEFAULT_HUB_IDS["text"]
+
+
+def test_tokenize_text_gives_the_tokenizers_ids_cut_or_padded_to_the_length(encoders):
+    from transformers import AutoTokenizer
+
+    _, ns = encoders
+    encoder = _packaged_text().to_json()
+    texts = ["A man is playing a guitar.", "", None, "word " * 300]
+    ids, pad = ns["tokenize_text"](texts, encoder, 16)
+    tokenizer = AutoTokenizer.from_pretrained(encoder["ref"])
+    first = tokenizer(texts[0])["input_ids"]
+    assert ids.shape == (4, 16) and ids.dtype == np.int64 and pad == tokenizer.pad_token_id
+    assert ids[0, :len(first)].tolist() == first and (ids[0, len(first):] == pad).all()
+    assert ids[1, :2].tolist() == ids[2, :2].tolist() == [tokenizer.cls_token_id, tokenizer.sep_token_id]
+    assert (ids[3] != pad).all() and ids[3, -1] == tokenizer.sep_token_id      # cut, and still closed
