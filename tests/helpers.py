@@ -165,8 +165,6 @@ def traditional_job(tmp_path: Path, summary, deadline: float, improve: bool = Tr
     holdout = tmp_path / "holdout.json"
     holdout.write_text(json.dumps(make_holdout(summary, 0.2, 0).tolist()))
     train = blueprint.train.replace(max_train_rows=max_train_rows) if max_train_rows else blueprint.train
-    # One holdout list is written: the plan validates by it, not by folds.
-    train = train.replace(holdout_folds=0)
     return TrackJob(summary, make_contract(summary, blueprint.prep),
                     Plans(blueprint.prep_for(track), blueprint.tracks[0], train),
                     str(tmp_path / "cand"), str(holdout), deadline, 4000, cpus, improve=improve)

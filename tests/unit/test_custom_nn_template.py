@@ -205,7 +205,7 @@ def test_the_fine_tune_step_trains_the_pretrained_text_encoder_on_its_token_ids(
     described = model_module.describe_model(model)
     assert "all-MiniLM-L6-v2 fine-tuned on 1 text column(s)" in described["architecture"], described
     assert described["parameters"] > 20_000_000
-    pretrained_weights = model_module._backbone().state_dict()
+    pretrained_weights = model_module._text_backbone().state_dict()
     tuned = model["network"].backbone.state_dict()
     name = "encoder.layer.0.attention.self.query.weight"
     assert not torch.allclose(tuned[name], pretrained_weights[name]), "the encoder's weights must be trained"
