@@ -129,8 +129,8 @@ def _stop_message(best: Verified, facts: RoundFacts, left: float, exhausted: fro
     else:
         said = (f"out of time for improvements: the next step ({waiting.step}, about {waiting.expected_s:.0f} s) "
                 f"does not fit the {left:.0f} s left")
-    # Whether a pretrained text encoder was fine-tuned is the report's to say (issue 18); a round that tried and
-    # lost says so in the rounds.
+    # Whether a pretrained encoder was fine-tuned is the report's to say (issue 18); a round that tried and lost says
+    # so in the rounds.
     encoder = None if "fine_tune" in exhausted else fine_tune_note(best.plans, facts, left)
     return said if encoder is None or (waiting is not None and waiting.step == "fine_tune") else f"{said}; {encoder}"
 
