@@ -30,8 +30,7 @@ def prep_output(report: dict) -> dict:
     """What the verified prep module returned, for the model coder: shapes, types, layout, the columns' names."""
     keep = ("shape", "sparse", "dtype")
     output = {"train": {k: report.get("train", {}).get(k) for k in keep},
-              "test": {k: report.get("test", {}).get(k) for k in keep}, "layout": report.get("layout"),
-              "seconds": report.get("seconds")}
+              "test": {k: report.get("test", {}).get(k) for k in keep}, "layout": report.get("layout")}
     if report.get("feature_names"):
         output["feature_names"] = report["feature_names"]
     return output

@@ -42,18 +42,20 @@ class Verified:
     prep_verified: str | None
     prep_output: dict
     threads: int = 1                # the round ran with this many threads
+    prep_check_s: float = 0.0       # its prep's check took this long (the encoding of every row, if any)
 
 
 def snapshot(track, number: int, round_dir: Path, score: float, seconds: float) -> Verified:
     return Verified(number, round_dir, score, seconds, track.plans, dataclasses.replace(track.prep),
                     dataclasses.replace(track.model), track.prep_verified, dict(track.prep_output),
-                    track.threads or track.job.cpus)
+                    track.threads or track.job.cpus, track.prep_check_s)
 
 
 def restore(track, best: Verified) -> None:
     track.plans = best.plans
     track.prep, track.model = dataclasses.replace(best.prep), dataclasses.replace(best.model)
     track.prep_verified, track.prep_output = best.prep_verified, dict(best.prep_output)
+    track.prep_check_s = best.prep_check_s
 
 
 def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
@@ -78,7 +80,7 @@ def improve(track, best: Verified, attempt_round) -> tuple[Verified, str]:
                            job.summary.n_train,
                            can_search=job.tune is not None and search_pays_off(track.plans, job.gpu_ids),
                            scale=scaled_seconds(1.0, best.threads, threads),
-                           prep_check_s=float(best.prep_output.get("seconds") or 0.0),
+                           prep_check_s=best.prep_check_s,
                            n_test=int(((best.prep_output.get("test") or {}).get("shape") or [0])[0] or 0),
                            gpus=len(job.gpu_ids))
         step = next_improvement(best.plans, facts, left, frozenset(exhausted))

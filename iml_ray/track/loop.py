@@ -52,6 +52,9 @@ class Track:
     peak_mb: float = 0.0
     prep_verified: str | None = None      # the prep code the contract check last passed
     prep_output: dict = field(default_factory=dict)
+    # The last prep check's seconds (its encoding, if any: what fine-tuning is sized by). Not in prep_output, which
+    # the LLM's prompts show: a time differs between runs and would defeat the response cache.
+    prep_check_s: float = 0.0
     tuning: bool = False
     improving: bool = False             # an improvement round: it may use all the time left
     tuned_params: dict = field(default_factory=dict)   # a kept search's parameters, written into later rounds
@@ -147,6 +150,7 @@ def attempt_round(track: Track, number: int, round_dir: Path) -> Attempt:
             _write_model(track, round_dir)
             return Attempt(failure)
         track.prep_verified, track.prep_output = track.prep.code, prep_output(report)
+        track.prep_check_s = float(report.get("seconds") or 0.0)
     if track.model.code is None:
         # The model module is written for a prep module that the contract check has passed.
         track.notify("writing model", number)
