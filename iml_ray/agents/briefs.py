@@ -114,7 +114,8 @@ def run_options(pretrained: dict[str, dict | None], gpus: float = 0.0) -> dict[s
                   "pretrained": f"sentence embeddings from {named('text')}"}
     if pretrained.get("text"):
         text_modes["tokens"] = ("its token ids (token_length), for a custom_nn track that fine-tunes the encoder: the "
-                                "track's nn.backbone is the text_encoder's {name, ref, dim, pooling}; slow without a GPU")
+                                "track's nn.backbone is {modality: 'text'} with the text_encoder's name, ref, loader, dim and "
+                                "input; slow without a GPU")
     return {"text_mode": text_modes,
             "image_mode": {"pixels": "resized pixels (image_size, image_channels) and per-image statistics",
                            "pretrained": f"backbone features from {named('image')}"},

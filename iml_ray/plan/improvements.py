@@ -265,9 +265,9 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
                        tuned_params=tuned if searched else None)
 
 
-# Fine-tuning a frozen text encoder first when an epoch of it fits (a pretrained encoder adapted to the task is where
-# text tasks are won when the hardware allows it); characters first where there is TF-IDF text (the linear model on
-# TF-IDF is where text tasks are won on a CPU); CatBoost before
+# Fine-tuning a frozen encoder first when an epoch of it fits (a pretrained encoder adapted to the task is where
+# text and image tasks are won when the hardware allows it); characters first where there is TF-IDF text (the linear
+# model on TF-IDF is where text tasks are won on a CPU); CatBoost before
 # the search and the bagging: a second strong, different family buys more than tuning the first
 # (AutoGluon's experience), and the bagging then averages both.
 STEPS: tuple[Callable[[Plans, RoundFacts, float], Improvement | None], ...] = (

@@ -64,7 +64,7 @@ class RoundFacts:
 @dataclass(frozen=True)
 class Improvement:
     plans: Plans
-    step: str                       # "rows" | "network_time" | "search" | "bagging" | a family's name | "finer_boosting"
+    step: str                       # "rows" | "network_time" | "fine_tune" | "search" | "bagging" | a family's name ...
     change: str                     # what changes, for people
     expected_s: float               # the round's expected wall time
     search_s: float | None = None   # run the round with a Ray Tune search of about this long
