@@ -69,3 +69,19 @@ def test_with_track_retries_a_killed_track_is_run_again(tmp_path):
         result = run_competition(task, tmp_path / "out", config)
     assert killer.killed
     assert result.status == "ok" and result.best.track == "traditional"
+
+
+def test_when_the_budget_is_spent_before_any_track_verifies_the_prior_still_lands(tmp_path):
+    import pandas as pd
+
+    train, test, sample = binary_frames(300, 60, seed=5)
+    task = write_task(tmp_path / "spent", train, test, sample)
+    # A budget smaller than the plan phase: every track is out of time before its first round, and the budget's
+    # reserve (1 s) is gone before the prior starts; the prior still gets the time a cold sandbox needs.
+    config = RunConfig(time_budget_s=4, reserve_s=1, tracks=("traditional",), tune="off")
+    result = run_competition(task, tmp_path / "out", config)
+    board = {c.track: c for c in result.leaderboard}
+    assert board["traditional"].status == "failed"
+    assert result.status == "ok" and result.best.track == "fallback", board["fallback"].failure
+    submission = pd.read_csv(result.submission)
+    assert list(submission.columns) == list(sample.columns) and len(submission) == len(test)
