@@ -18,6 +18,10 @@ ENSEMBLE_MODES = ("best", "stack")
 # "rules": deterministic, no network; "openai": any OpenAI-compatible endpoint (OPENAI_BASE_URL), rules as fallback;
 # "local": an open checkpoint (llm model local:PATH_OR_ID) served on the cluster, rules as fallback.
 POLICIES = ("rules", "openai", "local")
+# The budget's reserve when none is configured: a fixed 10 s was 11% of a 90 s budget, most of it left unused.
+RESERVE_SHARE = 0.05
+MIN_RESERVE_S = 4.0
+MAX_RESERVE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,9 @@ class RunConfig:
     allow_network: bool = False
     # A track whose Ray worker dies (node lost, OOM-killed) is run again this many times; 0: that candidate fails.
     track_retries: int = 0
-    # Seconds kept back from the budget for assembling and writing the report.
-    reserve_s: float = 10.0
+    # Seconds kept back from the budget for the finish (the blend, the submission, the report) and a track that ends
+    # late; None: RESERVE_SHARE of the budget, between MIN_RESERVE_S and MAX_RESERVE_S (the finish took 1.5-2 s here).
+    reserve_s: float | None = None
     # How the job's agents are served (run/agent_pool.py): replicas ({agent: n}), keep (detached actors that later
     # jobs on the cluster reuse; --keep-agents), max_restarts (a crashed agent comes back), threads (calls at once).
     agents: dict[str, Any] = field(default_factory=dict)
@@ -78,6 +83,16 @@ class RunConfig:
             raise ConfigError("track_retries must be >= 0", "Set it to 0 (fail the candidate) or more.")
         if self.max_repair_rounds < 0:
             raise ConfigError("max_repair_rounds must be >= 0", "Set it to 0 or more.")
+        if self.reserve_s is not None and not 0 <= self.reserve_s < self.time_budget_s:
+            raise ConfigError(f"reserve_s {self.reserve_s} is outside [0, the time budget {self.time_budget_s:g})",
+                              "Leave reserve_s unset (5% of the budget, 4-10 s) or give fewer seconds than the budget.")
+
+    @property
+    def reserve(self) -> float:
+        """Seconds kept back from the budget: the configured reserve_s, else 5% of the budget within 4-10 s."""
+        if self.reserve_s is not None:
+            return float(self.reserve_s)
+        return min(MAX_RESERVE_S, max(MIN_RESERVE_S, RESERVE_SHARE * self.time_budget_s))
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)

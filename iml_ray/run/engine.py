@@ -209,7 +209,7 @@ class Run:
 
         def plan_once() -> list:
             if not planned:
-                remaining = deadline - self.config.reserve_s - time.time()
+                remaining = deadline - self.config.reserve - time.time()
                 planned.extend(ray.get(agents["guideline"].plan.remote(
                     summary, profile, knowledge, self.config.tracks, self.config.seed, self.config.holdout_fraction,
                     threads, remaining, self.config.allow_network,

@@ -1,7 +1,7 @@
 """The explore phase: every track of the blueprint as a Ray task, gathered by the competition's Coordinator.
 
-A track that has not finished past the budget's reserve is cancelled (its
-candidate fails, the run goes on); when no track verified, the target's prior
+A track still running LATE_TRACK_GRACE_S past the tracks' deadline (the budget
+less its reserve) is cancelled (its candidate fails, the run goes on); when no track verified, the target's prior
 runs through the same sandbox and checks as the fallback candidate, with at
 least FALLBACK_MIN_S even when that overruns the budget.
 """
@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 FALLBACK_TRACK = "fallback"     # the target's prior, run only when no track verified
 # The least time the prior gets, past the budget if need be: a valid submission is the run's floor. A cold sandboxed
 # Python reading the task (pandas, numpy) took 5.4 s here on 2 cores loaded by a second competition, and timed out
-# at 3.6 s; the default reserve (10 s) is what the prior is meant to have, so this overruns only tracks that ran late.
+# at 3.6 s with what was left of the reserve.
 FALLBACK_MIN_S = 10.0
+# How long past the tracks' deadline a track still running is waited for before it is cancelled (a stuck worker).
+LATE_TRACK_GRACE_S = 5.0
 
 
 def coder_context(planned: Planned) -> dict:
@@ -72,7 +74,7 @@ class Explorer:
             self.start()
         ray.get(self.coordinator.set_eval.remote(eval_plan.metric, eval_plan.higher_is_better))
         self.progress.phase("exploring tracks")
-        track_deadline = deadline - self.config.reserve_s
+        track_deadline = deadline - self.config.reserve
         if self.llm is not None:
             ray.get(self.llm.ledger.set_deadline.remote(track_deadline, "before the tracks' deadline"))
         candidates: dict[str, Candidate] = {}
@@ -82,7 +84,7 @@ class Explorer:
         return candidates
 
     def fall_back(self, planned: Planned, deadline: float, candidates: dict[str, Candidate]) -> None:
-        """When no track verified, the target's prior joins the candidates (in the budget's reserve)."""
+        """When no track verified, the target's prior joins the candidates (in the budget's reserve, or FALLBACK_MIN_S)."""
         if not any(c.status == "verified" for c in candidates.values()) and planned.blueprint.tracks:
             self._record(FALLBACK_TRACK, self._fallback(planned, deadline), candidates)
 
@@ -138,7 +140,7 @@ class Explorer:
     def _gather(self, pending: dict[Any, str], candidates: dict[str, Candidate], planned: Planned,
                 track_deadline: float) -> None:
         """Collect each track as it finishes; the tracks stop themselves at their deadline, and one still
-        running past half the budget's reserve (a stuck worker) is cancelled so the run ends in its budget."""
+        running LATE_TRACK_GRACE_S (or half the budget's reserve) past their deadline is cancelled: a stuck worker."""
         import ray
 
         try:
@@ -148,7 +150,7 @@ class Explorer:
                 for ref in ready:
                     track = pending.pop(ref)
                     self._record(track, self._collect(ref, track, planned.summary.metric), candidates)
-                if pending and time.time() > track_deadline + self.config.reserve_s / 2:
+                if pending and time.time() > track_deadline + max(LATE_TRACK_GRACE_S, self.config.reserve / 2):
                     for ref, track in list(pending.items()):
                         ray.cancel(ref, force=True)
                         pending.pop(ref)
@@ -190,7 +192,7 @@ class Explorer:
                              failure=f"the Ray task running the track died: {type(exc).__name__}: {said[:500]}")
 
     def _fallback(self, planned: Planned, deadline: float) -> Candidate:
-        """No track verified in time: the target's prior, through the same sandbox and checks, in the budget's reserve."""
+        """No track verified in time: the target's prior, through the same sandbox and checks, in what is left."""
         import ray
 
         from actors.track import run_track_task

@@ -22,12 +22,23 @@ def test_yaml_overrides_and_cli_overrides_win(tmp_path):
     ("time_budget_s: -1\n", "time budget must be positive"),
     ("tracks: [warp]\n", "unknown track"),
     ("[1, 2\n", "not valid YAML"),
+    ("time_budget_s: 60\nreserve_s: 60\n", "reserve_s 60 is outside"),
 ])
 def test_bad_config_is_a_config_error(tmp_path, text, message):
     path = tmp_path / "run.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         RunConfig.from_yaml(path)
+
+
+@pytest.mark.parametrize("budget, reserve_s, reserve", [
+    (90, None, 4.5),        # 5% of the budget: a short budget keeps its time for the tracks
+    (30, None, 4.0),        # never below what the finish needs
+    (600, None, 10.0),      # never more than the finish could use
+    (30, 1, 1.0),           # a configured reserve is taken as it is
+])
+def test_the_budgets_reserve_scales_with_the_budget(budget, reserve_s, reserve):
+    assert RunConfig(time_budget_s=budget, reserve_s=reserve_s).reserve == reserve
 
 
 def test_force_clears_only_what_a_run_wrote(tmp_path):
