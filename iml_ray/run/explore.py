@@ -1,9 +1,9 @@
 """The explore phase: every track of the blueprint as a Ray task, gathered by the competition's Coordinator.
 
-A track still running LATE_TRACK_GRACE_S past the tracks' deadline (the budget
-less its reserve) is cancelled (its candidate fails, the run goes on); when no track verified, the target's prior
-runs through the same sandbox and checks as the fallback candidate, with at
-least FALLBACK_MIN_S even when that overruns the budget.
+A track still running LATE_TRACK_GRACE_S past the tracks' deadline (the budget less
+its reserve) is cancelled (its candidate fails, the run goes on); when no track
+verified, the target's prior runs through the same sandbox and checks as the
+fallback candidate, with at least FALLBACK_MIN_S even when that overruns the budget.
 """
 from __future__ import annotations
 
@@ -199,10 +199,11 @@ class Explorer:
 
         self.progress.phase("fallback: the target's prior")
         log.warning("no track produced a verified candidate; writing the prior as a fallback")
-        if deadline - time.time() < FALLBACK_MIN_S:
+        left = deadline - time.time()
+        if left < FALLBACK_MIN_S:
             log.warning("the prior gets %.0f s, past the time budget by up to %.0f s, so that the run ends with a "
-                        "valid submission", FALLBACK_MIN_S, FALLBACK_MIN_S - max(0.0, deadline - time.time()))
-            deadline = time.time() + FALLBACK_MIN_S
+                        "valid submission", FALLBACK_MIN_S, FALLBACK_MIN_S - max(0.0, left))
+            deadline += FALLBACK_MIN_S - left
         plan = TrackPlan(track=FALLBACK_TRACK, models=("prior",), model_template="prior",
                          reasons=("no track produced a verified candidate in time",))
         job = TrackJob(summary=planned.summary, contract=planned.contract,
