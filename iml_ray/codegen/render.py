@@ -187,8 +187,18 @@ def model_bindings() -> dict[str, str]:
 
 
 def with_tuned_params(script: str, params: dict) -> str:
-    """The pipeline with the parameters its tuning found written in, so a rerun needs no tuning."""
-    marker = "TUNED_PARAMS = {}\n"
-    if marker not in script:
-        raise ValueError("the pipeline has no TUNED_PARAMS line to fill")
-    return script.replace(marker, f"TUNED_PARAMS = {literal(params)}\n", 1)
+    """The pipeline with the parameters its tuning found written in, so a rerun needs no tuning. Whatever the
+    assignment held before is replaced: a round that ran with an earlier search's parameters and searched again
+    ends with both sets, and its final pipeline must carry both."""
+    return with_constant(script, "TUNED_PARAMS", params)
+
+
+def with_constant(script: str, name: str, value: Any) -> str:
+    """The script with its module-level `name = ...` assignment (one line or several) set to `value`."""
+    import ast
+
+    for node in ast.parse(script).body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
+            lines = script.splitlines(keepends=True)
+            return "".join(lines[:node.lineno - 1]) + f"{name} = {literal(value)}\n" + "".join(lines[node.end_lineno:])
+    raise ValueError(f"the pipeline has no {name} line to fill")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iml_ray.blueprint import Candidate, RepairRound
-from iml_ray.codegen.render import with_tuned_params
+from iml_ray.codegen.render import with_constant, with_tuned_params
 from iml_ray.plan.repairs import Diagnosis, Failure, Plans
 from iml_ray.plan.resources import LLM_TRACK_SHARE
 from iml_ray.safety.sandbox import SandboxResult, run_python
@@ -287,9 +287,14 @@ def _verified(track: Track, best: Verified, stopped: str) -> Candidate:
         # A later round ran with the parameters an earlier round's search found: that search is what they came from.
         details.setdefault("validation", {})["tuning"] = search
     # The parameters tuning found go into the script, so a rerun reproduces the submission without Ray.
+    # run_info's are all the round ran with: an earlier search's, written into its script, and its own search's.
     script = (round_dir / f"pipeline_{name}.py").read_text()
-    final.write_text(script if "TUNED_PARAMS = {}\n" not in script else
-                     with_tuned_params(script, details.get("tuned_params") or {}))
+    tuned = details.get("tuned_params")
+    script = with_tuned_params(script, tuned) if tuned else script
+    if details.get("validated_blend") and "VALIDATED_BLEND = None\n" in script:
+        # The blend of families the validation chose, which the submission was fitted with: a rerun fits it too.
+        script = with_constant(script, "VALIDATED_BLEND", details["validated_blend"])
+    final.write_text(script)
     shutil.copyfile(round_dir / "prep.py", code_dir / "prep.py")
     shutil.copyfile(round_dir / track.module_file("model"), code_dir / track.module_file("model"))
     repairs = sum(1 for r in track.rounds if r.step is None and r.status != "ok")

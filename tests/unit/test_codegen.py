@@ -19,6 +19,7 @@ from iml_ray.codegen.render import (
     render_prep_probe,
     render_runner,
     template,
+    with_tuned_params,
 )
 from iml_ray.plan.guideline_rules import make_blueprint, make_contract
 from iml_ray.plan.knowledge import retrieve
@@ -35,6 +36,22 @@ def test_fill_refuses_a_placeholder_left_unfilled_and_a_value_with_no_placeholde
         fill("prior", MODEL_CONFIG="{}")
     with pytest.raises(ValueError, match=r"no placeholder for \['NOT_THERE'\]"):
         fill("prior", MODEL_CONFIG="{}", TASK_NAME="t", NOT_THERE="x")
+
+
+def test_tuned_params_replace_whatever_the_pipeline_already_carried():
+    """A round that ran with an earlier search's parameters (written into its script) and searched again: the final
+    pipeline carries all the round ran with, not the earlier search's alone, and nothing else in the script moves."""
+    earlier = {f"lightgbm:param_{i}": 0.123456789 * i for i in range(12)}   # long enough to span several lines
+    script = with_tuned_params("import os\nTUNED_PARAMS = {}\nTASK = 1\n", earlier)
+    assert script.count("\n") > 3
+    both = {**earlier, "catboost:depth": 4}
+    final = with_tuned_params(script, both)
+    assigned = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(final).body
+                if isinstance(node, ast.Assign)}
+    assert assigned == {"TUNED_PARAMS": both, "TASK": 1}
+    assert final.startswith("import os\n") and final.endswith("TASK = 1\n")
+    with pytest.raises(ValueError, match="no TUNED_PARAMS"):
+        with_tuned_params("TASK = 1\n", both)
 
 
 def test_fill_is_one_pass_so_a_value_that_looks_like_a_placeholder_stays():
@@ -70,12 +87,12 @@ def test_the_rendered_modules_parse_and_share_one_table_reader(tmp_path):
 
 
 def test_a_model_module_without_a_search_gets_the_bindings_from_their_template():
-    assert set(model_bindings()) == {"apply_params", "tune_model"}
+    assert set(model_bindings()) == {"apply_params", "tune_model", "model_blend", "fix_blend"}
     bound = bind_model("def fit_model(X, y, layout):\n    return 1\n\n\ndef tune_model(X, y, layout, settings):\n"
                        "    return {'mine': 1}, {}\n")
     names = [node.name for node in ast.parse(bound).body if isinstance(node, ast.FunctionDef)]
-    assert names == ["fit_model", "tune_model", "apply_params"]          # its own tune_model is kept
-    assert model_bindings()["apply_params"] in bound and template("model_bindings").count("def ") == 2
+    assert names == ["fit_model", "tune_model", "apply_params", "model_blend", "fix_blend"]   # its own tune_model is kept
+    assert model_bindings()["apply_params"] in bound and template("model_bindings").count("def ") == 4
 
 
 def test_the_ensemble_blend_runs_from_the_filled_template():

@@ -10,7 +10,7 @@ import pytest
 from helpers import binary_frames, write_task
 from scipy import sparse
 
-from iml_ray.codegen.render import render_prep, render_traditional
+from iml_ray.codegen.render import render_prep, render_runner, render_traditional
 from iml_ray.plan.guideline_rules import make_blueprint, make_contract
 from iml_ray.plan.knowledge import retrieve
 from iml_ray.task.inference import analyze_task
@@ -248,6 +248,48 @@ def test_bagging_fits_one_model_per_fold_and_family_and_chooses_on_out_of_fold_o
     proba = module.predict_model(model, prep.transform(test))
     assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
     assert np.corrcoef(proba[:, 1], test["x1"])[0, 1] > 0.5
+
+
+@pytest.mark.parametrize("bagging_folds", [0, 3])
+def test_a_fixed_blend_fits_only_its_families_and_keeps_its_weights(tmp_path, bagging_folds):
+    """The final fit reuses the blend its validation chose: only those families are fitted, with those weights.
+    A blend naming a family the plan cannot fit is set aside, and the fit chooses its own."""
+    train, test, sample = binary_frames(400, 100)
+    root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss")
+    summary, blueprint, contract = _plan(root)
+    plan = blueprint.tracks[0].replace(bagging_folds=bagging_folds)
+    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
+    module = _load(render_traditional(summary, plan, blueprint.train, contract), "model")
+    X, y = prep.transform(train), train["label"].to_numpy()
+    assert {"lightgbm", "linear"} <= set(plan.models) and "catboost" not in plan.models
+
+    module.fix_blend({"linear": 1})
+    fixed = module.fit_model(X, y, prep.layout_)
+    assert fixed["choice"] == "validated: 1.00 linear" and fixed["weights"] == {"linear": 1.0}
+    assert set(fixed["members"]) == {"linear"} and "lightgbm" not in fixed["settings"]
+    assert module.model_blend(fixed) == {"linear": 1.0}
+    proba = module.predict_model(fixed, prep.transform(test))
+    assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
+
+    module.fix_blend({"linear": 0.5, "catboost": 0.5})
+    unfit = module.fit_model(X, y, prep.layout_)
+    assert not unfit["choice"].startswith("validated") and {"lightgbm", "linear", "average"} <= set(unfit["inner_scores"])
+
+    module.fix_blend(None)
+    free = module.fit_model(X, y, prep.layout_)
+    assert not free["choice"].startswith("validated") and {"lightgbm", "linear", "average"} <= set(free["inner_scores"])
+
+
+def test_the_runner_pools_the_folds_blends_as_shares_and_none_when_a_fold_chose_none(tmp_path):
+    train, test, sample = binary_frames(400, 100)
+    summary, _, contract = _plan(write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss"))
+    runner = _load(render_runner(summary, contract), "runner")
+    assert runner.VALIDATED_BLEND is None
+    pooled = runner.pooled_blend([[{"lightgbm": 3, "catboost": 1}, {"linear": 1}],
+                                  [{"lightgbm": 1}, {"linear": 2, "lightgbm": 2}]])
+    assert pooled == [{"catboost": 0.125, "lightgbm": 0.875}, {"lightgbm": 0.25, "linear": 0.75}]
+    assert runner.pooled_blend([[{"lightgbm": 1}], [None]]) is None
+    assert runner.pooled_blend([]) is None
 
 
 def test_greedy_ensemble_selection_weighs_families_by_how_often_they_are_picked(tmp_path):
