@@ -1,7 +1,6 @@
 """One competition end to end on a real local Ray cluster (one per module, 2 CPUs)."""
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
@@ -70,11 +69,10 @@ def test_binary_task_ends_with_verified_submission_and_reproducible_pipeline(tmp
     assert report["chosen"]["valid_score"] == pytest.approx(roc_auc_score(truth, valid["label"]), abs=1e-9)
     assert report["chosen"]["valid_score"] > 0.7
 
-    # The submission was fitted with the blend of families the validation folds chose, and the pipeline carries it.
+    # k folds may each choose another blend of families: the final fit chooses its own, and the pipeline says so.
     info = json.loads((best / "output" / "run_info.json").read_text())
-    assert info["final"]["model"]["choice"].startswith("validated: "), info["final"]["model"]
-    assert [info["final"]["model"]["weights"]] == info["validated_blend"]
-    assert sum(info["validated_blend"][0].values()) == pytest.approx(1.0)
+    assert info["validated_blend"] is None and len(info["validation"]["blends"]) == 1
+    assert not info["final"]["model"]["choice"].startswith("validated"), info["final"]["model"]
 
     for name in ("task_summary", "profile", "knowledge", "blueprint", "contract", "holdout"):
         assert (out / "plan" / f"{name}.json").is_file()
@@ -82,9 +80,7 @@ def test_binary_task_ends_with_verified_submission_and_reproducible_pipeline(tmp
     # The standalone pipeline imports no iml_ray and rebuilds the same submission.
     pipeline = (out / "pipeline.py").read_text()
     assert "iml_ray" not in pipeline
-    carried = [ast.literal_eval(node.value) for node in ast.parse(pipeline).body
-               if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "VALIDATED_BLEND"]
-    assert carried == [info["validated_blend"]]
+    assert "\nVALIDATED_BLEND = None\n" in pipeline
     rerun = tmp_path / "rerun"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([sys.executable, str(out / "pipeline.py"), "--data", str(task), "--out", str(rerun)], check=True,

@@ -71,14 +71,23 @@ def test_three_tracks_tune_at_once_on_two_cpus_within_budget(tmp_path):
         assert tuning["seconds"] < BUDGET_S / 2, (track, tuning)
         # What the search found is written into the candidate's pipeline, so a rerun needs no Ray.
         pipeline = (out / "candidates" / track / f"pipeline_{track}.py").read_text()
-        assert _tuned_params(pipeline) == info["tuned_params"]
+        assert _constant(pipeline, "TUNED_PARAMS") == info["tuned_params"]
         # The leaderboard says what the search did and whether it beat the blueprint's settings.
         assert board[track]["tuning"]["completed"] == tuning["completed"]
         assert board[track]["tuning"]["kept"] == bool(tuning.get("params"))
+    # One holdout: the submission was fitted with the blend of families the validation fit chose, and the
+    # pipeline carries that blend, so a rerun fits it too.
+    best = board["traditional"]["best_round"]
+    info = json.loads((out / "candidates" / "traditional" / f"round_{best}" / "output" / "run_info.json").read_text())
+    assert info["validated_blend"] == info["validation"]["blends"] and info["validated_blend"][0]
+    assert info["final"]["model"]["choice"].startswith("validated: "), info["final"]["model"]
+    assert info["final"]["model"]["weights"] == info["validated_blend"][0]
+    pipeline = (out / "candidates" / "traditional" / "pipeline_traditional.py").read_text()
+    assert _constant(pipeline, "VALIDATED_BLEND") == info["validated_blend"]
 
 
-def _tuned_params(script: str) -> dict:
+def _constant(script: str, name: str):
     for node in ast.parse(script).body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "TUNED_PARAMS":
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name:
             return ast.literal_eval(node.value)
-    raise AssertionError("no TUNED_PARAMS in the pipeline")
+    raise AssertionError(f"no {name} in the pipeline")

@@ -10,7 +10,7 @@ import pytest
 from helpers import binary_frames, write_task
 from scipy import sparse
 
-from iml_ray.codegen.render import render_prep, render_runner, render_traditional
+from iml_ray.codegen.render import render_prep, render_traditional
 from iml_ray.plan.guideline_rules import make_blueprint, make_contract
 from iml_ray.plan.knowledge import retrieve
 from iml_ray.task.inference import analyze_task
@@ -278,18 +278,6 @@ def test_a_fixed_blend_fits_only_its_families_and_keeps_its_weights(tmp_path, ba
     module.fix_blend(None)
     free = module.fit_model(X, y, prep.layout_)
     assert not free["choice"].startswith("validated") and {"lightgbm", "linear", "average"} <= set(free["inner_scores"])
-
-
-def test_the_runner_pools_the_folds_blends_as_shares_and_none_when_a_fold_chose_none(tmp_path):
-    train, test, sample = binary_frames(400, 100)
-    summary, _, contract = _plan(write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss"))
-    runner = _load(render_runner(summary, contract), "runner")
-    assert runner.VALIDATED_BLEND is None
-    pooled = runner.pooled_blend([[{"lightgbm": 3, "catboost": 1}, {"linear": 1}],
-                                  [{"lightgbm": 1}, {"linear": 2, "lightgbm": 2}]])
-    assert pooled == [{"catboost": 0.125, "lightgbm": 0.875}, {"lightgbm": 0.25, "linear": 0.75}]
-    assert runner.pooled_blend([[{"lightgbm": 1}], [None]]) is None
-    assert runner.pooled_blend([]) is None
 
 
 def test_greedy_ensemble_selection_weighs_families_by_how_often_they_are_picked(tmp_path):
