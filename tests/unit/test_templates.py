@@ -30,6 +30,17 @@ def _plan(root):
     return summary, blueprint, make_contract(summary, blueprint.prep)
 
 
+def _binary_model(tmp_path, **plan_changes):
+    """A 400-row binary task scored on log loss: its rows, its fitted Preprocessor, the traditional plan (with
+    `plan_changes`) and that plan's model module."""
+    train, test, sample = binary_frames(400, 100)
+    root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss")
+    summary, blueprint, contract = _plan(root)
+    plan = blueprint.tracks[0].replace(**plan_changes)
+    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
+    return train, test, prep, plan, _load(render_traditional(summary, plan, blueprint.train, contract), "model")
+
+
 def test_prep_output_is_finite_with_text_block_last(tmp_path):
     rng = np.random.default_rng(0)
     n = 120
@@ -164,12 +175,7 @@ def test_every_family_of_the_zoo_joins_the_inner_choice(tmp_path, family, beside
     """The more_families improvements: a family beside (or instead of) the other models, in the inner choice and
     the blend; probabilities in class order; a regression in the original scale."""
     models = beside + (family,)
-    train, test, sample = binary_frames(400, 100)
-    root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss")
-    summary, blueprint, contract = _plan(root)
-    plan = blueprint.tracks[0].replace(models=models)
-    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
-    model_module = _load(render_traditional(summary, plan, blueprint.train, contract), "model")
+    train, test, prep, plan, model_module = _binary_model(tmp_path, models=models)
     model = model_module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
     assert family in model["inner_scores"] and isinstance(model["settings"][family], int)
     assert set(model["inner_scores"]) - {"selection"} == set(models) | ({"average"} if len(models) > 1 else set())
@@ -233,12 +239,7 @@ def test_a_familys_search_trial_fits_that_family_with_the_trial_settings_and_rep
 
 
 def test_bagging_fits_one_model_per_fold_and_family_and_chooses_on_out_of_fold_outputs(tmp_path):
-    train, test, sample = binary_frames(400, 100)
-    root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss")
-    summary, blueprint, contract = _plan(root)
-    plan = blueprint.tracks[0].replace(bagging_folds=5)
-    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
-    module = _load(render_traditional(summary, plan, blueprint.train, contract), "model")
+    train, test, prep, plan, module = _binary_model(tmp_path, bagging_folds=5)
     model = module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
     assert model["settings"]["bagging_folds"] == 5
     assert set(model["inner_scores"]) == {"lightgbm", "linear", "average"}
@@ -254,12 +255,7 @@ def test_bagging_fits_one_model_per_fold_and_family_and_chooses_on_out_of_fold_o
 def test_a_fixed_blend_fits_only_its_families_and_keeps_its_weights(tmp_path, bagging_folds):
     """The final fit reuses the blend its validation chose: only those families are fitted, with those weights.
     A blend naming a family the plan cannot fit is set aside, and the fit chooses its own."""
-    train, test, sample = binary_frames(400, 100)
-    root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss")
-    summary, blueprint, contract = _plan(root)
-    plan = blueprint.tracks[0].replace(bagging_folds=bagging_folds)
-    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
-    module = _load(render_traditional(summary, plan, blueprint.train, contract), "model")
+    train, test, prep, plan, module = _binary_model(tmp_path, bagging_folds=bagging_folds)
     X, y = prep.transform(train), train["label"].to_numpy()
     assert {"lightgbm", "linear"} <= set(plan.models) and "catboost" not in plan.models
 
