@@ -286,13 +286,12 @@ def _verified(track: Track, best: Verified, stopped: str) -> Candidate:
     if search and "tuning" not in (details.get("validation") or {}):
         # A later round ran with the parameters an earlier round's search found: that search is what they came from.
         details.setdefault("validation", {})["tuning"] = search
-    # The parameters tuning found go into the script, so a rerun reproduces the submission without Ray.
-    # run_info's are all the round ran with: an earlier search's, written into its script, and its own search's.
+    # What the submission was fitted with goes into the script, so a rerun reproduces it without Ray: the tuned
+    # parameters (run_info's are all the round ran with, an earlier search's and its own) and the validated blend.
     script = (round_dir / f"pipeline_{name}.py").read_text()
-    tuned = details.get("tuned_params")
-    script = with_tuned_params(script, tuned) if tuned else script
-    if details.get("validated_blend") and "VALIDATED_BLEND = None\n" in script:
-        # The blend of families the validation chose, which the submission was fitted with: a rerun fits it too.
+    if details.get("tuned_params"):
+        script = with_tuned_params(script, details["tuned_params"])
+    if details.get("validated_blend"):
         script = with_constant(script, "VALIDATED_BLEND", details["validated_blend"])
     final.write_text(script)
     shutil.copyfile(round_dir / "prep.py", code_dir / "prep.py")
