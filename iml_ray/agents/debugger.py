@@ -35,11 +35,11 @@ class Debugger(Agent):
         self._rewrites = 0
         self._count_lock = threading.Lock()
 
-    def repair(self, diagnosis: Diagnosis, plans: Plans, n_rows: int) -> Repair | None:
-        """The rules repair: the failing module re-planned with safer or smaller settings."""
+    def repair(self, diagnosis: Diagnosis, plans: Plans, n_rows: int, stage: str = "") -> Repair | None:
+        """The rules repair: the failing module re-planned with safer or smaller settings (stage: the failure's)."""
         from iml_ray.plan.repairs import repair
 
-        return repair(diagnosis, plans, n_rows)
+        return repair(diagnosis, plans, n_rows, stage)
 
     def rewrite(self, role: ModuleRole, code: str, failure: Failure, diagnosis: Diagnosis, contract: InterfaceContract,
                 columns: str, module_name: str, deadline: float | None = None) -> tuple[str | None, str]:

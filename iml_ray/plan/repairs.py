@@ -91,11 +91,13 @@ def diagnose(failure: Failure) -> Diagnosis:
     return Diagnosis(section or "prep", "unknown", failure.message)
 
 
-def repair(diagnosis: Diagnosis, plans: Plans, n_rows: int) -> Repair | None:
-    """The next escalation step for this kind of failure, or None when none is left."""
+def repair(diagnosis: Diagnosis, plans: Plans, n_rows: int, stage: str = "") -> Repair | None:
+    """The next escalation step for this kind of failure, or None when none is left.
+    stage: the Failure's; a prep check out of time or memory is repaired in the preprocessing only."""
+    in_prep = stage == "prep_probe"
     steps = {
-        "timeout": _resource_steps(plans, n_rows, memory=False),
-        "memory": _resource_steps(plans, n_rows, memory=True),
+        "timeout": _resource_steps(plans, n_rows, memory=False, prep_only=in_prep),
+        "memory": _resource_steps(plans, n_rows, memory=True, prep_only=in_prep),
         "dtype": _prep_safety_steps(plans),
         "nonfinite": _prep_safety_steps(plans),
         "shape": _prep_safety_steps(plans),
@@ -111,11 +113,14 @@ def repair(diagnosis: Diagnosis, plans: Plans, n_rows: int) -> Repair | None:
     return None
 
 
-def _resource_steps(plans: Plans, n_rows: int, memory: bool) -> list[Repair | None]:
+def _resource_steps(plans: Plans, n_rows: int, memory: bool, prep_only: bool = False) -> list[Repair | None]:
+    """prep_only: the prep check ran out: it fits and transforms every train and test row and no model, so a
+    smaller model or a row sample cannot shorten it (with nothing left to shrink in the preprocessing the track
+    stops and its CPUs go to the others)."""
     prep, track, train = plans.prep, plans.track, plans.train
     lgb = dict(track.lightgbm)
     steps: list[Repair | None] = []
-    if track.model_template == "custom_nn":
+    if track.model_template == "custom_nn" and not prep_only:
         steps += _network_steps(plans, memory)
     encoder_side = int((prep.image_encoder or {}).get("input", {}).get("size", 0)) if prep.image_mode == "pretrained" else 0
     if encoder_side > 64:
@@ -131,6 +136,8 @@ def _resource_steps(plans: Plans, n_rows: int, memory: bool) -> list[Repair | No
     if memory and (prep.text_mode == "pretrained" or prep.image_mode == "pretrained") and prep.encoder_batch_size > 4:
         steps.append(Repair(Plans(prep.replace(encoder_batch_size=prep.encoder_batch_size // 4), track, train), "prep",
                             f"encoder batches of {prep.encoder_batch_size} → {prep.encoder_batch_size // 4}"))
+    if prep_only:
+        return steps + [_smaller_vocabulary(plans)]
     if memory:
         steps.append(_smaller_vocabulary(plans))
         if lgb.get("max_bin", 255) > 63:
@@ -161,9 +168,10 @@ def _resource_steps(plans: Plans, n_rows: int, memory: bool) -> list[Repair | No
 
 
 def _smaller_vocabulary(plans: Plans) -> Repair | None:
-    """A quarter of the TF-IDF vocabulary (at least 5000 terms), unigrams only; None when there is no text to shrink."""
+    """A quarter of the TF-IDF vocabulary (at least 5000 terms), unigrams only; None when there is no TF-IDF text to
+    shrink (a pretrained encoder's or a fine-tuned network's text has no vocabulary of ours)."""
     prep = plans.prep
-    if not prep.text or prep.tfidf_max_features <= 5000:
+    if not prep.text or prep.text_mode != "tfidf" or prep.tfidf_max_features <= 5000:
         return None
     new = prep.replace(tfidf_max_features=max(5000, prep.tfidf_max_features // 4), tfidf_ngram_max=1)
     return Repair(Plans(new, plans.track, plans.train), "prep",

@@ -255,7 +255,7 @@ def _repair(track: Track, slot: ModuleSlot, role: str, failure: Failure, diagnos
     job, agents = track.job, track.agents
     if slot.source == "llm":
         return _repair_llm_module(track, slot, failure, diagnosis), role
-    repair = agents.debugger.repair(diagnosis, track.plans, job.summary.n_train)
+    repair = agents.debugger.repair(diagnosis, track.plans, job.summary.n_train, failure.stage)
     if repair is None:
         return None, role
     track.plans = repair.plans

@@ -37,6 +37,24 @@ def test_repeated_timeouts_escalate_until_nothing_is_left():
     assert plans.track.models in (("linear",), ("lightgbm",))
 
 
+def test_a_prep_check_out_of_time_is_repaired_in_the_preprocessing_or_not_at_all():
+    # The prep check transforms every train and test row and fits no model: faster boosting cannot shorten it.
+    diagnosis = diagnose(Failure("prep_probe", "timeout", "prep check timed out after 40 s", failing_section="prep"))
+    encoder = {"name": "efficientnet-lite0", "input": {"size": 224}}
+    images = Plans(PrepPlan(numeric=("a",), image=("img",), image_mode="pretrained", image_encoder=encoder),
+                   PLANS.track, PLANS.train)
+    fix = repair(diagnosis, images, n_rows=50_000, stage="prep_probe")
+    assert fix.module == "prep" and fix.plans.prep.image_encoder["input"]["size"] < 224
+    assert fix.plans.track == images.track and fix.plans.train == images.train
+    fix = repair(diagnosis, PLANS, n_rows=50_000, stage="prep_probe")
+    assert fix.module == "prep" and fix.plans.prep.tfidf_max_features < 40000 and fix.plans.track == PLANS.track
+    names = Plans(PrepPlan(numeric=("a",), text=("name",), text_mode="pretrained", text_encoder={"name": "minilm"}),
+                  PLANS.track, PLANS.train)
+    assert repair(diagnosis, names, n_rows=50_000, stage="prep_probe") is None
+    # The same timeout in the pipeline (which fits the models) still speeds up the training.
+    assert repair(diagnosis, names, n_rows=50_000, stage="pipeline").module == "model"
+
+
 def test_memory_error_in_traceback_shrinks_the_text_features():
     failure = Failure("pipeline", "error", "exit code 1: MemoryError", "Traceback ...\nMemoryError: Unable to allocate 9 GiB")
     diagnosis = diagnose(failure)

@@ -170,6 +170,10 @@ def test_pretrained_track_swaps_text_for_embeddings(tmp_path):
     prep = blueprint.prep_for("pretrained")
     assert prep.text_mode == "pretrained" and prep.text_encoder["ref"] == "/models/minilm"
     assert any("sentence embeddings" in r for r in blueprint.track("pretrained").reasons)
+    # Trees on 384 dense embedding columns: fewer bins and half the columns per tree; the TF-IDF track keeps its own.
+    on_embeddings, on_tfidf = blueprint.track("pretrained").lightgbm, blueprint.track("traditional").lightgbm
+    assert (on_embeddings["max_bin"], on_embeddings["feature_fraction"]) == (63, 0.5)
+    assert on_tfidf.get("max_bin", 255) > 63 and on_tfidf.get("feature_fraction", 1.0) > 0.5
 
 
 def test_tracks_share_cpus_and_gpus_go_only_where_they_exist():
