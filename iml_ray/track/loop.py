@@ -227,6 +227,16 @@ def repair_round(track: Track, number: int, round_dir: Path, failure: Failure, r
     track.notify("repairing", number, detail=failure.message)
     if failure.status == "timeout":
         track.tuning = False         # the next round must be faster, not spend time searching again
+    kept = encoded_during(job, round_started) if failure.stage == "prep_probe" and failure.status == "timeout" else 0
+    if kept and number < track.max_attempts:
+        # The check was encoding when its time ran out, and the vectors it made are saved: the next check
+        # starts where it stopped. Nothing to repair; a check that saved nothing goes to the Debugger.
+        change = f"the prep check resumes the encoding ({kept} vectors saved before its time ran out)"
+        track.rounds.append(RepairRound(number, failure.status, round(time.time() - round_started, 2), failure.message,
+                                        "resources", f"timeout (rules): {failure.message}"[:500], change, None,
+                                        module="prep"))
+        log.info("track %s round %d: %s", track.name, number, change)
+        return None
     sources = {r: s.source for r, s in track.slots.items() if s.code is not None}
     diagnosis = agents.error_analyzer.analyze(failure, job.contract, sources, deadline=llm_deadline(job))
     role = diagnosis.module(failure.failing_section, failure.stage)
@@ -247,6 +257,13 @@ def repair_round(track: Track, number: int, round_dir: Path, failure: Failure, r
     if number < track.max_attempts:
         return f"{failure.message} (blamed {diagnosis.blamed}; no repair known for {diagnosis.kind})"
     return f"{failure.message} (still failing after {len(track.rounds) - 1} repair rounds)"
+
+
+def encoded_during(job: TrackJob, since: float) -> int:
+    """How many vectors the pretrained encoders' cache holds in the files saved since `since` (0: none saved)."""
+    folder = Path(cache_env(job)["IML_ENCODER_CACHE"])
+    counts = [read_json(path).get("vectors", 0) for path in folder.glob("*.pkl.json") if path.stat().st_mtime >= since]
+    return int(sum(counts))
 
 
 def _repair(track: Track, slot: ModuleSlot, role: str, failure: Failure, diagnosis: Diagnosis) -> tuple[str | None, str]:

@@ -549,3 +549,31 @@ def test_a_tracks_rounds_reuse_each_familys_fit_and_fit_only_what_changed(tmp_pa
     threads.MODEL_CONFIG["num_threads"] += 1
     with pytest.raises(AssertionError, match="fitted again"):
         threads.fit_model(X, y, {"numeric": [0, 1, 2, 3]})
+
+
+def test_encoded_vectors_are_saved_as_they_come_and_a_later_process_resumes_from_them(tmp_path, monkeypatch):
+    """A prep check stopped by its time limit mid-encoding leaves its vectors; the next one encodes only the rest."""
+    train, test, sample = binary_frames(40, 10)
+    summary, blueprint, _ = _plan(write_task(tmp_path / "t", train, test, sample))
+    monkeypatch.setenv("IML_ENCODER_CACHE", str(tmp_path / "cache"))
+    values = [f"text {i}" for i in range(10)]
+    first = _load(render_prep(summary, blueprint.prep), "first")
+    first._ENCODE_CHUNK, first._ENCODE_SAVE_EVERY_S = 3, 0.0
+    encoded = []
+
+    def stopped_after_two_chunks(todo):
+        if len(encoded) == 6:
+            raise TimeoutError("the sandbox's time limit")
+        encoded.extend(todo)
+        return [np.full(4, float(v.split()[1])) for v in todo]
+
+    with pytest.raises(TimeoutError):
+        first._encode_cached(("text", "t"), values, stopped_after_two_chunks)
+    saved = list((tmp_path / "cache").glob("*.pkl.json"))
+    assert len(saved) == 1 and '"vectors": 6' in saved[0].read_text()
+    again = _load(render_prep(summary, blueprint.prep), "again")       # a new process: nothing in memory
+    rest = []
+    vectors = again._encode_cached(("text", "t"), values,
+                                   lambda todo: rest.extend(todo) or [np.full(4, float(v.split()[1])) for v in todo])
+    assert sorted(rest) == sorted(set(values) - set(encoded)) and len(rest) == 4
+    assert vectors.shape == (10, 4) and vectors[:, 0].tolist() == [float(i) for i in range(10)]

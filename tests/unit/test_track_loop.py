@@ -52,6 +52,45 @@ def test_repair_after_timeout_lands_a_verified_candidate(tmp_path, monkeypatch):
     assert result.valid_score is not None and result.valid_score > 0.6
 
 
+def test_a_prep_check_stopped_while_encoding_is_resumed_not_repaired(tmp_path, monkeypatch):
+    """A prep check that ran out of time after saving encoded vectors runs again as it was: the next check starts
+    from the saved vectors, so no Debugger change (a faster model cannot shorten a prep check)."""
+    from iml_ray.track import checks
+
+    train, test, sample = binary_frames(200, 50)
+    task = write_task(tmp_path / "toy", train, test, sample)
+
+    class EncodingPrep(PreprocessingCoder):
+        def write(self, summary, plan):
+            # The rules prep, whose first fit saves what an encoder stopped mid-way would have saved, then stalls.
+            return super().write(summary, plan) + (
+                "\n\n_RulesPreprocessor = Preprocessor\n\n\nclass Preprocessor(_RulesPreprocessor):\n"
+                "    def fit(self, frame):\n"
+                "        path = os.path.join(os.environ['IML_ENCODER_CACHE'], 'vectors.pkl')\n"
+                "        if not os.path.exists(path):\n"
+                "            _save_encoded(path, {'a': np.zeros(3), 'b': np.ones(3)})\n"
+                "            time.sleep(120)\n"
+                "        return super().fit(frame)\n")
+
+    real_limits = checks.limits
+    calls = {"n": 0}
+
+    def first_check_short(job, last_chance=False, cpus=None):
+        calls["n"] += 1
+        limits = real_limits(job, last_chance, cpus)
+        return replace(limits, timeout_s=10.0) if calls["n"] == 1 else limits
+
+    monkeypatch.setattr(checks, "limits", first_check_short)
+    agents = TrackAgents(EncodingPrep(), ModelingCoder(), Assembler(), ErrorAnalyzer(), Debugger(), Evaluator())
+    result = run_track(_job(tmp_path, task), agents)
+    assert result.status == "verified", result.failure
+    first = result.rounds[0]
+    assert first.status == "timeout" and first.module == "prep"
+    assert first.change == "the prep check resumes the encoding (2 vectors saved before its time ran out)"
+    assert first.diff_file is None and not (tmp_path / "cand" / "round_1" / "repair.diff").exists()
+    assert (tmp_path / "cand" / "round_1" / "prep.py").read_text() == (tmp_path / "cand" / "round_2" / "prep.py").read_text()
+
+
 def test_unrepairable_failure_names_its_reason(tmp_path, monkeypatch):
     """A prep module that crashes in a way no rule recognises fails the candidate with the reason."""
     train, test, sample = binary_frames(100, 30)
