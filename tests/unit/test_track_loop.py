@@ -91,6 +91,18 @@ def test_a_prep_check_stopped_while_encoding_is_resumed_not_repaired(tmp_path, m
     assert (tmp_path / "cand" / "round_1" / "prep.py").read_text() == (tmp_path / "cand" / "round_2" / "prep.py").read_text()
 
 
+def test_a_check_that_encoded_few_images_shrinks_the_encoder_instead_of_resuming():
+    from iml_ray.blueprint import PrepPlan
+    from iml_ray.track.loop import resume_pays
+
+    images = PrepPlan(image=("img",), image_mode="pretrained", image_encoder={"input": {"size": 128}})
+    assert not resume_pays(images, kept=300, rows=1000)     # re-encoding all at 64 px costs less than the rest at 128
+    assert resume_pays(images, kept=600, rows=1000)
+    at_the_floor = images.replace(image_encoder={"input": {"size": 64}})
+    assert resume_pays(at_the_floor, kept=10, rows=1000)    # nothing smaller to go to
+    assert resume_pays(PrepPlan(text=("t",), text_mode="pretrained"), kept=10, rows=1000)
+
+
 def test_unrepairable_failure_names_its_reason(tmp_path, monkeypatch):
     """A prep module that crashes in a way no rule recognises fails the candidate with the reason."""
     train, test, sample = binary_frames(100, 30)
