@@ -8,7 +8,7 @@ settings, one escalation step per round; what it cannot repair it says so.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from iml_ray.blueprint import Blame, ModuleRole, PrepPlan, TrackPlan, TrainPlan
@@ -49,6 +49,9 @@ class Plans:
     prep: PrepPlan
     track: TrackPlan
     train: TrainPlan
+
+    def to_json(self) -> dict:
+        return {"prep": self.prep.to_json(), "track": self.track.to_json(), "train": asdict(self.train)}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from iml_ray.blueprint import PrepPlan
 from iml_ray.codegen.render import render_prep_probe
+from iml_ray.plan.guideline_rules import ENCODER_FLOOR_SIDE
 from iml_ray.plan.repairs import Failure
 from iml_ray.safety.contract import (
     check_prep_report,
@@ -135,3 +137,37 @@ def declares_search_space(code: str | None) -> bool:
         return code is not None and {"SEARCH_SPACE", "apply_params"} <= top_level_names(code, "model")
     except AssemblyError:
         return False
+
+
+# A timed-out check that encoded less than this share of its images is better repaired by the Debugger's smaller
+# encoder input: half the side costs about a third per image (4.6 ms at 64 px against 14 ms at 128 px, one
+# thread), so encoding every row again at half the side beats finishing the rest at full size only when less than
+# about two thirds were done; from half on the larger input's features are worth the difference.
+RESUME_MIN_IMAGE_SHARE = 0.5
+
+
+def resume_pays(prep: PrepPlan, kept: int, rows: int) -> bool:
+    """Whether a check that saved `kept` vectors of `rows` rows should resume rather than shrink its encoder."""
+    side = int((prep.image_encoder or {}).get("input", {}).get("size", 0)) if prep.image_mode == "pretrained" else 0
+    if side <= ENCODER_FLOOR_SIDE:
+        return True                  # nothing the Debugger could shrink (text, or images at the floor already)
+    columns = len(prep.image) + (len(prep.text) if prep.text_mode == "pretrained" else 0)
+    return kept >= RESUME_MIN_IMAGE_SHARE * rows * max(1, columns)
+
+
+def resumed_encoding(job: TrackJob, prep: PrepPlan, failure: Failure, round_started: float) -> str | None:
+    """What the next round does when this round's prep check ran out of time while encoding and saved its vectors
+    (it runs again as it was and starts where this one stopped); None when that is not the case or does not pay."""
+    if failure.stage != "prep_probe" or failure.status != "timeout":
+        return None
+    kept = encoded_during(job, round_started)
+    if not kept or not resume_pays(prep, kept, job.summary.n_train + job.summary.n_test):
+        return None
+    return f"the prep check resumes the encoding ({kept} vectors saved before its time ran out)"
+
+
+def encoded_during(job: TrackJob, since: float) -> int:
+    """How many vectors the pretrained encoders' cache holds in the files saved since `since` (0: none saved)."""
+    folder = Path(cache_env(job)["IML_ENCODER_CACHE"])
+    counts = [read_json(path).get("vectors", 0) for path in folder.glob("*.pkl.json") if path.stat().st_mtime >= since]
+    return int(sum(counts))

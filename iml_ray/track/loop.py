@@ -15,9 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iml_ray.blueprint import Candidate, PrepPlan, RepairRound
+from iml_ray.blueprint import Candidate, RepairRound
 from iml_ray.codegen.render import with_constant, with_tuned_params
-from iml_ray.plan.guideline_rules import ENCODER_FLOOR_SIDE
 from iml_ray.plan.repairs import Diagnosis, Failure, Plans
 from iml_ray.plan.resources import LLM_TRACK_SHARE
 from iml_ray.safety.sandbox import SandboxResult, run_python
@@ -30,6 +29,7 @@ from iml_ray.track.checks import (
     prep_output,
     probe_prep,
     read_json,
+    resumed_encoding,
     verify,
 )
 from iml_ray.track.improve import Verified, authors, improve, restore, snapshot
@@ -228,11 +228,9 @@ def repair_round(track: Track, number: int, round_dir: Path, failure: Failure, r
     track.notify("repairing", number, detail=failure.message)
     if failure.status == "timeout":
         track.tuning = False         # the next round must be faster, not spend time searching again
-    kept = encoded_during(job, round_started) if failure.stage == "prep_probe" and failure.status == "timeout" else 0
-    if kept and number < track.max_attempts and resume_pays(track.plans.prep, kept, job.summary.n_train + job.summary.n_test):
-        # The check was encoding when its time ran out, and the vectors it made are saved: the next check
-        # starts where it stopped. Nothing to repair; a check that saved nothing goes to the Debugger.
-        change = f"the prep check resumes the encoding ({kept} vectors saved before its time ran out)"
+    change = resumed_encoding(job, track.plans.prep, failure, round_started) if number < track.max_attempts else None
+    if change is not None:
+        # Nothing to repair: the next check starts from the vectors this one saved.
         track.rounds.append(RepairRound(number, failure.status, round(time.time() - round_started, 2), failure.message,
                                         "resources", f"timeout (rules): {failure.message}"[:500], change, None,
                                         module="prep"))
@@ -258,29 +256,6 @@ def repair_round(track: Track, number: int, round_dir: Path, failure: Failure, r
     if number < track.max_attempts:
         return f"{failure.message} (blamed {diagnosis.blamed}; no repair known for {diagnosis.kind})"
     return f"{failure.message} (still failing after {len(track.rounds) - 1} repair rounds)"
-
-
-# A timed-out check that encoded less than this share of its images is better repaired by the Debugger's smaller
-# encoder input: half the side costs about a third per image (4.6 ms at 64 px against 14 ms at 128 px, one
-# thread), so encoding every row again at half the side beats finishing the rest at full size only when less than
-# about two thirds were done; from half on the larger input's features are worth the difference.
-RESUME_MIN_IMAGE_SHARE = 0.5
-
-
-def resume_pays(prep: PrepPlan, kept: int, rows: int) -> bool:
-    """Whether a check that saved `kept` vectors of `rows` rows should resume rather than shrink its encoder."""
-    side = int((prep.image_encoder or {}).get("input", {}).get("size", 0)) if prep.image_mode == "pretrained" else 0
-    if side <= ENCODER_FLOOR_SIDE:
-        return True                  # nothing the Debugger could shrink (text, or images at the floor already)
-    columns = len(prep.image) + (len(prep.text) if prep.text_mode == "pretrained" else 0)
-    return kept >= RESUME_MIN_IMAGE_SHARE * rows * max(1, columns)
-
-
-def encoded_during(job: TrackJob, since: float) -> int:
-    """How many vectors the pretrained encoders' cache holds in the files saved since `since` (0: none saved)."""
-    folder = Path(cache_env(job)["IML_ENCODER_CACHE"])
-    counts = [read_json(path).get("vectors", 0) for path in folder.glob("*.pkl.json") if path.stat().st_mtime >= since]
-    return int(sum(counts))
 
 
 def _repair(track: Track, slot: ModuleSlot, role: str, failure: Failure, diagnosis: Diagnosis) -> tuple[str | None, str]:
@@ -336,7 +311,7 @@ def _verified(track: Track, best: Verified, stopped: str) -> Candidate:
                      rounds=tuple(track.rounds), wall_s=round(time.time() - track.started, 2),
                      peak_rss_mb=round(track.peak_mb, 1), pipeline_path=str(final),
                      submission_path=str(round_dir / "output" / "submission.csv"),
-                     details={"run_info": details, "plans": _plans_json(track.plans), "modules": modules,
+                     details={"run_info": details, "plans": track.plans.to_json(), "modules": modules,
                               "best_round": best.number, "stopped": stopped},
                      started_at=track.started, finished_at=time.time(), resources=job.resources)
 
@@ -358,7 +333,7 @@ def _failed(track: Track, failure_line: str | None) -> Candidate:
     return Candidate(track=track.name, code_dir=str(track.code_dir), status="failed", metric=job.summary.metric,
                      repair_rounds=max(0, len(track.rounds) - 1), rounds=tuple(track.rounds), failure=failure_line,
                      wall_s=round(time.time() - track.started, 2), peak_rss_mb=round(track.peak_mb, 1),
-                     details={"plans": _plans_json(track.plans), "modules": {r: s.to_json() for r, s in track.slots.items()}},
+                     details={"plans": track.plans.to_json(), "modules": {r: s.to_json() for r, s in track.slots.items()}},
                      started_at=track.started, finished_at=time.time(), resources=job.resources)
 
 
@@ -423,9 +398,3 @@ def _repair_llm_module(track: Track, slot: ModuleSlot, failure: Failure, diagnos
         slot.code = agents.model_coder.write(job.summary, track.plans.track, track.plans.train, job.contract)
     slot.source = f"rules (fallback: {why})"[:200]
     return f"{name} replaced by the rules module: {why}"
-
-
-def _plans_json(plans: Plans) -> dict:
-    from dataclasses import asdict
-
-    return {"prep": plans.prep.to_json(), "track": plans.track.to_json(), "train": asdict(plans.train)}

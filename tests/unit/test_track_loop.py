@@ -93,7 +93,7 @@ def test_a_prep_check_stopped_while_encoding_is_resumed_not_repaired(tmp_path, m
 
 def test_a_check_that_encoded_few_images_shrinks_the_encoder_instead_of_resuming():
     from iml_ray.blueprint import PrepPlan
-    from iml_ray.track.loop import resume_pays
+    from iml_ray.track.checks import resume_pays
 
     images = PrepPlan(image=("img",), image_mode="pretrained", image_encoder={"input": {"size": 128}})
     assert not resume_pays(images, kept=300, rows=1000)     # re-encoding all at 64 px costs less than the rest at 128
