@@ -140,9 +140,10 @@ def declares_search_space(code: str | None) -> bool:
 
 
 # A timed-out check that encoded less than this share of its images is better repaired by the Debugger's smaller
-# encoder input: half the side costs about a third per image (4.6 ms at 64 px against 14 ms at 128 px, one
-# thread), so encoding every row again at half the side beats finishing the rest at full size only when less than
-# about two thirds were done; from half on the larger input's features are worth the difference.
+# encoder input: half the side costs about a third per image (one thread: 4.6 ms at 64 px and 8.7 ms at 96 px
+# measured, so about 14 ms at 128 px), so encoding every row again at half the side beats finishing the rest at full
+# size only when less than about two thirds were done; from half on the larger input's features are worth the
+# difference.
 RESUME_MIN_IMAGE_SHARE = 0.5
 
 
