@@ -8,6 +8,7 @@ from iml_ray.metrics.labels import class_sort_key
 from iml_ray.metrics.registry import get_metric, quantile_level
 from iml_ray.plan.first_fit import sample_for_budget
 from iml_ray.plan.knowledge import Knowledge
+from iml_ray.plan.repairs import ENCODER_FLOOR_SIDE
 from iml_ray.scoring.evaluate import validation_folds
 from iml_ray.task.files import TaskSummary
 from iml_ray.task.profile import Profile
@@ -273,7 +274,6 @@ TEXT_MAX_CHARS_PER_TOKEN = 4
 IMAGE_S_FIXED = 2e-4
 IMAGE_S_PER_PIXEL = 3.4e-7
 ENCODE_BUDGET_SHARE = 0.3      # of the run's budget encoding train and test may take
-ENCODER_FLOOR_SIDE = 64
 
 
 def encoding_seconds(changes: dict, profile: Profile, prep: PrepPlan, num_threads: int) -> float:

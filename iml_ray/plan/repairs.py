@@ -61,6 +61,15 @@ class Repair:
     change: str          # what changed, for people
 
 
+# The smallest input side a pretrained image encoder is given (the planner's halving and the Debugger's stop here).
+ENCODER_FLOOR_SIDE = 64
+
+
+def image_encoder_side(prep: PrepPlan) -> int:
+    """The pretrained image encoder's input side; 0 when the images are not read by one."""
+    return int((prep.image_encoder or {}).get("input", {}).get("size", 0)) if prep.image_mode == "pretrained" else 0
+
+
 DTYPE = re.compile(r"could not convert string to float|invalid literal for int|Cannot cast|DTypePromotionError|"
                    r"unsupported operand type|must be real number|not supported between instances|dtype", re.IGNORECASE)
 SHAPE = re.compile(r"shape|dimension mismatch|features, but|inconsistent numbers of samples|index \d+ is out of bounds|"
@@ -125,10 +134,10 @@ def _resource_steps(plans: Plans, n_rows: int, memory: bool, prep_only: bool = F
     steps: list[Repair | None] = []
     if track.model_template == "custom_nn" and not prep_only:
         steps += _network_steps(plans, memory)
-    encoder_side = int((prep.image_encoder or {}).get("input", {}).get("size", 0)) if prep.image_mode == "pretrained" else 0
-    if encoder_side > 64:
+    encoder_side = image_encoder_side(prep)
+    if encoder_side > ENCODER_FLOOR_SIDE:
         # The backbone's cost grows with the square of its input side.
-        side = max(64, encoder_side // 2 // 32 * 32)
+        side = max(ENCODER_FLOOR_SIDE, encoder_side // 2 // 32 * 32)
         encoder = {**prep.image_encoder, "input": {**prep.image_encoder["input"], "size": side}}
         steps.append(Repair(Plans(prep.replace(image_encoder=encoder), track, train), "prep",
                             f"image encoder input {encoder_side} → {side} pixels"))

@@ -12,8 +12,7 @@ import numpy as np
 
 from iml_ray.blueprint import PrepPlan
 from iml_ray.codegen.render import render_prep_probe
-from iml_ray.plan.guideline_rules import ENCODER_FLOOR_SIDE
-from iml_ray.plan.repairs import Failure
+from iml_ray.plan.repairs import ENCODER_FLOOR_SIDE, Failure, image_encoder_side
 from iml_ray.safety.contract import (
     check_prep_report,
     check_submission,
@@ -149,8 +148,7 @@ RESUME_MIN_IMAGE_SHARE = 0.5
 
 def resume_pays(prep: PrepPlan, kept: int, rows: int) -> bool:
     """Whether a check that saved `kept` vectors of `rows` rows should resume rather than shrink its encoder."""
-    side = int((prep.image_encoder or {}).get("input", {}).get("size", 0)) if prep.image_mode == "pretrained" else 0
-    if side <= ENCODER_FLOOR_SIDE:
+    if image_encoder_side(prep) <= ENCODER_FLOOR_SIDE:
         return True                  # nothing the Debugger could shrink (text, or images at the floor already)
     columns = len(prep.image) + (len(prep.text) if prep.text_mode == "pretrained" else 0)
     return kept >= RESUME_MIN_IMAGE_SHARE * rows * max(1, columns)
