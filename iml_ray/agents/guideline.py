@@ -42,14 +42,15 @@ class GuidelineAgent(Agent):
     def plan(self, summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
              seed: int, holdout_fraction: float, num_threads: int,
              time_budget_s: float | None = None, allow_hub: bool = False,
-             gpus: float = 0.0) -> tuple[Blueprint, InterfaceContract]:
+             gpus: float = 0.0, cpus: float | None = None) -> tuple[Blueprint, InterfaceContract]:
         """allow_hub: a model hub id may be chosen when no local encoder exists (the generated code then
-        downloads it, so it must run with the network: --allow-network). gpus: what the GPU tracks get."""
+        downloads it, so it must run with the network: --allow-network). gpus: what the GPU tracks get; cpus:
+        what each track gets (a share of a CPU when tracks outnumber CPUs)."""
         from iml_ray.plan.guideline_rules import make_blueprint, make_contract
 
         pretrained = find_encoders(summary, profile, allow_hub) if "pretrained" in tracks else {}
         blueprint = make_blueprint(summary, profile, knowledge, tracks, seed, holdout_fraction, num_threads, time_budget_s,
-                                   pretrained)
+                                   pretrained, cpus=cpus, gpus=gpus)
         contract = make_contract(summary, blueprint.prep)
         revised = self._with_llm("the rules blueprint",
                                  lambda brain: ask_llm(brain, summary, profile, knowledge, blueprint, contract, pretrained,

@@ -6,9 +6,9 @@ import math
 from iml_ray.blueprint import Blueprint, EvalPlan, InterfaceContract, PrepPlan, TrackPlan, TrainPlan, pipeline_fits
 from iml_ray.metrics.labels import class_sort_key
 from iml_ray.metrics.registry import get_metric, quantile_level
+from iml_ray.plan.encoding_cost import ENCODE_BUDGET_SHARE, fit_encoders_to_budget
 from iml_ray.plan.first_fit import sample_for_budget
 from iml_ray.plan.knowledge import Knowledge
-from iml_ray.plan.repairs import ENCODER_FLOOR_SIDE
 from iml_ray.scoring.evaluate import validation_folds
 from iml_ray.task.files import TaskSummary
 from iml_ray.task.profile import Profile
@@ -19,14 +19,17 @@ PREP_KNOBS = {"max_categories", "min_category_count", "frequency_encoding", "tfi
 
 def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
                    seed: int, holdout_fraction: float, num_threads: int, time_budget_s: float | None = None,
-                   pretrained: dict[str, dict | None] | None = None) -> Blueprint:
-    """pretrained: modality → PretrainedModel JSON the retriever found (None: nothing usable)."""
+                   pretrained: dict[str, dict | None] | None = None, cpus: float | None = None,
+                   gpus: float = 0.0) -> Blueprint:
+    """pretrained: modality → PretrainedModel JSON the retriever found (None: nothing usable); cpus, gpus: what
+    each track holds (a share of a CPU when tracks outnumber CPUs), which the encoders' cost depends on."""
     settings = knowledge.settings()
     prep = plan_prep(summary, profile, settings.get("prep", {}), time_budget_s)
     notes = []
     track_plans = []
     for track in tracks:
-        plan, note = plan_track(track, summary, profile, prep, settings, num_threads, time_budget_s, pretrained or {})
+        plan, note = plan_track(track, summary, profile, prep, settings, num_threads, time_budget_s, pretrained or {},
+                                cpus, gpus)
         if plan is not None:
             track_plans.append(plan)
         if note:
@@ -139,7 +142,8 @@ FULL_PIXELS_MIN_BUDGET_S = 300.0
 
 
 def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPlan, settings: dict, num_threads: int,
-               time_budget_s: float | None, pretrained: dict[str, dict | None]) -> tuple[TrackPlan | None, str | None]:
+               time_budget_s: float | None, pretrained: dict[str, dict | None], cpus: float | None = None,
+               gpus: float = 0.0) -> tuple[TrackPlan | None, str | None]:
     """The track's plan, or None and the reason it does not apply to this task."""
     lightgbm = dict(settings.get("lightgbm", {}))
     linear = dict(settings.get("linear", {}))
@@ -197,7 +201,7 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
                 return None, "track pretrained skipped: no text or image columns for a pretrained encoder"
             return None, "track pretrained skipped: no pretrained checkpoint found on disk for this task's text/images"
         if time_budget_s:
-            changes, seconds = fit_encoders_to_budget(changes, profile, prep, num_threads, time_budget_s)
+            changes, seconds = fit_encoders_to_budget(changes, profile, prep, num_threads, time_budget_s, cpus, gpus)
             if seconds > ENCODE_BUDGET_SHARE * time_budget_s:
                 return None, (f"track pretrained skipped: encoding {profile.n_train + profile.n_test} rows would take "
                               f"about {seconds:.0f} s, more than {ENCODE_BUDGET_SHARE:.0%} of the "
@@ -263,50 +267,6 @@ def encoder_for_images(encoder: dict, profile: Profile, prep: PrepPlan) -> dict:
     if wanted >= int(settings["size"]):
         return encoder
     return {**encoder, "input": {**settings, "size": wanted}}
-
-
-# Encoding cost per row on one CPU thread, measured on this machine class (2026-11-29):
-# MiniLM-L6 at 0.021 s for a 380-character review; EfficientNet-lite0 at 1.7 ms (64 px) and
-# 3.3 ms (96 px) per image. Used to shrink or skip the pretrained track on a short budget,
-# where a doomed encoder would also slow the tracks that share its cores.
-TEXT_S_PER_CHAR = 5.5e-5
-TEXT_MAX_CHARS_PER_TOKEN = 4
-IMAGE_S_FIXED = 2e-4
-IMAGE_S_PER_PIXEL = 3.4e-7
-ENCODE_BUDGET_SHARE = 0.3      # of the run's budget encoding train and test may take
-
-
-def encoding_seconds(changes: dict, profile: Profile, prep: PrepPlan, num_threads: int) -> float:
-    rows = profile.n_train + profile.n_test
-    seconds = 0.0
-    text_encoder = changes.get("text_encoder")
-    if text_encoder:
-        max_chars = int((text_encoder.get("input") or {}).get("max_length", 256)) * TEXT_MAX_CHARS_PER_TOKEN
-        lengths = {c.name: c.mean_length for c in profile.columns}
-        for name in prep.text:
-            seconds += rows * TEXT_S_PER_CHAR * min(float(lengths.get(name) or 200.0), max_chars)
-    image_encoder = changes.get("image_encoder")
-    if image_encoder:
-        side = int((image_encoder.get("input") or {}).get("size", 224))
-        seconds += rows * len(prep.image) * (IMAGE_S_FIXED + IMAGE_S_PER_PIXEL * side * side)
-    return seconds / max(1, num_threads)
-
-
-def fit_encoders_to_budget(changes: dict, profile: Profile, prep: PrepPlan, num_threads: int,
-                           time_budget_s: float) -> tuple[dict, float]:
-    """Halve the image encoder's input (not below 64 px) until encoding fits its share of the
-    budget; the changes and the estimated seconds."""
-    allowed = ENCODE_BUDGET_SHARE * time_budget_s
-    seconds = encoding_seconds(changes, profile, prep, num_threads)
-    while seconds > allowed and changes.get("image_encoder"):
-        encoder = changes["image_encoder"]
-        side = int((encoder.get("input") or {}).get("size", 0))
-        smaller = max(ENCODER_FLOOR_SIDE, side // 2 // 32 * 32)
-        if not side or smaller >= side:
-            break
-        changes = {**changes, "image_encoder": {**encoder, "input": {**encoder["input"], "size": smaller}}}
-        seconds = encoding_seconds(changes, profile, prep, num_threads)
-    return changes, seconds
 
 
 def lightgbm_search(prep: PrepPlan) -> dict:

@@ -213,7 +213,8 @@ class Run:
                 planned.extend(ray.get(agents["guideline"].plan.remote(
                     summary, profile, knowledge, self.config.tracks, self.config.seed, self.config.holdout_fraction,
                     threads, remaining, self.config.allow_network,
-                    max((r.num_gpus for r in resources.values()), default=0.0))))
+                    max((r.num_gpus for r in resources.values()), default=0.0),
+                    min(r.num_cpus for r in resources.values()))))
             return planned
 
         blueprint = stages.stage("blueprint", lambda: plan_once()[0], Blueprint.to_json, Blueprint.from_json)

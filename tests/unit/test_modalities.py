@@ -195,7 +195,7 @@ def test_tracks_share_cpus_and_gpus_go_only_where_they_exist():
 
 
 def test_encoding_cost_shrinks_the_image_encoder_or_skips_the_track_on_a_short_budget(tmp_path):
-    from iml_ray.plan.guideline_rules import ENCODE_BUDGET_SHARE, encoding_seconds
+    from iml_ray.plan.encoding_cost import ENCODE_BUDGET_SHARE, encoding_seconds
 
     root = _id_task(tmp_path, n=120, side=28)
     summary = analyze_task(root)
@@ -206,9 +206,9 @@ def test_encoding_cost_shrinks_the_image_encoder_or_skips_the_track_on_a_short_b
              "loader": "efficientnet", "dim": 1280, "input": {"size": 224}}
     tracks = ("pretrained",)
 
-    def plan(budget):
+    def plan(budget, cpus=None, gpus=0.0):
         return make_blueprint(summary, profile, retrieve(summary, profile, tracks), tracks, 0, 0.2, 1, budget,
-                              pretrained={"image": image})
+                              pretrained={"image": image}, cpus=cpus, gpus=gpus)
 
     sides = {budget: plan(budget).prep_for("pretrained").image_encoder["input"]["size"] for budget in (90.0, 600.0)}
     assert sides == {90.0: 64, 600.0: 128}
@@ -217,6 +217,13 @@ def test_encoding_cost_shrinks_the_image_encoder_or_skips_the_track_on_a_short_b
     skipped = plan(10.0)
     assert skipped.tracks == ()
     assert any("track pretrained skipped: encoding 5000 rows" in note for note in skipped.notes)
+    # A track holding 0.65 of a CPU (three tracks on two cores) encodes at about that share of a core: at 64 px
+    # the 5,000 images no longer fit 30% of 90 s. A GPU of its own runs the network's part and keeps 128 px.
+    assert plan(90.0, cpus=0.65).tracks == ()
+    on_gpu = plan(90.0, cpus=0.65, gpus=1.0).prep_for("pretrained")
+    assert on_gpu.image_encoder["input"]["size"] == 128
+    assert (encoding_seconds({"image_encoder": on_gpu.image_encoder}, profile, on_gpu, 1, cpus=0.65, gpus=1.0)
+            < encoding_seconds({"image_encoder": on_gpu.image_encoder}, profile, on_gpu, 1, cpus=0.65))
 
 
 def test_long_texts_skip_the_pretrained_track_only_when_the_budget_is_short(tmp_path):
