@@ -7,7 +7,7 @@ from iml_ray.blueprint import Blueprint, EvalPlan, InterfaceContract, PrepPlan, 
 from iml_ray.metrics.labels import class_sort_key
 from iml_ray.metrics.registry import get_metric, quantile_level
 from iml_ray.plan.encoding_cost import ENCODE_BUDGET_SHARE, fit_encoders_to_budget
-from iml_ray.plan.first_fit import sample_for_budget
+from iml_ray.plan.first_fit import lightgbm_time_limit, sample_for_budget
 from iml_ray.plan.knowledge import Knowledge
 from iml_ray.scoring.evaluate import validation_folds
 from iml_ray.task.files import TaskSummary
@@ -62,6 +62,8 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
     if folds:
         # A network's time limit is per fit, sized for two (validation, final): k folds make k + 1.
         track_plans = [_per_fit_limit(t, pipeline_fits(0) / pipeline_fits(folds)) for t in track_plans]
+    if time_budget_s:
+        track_plans = [_lightgbm_limit(t, time_budget_s, pipeline_fits(folds)) for t in track_plans]
     train = TrainPlan(seed=seed, holdout_fraction=holdout_fraction, holdout_folds=folds,
                       stratified=summary.problem_type != "regression",
                       inner_valid_fraction=float(settings.get("train", {}).get("inner_valid_fraction", 0.15)),
@@ -70,6 +72,15 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
     return Blueprint(prep=prep, tracks=tuple(track_plans), train=train,
                      eval=EvalPlan(metric.name, metric.higher_is_better, summary.submission.kind),
                      cards=tuple(knowledge.card_ids), notes=tuple(notes))
+
+
+def _lightgbm_limit(plan: TrackPlan, time_budget_s: float, fits: int) -> TrackPlan:
+    if plan.model_template != "traditional" or "lightgbm" not in plan.models or "time_limit_s" in plan.lightgbm:
+        return plan
+    return plan.replace(lightgbm={**plan.lightgbm, "time_limit_s": lightgbm_time_limit(time_budget_s, fits)},
+                        reasons=plan.reasons + ("the first round's early-stopped LightGBM fits stop at "
+                                                f"{lightgbm_time_limit(time_budget_s, fits):g} s each (a later round "
+                                                "lets a stopped fit train longer)",))
 
 
 def _per_fit_limit(plan: TrackPlan, scale: float) -> TrackPlan:

@@ -6,6 +6,7 @@ the measured wall time of the round it improves on, never by a constant cost mod
 
 - rows:           a fit on a row sample grows geometrically towards every row (FLAML's sample growth);
 - network_time:   a network that its time limit stopped trains longer;
+- boosting_time:  LightGBM that the first round's time limit stopped trains longer;
 - fine_tune:      a track on a frozen encoder's features fine-tunes the encoder instead (plan/fine_tuning.py);
 - char_ngrams:    character n-grams (2 to 5, within words) beside the word terms of a TF-IDF text;
 - search:         a Ray Tune search where the verified round had none;
@@ -29,6 +30,7 @@ from functools import lru_cache
 from typing import Callable
 
 from iml_ray.plan.fine_tuning import fine_tune
+from iml_ray.plan.first_fit import FIT_AND_REFIT
 from iml_ray.plan.repairs import Plans
 from iml_ray.plan.resources import MAX_TUNE_S
 from iml_ray.plan.round_facts import PLANNED_SHARE, Improvement, RoundFacts
@@ -38,7 +40,7 @@ MAX_GROWTH = 4.0
 MIN_LEARNING_RATE = 0.02
 MAX_BOOSTING_ROUNDS = 20000
 # Steps that may follow themselves while they pay off (each time with more rows, or a longer training).
-REPEATABLE = ("rows", "network_time")
+REPEATABLE = ("rows", "network_time", "boosting_time")
 # A search in an improvement round has the round to itself: it may take half of the planned time, and a short one
 # still pays off there (the alternative is the track stopping), unlike in a first round that must leave room.
 SEARCH_SHARE = 0.5
@@ -59,7 +61,6 @@ KNN_MAX_ROWS = 20_000           # neighbours are searched by brute force: predic
 # per pipeline fit, the early-stopped fit (up to the limit) and the refit on 1/0.85 the rows for 1/0.85 the
 # rounds (about 1.4 times the limit).
 TIME_LIMITED_FAMILIES = ("catboost", "xgboost")
-FIT_AND_REFIT = 2.4
 MIN_FAMILY_LIMIT_S = 2.0        # never shorter (a small table's fits end well before it)
 # A boosted family whose early-stopped fit is still improving may take up to this share of the time left, whatever
 # its estimate (a multiple of LightGBM's fit) says: diamonds at 300 s, CatBoost stopped at 5 s per fit reached 478
@@ -104,8 +105,35 @@ def _more_rows(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | 
     new_cap = None if rows >= 0.95 * facts.n_train else rows
     train = plans.train.replace(max_train_rows=new_cap)
     said = "every" if new_cap is None else f"{new_cap} of"
-    return Improvement(Plans(plans.prep, plans.track, train), "rows",
+    # A boosting round costs about as many times more as there are rows: the limit grows with them.
+    track = _scaled_lightgbm_limit(plans.track, rows / cap)
+    return Improvement(Plans(plans.prep, track, train), "rows",
                        f"fit on {said} {facts.n_train} rows (was {cap})", facts.fresh_s * (rows / cap))
+
+
+def _scaled_lightgbm_limit(track, factor: float):
+    limit = track.lightgbm.get("time_limit_s")
+    if not limit:
+        return track
+    return track.replace(lightgbm={**track.lightgbm, "time_limit_s": round(float(limit) * factor, 1)})
+
+
+def _longer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
+    """LightGBM that its first round's time limit stopped while it still improved trains up to MAX_GROWTH times
+    longer; the other families' fits are read back."""
+    track = plans.track
+    model = (facts.run_info.get("final") or {}).get("model") or {}
+    limit = track.lightgbm.get("time_limit_s")
+    if track.model_template != "traditional" or "lightgbm" not in (model.get("time_stopped") or ()) or not limit:
+        return None
+    fits = plans.train.pipeline_fits * (track.bagging_folds or 1)
+    rest = facts.without_fits_but()
+    new_limit = min(MAX_GROWTH * float(limit), (budget - rest) / (fits * FIT_AND_REFIT))
+    if new_limit < MIN_GROWTH * float(limit):
+        return None
+    return Improvement(Plans(plans.prep, _scaled_lightgbm_limit(track, new_limit / float(limit)), plans.train),
+                       "boosting_time", f"LightGBM's early-stopped fits may take {new_limit:.0f} s (was {float(limit):g} "
+                       "s, which stopped them while they still improved)", rest + fits * FIT_AND_REFIT * new_limit)
 
 
 def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
@@ -253,6 +281,8 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
     finer = round(max(MIN_LEARNING_RATE, rate / 2), 4)
     lgb.update(max_rounds=min(MAX_BOOSTING_ROUNDS, 2 * int(lgb.get("max_rounds", 3000))),
                early_stopping_rounds=int(1.5 * int(lgb.get("early_stopping_rounds", 100))))
+    if lgb.get("time_limit_s"):
+        lgb["time_limit_s"] = round(2 * float(lgb["time_limit_s"]), 1)     # twice the rounds
     if searched:
         tuned["learning_rate"] = finer
     else:
@@ -271,6 +301,6 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
 # the search and the bagging: a second strong, different family buys more than tuning the first
 # (AutoGluon's experience), and the bagging then averages both.
 STEPS: tuple[Callable[[Plans, RoundFacts, float], Improvement | None], ...] = (
-    _more_rows, _longer_network, fine_tune, _char_ngrams, _family("catboost"), _search, _bagging,
+    _more_rows, _longer_network, _longer_boosting, fine_tune, _char_ngrams, _family("catboost"), _search, _bagging,
     _family("extra_trees"), _family("xgboost"), _family("knn"), _finer_boosting,
     *(_family_search(name) for name in FAMILY_SEARCH_SPACES))

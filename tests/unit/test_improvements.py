@@ -47,6 +47,22 @@ def test_a_network_stopped_by_its_time_limit_trains_longer_one_stopped_early_doe
     assert next_improvement(plans, _facts(seconds=25.0, stopped="early stopping"), 200.0) is None
 
 
+def test_lightgbm_stopped_by_its_time_limit_trains_longer_and_more_rows_get_more_time():
+    limited = TRADITIONAL.replace(lightgbm={**TRADITIONAL.lightgbm, "time_limit_s": 4.0})
+    plans = Plans(PrepPlan(numeric=("x",)), limited, TrainPlan())
+    stopped = {"final": {"model": {"time_stopped": ["lightgbm"]}}, "tuned_params": {}}
+    step = next_improvement(plans, RoundFacts(20.0, stopped, 10_000, False), seconds_left=200.0)
+    assert step.step == "boosting_time" and step.plans.track.lightgbm["time_limit_s"] == 16.0     # x4 at most
+    assert step.expected_s == pytest.approx(20.0 + 2 * 2.4 * 16.0)              # the round, and two fits and refits
+    assert step.plans.track.lightgbm["learning_rate"] == 0.1                     # only the time changes
+    # Not stopped by its limit: early stopping ended it; CatBoost comes next.
+    assert next_improvement(plans, _facts(seconds=20.0), 200.0).step == "catboost"
+    # More rows: each boosting round costs more, so the limit grows with them.
+    sampled = Plans(plans.prep, limited, TrainPlan(max_train_rows=2000))
+    rows = next_improvement(sampled, RoundFacts(10.0, stopped, 10_000, False), seconds_left=100.0)
+    assert rows.step == "rows" and rows.plans.track.lightgbm["time_limit_s"] == 16.0            # x4 the rows
+
+
 def test_catboost_then_a_search_bagging_the_other_families_and_finer_boosting():
     plans = Plans(PrepPlan(numeric=("x",)), TRADITIONAL, TrainPlan())
     catboost = next_improvement(plans, _facts(seconds=10.0, can_search=True), seconds_left=300.0)

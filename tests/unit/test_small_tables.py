@@ -130,6 +130,13 @@ def test_a_networks_time_limit_is_shared_by_the_fits_that_k_folds_make(tmp_path)
     blueprint = make_blueprint(summary, profile, retrieve(summary, profile, tracks), tracks, 0, 0.2, 1, time_budget_s=600)
     network = next(t for t in blueprint.tracks if t.model_template == "custom_nn")
     assert blueprint.train.holdout_folds == 5 and network.nn["time_limit_s"] == 30.0      # 15 % of 600 s, over 6 fits x 2
+    # The traditional track's LightGBM: a quarter of the budget over six early-stopped fits and their refits; the
+    # network has no LightGBM to limit.
+    traditional = blueprint.track("traditional")
+    assert traditional.lightgbm["time_limit_s"] == round(0.25 * 600 / (6 * 2.4), 1)
+    assert "time_limit_s" not in network.lightgbm
+    untimed = make_blueprint(summary, profile, retrieve(summary, profile, tracks), tracks, 0, 0.2, 1)
+    assert "time_limit_s" not in untimed.track("traditional").lightgbm
 
     # A network its limit stopped trains longer: the six fits, not two, are what the round's time buys.
     plans = Plans(PrepPlan(), TrackPlan("custom_nn", models=("nn",), model_template="custom_nn", nn={"time_limit_s": 5.0}),

@@ -429,6 +429,31 @@ def test_a_boosted_familys_early_stopped_fit_stops_at_its_time_limit(tmp_path, f
     assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
 
 
+def test_lightgbms_early_stopped_fit_stops_at_its_time_limit_and_says_so(tmp_path):
+    """digits_6k at 90 s: the final fit's LightGBM went on for 735 rounds of ten trees (25.5 s, the validation fit's
+    stopped at 97) and the first round ran out of its time. The early-stopped fit stops at its limit, the refit
+    takes the rounds it reached, and the model says the limit stopped it (a later round lets it train longer)."""
+    train, test, sample = binary_frames(3000, 100)
+    root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss")
+    summary, blueprint, contract = _plan(root)
+    slow = {"learning_rate": 0.001, "early_stopping_rounds": 5000, "max_rounds": 3000}     # would run all 3,000
+    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
+    X, y = prep.transform(train), train["label"].to_numpy()
+
+    def fit(lightgbm):
+        plan = blueprint.tracks[0].replace(models=("lightgbm",), lightgbm=lightgbm)
+        module = _load(render_traditional(summary, plan, blueprint.train, contract), "model")
+        return module, module.fit_model(X, y, prep.layout_)
+
+    module, limited = fit({**slow, "time_limit_s": 0.5})
+    assert 1 <= limited["settings"]["lightgbm"] < 3000
+    assert module.describe_model(limited)["time_stopped"] == ["lightgbm"]
+    proba = module.predict_model(limited, prep.transform(test))
+    assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
+    module, free = fit({**slow, "max_rounds": 40})
+    assert free["settings"]["lightgbm"] == 40 and "time_stopped" not in module.describe_model(free)
+
+
 def test_the_round_that_adds_a_boosted_family_gives_it_a_time_limit_from_the_time_left():
     from iml_ray.blueprint import PrepPlan, TrackPlan, TrainPlan
     from iml_ray.plan.improvements import RoundFacts, next_improvement
