@@ -30,7 +30,7 @@ MIN_SAMPLE_ROWS = 500
 # improves on the first one lets a fit its limit stopped train longer (plan/improvements.py: boosting_time).
 LIGHTGBM_SHARE = 0.25
 FIT_AND_REFIT = 2.4
-MIN_LIGHTGBM_LIMIT_S = 2.0      # never shorter (a small table's fits end well before it)
+MIN_BOOSTED_LIMIT_S = 2.0       # a boosted fit's time limit is never shorter (a small table's fits end well before it)
 
 
 def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int, n_classes: int = 1, fits: int = 2,
@@ -85,4 +85,4 @@ def sample_for_budget(prep: PrepPlan, n_rows: int, num_threads: int, time_budget
 
 def lightgbm_time_limit(time_budget_s: float, fits: int) -> float:
     """The first round's limit on one early-stopped LightGBM fit, for a pipeline that makes `fits` fits."""
-    return round(max(MIN_LIGHTGBM_LIMIT_S, LIGHTGBM_SHARE * time_budget_s / (max(1, fits) * FIT_AND_REFIT)), 1)
+    return round(max(MIN_BOOSTED_LIMIT_S, LIGHTGBM_SHARE * time_budget_s / (max(1, fits) * FIT_AND_REFIT)), 1)

@@ -77,10 +77,10 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
 def _lightgbm_limit(plan: TrackPlan, time_budget_s: float, fits: int) -> TrackPlan:
     if plan.model_template != "traditional" or "lightgbm" not in plan.models or "time_limit_s" in plan.lightgbm:
         return plan
-    return plan.replace(lightgbm={**plan.lightgbm, "time_limit_s": lightgbm_time_limit(time_budget_s, fits)},
-                        reasons=plan.reasons + ("the first round's early-stopped LightGBM fits stop at "
-                                                f"{lightgbm_time_limit(time_budget_s, fits):g} s each (a later round "
-                                                "lets a stopped fit train longer)",))
+    limit = lightgbm_time_limit(time_budget_s, fits)
+    return plan.replace(lightgbm={**plan.lightgbm, "time_limit_s": limit},
+                        reasons=plan.reasons + (f"the first round's early-stopped LightGBM fits stop at {limit:g} s "
+                                                "each (a later round lets a stopped fit train longer)",))
 
 
 def _per_fit_limit(plan: TrackPlan, scale: float) -> TrackPlan:

@@ -29,8 +29,9 @@ import importlib.util
 from functools import lru_cache
 from typing import Callable
 
+from iml_ray.blueprint import TrackPlan
 from iml_ray.plan.fine_tuning import fine_tune
-from iml_ray.plan.first_fit import FIT_AND_REFIT
+from iml_ray.plan.first_fit import FIT_AND_REFIT, MIN_BOOSTED_LIMIT_S
 from iml_ray.plan.repairs import Plans
 from iml_ray.plan.resources import MAX_TUNE_S
 from iml_ray.plan.round_facts import PLANNED_SHARE, Improvement, RoundFacts
@@ -61,7 +62,6 @@ KNN_MAX_ROWS = 20_000           # neighbours are searched by brute force: predic
 # per pipeline fit, the early-stopped fit (up to the limit) and the refit on 1/0.85 the rows for 1/0.85 the
 # rounds (about 1.4 times the limit).
 TIME_LIMITED_FAMILIES = ("catboost", "xgboost")
-MIN_FAMILY_LIMIT_S = 2.0        # never shorter (a small table's fits end well before it)
 # A boosted family whose early-stopped fit is still improving may take up to this share of the time left, whatever
 # its estimate (a multiple of LightGBM's fit) says: diamonds at 300 s, CatBoost stopped at 5 s per fit reached 478
 # rounds (-552 RMSE on the inner split), at 25 s 942 rounds (-540; the test RMSE 535.5 -> 530.2). Early stopping
@@ -111,7 +111,7 @@ def _more_rows(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | 
                        f"fit on {said} {facts.n_train} rows (was {cap})", facts.fresh_s * (rows / cap))
 
 
-def _scaled_lightgbm_limit(track, factor: float):
+def _scaled_lightgbm_limit(track: TrackPlan, factor: float) -> TrackPlan:
     limit = track.lightgbm.get("time_limit_s")
     if not limit:
         return track
@@ -253,7 +253,7 @@ def _family(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | Non
             # makes an early-stopped fit and a refit. The limit bounds them; a small table's fits end before it.
             fits = plans.train.pipeline_fits
             allowed = min(max(rest + own, FAMILY_SHARE_OF_TIME_LEFT * budget), budget)
-            limit = max(MIN_FAMILY_LIMIT_S, (allowed - rest) / (fits * FIT_AND_REFIT))
+            limit = max(MIN_BOOSTED_LIMIT_S, (allowed - rest) / (fits * FIT_AND_REFIT))
             own = min(own, fits * FIT_AND_REFIT * limit)
             families[name] = {**families.get(name, {}), "time_limit_s": round(limit, 1)}
             change += f" (its early-stopped fits stop at {limit:.0f} s)"
