@@ -22,6 +22,13 @@ POLICIES = ("rules", "openai", "local")
 RESERVE_SHARE = 0.05
 MIN_RESERVE_S = 4.0
 MAX_RESERVE_S = 10.0
+# The plan sizes the tracks' first rounds (a first fit's sample, an encoder's input, a fit's time limit) for the budget
+# less its reserve and a start of the usual length, not for the clock when planning: the blueprint is in the
+# GuidelineAgent's prompt and, through it, in the coders'; planned from the clock it changed with each start's jitter
+# (15-20 s here from the run's start to the plan: Ray 7-8 s, the task summary 4-6 s, the profile 2.5-6 s), so the
+# same command again missed the LLM's cached answers and --llm-replay could not replay a run.
+START_S = 17.0
+MIN_PLAN_SHARE = 0.25       # of the budget less its reserve, a very short budget's plan is never sized for less
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,13 @@ class RunConfig:
         if self.reserve_s is not None:
             return float(self.reserve_s)
         return min(MAX_RESERVE_S, max(MIN_RESERVE_S, RESERVE_SHARE * self.time_budget_s))
+
+    @property
+    def plan_budget(self) -> float:
+        """The seconds the plan sizes the tracks' first rounds for: the budget less its reserve and START_S (the
+        same for every run of this configuration; the tracks still stop at the budget's own deadline)."""
+        left = self.time_budget_s - self.reserve
+        return max(MIN_PLAN_SHARE * left, left - START_S)
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)

@@ -147,7 +147,7 @@ class Run:
         agents = self._agents(pool, rundir, llm)
         explorer = Explorer(self.config, self.progress, rundir, state, agents, llm)
         explorer.start()
-        planned = self._plan(agents, llm, rundir, state, task_root, deadline)
+        planned = self._plan(agents, llm, rundir, state, task_root)
         explore_started = time.time()
         candidates = explorer.explore(planned, deadline)
         self.timings["explore"] = round(time.time() - explore_started, 2)
@@ -185,7 +185,7 @@ class Run:
                                                "in the plan phase (its share of the time budget is used)"))
         return llm
 
-    def _plan(self, agents: RunAgents, llm, rundir: RunDir, state: dict, task_root: str, deadline: float) -> Planned:
+    def _plan(self, agents: RunAgents, llm, rundir: RunDir, state: dict, task_root: str) -> Planned:
         import ray
 
         # The analysis reads all the data and may still find it unusable (a constant target, ...):
@@ -209,10 +209,9 @@ class Run:
 
         def plan_once() -> list:
             if not planned:
-                remaining = deadline - self.config.reserve - time.time()
                 planned.extend(ray.get(agents["guideline"].plan.remote(
                     summary, profile, knowledge, self.config.tracks, self.config.seed, self.config.holdout_fraction,
-                    threads, remaining, self.config.allow_network,
+                    threads, self.config.plan_budget, self.config.allow_network,
                     max((r.num_gpus for r in resources.values()), default=0.0),
                     min(r.num_cpus for r in resources.values()))))
             return planned

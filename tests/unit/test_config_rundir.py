@@ -41,6 +41,12 @@ def test_the_budgets_reserve_scales_with_the_budget(budget, reserve_s, reserve):
     assert RunConfig(time_budget_s=budget, reserve_s=reserve_s).reserve == reserve
 
 
+@pytest.mark.parametrize("budget,plan_budget", [(90, 90 - 4.5 - 17), (300, 300 - 10 - 17), (20, (20 - 4) * 0.25)])
+def test_the_plan_is_sized_for_the_budget_less_its_reserve_and_a_usual_start(budget, plan_budget):
+    # The same for every run of a configuration: a plan sized from the clock made a rerun miss the LLM's cache.
+    assert RunConfig(time_budget_s=budget).plan_budget == pytest.approx(plan_budget)
+
+
 def test_force_clears_only_what_a_run_wrote(tmp_path):
     out = tmp_path / "out"
     (out / "plan").mkdir(parents=True)
