@@ -60,7 +60,6 @@ class TuneSettings:
     min_seconds: float = MIN_TUNE_S
     max_seconds: float = MAX_TUNE_S
     temp_dir: str | None = None     # the node's Ray temp dir (the track's Ray task fills it in): kept writable
-    always: bool = False            # --tune on: every round that may search does (a sampled first round too)
 
     def search(self, remaining_s: float, storage: str, gpu_ids: tuple[int, ...]) -> dict | None:
         """What the generated code's tune_model() reads (tune.json) for a search in a round with

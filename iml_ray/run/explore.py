@@ -135,7 +135,7 @@ class Explorer:
         import ray
 
         return TuneSettings(address=ray.get_runtime_context().gcs_address, concurrency=share.threads, env=ray_auth_env(),
-                            min_seconds=1.0 if self.config.tune == "on" else MIN_TUNE_S, always=self.config.tune == "on")
+                            min_seconds=1.0 if self.config.tune == "on" else MIN_TUNE_S)
 
     def _gather(self, pending: dict[Any, str], candidates: dict[str, Candidate], planned: Planned,
                 track_deadline: float) -> None:

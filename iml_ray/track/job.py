@@ -40,16 +40,6 @@ class TrackJob:
     improve: bool = True            # after the first verified candidate, improvement rounds while time is left
 
 
-def first_round_searches(job: TrackJob) -> bool:
-    """Whether the track's first round may run a Ray Tune search (when it has time for one). Not when it fits on a
-    sample and improvement rounds follow: settings searched on a sample do not carry to the rows a later round
-    fits, and the search delays the step that pays most there, more rows (mnist at 300 s: a first round of a
-    search and 1,140 of 4,000 rows ended at 107-175 s, and all rows fitted only when it ended early; a later
-    round still searches, on the rows it has then). --tune on searches there all the same."""
-    sampled = job.plans.train.max_train_rows is not None and job.plans.train.max_train_rows < job.summary.n_train
-    return job.tune is not None and (job.tune.always or not (sampled and job.improve))
-
-
 def search_pays_off(plans: Plans, gpu_ids: tuple[int, ...]) -> bool:
     """Whether a Ray Tune search may run for these plans: not for a CNN on CPUs, where an epoch takes seconds and
     a search would buy a handful of trials with the time the network itself needs to train."""

@@ -33,7 +33,7 @@ from iml_ray.track.checks import (
     verify,
 )
 from iml_ray.track.improve import Verified, authors, improve, restore, snapshot
-from iml_ray.track.job import ModuleSlot, TrackAgents, TrackJob, first_round_searches, search_pays_off
+from iml_ray.track.job import ModuleSlot, TrackAgents, TrackJob, search_pays_off
 from iml_ray.track.llm_improve import improve_with_llm
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
 
 def _run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
     track = Track(job, agents, job.plans, ModuleSlot("prep", *_draft_prep(agents, job, job.plans)),
-                  tuning=first_round_searches(job))
+                  tuning=job.tune is not None)
     track.code_dir.mkdir(parents=True, exist_ok=True)
     failure_line = None
     for number in range(1, track.max_attempts + 1):

@@ -421,27 +421,3 @@ def test_a_pretrained_track_runs_its_fine_tuning_round_in_the_sandbox(tmp_path, 
     info = json.loads((tmp_path / "cand" / "round_2" / "output" / "run_info.json").read_text())
     assert "all-MiniLM-L6-v2 fine-tuned" in info["final"]["model"]["architecture"]
     assert "tokenize_text" in (tmp_path / "cand" / "round_2" / "prep.py").read_text()
-
-
-def test_a_first_round_on_a_sample_leaves_the_search_to_a_later_round(tmp_path, monkeypatch):
-    """Settings searched on a sample do not carry to the rows a later round fits: a sampled first round does not
-    search (unless --tune on), one on every row does, and a track without improvement rounds searches where it can."""
-    from iml_ray.plan.resources import TuneSettings
-    from iml_ray.track import improve
-    from iml_ray.track.job import first_round_searches
-
-    train, test, sample = binary_frames(600, 80)
-    task = write_task(tmp_path / "toy", train, test, sample)
-    tune = TuneSettings(address="127.0.0.1:1", concurrency=1)
-    sampled = replace(_job(tmp_path, task, 240.0), tune=tune)
-    assert sampled.plans.track.tune.get("space")          # the plan has a space: only the sample stops the search
-    assert not first_round_searches(sampled)
-    assert first_round_searches(replace(sampled, tune=replace(tune, always=True)))
-    assert first_round_searches(replace(sampled, improve=False))
-    assert first_round_searches(replace(sampled, plans=Plans(sampled.plans.prep, sampled.plans.track,
-                                                                sampled.plans.train.replace(max_train_rows=None))))
-    monkeypatch.setattr(improve, "next_improvement", lambda *args, **kwargs: None)
-    result = run_track(sampled, AGENTS)
-    assert result.status == "verified"
-    info = json.loads((tmp_path / "cand" / "round_1" / "output" / "run_info.json").read_text())
-    assert not (tmp_path / "cand" / "round_1" / "tune.json").exists() and "tuning" not in info["validation"]
