@@ -264,3 +264,36 @@ def test_the_fine_tune_step_trains_the_image_backbone_on_the_pixels(tmp_path):
     proba = model_module.predict_model(model, prep.transform(test))
     accuracy = float((proba.argmax(axis=1) == test["label"].to_numpy()).mean())
     assert accuracy >= 0.85, (accuracy, described)
+
+
+def test_the_cnn_sees_where_in_the_image_a_shape_is(tmp_path):
+    """The same square on the left or the right half: the class is only where it is. The CNN's maps are averaged
+    to a grid, not to one cell, whose features the same square anywhere would make the same (0.45 accuracy so)."""
+    from PIL import Image
+
+    root = tmp_path / "sides"
+    rng = np.random.default_rng(1)
+    n = 240
+    ids = [f"s{i:04d}" for i in range(n)]
+    right = rng.integers(0, 2, n)
+    (root / "images").mkdir(parents=True)
+    for name, side in zip(ids, right):
+        pixels = np.zeros((32, 32), dtype=np.uint8)
+        x, y = (20 if side else 8) + int(rng.integers(0, 4)), int(rng.integers(8, 21))
+        pixels[y:y + 4, x:x + 4] = 255
+        Image.fromarray(pixels, "L").save(root / "images" / f"{name}.png")
+    frame = pd.DataFrame({"id": ids, "label": right})
+    train, test = frame.iloc[:200], frame.iloc[200:]
+    write_task(root, train, test.drop(columns="label"), pd.DataFrame({"id": test["id"], "label": 0}),
+               "# Sides\nIs the square on the right? Evaluated on accuracy.")
+    summary, prep_module, model_module = _modules(root, max_epochs=40, patience=10, batch_size=32)
+    column = summary.images[0].name
+    train = train.assign(**{column: [str(root / "images" / f"{v}.png") for v in train["id"]]})
+    test = test.assign(**{column: [str(root / "images" / f"{v}.png") for v in test["id"]]})
+    prep = prep_module.Preprocessor().fit(train)
+    model = model_module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
+    described = model_module.describe_model(model)
+    assert "pooled to 4x4" in described["architecture"], described
+    accuracy = float((model_module.predict_model(model, prep.transform(test)).argmax(axis=1)
+                      == test["label"].to_numpy()).mean())
+    assert accuracy >= 0.9, (accuracy, described)
