@@ -248,7 +248,8 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
             reasons.append("an embedding bag over the TF-IDF-weighted n-grams")
         reasons.append("an MLP on the tabular columns (category embeddings, BatchNorm, ReLU, Dropout)")
         nn = dict(settings.get("custom_nn", {}))
-        nn.setdefault("batch_size", nn_batch_size(profile.n_train))
+        cnn = bool(prep.image) or changes.get("audio_mode") == "spectrogram"
+        nn.setdefault("batch_size", CNN_CPU_BATCH if cnn and not gpus else nn_batch_size(profile.n_train))
         if changes.get("audio_mode") == "spectrogram":
             nn.setdefault("shift_axes", "time")      # a shift in frequency changes the pitch, and maybe the class
         if time_budget_s:
@@ -306,6 +307,10 @@ def nn_batch_size(n_train: int) -> int:
     return int(min(256, max(64, 2 ** round(math.log2(max(inner_rows / 40, 1.0))))))
 
 
+# A CNN on a CPU trains on batches of 32, whatever the rows: a convolution's cost is per image, so a time limit buys
+# as many images at any batch size, and smaller batches make more updates of them. On 1,012 28x28 digits, one
+# thread, 10 s: held-out accuracy 0.92 at 16, 0.94 at 32, 0.93 at 64, 0.68 at 128 (the rows' rule gave 128).
+CNN_CPU_BATCH = 32
 NN_TRAIN_SHARE = 0.15           # of the run's budget one training of the network may take
 NN_MAX_IMAGE_SIDE = 64
 NN_MAX_PIXEL_BYTES = 1.5e9      # the dense pixel block of all training rows, in float32

@@ -78,8 +78,11 @@ def test_short_budget_gives_trees_fewer_pixels_and_the_network_more_updates(tmp_
     assert plans[600.0].prep.image_size == (24, 24)
     # The CNN keeps the images' own side whatever the budget.
     assert plans[90.0].prep_for("custom_nn").image_size == (24, 24)
+    # On a CPU the CNN's time limit buys as many images at any batch size: small batches make more updates of them.
     [nn_plan] = [t for t in plans[90.0].tracks if t.track == "custom_nn"]
-    assert nn_plan.nn["batch_size"] == 64
+    assert nn_plan.nn["batch_size"] == 32
+    on_gpu = make_blueprint(summary, profile, retrieve(summary, profile, tracks), tracks, 0, 0.2, 1, 90.0, gpus=1.0)
+    assert next(t for t in on_gpu.tracks if t.track == "custom_nn").nn["batch_size"] == 64      # the rows' rule
 
 
 def test_network_batch_size_follows_the_rows():
