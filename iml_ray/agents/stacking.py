@@ -70,10 +70,10 @@ def _score(summary: TaskSummary, truth: pd.Series, frame: pd.DataFrame) -> float
 
 
 def select_weights(frames: dict[str, pd.DataFrame], truth: pd.Series, summary: TaskSummary,
-                   rounds: int = SELECTION_ROUNDS) -> dict[str, float]:
+                   rounds: int = SELECTION_ROUNDS, fmt: dict | None = None) -> dict[str, float]:
     """Greedy forward selection with replacement, starting from the best single member."""
     blend = blend_function()
-    fmt = summary.submission.to_json()
+    fmt = fmt or summary.submission.to_json()
     better = get_metric(summary.metric).higher_is_better
     names = list(frames)
     counts = {name: 0 for name in names}
@@ -97,13 +97,21 @@ def select_weights(frames: dict[str, pd.DataFrame], truth: pd.Series, summary: T
     return {name: counts[name] / total for name in names}
 
 
-def fit_ensemble(valid: dict[str, pd.DataFrame], truth: pd.Series, summary: TaskSummary, seed: int = 0) -> EnsembleFit:
-    """valid: each candidate's validation predictions (same rows, same order), best candidate first."""
+def probability_format(summary: TaskSummary, labels: list[str]) -> dict:
+    """What blend() reads from the members' label probabilities (test_proba.csv, valid_proba.csv: one column per
+    label, named as the submission writes it)."""
+    return {**summary.submission.to_json(), "kind": "label_probabilities", "labels": list(labels)}
+
+
+def fit_ensemble(valid: dict[str, pd.DataFrame], truth: pd.Series, summary: TaskSummary, seed: int = 0,
+                 fmt: dict | None = None) -> EnsembleFit:
+    """valid: each candidate's validation predictions (same rows, same order), best candidate first; fmt: what they
+    are, for blend() (the submission's format by default; probability_format() for the labels' probabilities)."""
     names = tuple(valid)
     if len(names) < 2:
         return EnsembleFit(names, {n: 1.0 for n in names}, None, None, False, "fewer than two verified candidates")
     blend = blend_function()
-    fmt = summary.submission.to_json()
+    fmt = fmt or summary.submission.to_json()
     better = get_metric(summary.metric).higher_is_better
     n = len(truth)
     order = np.random.default_rng(seed).permutation(n)
@@ -111,17 +119,17 @@ def fit_ensemble(valid: dict[str, pd.DataFrame], truth: pd.Series, summary: Task
     blend_scores, single_scores, folds = [], [], []
     for fit_rows, score_rows in (halves, halves[::-1]):
         part = {k: v.iloc[fit_rows].reset_index(drop=True) for k, v in valid.items()}
-        weights = select_weights(part, truth.iloc[fit_rows], summary)
-        singles = {k: _score(summary, truth.iloc[fit_rows], v) for k, v in part.items()}
+        weights = select_weights(part, truth.iloc[fit_rows], summary, fmt=fmt)
+        singles = {k: _score(summary, truth.iloc[fit_rows], blend([v], [1.0], fmt)) for k, v in part.items()}
         single = (max if better else min)(singles, key=singles.get)
         held = {k: v.iloc[score_rows].reset_index(drop=True) for k, v in valid.items()}
         used = [k for k in names if weights[k] > 0]
         blend_score = _score(summary, truth.iloc[score_rows], blend([held[k] for k in used], [weights[k] for k in used], fmt))
-        single_score = _score(summary, truth.iloc[score_rows], held[single])
+        single_score = _score(summary, truth.iloc[score_rows], blend([held[single]], [1.0], fmt))
         blend_scores.append(blend_score)
         single_scores.append(single_score)
         folds.append({"weights": weights, "single": single, "blend_score": blend_score, "single_score": single_score})
-    weights = select_weights(valid, truth, summary)
+    weights = select_weights(valid, truth, summary, fmt=fmt)
     blend_score, single_score = float(np.mean(blend_scores)), float(np.mean(single_scores))
     members_used = [k for k in names if weights[k] > 0]
     wins = blend_score > single_score if better else blend_score < single_score
@@ -136,8 +144,9 @@ def fit_ensemble(valid: dict[str, pd.DataFrame], truth: pd.Series, summary: Task
     return EnsembleFit(names, weights, blend_score, single_score, kept, reason, folds)
 
 
-def ensemble_script(summary: TaskSummary, fit: EnsembleFit, members: dict[str, str]) -> str:
-    """The standalone pipeline.py of a kept ensemble: the members' own pipelines inside one file."""
+def ensemble_script(summary: TaskSummary, fit: EnsembleFit, members: dict[str, str], fmt: dict | None = None) -> str:
+    """The standalone pipeline.py of a kept ensemble: the members' own pipelines inside one file (fmt: the blend's
+    format over the labels' probabilities, when the weights were fitted on them)."""
     from iml_ray.codegen.render import fill, literal
 
     used = {name: members[name] for name in fit.members if fit.weights.get(name, 0) > 0}
@@ -149,16 +158,37 @@ def ensemble_script(summary: TaskSummary, fit: EnsembleFit, members: dict[str, s
             lines.append(f"MEMBERS[{name!r}] = r'''{code}'''\n")
     config = {"weights": {name: round(fit.weights[name], 6) for name in used}, "submission": summary.submission.to_json(),
               "validation": {"blend_score": fit.blend_score, "single_score": fit.single_score}}
+    if fmt:
+        config["probabilities"] = fmt
     script = fill("ensemble", TASK_NAME=summary.name, ENSEMBLE=literal(config), MEMBERS="\n".join(lines))
     compile(script, "pipeline.py", "exec")
     return script
 
 
-def blend_submissions(summary: TaskSummary, fit: EnsembleFit, submissions: dict[str, Path]) -> pd.DataFrame:
+def blend_submissions(summary: TaskSummary, fit: EnsembleFit, submissions: dict[str, Path],
+                      fmt: dict | None = None) -> pd.DataFrame:
+    """submissions: each member's answer on the test rows (its labels' probabilities with probability_format())."""
     blend = blend_function()
     used = [name for name in fit.members if fit.weights.get(name, 0) > 0]
     return blend([read_answer(submissions[name]) for name in used], [fit.weights[name] for name in used],
-                 summary.submission.to_json())
+                 fmt or summary.submission.to_json())
+
+
+def _probabilities(summary: TaskSummary, outputs: dict[str, Path]) -> dict | None:
+    """The blend's format over the members' label probabilities, when the task is answered with one label per row
+    and every member wrote them for the same labels: a vote of two members' labels is always the heavier one's, so
+    only probabilities can make a blend better than its best member. None: blend the answers."""
+    if summary.submission.kind != "label" or len(summary.all_targets) > 1:
+        return None
+    labels = None
+    for folder in outputs.values():
+        if not ((folder / "valid_proba.csv").is_file() and (folder / "test_proba.csv").is_file()):
+            return None
+        columns = [c for c in pd.read_csv(folder / "valid_proba.csv", nrows=0, dtype=str).columns if c != "__row__"]
+        if labels is not None and columns != labels:
+            return None
+        labels = columns
+    return probability_format(summary, labels or [])
 
 
 def stack_candidates(summary: TaskSummary, leaderboard: tuple[Candidate, ...], root: Path, seed: int = 0) -> EnsembleFit | None:
@@ -174,17 +204,20 @@ def stack_candidates(summary: TaskSummary, leaderboard: tuple[Candidate, ...], r
     from iml_ray.scoring.evaluate import read_target
 
     members = [c for c in leaderboard if c.status == "verified"][:STACK_TOP_K]
-    valid = {c.track: read_answer(Path(c.submission_path).parent / "valid_predictions.csv") for c in members}
+    outputs = {c.track: Path(c.submission_path).parent for c in members}
+    fmt = _probabilities(summary, outputs)
+    valid_file, test_file = ("valid_proba.csv", "test_proba.csv") if fmt else ("valid_predictions.csv", "submission.csv")
+    valid = {track: read_answer(folder / valid_file) for track, folder in outputs.items()}
     rows = [int(r) for r in valid[members[0].track]["__row__"]]
     if any([int(r) for r in frame["__row__"]] != rows for frame in valid.values()):
         log.warning("stacking skipped: the candidates' validation rows differ")
         return None
     truth = read_target(summary).iloc[rows].reset_index(drop=True)
-    fit = fit_ensemble({k: v.drop(columns="__row__") for k, v in valid.items()}, truth, summary, seed)
-    log.info("stacking: %s", fit.reason)
+    fit = fit_ensemble({k: v.drop(columns="__row__") for k, v in valid.items()}, truth, summary, seed, fmt)
+    log.info("stacking: %s%s", fit.reason, " (on the labels' probabilities)" if fmt else "")
     if fit.kept:
-        script = ensemble_script(summary, fit, {c.track: Path(c.pipeline_path).read_text() for c in members})
-        answer = blend_submissions(summary, fit, {c.track: Path(c.submission_path) for c in members})
+        script = ensemble_script(summary, fit, {c.track: Path(c.pipeline_path).read_text() for c in members}, fmt)
+        answer = blend_submissions(summary, fit, {track: folder / test_file for track, folder in outputs.items()}, fmt)
         staged = root / "ensemble"
         staged.mkdir(exist_ok=True)
         atomic_write_text(staged / "pipeline.py", script)
@@ -193,7 +226,7 @@ def stack_candidates(summary: TaskSummary, leaderboard: tuple[Candidate, ...], r
         blend_valid = blend_function()
         used = [name for name in fit.members if fit.weights.get(name, 0) > 0]
         blended = blend_valid([valid[name] for name in used], [fit.weights[name] for name in used],
-                              summary.submission.to_json())
+                              fmt or summary.submission.to_json())
         atomic_write_text(staged / "valid_predictions.csv", blended.to_csv(index=False))
         problems = check_submission(staged / "submission.csv", summary)
         if problems:

@@ -134,3 +134,116 @@ def test_the_coordinator_stacks_its_own_leaderboard_and_keeps_the_blend_that_win
     alone = Coordinator("auc", True)
     alone.report(coordinator.candidates["a"])
     assert alone.stack(summary, str(tmp_path / "run")) is None and alone.ensemble is None
+
+
+def _accuracy_task(tmp_path, n=600):
+    train, test, sample = binary_frames(n_train=n, n_test=50)
+    root = write_task(tmp_path / "t", train, test, sample, "Evaluated on accuracy.")
+    return analyze_task(root), train["label"]
+
+
+def _labels_and_probabilities(truth, rng):
+    p = _noisy(truth, rng, 1.0)["label"].to_numpy()
+    return pd.DataFrame({"label": np.where(p > 0.5, "1", "0")}), pd.DataFrame({"0": 1 - p, "1": p})
+
+
+def test_on_a_label_task_two_members_blend_their_probabilities_not_their_votes(tmp_path):
+    """A weighted vote of two members' labels is always the heavier member's label: no blend can beat the best
+    member so. Their probabilities, averaged, can."""
+    from iml_ray.agents.stacking import probability_format
+
+    summary, truth = _accuracy_task(tmp_path)
+    assert summary.submission.kind == "label"
+    rng = np.random.default_rng(12345)
+    (labels_a, probs_a), (labels_b, probs_b) = _labels_and_probabilities(truth, rng), _labels_and_probabilities(truth, rng)
+    voted = fit_ensemble({"a": labels_a, "b": labels_b}, truth, summary)
+    assert not voted.kept
+    blended = fit_ensemble({"a": probs_a, "b": probs_b}, truth, summary, fmt=probability_format(summary, ["0", "1"]))
+    assert blended.kept, blended.reason
+    assert blended.blend_score > blended.single_score and min(blended.weights.values()) > 0
+
+
+LABEL_MEMBER = '''"""A member pipeline of a label task: each test row's label and its probabilities."""
+import argparse
+import os
+
+import numpy as np
+import pandas as pd
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data")
+    parser.add_argument("--out")
+    parser.add_argument("--holdout")
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    test = pd.read_csv(os.path.join(args.data, "test.csv"))
+    p = 1 / (1 + np.exp(-SLOPE * test["x1"] - SHIFT))
+    pd.DataFrame({"id": test["id"], "label": (p > 0.5).astype(int)}).to_csv(os.path.join(args.out, "submission.csv"),
+                                                                         index=False)
+    pd.DataFrame({"id": test["id"], "0": 1 - p, "1": p}).to_csv(os.path.join(args.out, "test_proba.csv"), index=False)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_the_coordinator_blends_a_label_tasks_probabilities_and_the_pipeline_reruns_to_it(tmp_path):
+    from iml_ray.agents.coordinator import Coordinator
+    from iml_ray.blueprint import Candidate
+
+    summary, truth = _accuracy_task(tmp_path)
+    rng = np.random.default_rng(12345)
+    coordinator = Coordinator("accuracy", True)
+    members = {"a": ("4.0", "0.5"), "b": ("1.0", "-0.5")}
+    for name, (slope, shift) in members.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        labels, probabilities = _labels_and_probabilities(truth, rng)
+        for frame, file in ((labels, "valid_predictions.csv"), (probabilities, "valid_proba.csv")):
+            frame.insert(0, "__row__", range(len(truth)))
+            frame.to_csv(folder / file, index=False)
+        (folder / "pipeline.py").write_text(LABEL_MEMBER.replace("SLOPE", slope).replace("SHIFT", shift))
+        subprocess.run([sys.executable, str(folder / "pipeline.py"), "--data", summary.task_dir, "--out", str(folder)],
+                       check=True)
+        coordinator.report(Candidate(name, str(folder), "verified", "accuracy", valid_score=0.8 if name == "a" else 0.79,
+                                     pipeline_path=str(folder / "pipeline.py"),
+                                     submission_path=str(folder / "submission.csv")))
+    root = tmp_path / "run"
+    root.mkdir()
+    fit = coordinator.stack(summary, str(root))
+    assert fit.kept and min(fit.weights.values()) > 0, fit.reason
+    # The submission is the likelier label of the weighted probabilities, on the test rows in the sample's order.
+    x1 = pd.read_csv(f"{summary.task_dir}/test.csv")["x1"]
+    p = sum(fit.weights[name] / (1 + np.exp(-float(slope) * x1 - float(shift))) for name, (slope, shift) in members.items())
+    written = pd.read_csv(root / "submission.csv", dtype=str)
+    assert list(written.columns) == ["id", "label"]
+    assert written["label"].tolist() == np.where(p > 0.5, "1", "0").tolist()
+    assert (written["label"] != pd.read_csv(tmp_path / "a" / "submission.csv", dtype=str)["label"]).any()
+    rerun = tmp_path / "rerun"
+    subprocess.run([sys.executable, str(root / "pipeline.py"), "--data", summary.task_dir, "--out", str(rerun)], check=True,
+                   cwd=tmp_path)
+    assert pd.read_csv(rerun / "submission.csv", dtype=str).equals(written)
+
+
+def test_a_label_tasks_pipeline_writes_each_labels_probability_beside_its_answers(tmp_path):
+    """What the stacker blends on a label task: one probability column per label, row for row as the answers, whose
+    likeliest label is the answer."""
+    import time
+
+    from helpers import verified_candidate
+
+    summary, _ = _accuracy_task(tmp_path)
+    result = verified_candidate(tmp_path, summary, time.time() + 300)
+    out = tmp_path / "cand" / f"round_{result.details['best_round']}" / "output"
+    for answers, probabilities, key in (("valid_predictions.csv", "valid_proba.csv", "__row__"),
+                                        ("submission.csv", "test_proba.csv", "id")):
+        answer = pd.read_csv(out / answers, dtype=str)
+        proba = pd.read_csv(out / probabilities, dtype=str)
+        assert list(proba.columns) == [key, "0", "1"]
+        assert proba[key].tolist() == answer[key].tolist()
+        values = proba[["0", "1"]].astype(float).to_numpy()
+        assert np.allclose(values.sum(axis=1), 1.0)
+        assert [["0", "1"][i] for i in values.argmax(axis=1)] == answer["label"].tolist()
