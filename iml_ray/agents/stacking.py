@@ -39,6 +39,7 @@ class EnsembleFit:
     kept: bool
     reason: str
     folds: list[dict] = field(default_factory=list)
+    over: str = "answers"                    # what was blended: the members' answers, or their labels' "probabilities"
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -214,7 +215,9 @@ def stack_candidates(summary: TaskSummary, leaderboard: tuple[Candidate, ...], r
         return None
     truth = read_target(summary).iloc[rows].reset_index(drop=True)
     fit = fit_ensemble({k: v.drop(columns="__row__") for k, v in valid.items()}, truth, summary, seed, fmt)
-    log.info("stacking: %s%s", fit.reason, " (on the labels' probabilities)" if fmt else "")
+    if fmt:
+        fit = dataclasses.replace(fit, over="probabilities")
+    log.info("stacking over the %s: %s", fit.over, fit.reason)
     if fit.kept:
         script = ensemble_script(summary, fit, {c.track: Path(c.pipeline_path).read_text() for c in members}, fmt)
         answer = blend_submissions(summary, fit, {track: folder / test_file for track, folder in outputs.items()}, fmt)

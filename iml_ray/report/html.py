@@ -214,8 +214,9 @@ def _leaderboard_section(report: dict, run_dir: Path) -> str:
     if ensemble:
         weights = ", ".join(f"{esc(t)} {w:.2f}" for t, w in ensemble["weights"].items() if w > 0)
         verdict = "<span class='ok'>kept</span> <span class='badge'>winner</span>" if ensemble["kept"] else "not kept"
+        over = "each label's probability" if ensemble.get("over") == "probabilities" else "the validation predictions"
         parts.append(f"<h3>Stacking</h3><p>Blend of {weights}: {verdict} — {esc(ensemble['reason'])}. Weights by greedy "
-                     "ensemble selection on the validation predictions, judged on the half of the validation rows they were "
+                     f"ensemble selection on {over}, judged on the half of the validation rows they were "
                      "not fitted on.</p>")
     for c in board:
         parts.append(f"<h3>Rounds of track {esc(c['track'])}</h3>")

@@ -214,7 +214,7 @@ def test_the_coordinator_blends_a_label_tasks_probabilities_and_the_pipeline_rer
     root = tmp_path / "run"
     root.mkdir()
     fit = coordinator.stack(summary, str(root))
-    assert fit.kept and min(fit.weights.values()) > 0, fit.reason
+    assert fit.kept and min(fit.weights.values()) > 0 and fit.over == "probabilities", fit.reason
     # The submission is the likelier label of the weighted probabilities, on the test rows in the sample's order.
     x1 = pd.read_csv(f"{summary.task_dir}/test.csv")["x1"]
     p = sum(fit.weights[name] / (1 + np.exp(-float(slope) * x1 - float(shift))) for name, (slope, shift) in members.items())
