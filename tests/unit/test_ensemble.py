@@ -53,10 +53,11 @@ def test_blend_votes_labels_and_renormalises_class_probabilities():
     assert np.isclose(blended[["a", "b"]].to_numpy().sum(), 1.0) and np.isclose(blended["a"].iloc[0], 0.4 / 1.1)
 
 
-MEMBER = '''"""A member pipeline: writes a constant-ish answer for each test row."""
+MEMBER_FRAME = '''"""A member pipeline: what it writes for each test row."""
 import argparse
 import os
 
+import numpy as np
 import pandas as pd
 
 
@@ -68,13 +69,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     test = pd.read_csv(os.path.join(args.data, "test.csv"))
-    pd.DataFrame({"id": test["id"], "label": VALUE + 0.001 * test["x1"]}).to_csv(os.path.join(args.out, "submission.csv"),
-                                                                               index=False)
-
+WRITES
 
 if __name__ == "__main__":
     main()
 '''
+# A constant-ish answer.
+MEMBER = MEMBER_FRAME.replace("WRITES", """\
+    pd.DataFrame({"id": test["id"], "label": VALUE + 0.001 * test["x1"]}).to_csv(os.path.join(args.out, "submission.csv"),
+                                                                               index=False)
+""")
 
 
 def test_ensemble_pipeline_reruns_to_the_blended_submission(tmp_path):
@@ -163,31 +167,13 @@ def test_on_a_label_task_two_members_blend_their_probabilities_not_their_votes(t
     assert blended.blend_score > blended.single_score and min(blended.weights.values()) > 0
 
 
-LABEL_MEMBER = '''"""A member pipeline of a label task: each test row's label and its probabilities."""
-import argparse
-import os
-
-import numpy as np
-import pandas as pd
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--data")
-    parser.add_argument("--out")
-    parser.add_argument("--holdout")
-    args = parser.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
-    test = pd.read_csv(os.path.join(args.data, "test.csv"))
+# A label task's member: each test row's label and its probabilities.
+LABEL_MEMBER = MEMBER_FRAME.replace("WRITES", """\
     p = 1 / (1 + np.exp(-SLOPE * test["x1"] - SHIFT))
     pd.DataFrame({"id": test["id"], "label": (p > 0.5).astype(int)}).to_csv(os.path.join(args.out, "submission.csv"),
                                                                          index=False)
     pd.DataFrame({"id": test["id"], "0": 1 - p, "1": p}).to_csv(os.path.join(args.out, "test_proba.csv"), index=False)
-
-
-if __name__ == "__main__":
-    main()
-'''
+""")
 
 
 def test_the_coordinator_blends_a_label_tasks_probabilities_and_the_pipeline_reruns_to_it(tmp_path):
