@@ -206,8 +206,10 @@ def stack_candidates(summary: TaskSummary, leaderboard: tuple[Candidate, ...], r
 
     members = [c for c in leaderboard if c.status == "verified"][:STACK_TOP_K]
     outputs = {c.track: Path(c.submission_path).parent for c in members}
-    fmt = _probabilities(summary, outputs)
-    valid_file, test_file = ("valid_proba.csv", "test_proba.csv") if fmt else ("valid_predictions.csv", "submission.csv")
+    probabilities = _probabilities(summary, outputs)
+    fmt = probabilities or summary.submission.to_json()
+    valid_file, test_file = ("valid_proba.csv", "test_proba.csv") if probabilities else \
+        ("valid_predictions.csv", "submission.csv")
     valid = {track: read_answer(folder / valid_file) for track, folder in outputs.items()}
     rows = [int(r) for r in valid[members[0].track]["__row__"]]
     if any([int(r) for r in frame["__row__"]] != rows for frame in valid.values()):
@@ -215,11 +217,12 @@ def stack_candidates(summary: TaskSummary, leaderboard: tuple[Candidate, ...], r
         return None
     truth = read_target(summary).iloc[rows].reset_index(drop=True)
     fit = fit_ensemble({k: v.drop(columns="__row__") for k, v in valid.items()}, truth, summary, seed, fmt)
-    if fmt:
+    if probabilities:
         fit = dataclasses.replace(fit, over="probabilities")
     log.info("stacking over the %s: %s", fit.over, fit.reason)
     if fit.kept:
-        script = ensemble_script(summary, fit, {c.track: Path(c.pipeline_path).read_text() for c in members}, fmt)
+        script = ensemble_script(summary, fit, {c.track: Path(c.pipeline_path).read_text() for c in members},
+                                 probabilities)
         answer = blend_submissions(summary, fit, {track: folder / test_file for track, folder in outputs.items()}, fmt)
         staged = root / "ensemble"
         staged.mkdir(exist_ok=True)
@@ -228,8 +231,7 @@ def stack_candidates(summary: TaskSummary, leaderboard: tuple[Candidate, ...], r
         # For the report's diagnostics (weights fitted on these rows: not a score).
         blend_valid = blend_function()
         used = [name for name in fit.members if fit.weights.get(name, 0) > 0]
-        blended = blend_valid([valid[name] for name in used], [fit.weights[name] for name in used],
-                              fmt or summary.submission.to_json())
+        blended = blend_valid([valid[name] for name in used], [fit.weights[name] for name in used], fmt)
         atomic_write_text(staged / "valid_predictions.csv", blended.to_csv(index=False))
         problems = check_submission(staged / "submission.csv", summary)
         if problems:
