@@ -62,6 +62,10 @@ class Coordinator:
         """The cluster's CPUs no task holds now (Ray's view on Ray); no cap off Ray."""
         return float("inf")
 
+    def finished(self, tracks: list[str]) -> bool:
+        """Whether every one of these tracks has reported its candidate (verified or failed)."""
+        return all(t in self.candidates for t in tracks)
+
     def update(self, track: str, phase: str, round: int = 0, detail: str = "", score: float | None = None) -> None:
         status = self.status.setdefault(track, TrackStatus(track))
         status.phase, status.round, status.detail = phase, round, detail

@@ -71,7 +71,8 @@ def _resources(resources: dict | None) -> str:
     if not resources:
         return ""
     text = f"{resources['num_cpus']:g} CPU"
-    return text + (f", {resources['num_gpus']:g} GPU" if resources.get("num_gpus") else "")
+    text += f", {resources['num_gpus']:g} GPU" if resources.get("num_gpus") else ""
+    return text + (f", after {', '.join(resources['waits_for'])}" if resources.get("waits_for") else "")
 
 
 def _model(model: dict | None) -> str:

@@ -200,7 +200,8 @@ def _leaderboard_section(report: dict, run_dir: Path) -> str:
                and c.get("finished_s") is not None else f"{c['wall_s']:.0f} s")
         resources = c.get("resources") or {}
         used = "" if not resources else f"{resources.get('num_cpus', 0):g} CPU" + (
-            f", {resources['num_gpus']:g} GPU" if resources.get("num_gpus") else "")
+            f", {resources['num_gpus']:g} GPU" if resources.get("num_gpus") else "") + (
+            f", waited for {', '.join(resources['waits_for'])}" if resources.get("waits_for") else "")
         rows.append([esc(c["track"]), status, score, f"{c['aps']:.3f}", esc(c["repair_rounds"]), esc(ran), esc(used),
                      f"{c['peak_rss_mb']:.0f} MB", esc(str(model)[:80]), esc(c.get("failure") or "")])
     verified = [(c["track"], c["aps"]) for c in board if c["valid_score"] is not None]

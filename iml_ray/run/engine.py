@@ -20,7 +20,7 @@ from iml_ray.blueprint import Blueprint, Candidate, InterfaceContract
 from iml_ray.config import RunConfig
 from iml_ray.errors import UserError
 from iml_ray.plan.knowledge import Knowledge
-from iml_ray.plan.resources import PLAN_LLM_SHARE, TrackResources, plan_resources
+from iml_ray.plan.resources import PLAN_LLM_SHARE, TrackResources, plan_resources, waiting_tracks
 from iml_ray.report.run_report import build_report, write_html_report
 from iml_ray.run.agent_pool import PLAN_AGENTS, PoolSettings, RunAgents, job_pool, pool_settings
 from iml_ray.run.explore import Explorer
@@ -220,9 +220,12 @@ class Run:
         contract = stages.stage("contract", lambda: plan_once()[1], InterfaceContract.to_json, InterfaceContract.from_json)
         stages.stage("holdout", lambda: _holdout(summary, blueprint), lambda held: held, lambda held: held)
         running = tuple(plan.track for plan in blueprint.tracks)
-        if running and set(running) != set(resources):
-            # A track the blueprint skipped (no text or images for a pretrained encoder) leaves its share to the others.
-            resources = self._track_resources(llm, running)
+        prep = blueprint.prep
+        table_only = not (prep.text or prep.image or prep.audio)
+        if running and (set(running) != set(resources) or table_only):
+            # A track the blueprint skipped (no text or images for a pretrained encoder) leaves its share to the
+            # others; on a table of columns alone with few CPUs the network waits for the trees.
+            resources = self._track_resources(llm, running, table_only)
         return Planned(summary, profile, knowledge, blueprint, contract, rundir.plan / "holdout.json", resources)
 
     def _analyze(self, agents: RunAgents, state: dict, task_root: str) -> TaskSummary | None:
@@ -246,9 +249,10 @@ class Run:
         self.timings["task_summary"] = round(time.time() - t0, 2)
         return analysis
 
-    def _track_resources(self, llm, tracks: tuple[str, ...] | None = None) -> dict[str, TrackResources]:
+    def _track_resources(self, llm, tracks: tuple[str, ...] | None = None,
+                         table_only: bool = False) -> dict[str, TrackResources]:
         """Each track's share of this competition's part of the cluster, net of what local model servers hold
-        (tracks: those that will run; the configured ones by default)."""
+        (tracks: those that will run; the configured ones by default; table_only: the data is columns alone)."""
         import ray
 
         from actors.llm import llm_server_resources
@@ -259,7 +263,9 @@ class Run:
             cluster["CPU"] = max(0.01, cluster.get("CPU", 1.0) - held["num_cpus"])
             cluster["GPU"] = max(0.0, cluster.get("GPU", 0.0) - held["num_gpus"])
         cluster = {k: v * self.cluster_share for k, v in cluster.items()}
-        return plan_resources(tracks or self.config.tracks, self.config, cluster, self.cluster_share)
+        tracks = tracks or self.config.tracks
+        waiting = waiting_tracks(tracks, self.config, cluster, table_only)
+        return plan_resources(tracks, self.config, cluster, self.cluster_share, waiting)
 
     def _finish(self, planned: Planned, explorer: Explorer, rundir: RunDir) -> Finished:
         """The best verified candidate (or a stacked blend that beats it) becomes the run's answer."""

@@ -114,6 +114,9 @@ class Explorer:
                 ray.get(self.coordinator.report.remote(candidates[plan.track]))
                 continue
             share = planned.resources[plan.track]
+            # The blueprint was written for the fewest threads any track would have; a track that got more (the
+            # trees beside a waiting network, or beside a track the blueprint skipped) uses them.
+            plan = plan.replace(num_threads=share.threads) if share.threads > plan.num_threads else plan
             job = TrackJob(summary=planned.summary, contract=planned.contract,
                            plans=Plans(planned.blueprint.prep_for(plan.track), plan, planned.blueprint.train),
                            code_dir=str(self.rundir.candidate_dir(plan.track)), holdout_path=str(planned.holdout_path),
@@ -121,7 +124,7 @@ class Explorer:
                            max_rounds=self.config.max_repair_rounds, max_log_bytes=self.config.max_log_bytes,
                            max_disk_mb=self.config.max_candidate_disk_mb, resources=share.to_json(),
                            tune=self._tune_settings(share), columns=columns, allow_network=self.config.allow_network,
-                           context=context)
+                           context=context, waits_for=share.waits_for)
             ref = run_track_task.options(num_cpus=share.num_cpus, num_gpus=share.num_gpus,
                                          max_retries=self.config.track_retries, retry_exceptions=False,
                                          name=f"track:{planned.summary.name}:{plan.track}").remote(

@@ -38,6 +38,7 @@ class TrackJob:
     # possible, so a timeout leaves room to try faster settings.
     attempt_share: float = 0.7
     improve: bool = True            # after the first verified candidate, improvement rounds while time is left
+    waits_for: tuple[str, ...] = ()  # tracks to finish before this one starts, on their CPUs (plan/resources.py)
 
 
 def search_pays_off(plans: Plans, gpu_ids: tuple[int, ...]) -> bool:

@@ -24,17 +24,15 @@ from iml_ray.scoring.evaluate import aps
 from iml_ray.track import checks
 from iml_ray.track.checks import (
     cache_env,
-    declares_search_space,
     failing_section,
     prep_output,
-    probe_prep,
     read_json,
-    resumed_encoding,
     verify,
 )
 from iml_ray.track.improve import Verified, authors, improve, restore, snapshot
 from iml_ray.track.job import ModuleSlot, TrackAgents, TrackJob, search_pays_off
 from iml_ray.track.llm_improve import improve_with_llm
+from iml_ray.track.waiting import wait_for_peers
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +100,9 @@ class Attempt:
 
 
 def run_track(job: TrackJob, agents: TrackAgents) -> Candidate:
+    job, not_run = wait_for_peers(job, agents.coordinator)     # a track that waits for others' CPUs
     try:
-        return _run_track(job, agents)
+        return not_run or _run_track(job, agents)
     finally:
         # The fits the rounds shared served their purpose; pipeline.py never reads them, and they can be large.
         shutil.rmtree(cache_env(job)["IML_FIT_CACHE"], ignore_errors=True)
@@ -145,7 +144,7 @@ def attempt_round(track: Track, number: int, round_dir: Path) -> Attempt:
     job, agents = track.job, track.agents
     if track.prep.code != track.prep_verified:
         track.notify("prep check", number)
-        failure, result, report = probe_prep(job, round_dir, track.prep.code)
+        failure, result, report = checks.probe_prep(job, round_dir, track.prep.code)
         track.peak_mb = max(track.peak_mb, result.peak_rss_mb)
         if failure is not None:
             _write_model(track, round_dir)
@@ -190,7 +189,7 @@ def _run_pipeline(track: Track, number: int, round_dir: Path, pipeline: Path, ou
     job = track.job
     args = ["--data", job.summary.task_dir, "--out", str(out), "--holdout", job.holdout_path]
     # The rules model modules define their search space in the plan; an LLM's module may declare its own.
-    own_space = track.model.source != "rules" and declares_search_space(track.model.code)
+    own_space = track.model.source != "rules" and checks.declares_search_space(track.model.code)
     tune = _tune_search(job, round_dir, track.search_s, track.threads, own_space) \
         if track.tuning and (track.model.source == "rules" or own_space) else None
     sandbox = checks.limits(job, last_chance=number >= track.max_attempts or track.improving, cpus=track.threads or None)
@@ -228,7 +227,7 @@ def repair_round(track: Track, number: int, round_dir: Path, failure: Failure, r
     track.notify("repairing", number, detail=failure.message)
     if failure.status == "timeout":
         track.tuning = False         # the next round must be faster, not spend time searching again
-    change = resumed_encoding(job, track.plans.prep, failure, round_started) if number < track.max_attempts else None
+    change = checks.resumed_encoding(job, track.plans.prep, failure, round_started) if number < track.max_attempts else None
     if change is not None:
         # Nothing to repair: the next check starts from the vectors this one saved.
         track.rounds.append(RepairRound(number, failure.status, round(time.time() - round_started, 2), failure.message,

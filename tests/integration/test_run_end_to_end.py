@@ -137,6 +137,14 @@ def test_the_stacked_ensemble_runs_through_the_engine(tmp_path):
     report = json.loads((out / "report.json").read_text())
     verified = [c["track"] for c in report["leaderboard"] if c["status"] == "verified"]
     assert len(verified) == 2
+    # Columns alone on two CPUs: the network waited for the trees, which ran on both CPUs, then took them.
+    assert report["resources"]["custom_nn"]["waits_for"] == ["traditional"]
+    board = {c["track"]: c for c in report["leaderboard"]}
+    assert board["custom_nn"]["started_s"] >= board["traditional"]["finished_s"] - 1.0, board
+    for track in ("traditional", "custom_nn"):
+        # The models' own threads (LightGBM's num_threads, torch's), not only the sandbox's thread variables.
+        pipeline = (out / "candidates" / track / "round_1" / f"pipeline_{track}.py").read_text()
+        assert "'num_threads': 2," in pipeline, track
     ensemble = report["ensemble"]
     assert sorted(ensemble["members"]) == sorted(verified) and ensemble["reason"]
     assert report["timings_s"]["stack"] > 0          # the Coordinator's task, timed by the driver that waited for it

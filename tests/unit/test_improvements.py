@@ -421,3 +421,51 @@ def test_a_pretrained_track_runs_its_fine_tuning_round_in_the_sandbox(tmp_path, 
     info = json.loads((tmp_path / "cand" / "round_2" / "output" / "run_info.json").read_text())
     assert "all-MiniLM-L6-v2 fine-tuned" in info["final"]["model"]["architecture"]
     assert "tokenize_text" in (tmp_path / "cand" / "round_2" / "prep.py").read_text()
+
+
+def test_a_waiting_track_starts_when_the_track_it_waits_for_has_finished_on_the_cpus_it_freed(tmp_path):
+    """The network of a table on two CPUs waits for the trees (plan/resources.py): it blocks until the Coordinator has
+    the traditional track's candidate, then runs on the CPUs that track held, its models with as many threads."""
+    import dataclasses
+    import threading
+
+    from iml_ray.agents.coordinator import Coordinator
+    from iml_ray.blueprint import Candidate
+    from iml_ray.plan.resources import TuneSettings
+    from iml_ray.track.waiting import wait_for_peers
+
+    train, test, sample = binary_frames(200, 40)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    job = traditional_job(tmp_path, analyze_task(task), time.time() + 60, track="custom_nn")
+    job = dataclasses.replace(job, waits_for=("traditional",), tune=TuneSettings(address="x", concurrency=1))
+    coordinator = Coordinator("auc", True)
+    coordinator.track_shares({"traditional": 1.9, "custom_nn": 0.05})
+    trees_done = threading.Timer(1.0, coordinator.report, [Candidate(track="traditional", code_dir="", status="verified",
+                                                                     metric="auc", valid_score=0.9)])
+    trees_done.start()
+    started = time.time()
+    waited, not_run = wait_for_peers(job, coordinator, poll_s=0.05)
+    assert not_run is None and time.time() - started >= 0.9       # it did wait for the trees
+    assert waited.cpus == 2 and waited.plans.track.num_threads == 2 and waited.tune.concurrency == 2
+    # A track that waits for nothing starts at once, as it was planned.
+    assert wait_for_peers(dataclasses.replace(job, waits_for=()), coordinator) == (dataclasses.replace(job, waits_for=()),
+                                                                                  None)
+
+
+def test_a_waiting_track_whose_peers_use_the_budget_ends_unrun_and_says_why(tmp_path):
+    import dataclasses
+
+    from iml_ray.agents.coordinator import Coordinator
+    from iml_ray.track.waiting import wait_for_peers
+
+    train, test, sample = binary_frames(200, 40)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    job = traditional_job(tmp_path, analyze_task(task), time.time() + 16.0, track="custom_nn")
+    job = dataclasses.replace(job, waits_for=("traditional",), min_round_s=15.0)
+    coordinator = Coordinator("auc", True)
+    coordinator.track_shares({"traditional": 1.9, "custom_nn": 0.05})
+    started = time.time()
+    _, not_run = wait_for_peers(job, coordinator, poll_s=0.05)
+    assert 0.5 <= time.time() - started < 5.0          # until less than a round's time was left, not to the deadline
+    assert not_run.status == "failed" and not_run.track == "custom_nn"
+    assert not_run.failure == "not run: waited for traditional, which used the time budget"

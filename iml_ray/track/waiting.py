@@ -1,0 +1,54 @@
+"""A track that waits for others (plan/resources.py, WAITING_TRACKS): it starts when they have finished, on the CPUs
+they freed, or ends unrun when they used the time budget."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+from iml_ray.blueprint import Candidate
+from iml_ray.plan.repairs import Plans
+from iml_ray.track.job import TrackJob
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5
+
+
+def wait_for_peers(job: TrackJob, coordinator: Any, poll_s: float = POLL_S) -> tuple[TrackJob, Candidate | None]:
+    """Block until every track of job.waits_for has finished (the Coordinator has its candidate). Then the job
+    runs on the CPUs the Coordinator hands it (cpus_for: the finished tracks' share, as far as the cluster has it
+    free), its plans with as many threads. A failed candidate instead when less than a round's time is left."""
+    if not job.waits_for or coordinator is None:
+        return job, None
+    started = time.time()
+    while not _finished(coordinator, job.waits_for):
+        if job.deadline - time.time() < job.min_round_s:
+            said = " and ".join(job.waits_for)
+            why = f"not run: waited for {said}, which used the time budget"
+            log.info("track %s %s", job.plans.track.track, why)
+            now = time.time()
+            return job, Candidate(track=job.plans.track.track, code_dir=job.code_dir, status="failed",
+                                  metric=job.summary.metric, failure=why, wall_s=round(now - started, 2),
+                                  started_at=started, finished_at=now, resources=job.resources)
+        time.sleep(poll_s)
+    try:
+        cpus = float(coordinator.cpus_for(job.plans.track.track))
+    except Exception:                   # noqa: BLE001 - the track runs on its own CPUs
+        log.debug("the Coordinator could not say what CPUs are free", exc_info=True)
+        return job, None
+    threads = max(job.cpus, int(round(cpus)))
+    log.info("track %s starts after %s, on %d threads", job.plans.track.track, " and ".join(job.waits_for), threads)
+    plans = job.plans
+    plans = Plans(plans.prep, plans.track.replace(num_threads=max(threads, plans.track.num_threads)), plans.train)
+    tune = dataclasses.replace(job.tune, concurrency=threads) if job.tune is not None else None
+    return dataclasses.replace(job, cpus=threads, plans=plans, tune=tune), None
+
+
+def _finished(coordinator: Any, tracks: tuple[str, ...]) -> bool:
+    try:
+        return bool(coordinator.finished(list(tracks)))
+    except Exception:                   # noqa: BLE001 - better to start now than to wait blind
+        log.debug("the Coordinator could not say which tracks finished", exc_info=True)
+        return True
