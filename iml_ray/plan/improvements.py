@@ -58,6 +58,10 @@ FAMILY_NAMES = {"catboost": "CatBoost", "extra_trees": "extremely randomised tre
 CHAR_NGRAM_MAX = 5
 CHAR_NGRAM_COST = 3.5           # vectorising characters and a linear fit on several times the non-zeros (bbc_news: 3.3x)
 KNN_MAX_ROWS = 20_000           # neighbours are searched by brute force: prediction grows with train rows x rows
+# The traditional template's MIN_INNER_ROWS: a table with fewer rows is fitted as one regularised linear model
+# whatever the plan says, so no step of its traditional track can change the candidate (a 4-row table's track
+# spent a 60 s budget on rounds that all fitted the same model, and the network waiting for it never ran).
+TRADITIONAL_MIN_ROWS = 30
 # The boosted families stop their early-stopped fit at a time limit, so their round fits the time it is given:
 # per pipeline fit, the early-stopped fit (up to the limit) and the refit on 1/0.85 the rows for 1/0.85 the
 # rounds (about 1.4 times the limit).
@@ -85,6 +89,8 @@ def next_improvement(plans: Plans, facts: RoundFacts, seconds_left: float,
                      exhausted: frozenset[str] = frozenset()) -> Improvement | None:
     """The first step that fits the time left and has not been exhausted (tried without paying off, or
     not repeatable); None when the track has run out of improvements."""
+    if plans.track.model_template == "traditional" and facts.n_train < TRADITIONAL_MIN_ROWS:
+        return None
     budget = PLANNED_SHARE * seconds_left
     for step in STEPS:
         found = step(plans, facts, budget)

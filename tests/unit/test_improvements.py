@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from helpers import binary_frames, review_frames, rules_agents, traditional_job, write_task
@@ -37,6 +38,17 @@ def test_a_sampled_fit_grows_geometrically_by_the_measured_time_then_takes_every
     assert last.plans.train.max_train_rows is None and "every 10000 rows" in last.change
     # Too little time for 1.5x the rows: the next step that fits (finer boosting needs 2x: it does not either).
     assert next_improvement(plans, _facts(seconds=70.0), seconds_left=100.0) is None
+
+
+def test_a_table_too_small_for_anything_but_one_linear_model_has_no_traditional_steps():
+    plans = Plans(PrepPlan(numeric=("x",)), TRADITIONAL, TrainPlan())
+    assert next_improvement(plans, _facts(seconds=5.0, n_train=30), seconds_left=100.0).step == "catboost"
+    assert next_improvement(plans, _facts(seconds=5.0, n_train=29), seconds_left=100.0) is None
+    # The template's own threshold: below it every fit is the linear model (or the prior).
+    from iml_ray.plan.improvements import TRADITIONAL_MIN_ROWS
+
+    template = (Path(__file__).resolve().parents[2] / "iml_ray" / "codegen" / "templates" / "traditional.py.tmpl").read_text()
+    assert f"MIN_INNER_ROWS = {TRADITIONAL_MIN_ROWS}\n" in template
 
 
 def test_a_network_stopped_by_its_time_limit_trains_longer_one_stopped_early_does_not():
