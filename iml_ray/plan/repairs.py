@@ -53,6 +53,11 @@ class Plans:
     def to_json(self) -> dict:
         return {"prep": self.prep.to_json(), "track": self.track.to_json(), "train": asdict(self.train)}
 
+    def with_threads(self, threads: int) -> Plans:
+        """The same plans, their models run on `threads` threads (LightGBM's num_threads, torch's, ...)."""
+        return self if self.track.num_threads == threads else Plans(self.prep, self.track.replace(num_threads=threads),
+                                                                    self.train)
+
 
 @dataclass(frozen=True)
 class Repair:

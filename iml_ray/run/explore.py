@@ -116,9 +116,9 @@ class Explorer:
             share = planned.resources[plan.track]
             # The blueprint was written for the fewest threads any track would have; a track that got more (the
             # trees beside a waiting network, or beside a track the blueprint skipped) uses them.
-            plan = plan.replace(num_threads=share.threads) if share.threads > plan.num_threads else plan
+            plans = Plans(planned.blueprint.prep_for(plan.track), plan, planned.blueprint.train)
             job = TrackJob(summary=planned.summary, contract=planned.contract,
-                           plans=Plans(planned.blueprint.prep_for(plan.track), plan, planned.blueprint.train),
+                           plans=plans.with_threads(max(share.threads, plan.num_threads)),
                            code_dir=str(self.rundir.candidate_dir(plan.track)), holdout_path=str(planned.holdout_path),
                            deadline=track_deadline, memory_mb=share.memory_mb, cpus=share.threads,
                            max_rounds=self.config.max_repair_rounds, max_log_bytes=self.config.max_log_bytes,

@@ -156,11 +156,15 @@ def authors(track) -> str:
 def round_threads(track) -> int:
     """The next round's threads: the track's own, or more when the competition's finished tracks left CPUs idle
     (the Coordinator knows which have finished and what they held)."""
-    own = track.job.cpus
-    if track.agents.coordinator is None:
+    return threads_handed_on(track.agents.coordinator, track.name, track.job.cpus)
+
+
+def threads_handed_on(coordinator, name: str, own: int) -> int:
+    """A track's threads: its own, or the CPUs the Coordinator hands it (cpus_for) when that is more."""
+    if coordinator is None:
         return own
     try:
-        cpus = float(track.agents.coordinator.cpus_for(track.name))
+        cpus = float(coordinator.cpus_for(name))
     except Exception:                   # noqa: BLE001 - the round runs on the track's own CPUs
         log.debug("the Coordinator could not say what CPUs are free", exc_info=True)
         return own
@@ -185,8 +189,7 @@ def _apply(track, plans: Plans, best: Verified, threads: int) -> None:
     """The step's plans, with the rules modules written for them (the prep only when its plan changed), for a round
     on `threads` threads."""
     agents, job = track.agents, track.job
-    if plans.track.num_threads != threads:
-        plans = Plans(plans.prep, plans.track.replace(num_threads=threads), plans.train)
+    plans = plans.with_threads(threads)
     track.plans = plans
     if plans.prep != best.plans.prep:
         track.prep.code = agents.prep_coder.write(job.summary, plans.prep)

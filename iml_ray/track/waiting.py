@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from iml_ray.blueprint import Candidate
-from iml_ray.plan.repairs import Plans
+from iml_ray.track.improve import threads_handed_on
 from iml_ray.track.job import TrackJob
 
 log = logging.getLogger(__name__)
@@ -33,15 +33,9 @@ def wait_for_peers(job: TrackJob, coordinator: Any, poll_s: float = POLL_S) -> t
                                   metric=job.summary.metric, failure=why, wall_s=round(now - started, 2),
                                   started_at=started, finished_at=now, resources=job.resources)
         time.sleep(poll_s)
-    try:
-        cpus = float(coordinator.cpus_for(job.plans.track.track))
-    except Exception:                   # noqa: BLE001 - the track runs on its own CPUs
-        log.debug("the Coordinator could not say what CPUs are free", exc_info=True)
-        return job, None
-    threads = max(job.cpus, int(round(cpus)))
+    threads = threads_handed_on(coordinator, job.plans.track.track, job.cpus)
     log.info("track %s starts after %s, on %d threads", job.plans.track.track, " and ".join(job.waits_for), threads)
-    plans = job.plans
-    plans = Plans(plans.prep, plans.track.replace(num_threads=max(threads, plans.track.num_threads)), plans.train)
+    plans = job.plans.with_threads(max(threads, job.plans.track.num_threads))
     tune = dataclasses.replace(job.tune, concurrency=threads) if job.tune is not None else None
     return dataclasses.replace(job, cpus=threads, plans=plans, tune=tune), None
 
