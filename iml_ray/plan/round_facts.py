@@ -39,6 +39,14 @@ class RoundFacts:
         """The family's fit seconds over the round, as fitted or as the round that made a reused fit measured them."""
         return self.scale * float((self._fits().get("seconds") or {}).get(family, 0.0))
 
+    def family_fit_s(self, family: str) -> float | None:
+        """The family's seconds per fit over the round (None when the round did not count its fits)."""
+        count = int((self._fits().get("counts") or {}).get(family) or 0)
+        return self.family_s(family) / count if count else None
+
+    def fitted_families(self) -> list[str]:
+        return list(self._fits().get("seconds") or {})
+
     @property
     def overhead_s(self) -> float:
         """What a round costs besides fitting models afresh (the sandbox, the prep, predicting, reading fits back):

@@ -539,6 +539,9 @@ def test_a_tracks_rounds_reuse_each_familys_fit_and_fit_only_what_changed(tmp_pa
     model = first.fit_model(X, y, {"numeric": [0, 1, 2, 3]})
     stored = set(cache.iterdir())
     assert len(stored) == 2 + len(model["weights"])         # each family's inner fit, the chosen ones' refits
+    # Each family's fits are counted, so the next round can be sized by a family's seconds per fit.
+    counts = {name: 1 + (name in model["weights"]) for name in ("lightgbm", "linear")}
+    assert first.describe_model(model)["fits"]["counts"] == counts
 
     def no_fit(*args, **kwargs):
         raise AssertionError("fitted again")
@@ -546,8 +549,9 @@ def test_a_tracks_rounds_reuse_each_familys_fit_and_fit_only_what_changed(tmp_pa
     same = _load(code, "same")
     same.MODEL_CONFIG["models"] = ["lightgbm", "linear"]
     same._lgbm_fit = same._linear_fit = no_fit
-    assert np.allclose(same.predict_model(same.fit_model(X, y, {"numeric": [0, 1, 2, 3]}), X),
-                       first.predict_model(model, X))
+    read_back = same.fit_model(X, y, {"numeric": [0, 1, 2, 3]})
+    assert np.allclose(same.predict_model(read_back, X), first.predict_model(model, X))
+    assert same.describe_model(read_back)["fits"]["counts"] == counts and same.FITS["made"] == 0
     assert set(cache.iterdir()) == stored
 
     grown = _load(code, "grown")
