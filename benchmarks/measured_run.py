@@ -13,6 +13,10 @@ from pathlib import Path
 import psutil
 
 SAMPLE_EVERY_S = 0.5
+# A sample reads every process's PSS (the kernel walks its memory maps): a Ray run's tree of a dozen or more
+# processes costs far more to read than a peer's one or two, so the sampler waits this many times what its last
+# sample cost, and never takes more than 1/(1 + this) of a core from the run it measures.
+SAMPLE_COST_FACTOR = 50.0
 LEFTOVER_GRACE_S = 10.0
 
 
@@ -40,12 +44,13 @@ def run_measured(cmd: list[str], log_path: Path, timeout_s: float, cwd: Path) ->
             pass
         peak, timed_out = 0.0, False
         while proc.poll() is None:
+            sampled = time.process_time()
             peak = max(peak, tree_memory(seen))
             if time.monotonic() - started > timeout_s:
                 timed_out = True
                 kill_all(seen, proc.pid)
                 break
-            time.sleep(SAMPLE_EVERY_S)
+            time.sleep(max(SAMPLE_EVERY_S, SAMPLE_COST_FACTOR * (time.process_time() - sampled)))
         proc.wait()
         wall = time.monotonic() - started
         # Daemons a run started and left behind (a Ray cluster whose driver died) are this run's: after a

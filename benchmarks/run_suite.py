@@ -13,8 +13,9 @@
    `.venv/bin/iml run TASK --out DIR --time-budget S --force`; `peers.py
    {autogluon,flaml} ... --time-budget S`; `baseline.py` (no search, no budget).
    Each run's wall time and the peak memory of its whole process tree (PSS,
-   sampled every 0.5 s with psutil) are recorded; a run still going at
-   2 x budget + 120 s is killed with its tree and scores 0. Tabular peers are
+   sampled every 0.5 s with psutil, less often when reading it costs more
+   than 2% of a core) are recorded; a run still going at 2 x budget + 120 s
+   is killed with its tree and scores 0. Tabular peers are
    not run on image tasks: they score 0 there ("n/a").
 4. Grades every submission with benchmarks/grade.py (iml_ray.metrics), computes
    APS, RS and the valid rate (benchmarks/scoreboard.py), writes

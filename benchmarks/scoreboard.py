@@ -181,7 +181,7 @@ def markdown_tables(outcomes: list[Outcome], systems: list[str], tasks: list[str
         lines.append(f"| {system} | {aps(outcomes, system):.4f} | {relative_score(outcomes, system):.4f} | "
                      f"{sum(o.valid for o in mine)}/{len(mine)} ({valid_rate(outcomes, system):.0%}) | {wins} | "
                      f"{sum(walls):.0f} | {peak} |")
-    lines += ["", "Wall seconds / peak MiB (PSS of the whole process tree, sampled every 0.5 s) per task:", "",
+    lines += ["", "Wall seconds / peak MiB (PSS of the whole process tree, sampled every 0.5 s or less often) per task:", "",
               "| task | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
     for task in tasks:
         lines.append(f"| {task} | " + " | ".join(_resources(index.get((task, s))) for s in systems) + " |")

@@ -26,6 +26,7 @@ it was (track/improve.py).
 from __future__ import annotations
 
 import importlib.util
+import math
 from functools import lru_cache
 from typing import Callable
 
@@ -46,6 +47,13 @@ REPEATABLE = ("rows", "network_time", "boosting_time")
 # still pays off there (the alternative is the track stopping), unlike in a first round that must leave room.
 SEARCH_SHARE = 0.5
 MIN_SEARCH_S = 10.0
+# What a search took beyond its seconds, over eight rounds' searches at 90 s: -1.3 to 12.1 s, 2.4 s the median
+# (house_prices: 16.9 s for 12.3 s, and its round was stopped at the track's end).
+SEARCH_OVERRUN_S = 3.0
+# The search refuses an inner validation split under this many rows (the tuning template's tune.min_valid_rows:
+# dozens of trials scored on a hundred rows pick its noise). A round planned for a search it refuses only refits
+# what the round before fitted: penguins and titanic at 90 s spent 8-10 s on one.
+MIN_SEARCH_VALID_ROWS = 300
 BAGGING_FOLDS = 5
 BAGGING_MAX_ROWS = 50_000       # "small": where averaging k fits still pays for its k-fold cost
 # A bag's fit against the mean fit of the round before (its inner fits and its cheaper refits): penguins' CatBoost,
@@ -187,9 +195,20 @@ def _family_of(setting: str) -> str:
 
 
 def _search_seconds(rest_s: float, budget: float) -> float | None:
-    # The search runs before the fits, which then take what they take (rest_s).
-    search_s = min(MAX_TUNE_S, SEARCH_SHARE * budget, budget - rest_s)
+    # The search runs before the fits, which then take what they take (rest_s), and ends a little after its time:
+    # Ray Tune counts its budget from its first trial and stops a trial at its next report.
+    search_s = min(MAX_TUNE_S, SEARCH_SHARE * budget, budget - rest_s - SEARCH_OVERRUN_S)
     return search_s if search_s >= MIN_SEARCH_S else None
+
+
+def search_has_rows(plans: Plans, n_train: int) -> bool:
+    """Whether the validation fit's inner split (what a search scores its trials on) has the rows a search needs:
+    the fit's rows are the labelled rows less the holdout (a fold of k), at most the sample's."""
+    train = plans.train
+    held = n_train / train.holdout_folds if train.holdout_folds >= 2 else train.holdout_fraction * n_train
+    rows = n_train - held if train.max_train_rows is None else min(n_train - held, train.max_train_rows)
+    needed = int(plans.track.tune.get("min_valid_rows", MIN_SEARCH_VALID_ROWS))
+    return math.ceil(train.inner_valid_fraction * rows) >= needed
 
 
 def _search(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
@@ -197,14 +216,14 @@ def _search(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | Non
     space = plans.track.tune.get("space") or {}
     tuned = facts.run_info.get("tuned_params") or {}
     if not facts.can_search or not space or any(_family_of(k) != "lightgbm" for k in space) \
-            or any(_family_of(k) == "lightgbm" for k in tuned):
+            or any(_family_of(k) == "lightgbm" for k in tuned) or not search_has_rows(plans, facts.n_train):
         return None
     rest = facts.without_fits_but("lightgbm")
     search_s = _search_seconds(rest, budget)
     if search_s is None:
         return None
     return Improvement(plans, "search", f"a Ray Tune search over the model's settings (about {search_s:.0f} s)",
-                       rest + search_s, search_s=round(search_s, 1))
+                       rest + search_s + SEARCH_OVERRUN_S, search_s=round(search_s, 1))
 
 
 def _family_search(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | None]:
@@ -214,7 +233,8 @@ def _family_search(name: str) -> Callable[[Plans, RoundFacts, float], Improvemen
         model = (facts.run_info.get("validation") or {}).get("model") or {}
         tuned = facts.run_info.get("tuned_params") or {}
         if (not facts.can_search or track.model_template != "traditional" or name not in track.models
-                or not (model.get("weights") or {}).get(name) or any(_family_of(k) == name for k in tuned)):
+                or not (model.get("weights") or {}).get(name) or any(_family_of(k) == name for k in tuned)
+                or not search_has_rows(plans, facts.n_train)):
             return None
         rest = facts.without_fits_but(name)
         search_s = _search_seconds(rest, budget)
@@ -223,7 +243,7 @@ def _family_search(name: str) -> Callable[[Plans, RoundFacts, float], Improvemen
         tune = {**track.tune, "space": FAMILY_SEARCH_SPACES[name]}
         return Improvement(Plans(plans.prep, track.replace(tune=tune), plans.train), f"search_{name}",
                            f"a Ray Tune search over {FAMILY_NAMES[name]}'s settings (about {search_s:.0f} s)",
-                           rest + search_s, search_s=round(search_s, 1))
+                           rest + search_s + SEARCH_OVERRUN_S, search_s=round(search_s, 1))
 
     search.__name__ = f"_search_{name}"
     return search

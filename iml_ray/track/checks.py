@@ -170,3 +170,20 @@ def encoded_during(job: TrackJob, since: float) -> int:
     folder = Path(cache_env(job)["IML_ENCODER_CACHE"])
     counts = [read_json(path).get("vectors", 0) for path in folder.glob("*.pkl.json") if path.stat().st_mtime >= since]
     return int(sum(counts))
+
+
+def finished_before_stopped(result: SandboxResult, out: Path) -> bool:
+    """Whether a pipeline the sandbox stopped at its time limit had written everything first (run_info.json, whole,
+    is the runner's last write): stopped while its interpreter exited, not while it worked. house_prices at 90 s
+    lost a search round whose outputs were complete 0.3 s before its limit."""
+    if result.status != "timeout" or not (out / "submission.csv").is_file():
+        return False
+    try:
+        info = json.loads((out / "run_info.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if not (isinstance(info, dict) and "final" in info):
+        return False
+    log.info("the pipeline in %s had written its outputs when its time limit stopped it: they are verified as a "
+             "finished run's", out.parent.name)
+    return True

@@ -172,7 +172,7 @@ def attempt_round(track: Track, number: int, round_dir: Path) -> Attempt:
         shutil.rmtree(out)   # an old submission must never pass for a new one
     result = _run_pipeline(track, number, round_dir, pipeline, out)
     track.peak_mb = max(track.peak_mb, result.peak_rss_mb)
-    if result.status != "ok":
+    if result.status != "ok" and not checks.finished_before_stopped(result, out):
         return Attempt(Failure("pipeline", result.status, result.describe(), result.stderr_tail(),
                                failing_section=failing_section(result.stderr_tail(), pipeline.name, sections)))
     failure, score = verify(job, agents, out)

@@ -339,3 +339,29 @@ def test_other_candidates_are_hidden_and_its_own_track_is_read_only(tmp_path):
     assert "cannot read model.py No such file or directory" in out and "read prep.py mine = 1" in out
     assert "cannot write prep.py: Read-only file system" in out
     assert (mine / "round_1" / "output.txt").read_text() == "ok" and (other / "model.py").read_text() == "secret = 1\n"
+
+
+def test_a_pipeline_stopped_after_writing_its_outputs_counts_as_finished_one_stopped_mid_write_does_not(tmp_path):
+    """The runner writes run_info.json last: a pipeline whose time limit stopped it after that write had done its
+    work (it was exiting); one stopped before it, or mid-write, had not."""
+    from iml_ray.track.checks import finished_before_stopped
+
+    def run(name, body):
+        script = tmp_path / f"{name}.py"
+        out = tmp_path / name / "work" / "output"        # where the sandbox lets it write
+        script.write_text("import json, os, time\n"
+                          f"out = {str(out)!r}\nos.makedirs(out)\n"
+                          "open(os.path.join(out, 'submission.csv'), 'w').write('id,y\\n1,0\\n')\n" + body)
+        result = run_python(script, [], tmp_path / name / "work", SandboxLimits(timeout_s=3, memory_mb=2000))
+        return result, out
+
+    done, out = run("done", "json.dump({'final': {}}, open(os.path.join(out, 'run_info.json'), 'w'))\ntime.sleep(30)\n")
+    assert done.status == "timeout" and finished_before_stopped(done, out)
+    working, out = run("working", "time.sleep(30)\n")
+    assert working.status == "timeout" and not finished_before_stopped(working, out)
+    partial, out = run("partial", "handle = open(os.path.join(out, 'run_info.json'), 'w')\n"
+                                  "handle.write('{\"final\": '); handle.flush(); time.sleep(30)\n")
+    assert partial.status == "timeout" and not finished_before_stopped(partial, out)
+    failed, out = run("failed", "json.dump({'final': {}}, open(os.path.join(out, 'run_info.json'), 'w'))\n"
+                                "raise SystemExit(1)\n")
+    assert failed.status == "error" and not finished_before_stopped(failed, out)
