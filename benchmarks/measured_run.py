@@ -50,7 +50,11 @@ def run_measured(cmd: list[str], log_path: Path, timeout_s: float, cwd: Path) ->
                 timed_out = True
                 kill_all(seen, proc.pid)
                 break
-            time.sleep(max(SAMPLE_EVERY_S, SAMPLE_COST_FACTOR * (time.process_time() - sampled)))
+            try:
+                # Waiting on the process, not sleeping: its exit ends the wall time at once, however long the wait.
+                proc.wait(timeout=max(SAMPLE_EVERY_S, SAMPLE_COST_FACTOR * (time.process_time() - sampled)))
+            except subprocess.TimeoutExpired:
+                pass
         proc.wait()
         wall = time.monotonic() - started
         # Daemons a run started and left behind (a Ray cluster whose driver died) are this run's: after a
