@@ -253,21 +253,19 @@ def _bagging(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | No
     track = plans.track
     if track.model_template != "traditional" or track.bagging_folds or facts.n_train > BAGGING_MAX_ROWS:
         return None
-    bagged = track.replace(bagging_folds=BAGGING_FOLDS)
-    return Improvement(Plans(plans.prep, bagged, plans.train), "bagging",
+    return Improvement(Plans(plans.prep, track.replace(bagging_folds=BAGGING_FOLDS), plans.train), "bagging",
                        f"{BAGGING_FOLDS}-fold bagging: {BAGGING_FOLDS} models per family, averaged",
-                       _bagged_round_s(plans.train.pipeline_fits, bagged, facts))
+                       _bagged_round_s(plans.train.pipeline_fits * BAGGING_FOLDS, facts))
 
 
-def _bagged_round_s(pipeline_fits: int, bagged: TrackPlan, facts: RoundFacts) -> float:
-    """Every family fitted k times in each pipeline fit, at the seconds per fit the round measured. The round's own
-    fits were fewer than "an inner fit and a refit" per family: only the families a fit's blend keeps are refitted
-    (penguins under 5 folds: CatBoost made 7 fits in the round before bagging, 30 under it)."""
+def _bagged_round_s(fits: int, facts: RoundFacts) -> float:
+    """Every family fitted `fits` times (k in each pipeline fit), at the seconds per fit the round measured. The
+    round's own fits were fewer than "an inner fit and a refit" per family: only the families a fit's blend keeps
+    are refitted (penguins under 5 folds: CatBoost made 7 fits in the round before bagging, 30 under it)."""
     families = facts.fitted_families()
     per_fit = {name: facts.family_fit_s(name) for name in families}
     if not families or None in per_fit.values():
         return facts.fresh_s * BAGGING_FOLDS / 2       # a round that did not count its fits
-    fits = pipeline_fits * bagged.bagging_folds
     return facts.overhead_s + sum(BAG_FIT_COST * fits * seconds for seconds in per_fit.values())
 
 
