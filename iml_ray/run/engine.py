@@ -20,7 +20,7 @@ from iml_ray.blueprint import Blueprint, Candidate, InterfaceContract
 from iml_ray.config import RunConfig
 from iml_ray.errors import UserError
 from iml_ray.plan.knowledge import Knowledge
-from iml_ray.plan.resources import PLAN_LLM_SHARE, TrackResources, plan_resources, waiting_tracks
+from iml_ray.plan.resources import PLAN_LLM_SHARE, TrackResources, plan_resources, trees_lead_on, waiting_tracks
 from iml_ray.report.run_report import build_report, write_html_report
 from iml_ray.run.agent_pool import PLAN_AGENTS, PoolSettings, RunAgents, job_pool, pool_settings
 from iml_ray.run.explore import Explorer
@@ -220,12 +220,11 @@ class Run:
         contract = stages.stage("contract", lambda: plan_once()[1], InterfaceContract.to_json, InterfaceContract.from_json)
         stages.stage("holdout", lambda: _holdout(summary, blueprint), lambda held: held, lambda held: held)
         running = tuple(plan.track for plan in blueprint.tracks)
-        prep = blueprint.prep
-        table_only = not (prep.text or prep.image or prep.audio)
-        if running and (set(running) != set(resources) or table_only):
+        trees_lead = trees_lead_on(blueprint.prep)
+        if running and (set(running) != set(resources) or trees_lead):
             # A track the blueprint skipped (no text or images for a pretrained encoder) leaves its share to the
-            # others; on a table of columns alone with few CPUs the network waits for the trees.
-            resources = self._track_resources(llm, running, table_only)
+            # others; where the trees and the linear model lead, with few CPUs the network waits for them.
+            resources = self._track_resources(llm, running, trees_lead)
         return Planned(summary, profile, knowledge, blueprint, contract, rundir.plan / "holdout.json", resources)
 
     def _analyze(self, agents: RunAgents, state: dict, task_root: str) -> TaskSummary | None:
@@ -250,9 +249,9 @@ class Run:
         return analysis
 
     def _track_resources(self, llm, tracks: tuple[str, ...] | None = None,
-                         table_only: bool = False) -> dict[str, TrackResources]:
+                         trees_lead: bool = False) -> dict[str, TrackResources]:
         """Each track's share of this competition's part of the cluster, net of what local model servers hold
-        (tracks: those that will run; the configured ones by default; table_only: the data is columns alone)."""
+        (tracks: those that will run; the configured ones by default; trees_lead: trees_lead_on(the prep))."""
         import ray
 
         from actors.llm import llm_server_resources
@@ -264,7 +263,7 @@ class Run:
             cluster["GPU"] = max(0.0, cluster.get("GPU", 0.0) - held["num_gpus"])
         cluster = {k: v * self.cluster_share for k, v in cluster.items()}
         tracks = tracks or self.config.tracks
-        waiting = waiting_tracks(tracks, self.config, cluster, table_only)
+        waiting = waiting_tracks(tracks, self.config, cluster, trees_lead)
         return plan_resources(tracks, self.config, cluster, self.cluster_share, waiting)
 
     def _finish(self, planned: Planned, explorer: Explorer, rundir: RunDir) -> Finished:

@@ -38,6 +38,9 @@ def test_a_sampled_fit_grows_geometrically_by_the_measured_time_then_takes_every
     assert last.plans.train.max_train_rows is None and "every 10000 rows" in last.change
     # Too little time for 1.5x the rows: the next step that fits (finer boosting needs 2x: it does not either).
     assert next_improvement(plans, _facts(seconds=70.0), seconds_left=100.0) is None
+    # A sample within 5% of every row is every row: no round for the few it left out.
+    almost = Plans(PrepPlan(), TRADITIONAL, TrainPlan(max_train_rows=9600))
+    assert next_improvement(almost, _facts(seconds=10.0), seconds_left=100.0).step != "rows"
 
 
 def test_a_table_too_small_for_anything_but_one_linear_model_has_no_traditional_steps():

@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 from helpers import bar_images, write_task
 
+from iml_ray.blueprint import PrepPlan
 from iml_ray.codegen.render import render_prep
 from iml_ray.config import RunConfig
 from iml_ray.errors import TaskError
 from iml_ray.plan.guideline_rules import make_blueprint, make_contract
 from iml_ray.plan.knowledge import retrieve
-from iml_ray.plan.resources import TUNE_RESERVE_CPUS, WAITING_CPUS, plan_resources, waiting_tracks
+from iml_ray.plan.resources import TUNE_RESERVE_CPUS, WAITING_CPUS, plan_resources, trees_lead_on, waiting_tracks
 from iml_ray.safety.contract import check_layout
 from iml_ray.task.files import TaskSummary
 from iml_ray.task.inference import analyze_task, check_task
@@ -197,10 +198,19 @@ def test_tracks_share_cpus_and_gpus_go_only_where_they_exist():
     assert fixed["custom_nn"].num_gpus == 0.25
 
 
+def test_the_trees_lead_on_columns_and_tfidf_text_not_on_an_encoders_text_images_or_audio():
+    assert trees_lead_on(PrepPlan(numeric=("a",), categorical=("b",)))
+    assert trees_lead_on(PrepPlan(numeric=("a",), text=("review",), text_mode="tfidf"))
+    assert not trees_lead_on(PrepPlan(text=("review",), text_mode="pretrained"))
+    assert not trees_lead_on(PrepPlan(text=("review",), text_mode="tokens"))
+    assert not trees_lead_on(PrepPlan(numeric=("a",), image=("image",)))
+    assert not trees_lead_on(PrepPlan(audio=("clip",)))
+
+
 def test_on_a_table_with_few_cpus_the_network_waits_for_the_trees_which_take_the_cpus():
     config = RunConfig(tracks=("traditional", "custom_nn"))
     two_cpus = {"CPU": 2.0}
-    waiting = waiting_tracks(config.tracks, config, two_cpus, table_only=True)
+    waiting = waiting_tracks(config.tracks, config, two_cpus, trees_lead=True)
     assert waiting == {"custom_nn": "traditional"}
     shares = plan_resources(config.tracks, config, two_cpus, waiting=waiting)
     assert shares["custom_nn"].waits_for == ("traditional",) and shares["custom_nn"].num_cpus == WAITING_CPUS
@@ -209,13 +219,13 @@ def test_on_a_table_with_few_cpus_the_network_waits_for_the_trees_which_take_the
     assert shares["traditional"].num_cpus + WAITING_CPUS <= 2.0 - TUNE_RESERVE_CPUS + 1e-9
     # Text, images or audio; enough CPUs for both; a GPU for the network; CPUs fixed by the configuration; or no
     # trees to wait for: every track starts at once, as before.
-    assert waiting_tracks(config.tracks, config, two_cpus, table_only=False) == {}
-    assert waiting_tracks(config.tracks, config, {"CPU": 4.0}, table_only=True) == {}
-    assert waiting_tracks(config.tracks, config, {"CPU": 2.0, "GPU": 1.0}, table_only=True) == {}
-    assert waiting_tracks(config.tracks, config.replace(cpus_per_track=1.0), two_cpus, table_only=True) == {}
-    assert waiting_tracks(("custom_nn",), config, {"CPU": 1.0}, table_only=True) == {}
+    assert waiting_tracks(config.tracks, config, two_cpus, trees_lead=False) == {}
+    assert waiting_tracks(config.tracks, config, {"CPU": 4.0}, trees_lead=True) == {}
+    assert waiting_tracks(config.tracks, config, {"CPU": 2.0, "GPU": 1.0}, trees_lead=True) == {}
+    assert waiting_tracks(config.tracks, config.replace(cpus_per_track=1.0), two_cpus, trees_lead=True) == {}
+    assert waiting_tracks(("custom_nn",), config, {"CPU": 1.0}, trees_lead=True) == {}
     three = ("traditional", "pretrained", "custom_nn")
-    assert waiting_tracks(three, config, {"CPU": 4.0}, table_only=True) == {"custom_nn": "traditional"}
+    assert waiting_tracks(three, config, {"CPU": 4.0}, trees_lead=True) == {"custom_nn": "traditional"}
     at_once = plan_resources(config.tracks, config, two_cpus)
     assert not any(r.waits_for for r in at_once.values()) and at_once["traditional"].threads == 1
 
