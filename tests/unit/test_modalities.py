@@ -217,7 +217,7 @@ def test_on_a_table_with_few_cpus_the_network_waits_for_the_trees_which_take_the
     assert shares["custom_nn"].to_json()["waits_for"] == ["traditional"]
     assert not shares["traditional"].waits_for and shares["traditional"].threads == 2
     assert shares["traditional"].num_cpus + WAITING_CPUS <= 2.0 - TUNE_RESERVE_CPUS + 1e-9
-    # Text, images or audio; enough CPUs for both; a GPU for the network; CPUs fixed by the configuration; or no
+    # An encoder's text, images or audio; enough CPUs for both; a GPU for the network; CPUs fixed by the configuration; or no
     # trees to wait for: every track starts at once, as before.
     assert waiting_tracks(config.tracks, config, two_cpus, trees_lead=False) == {}
     assert waiting_tracks(config.tracks, config, {"CPU": 4.0}, trees_lead=True) == {}
