@@ -43,9 +43,10 @@ class Coordinator:
         """The CPUs each of the competition's tracks holds (set when they are launched)."""
         self.shares = dict(shares)
 
-    def cpus_for(self, track: str) -> float:
+    def cpus_for(self, track: str, as_free: bool = True) -> float:
         """The CPUs a track's next round may use: its own share, and an even part of what the competition's
-        finished tracks held, as far as the cluster still has it free.
+        finished tracks held, as far as the cluster still has it free (as_free=False: had the cluster freed all
+        of it, which Ray's view of free CPUs shows a moment after a track's task has returned).
 
         A track that has stopped (out of improvements, or failed) leaves its CPUs idle until the run ends; on two
         cores that was half the machine for the last 40 s of a 90 s run. Only the competition's own finished
@@ -56,7 +57,8 @@ class Coordinator:
         freed = sum(share for t, share in self.shares.items() if t in self.candidates)
         if track not in running or freed <= 0:
             return own
-        return own + max(0.0, min(freed, self._free_cpus())) / len(running)
+        free = self._free_cpus() if as_free else freed
+        return own + max(0.0, min(freed, free)) / len(running)
 
     def _free_cpus(self) -> float:
         """The cluster's CPUs no task holds now (Ray's view on Ray); no cap off Ray."""

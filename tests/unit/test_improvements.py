@@ -308,6 +308,7 @@ def test_the_coordinator_hands_on_only_what_finished_tracks_held_and_the_cluster
     assert coordinator.cpus_for("traditional") == pytest.approx(1.95)
     coordinator._free_cpus = lambda: 0.5                          # another competition took the rest
     assert coordinator.cpus_for("traditional") == pytest.approx(1.15)
+    assert coordinator.cpus_for("traditional", as_free=False) == pytest.approx(1.95)   # had the cluster freed it all
 
 
 def test_a_round_is_sized_without_its_search_and_expected_faster_but_not_proportionally_on_more_threads():
@@ -509,6 +510,37 @@ def test_a_waiting_track_starts_when_the_track_it_waits_for_has_finished_on_the_
     # A track that waits for nothing starts at once, as it was planned.
     assert wait_for_peers(dataclasses.replace(job, waits_for=()), coordinator) == (dataclasses.replace(job, waits_for=()),
                                                                                   None)
+
+
+def test_a_waiting_track_gives_the_cluster_a_moment_to_show_the_cpus_its_peer_freed(tmp_path, monkeypatch):
+    """Ray's count of free CPUs lags a finished track's return: read at once, it said nothing was free and the
+    network ran on one thread beside an idle CPU (CI). The waiting track reads it again until the freed CPUs show,
+    and takes what shows after a grace when another competition took them."""
+    import dataclasses
+
+    from iml_ray.agents.coordinator import Coordinator
+    from iml_ray.blueprint import Candidate
+    from iml_ray.track import waiting
+
+    train, test, sample = binary_frames(200, 40)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    job = traditional_job(tmp_path, analyze_task(task), time.time() + 60, track="custom_nn")
+    job = dataclasses.replace(job, waits_for=("traditional",))
+    coordinator = Coordinator("auc", True)
+    coordinator.track_shares({"traditional": 1.9, "custom_nn": 0.05})
+    coordinator.report(Candidate(track="traditional", code_dir="", status="verified", metric="auc", valid_score=0.9))
+    shown = iter([0.0, 0.0, 0.0])                                   # the first three reads lag, then all is free
+    coordinator._free_cpus = lambda: next(shown, 1.95)
+    started = time.time()
+    waited, _ = waiting.wait_for_peers(job, coordinator, poll_s=0.05)
+    assert waited.cpus == 2 and waited.plans.track.num_threads == 2
+    assert time.time() - started < waiting.FREED_GRACE_S
+    # Another competition holds the freed CPUs: after the grace the track starts on what it has.
+    coordinator._free_cpus = lambda: 0.0
+    monkeypatch.setattr(waiting, "FREED_GRACE_S", 0.3)
+    started = time.time()
+    waited, _ = waiting.wait_for_peers(job, coordinator, poll_s=0.05)
+    assert waited.cpus == 1 and 0.3 <= time.time() - started < 2.0
 
 
 def test_a_waiting_track_whose_peers_use_the_budget_ends_unrun_and_says_why(tmp_path):
