@@ -54,6 +54,32 @@ def test_a_table_too_small_for_anything_but_one_linear_model_has_no_traditional_
     assert f"MIN_INNER_ROWS = {TRADITIONAL_MIN_ROWS}\n" in template
 
 
+def test_catboost_or_xgboost_stopped_by_the_limit_its_round_gave_it_trains_longer():
+    """adult and diamonds at 90 s: the round adding CatBoost sized its limit to the time then left (4 s), the limit
+    stopped its fits while they still improved, and the blend weighed it as much as LightGBM. A later round lets the
+    stopped family train longer, its fits at the new limit, the others read back."""
+    limited = TRADITIONAL.replace(models=("lightgbm", "linear", "catboost"),
+                                  families={"catboost": {"time_limit_s": 4.0}})
+    plans = Plans(PrepPlan(numeric=("x",)), limited, TrainPlan())
+    fits = {"seconds": {"lightgbm": 5.0, "linear": 1.0, "catboost": 16.0}, "counts": {"lightgbm": 4, "catboost": 4}}
+    info = {"final": {"model": {"time_stopped": ["catboost"], "fits": fits}}, "tuned_params": {}}
+    facts = RoundFacts(30.0, info, 10_000, False)
+    exhausted = frozenset({"search", "bagging", "extra_trees", "xgboost", "knn", "finer_boosting"})
+
+    def step(facts, seconds_left):
+        return next_improvement(plans, facts, seconds_left, exhausted)
+
+    longer = step(facts, 200.0)
+    assert longer.step == "boosting_time_catboost" and longer.plans.track.families["catboost"]["time_limit_s"] == 16.0
+    assert longer.expected_s == pytest.approx(facts.without_fits_but() + 2 * 2.4 * 16.0)
+    assert longer.plans.track.lightgbm == limited.lightgbm and longer.plans.track.models == limited.models
+    # As much longer as the time left allows, and not at all below 1.5x.
+    assert 6.0 <= step(facts, 60.0).plans.track.families["catboost"]["time_limit_s"] < 16.0
+    assert step(facts, 30.0) is None
+    # Early stopping ended its fits: no longer round.
+    assert step(RoundFacts(30.0, {"final": {"model": {"fits": fits}}, "tuned_params": {}}, 10_000, False), 200.0) is None
+
+
 def test_a_network_stopped_by_its_time_limit_trains_longer_one_stopped_early_does_not():
     plans = Plans(PrepPlan(), NETWORK, TrainPlan())
     step = next_improvement(plans, _facts(seconds=25.0, stopped="time limit"), seconds_left=200.0)

@@ -414,7 +414,8 @@ def test_a_pinball_loss_is_fitted_for_its_quantile_by_every_family(tmp_path, fam
 @pytest.mark.parametrize("family", ["catboost", "xgboost"])
 def test_a_boosted_familys_early_stopped_fit_stops_at_its_time_limit(tmp_path, family):
     """diamonds at 90 s: the CatBoost round ran past the time left and timed out. The round is sized to the time
-    left and the family's early-stopped fit stops at its limit; the refit takes the rounds it reached."""
+    left and the family's early-stopped fit stops at its limit; the refit takes the rounds it reached, and the model
+    says the limit stopped it (a later round lets it train longer)."""
     train, test, sample = binary_frames(3000, 100)
     root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nlog loss")
     summary, blueprint, contract = _plan(root)
@@ -425,6 +426,7 @@ def test_a_boosted_familys_early_stopped_fit_stops_at_its_time_limit(tmp_path, f
     model = module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
     reached = model["settings"][family]
     assert 1 <= reached < 3000
+    assert module.describe_model(model)["time_stopped"] == [family]
     proba = module.predict_model(model, prep.transform(test))
     assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
 
