@@ -38,6 +38,8 @@ from iml_ray.plan.repairs import Plans
 from iml_ray.plan.resources import MAX_TUNE_S
 from iml_ray.plan.round_facts import PLANNED_SHARE, Improvement, RoundFacts
 
+# After one holdout the final fit's refit, in limits: the validation refit's, 1/0.8 the rounds on 1/0.8 the rows.
+FINAL_REFIT = (FIT_AND_REFIT - 1.0) / 0.8 ** 2
 MIN_GROWTH = 1.5            # a step that buys less than this factor of compute is not worth a round
 MAX_GROWTH = 4.0
 EVERY_ROW_SHARE = 0.95       # a sample of at least this share of the rows takes them all
@@ -193,9 +195,13 @@ def _longer_limit(plans: Plans, facts: RoundFacts, budget: float, limit: float) 
 
 def _limited_fits(plans: Plans) -> float:
     """A time-limited family's round, in multiples of its limit: per pipeline fit, the early-stopped fit and the
-    refit; bagged, k early-stopped fits and no refit."""
+    refit; bagged, k early-stopped fits and no refit; after one holdout the final fit only refits."""
     folds = plans.track.bagging_folds
-    return plans.train.pipeline_fits * (folds if folds else FIT_AND_REFIT)
+    if folds:
+        return plans.train.pipeline_fits * folds
+    if not plans.train.holdout_folds:
+        return FIT_AND_REFIT + FINAL_REFIT
+    return plans.train.pipeline_fits * FIT_AND_REFIT
 
 
 def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:

@@ -301,6 +301,8 @@ def _verified(track: Track, best: Verified, stopped: str) -> Candidate:
         script = with_tuned_params(script, details["tuned_params"])
     if details.get("validated_blend"):
         script = with_constant(script, "VALIDATED_BLEND", details["validated_blend"])
+    if details.get("validated_refits"):
+        script = with_constant(script, "VALIDATED_REFITS", details["validated_refits"])
     final.write_text(script)
     shutil.copyfile(round_dir / "prep.py", code_dir / "prep.py")
     shutil.copyfile(round_dir / track.module_file("model"), code_dir / track.module_file("model"))

@@ -86,6 +86,13 @@ def test_three_tracks_tune_at_once_on_two_cpus_within_budget(tmp_path):
     assert info["final"]["model"]["weights"] == info["validated_blend"][0]
     pipeline = (out / "candidates" / "traditional" / "pipeline_traditional.py").read_text()
     assert _constant(pipeline, "VALIDATED_BLEND") == info["validated_blend"]
+    assert _constant(pipeline, "VALIDATED_REFITS") == info["validated_refits"]
+    # ... refitted with the settings the validation fit chose for it, not chosen again on an inner split (the first
+    # round's; a bagged round averages its folds' models and refits nothing).
+    first = json.loads((out / "candidates" / "traditional" / "round_1" / "output" / "run_info.json").read_text())
+    assert first["validated_refits"] == first["validation"]["refits"] and first["validated_refits"][0]
+    assert first["final"]["model"]["choice"].endswith("(its settings refitted)"), first["final"]["model"]
+    assert first["final"]["model"]["weights"] == first["validated_blend"][0]
 
 
 def _constant(script: str, name: str):

@@ -87,12 +87,13 @@ def test_the_rendered_modules_parse_and_share_one_table_reader(tmp_path):
 
 
 def test_a_model_module_without_a_search_gets_the_bindings_from_their_template():
-    assert set(model_bindings()) == {"apply_params", "tune_model", "model_blend", "fix_blend"}
+    assert set(model_bindings()) == {"apply_params", "tune_model", "model_blend", "fix_blend", "model_refit", "fix_refit"}
     bound = bind_model("def fit_model(X, y, layout):\n    return 1\n\n\ndef tune_model(X, y, layout, settings):\n"
                        "    return {'mine': 1}, {}\n")
     names = [node.name for node in ast.parse(bound).body if isinstance(node, ast.FunctionDef)]
-    assert names == ["fit_model", "tune_model", "apply_params", "model_blend", "fix_blend"]   # its own tune_model is kept
-    assert model_bindings()["apply_params"] in bound and template("model_bindings").count("def ") == 4
+    assert names == ["fit_model", "tune_model", "apply_params", "model_blend", "fix_blend", "model_refit",
+                     "fix_refit"]   # its own tune_model is kept
+    assert model_bindings()["apply_params"] in bound and template("model_bindings").count("def ") == 6
 
 
 def test_the_ensemble_blend_runs_from_the_filled_template():

@@ -71,7 +71,8 @@ def test_catboost_or_xgboost_stopped_by_the_limit_its_round_gave_it_trains_longe
 
     longer = step(facts, 200.0)
     assert longer.step == "boosting_time_catboost" and longer.plans.track.families["catboost"]["time_limit_s"] == 16.0
-    assert longer.expected_s == pytest.approx(facts.without_fits_but() + 2 * 2.4 * 16.0)
+    # Its fits at the new limit: the validation's fit and refit, the final fit's refit (1/0.8 the rounds and rows).
+    assert longer.expected_s == pytest.approx(facts.without_fits_but() + (2.4 + 1.4 / 0.8 ** 2) * 16.0)
     assert longer.plans.track.lightgbm == limited.lightgbm and longer.plans.track.models == limited.models
     # As much longer as the time left allows, and not at all below 1.5x.
     assert 6.0 <= step(facts, 60.0).plans.track.families["catboost"]["time_limit_s"] < 16.0
@@ -94,7 +95,7 @@ def test_lightgbm_stopped_by_its_time_limit_trains_longer_and_more_rows_get_more
     stopped = {"final": {"model": {"time_stopped": ["lightgbm"]}}, "tuned_params": {}}
     step = next_improvement(plans, RoundFacts(20.0, stopped, 10_000, False), seconds_left=200.0)
     assert step.step == "boosting_time" and step.plans.track.lightgbm["time_limit_s"] == 16.0     # x4 at most
-    assert step.expected_s == pytest.approx(20.0 + 2 * 2.4 * 16.0)              # the round, and two fits and refits
+    assert step.expected_s == pytest.approx(20.0 + (2.4 + 1.4 / 0.8 ** 2) * 16.0)    # the round, a fit and two refits
     assert step.plans.track.lightgbm["learning_rate"] == 0.1                     # only the time changes
     # Not stopped by its limit: early stopping ended it; CatBoost comes next.
     assert next_improvement(plans, _facts(seconds=20.0), 200.0).step == "catboost"

@@ -1,6 +1,7 @@
 """The rules-policy modules, rendered from a real profile, do what their contract says."""
 from __future__ import annotations
 
+import json
 import math
 import types
 
@@ -276,6 +277,74 @@ def test_a_fixed_blend_fits_only_its_families_and_keeps_its_weights(tmp_path, ba
     assert not free["choice"].startswith("validated") and {"lightgbm", "linear", "average"} <= set(free["inner_scores"])
 
 
+def test_the_final_fit_refits_the_validated_blend_with_the_settings_its_validation_chose(tmp_path, monkeypatch):
+    """No inner split the second time: only the blend's families are fitted, once each, on every row, a boosted
+    model's validated rounds growing with the rows; the validation's temperature is kept."""
+    monkeypatch.setenv("IML_FIT_CACHE", str(tmp_path / "fits"))          # so FITS counts the fits made
+    train, test, prep, plan, module = _binary_model(tmp_path)
+    X, y = prep.transform(train), train["label"].to_numpy()
+    validated = module.fit_model(X[:300], y[:300], prep.layout_)
+    refit = module.model_refit(validated)
+    assert refit["rows"] == 300 and set(refit["settings"]) == set(validated["weights"])
+    assert module.model_refit(validated) == json.loads(json.dumps(refit))          # what run_info.json carries
+
+    module.fix_blend({"lightgbm": 1})
+    module.fix_refit({"settings": {"lightgbm": 40}, "rows": 300, "temperature": 1.25})
+    made = module.FITS["made"]
+    final = module.fit_model(X, y, prep.layout_)
+    assert final["choice"] == "validated: 1.00 lightgbm (its settings refitted)" and set(final["members"]) == {"lightgbm"}
+    assert final["settings"] == {"lightgbm": 53} and final["temperature"] == 1.25     # 40 rounds x 400/300 rows
+    assert module.FITS["made"] == made + 1                  # the refit alone: no early-stopped fit on an inner split
+    assert final["members"]["lightgbm"][0].current_iteration() == module._refit_rounds(53)
+    assert module.model_blend(final) == {"lightgbm": 1.0} and module.model_refit(final) is None
+    proba = module.predict_model(final, prep.transform(test))
+    assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
+
+    # Settings for a blend they do not cover are set aside: the fit chooses its own on an inner split.
+    module.fix_blend({"lightgbm": 1, "linear": 1})
+    chosen = module.fit_model(X, y, prep.layout_)
+    assert chosen["choice"] == "validated: 0.50 lightgbm + 0.50 linear" and chosen["inner_scores"]
+    module.fix_blend(None)
+    module.fix_refit(None)
+
+
+def test_the_linear_model_chooses_whether_the_tfidf_block_is_scaled_like_the_other_columns(tmp_path, monkeypatch):
+    """TF-IDF rows have unit length as the vectoriser writes them; scaling each term by its largest value weighs a
+    rare term like a common one. With text, each strength of the grid is tried both ways on the inner split."""
+    rng = np.random.default_rng(3)
+    words = ["good", "great", "bad", "awful", "fine", "item", "very", "rare", "ok", "meh"]
+    n = 300
+    label = rng.integers(0, 2, n)
+    notes = [" ".join(rng.choice(words[:2] if y else words[2:4], 2)) + " " + " ".join(rng.choice(words[4:], 5))
+             for y in label]
+    frame = pd.DataFrame({"id": range(n), "size": rng.normal(size=n), "note": notes, "label": label})
+    train, test = frame.iloc[:240], frame.iloc[240:].drop(columns="label")
+    root = write_task(tmp_path / "t", train, test, pd.DataFrame({"id": test["id"], "label": 0.5}),
+                      "## Evaluation\nlog loss")
+    summary, blueprint, contract = _plan(root)
+    assert blueprint.prep.text == ("note",)
+    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
+    module = _load(render_traditional(summary, blueprint.tracks[0], blueprint.train, contract), "model")
+    X, y = prep.transform(train), train["label"].to_numpy()
+    start = prep.layout_["text"][0]
+
+    unit = module._linear_fit(X, y, prep.categorical_indices, {"strength": 10.0, "text": "unit"}, start)
+    design = module._linear_design(unit["state"], X)
+    assert (design[:, -(X.shape[1] - start):] != X[:, start:]).nnz == 0          # the block as written
+    scaled = module._linear_fit(X, y, prep.categorical_indices, 10.0, start)
+    assert (module._linear_design(scaled["state"], X)[:, -(X.shape[1] - start):] != X[:, start:]).nnz > 0
+
+    tried = []
+    fit = module._linear_fit
+    monkeypatch.setattr(module, "_linear_fit", lambda X, y, c, setting, t=None: tried.append(setting) or fit(X, y, c, setting, t))
+    model = module.fit_model(X, y, prep.layout_)
+    grid = module._linear_grid()
+    assert tried[:2 * len(grid)] == [s for c in grid for s in (c, {"strength": c, "text": "unit"})]
+    assert model["settings"]["linear"] in tried[:2 * len(grid)]
+    proba = module.predict_model(model, prep.transform(test))
+    assert proba.shape == (60, 2) and np.allclose(proba.sum(axis=1), 1.0)
+
+
 def test_greedy_ensemble_selection_weighs_families_by_how_often_they_are_picked(tmp_path):
     """Three families whose errors cancel at 2:1 of two of them: the selection finds the blend the plain average
     and every single family miss, and predict_model applies its weights."""
@@ -467,13 +536,17 @@ def test_the_round_that_adds_a_boosted_family_gives_it_a_time_limit_from_the_tim
     # still improving when its estimate is spent keeps improving (diamonds' CatBoost at 300 s).
     roomy = next_improvement(plans, facts, seconds_left=300.0)
     assert roomy.step == "catboost" and roomy.expected_s == pytest.approx(36.0)
-    assert roomy.plans.track.families["catboost"]["time_limit_s"] == round((100.0 - 12.0) / 4.8, 1)
+    # The round's fits in limits: the validation's early-stopped fit and its refit (2.4), and the final fit's refit
+    # alone: 1/0.8 the rounds on 1/0.8 the rows (1.4 / 0.8 ** 2).
+    limits = 2.4 + 1.4 / 0.8 ** 2
+    assert roomy.plans.track.families["catboost"]["time_limit_s"] == round((100.0 - 12.0) / limits, 1)
     # With 60 s left a third (20 s) is below the estimate: the estimate sets the limit.
     fair = next_improvement(plans, facts, seconds_left=60.0)
-    assert fair.expected_s == pytest.approx(36.0) and fair.plans.track.families["catboost"]["time_limit_s"] == 5.0
+    assert fair.expected_s == pytest.approx(36.0)
+    assert fair.plans.track.families["catboost"]["time_limit_s"] == round((36.0 - 12.0) / limits, 1)
     tight = next_improvement(plans, facts, seconds_left=32.0)                        # 32 s where 36 s were wanted
     assert tight.step == "catboost" and tight.expected_s == pytest.approx(32.0)
-    assert tight.plans.track.families["catboost"]["time_limit_s"] == round(20.0 / 4.8, 1)
+    assert tight.plans.track.families["catboost"]["time_limit_s"] == round(20.0 / limits, 1)
     # Six pipeline fits under 5 folds: the limit would be 1.7 s; it is never below 2 s. The limit only bounds the
     # fits (6 x 2.4 x 2 s = 28.8 s): the round is expected to take what the family's fits are estimated at, 24 s.
     folds = next_improvement(Plans(plans.prep, plans.track, TrainPlan(holdout_folds=5)), facts, 60.0)
