@@ -38,8 +38,6 @@ from iml_ray.plan.repairs import Plans
 from iml_ray.plan.resources import MAX_TUNE_S
 from iml_ray.plan.round_facts import PLANNED_SHARE, Improvement, RoundFacts
 
-# After one holdout the final fit's refit, in limits: the validation refit's, 1/0.8 the rounds on 1/0.8 the rows.
-FINAL_REFIT = (FIT_AND_REFIT - 1.0) / 0.8 ** 2
 MIN_GROWTH = 1.5            # a step that buys less than this factor of compute is not worth a round
 MAX_GROWTH = 4.0
 EVERY_ROW_SHARE = 0.95       # a sample of at least this share of the rows takes them all
@@ -200,7 +198,8 @@ def _limited_fits(plans: Plans) -> float:
     if folds:
         return plans.train.pipeline_fits * folds
     if not plans.train.holdout_folds:
-        return FIT_AND_REFIT + FINAL_REFIT
+        # The final refit: the validation refit's (FIT_AND_REFIT - 1), its rounds and rows grown by the holdout's.
+        return FIT_AND_REFIT + (FIT_AND_REFIT - 1.0) / (1.0 - plans.train.holdout_fraction) ** 2
     return plans.train.pipeline_fits * FIT_AND_REFIT
 
 
