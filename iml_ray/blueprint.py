@@ -125,8 +125,9 @@ class TrackPlan:
 
 
 def pipeline_fits(holdout_folds: int) -> int:
-    """The fits a validated pipeline makes: the validation fit and the final one, or k + 1 under k folds."""
-    return holdout_folds + 1 if holdout_folds else 2
+    """The fits a validated pipeline makes: the validation fit and the final one, or k under k folds (the fold
+    fits' average is the submission)."""
+    return holdout_folds if holdout_folds else 2
 
 
 @dataclass(frozen=True)

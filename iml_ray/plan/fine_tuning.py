@@ -48,9 +48,9 @@ def fine_tune(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | N
     # An epoch of the final fit (every row): the inner split's rows train, its held-out rows are scored (one encoding).
     inner = plans.train.inner_valid_fraction
     epoch_s = per_row * facts.n_train * ((1 - inner) * FINE_TUNE_EPOCH_COST[modality] + inner)
-    # Predicting: the validation rows (every row under k folds) and the test rows.
+    # Predicting: the validation rows (every row under k folds) and the test rows (by each fold's fit under k folds).
     held = 1.0 if plans.train.holdout_folds else plans.train.holdout_fraction
-    predict_s = per_row * (held * facts.n_train + facts.n_test)
+    predict_s = per_row * (held * facts.n_train + facts.n_test * max(1, plans.train.holdout_folds))
     fits = plans.train.pipeline_fits
     rest = facts.seconds + predict_s + fits * FINE_TUNE_LOAD_S
     limit = min(FINE_TUNE_EPOCHS * epoch_s, (budget - rest) / fits)

@@ -22,7 +22,7 @@ SECONDS_PER_AUDIO_SECOND = 4e-3  # decoding and a log-mel spectrogram, per secon
 BUDGET_SHARE = 0.35          # of the time budget the first attempt should need at most
 # The first fit's sample is never smaller (a track with time left grows it: plan/improvements.py).
 MIN_SAMPLE_ROWS = 500
-# What a first round's LightGBM fits may take together: each pipeline fit (two, or k + 1 under k folds) makes an
+# What a first round's LightGBM fits may take together: each pipeline fit (two, or k under k folds) makes an
 # early-stopped fit, stopped at the limit this gives, and a refit on 1/0.85 the rows for the rounds it reached
 # (about 1.4 times the limit). The limit ends boosting that is still improving slowly, which the cost model above
 # cannot foresee: on 985 rows of 16x16-pixel digits (ten classes) the validation fit's LightGBM stopped at 97
@@ -35,7 +35,7 @@ MIN_BOOSTED_LIMIT_S = 2.0       # a boosted fit's time limit is never shorter (a
 
 def estimated_seconds(prep: PrepPlan, n_rows: int, num_threads: int, n_classes: int = 1, fits: int = 2,
                       text_chars: dict[str, float] | None = None) -> float:
-    """fits: the pipeline's fits (the validation fit and the final one; k + 1 under k-fold validation)."""
+    """fits: the pipeline's fits (the validation fit and the final one; k under k-fold validation)."""
     width = (len(prep.numeric) + len(prep.numeric_coerce) + len(prep.categorical) + 7 * len(prep.datetime)
              + _media_width(prep))
     # LightGBM grows k trees a round for k classes, at twice the learning rate (plan_track): about k/2 the cost.

@@ -55,12 +55,12 @@ def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge,
             # (long texts, a short budget) give way to the holdout.
             folds = 0
             max_rows, note = sample(pipeline_fits(0))
-            notes.append("validated on a holdout, not k folds: k + 1 fits of every row would not fit the first "
+            notes.append("validated on a holdout, not k folds: k fits of most rows would not fit the first "
                          "round's share of the budget")
         if note:
             notes.append(note)
     if folds:
-        # A network's time limit is per fit, sized for two (validation, final): k folds make k + 1.
+        # A network's time limit is per fit, sized for two (validation, final): k folds make k.
         track_plans = [_per_fit_limit(t, pipeline_fits(0) / pipeline_fits(folds)) for t in track_plans]
     if time_budget_s:
         track_plans = [_lightgbm_limit(t, time_budget_s, pipeline_fits(folds)) for t in track_plans]

@@ -209,7 +209,7 @@ def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
     limit = track.nn.get("time_limit_s")
     if track.model_template != "custom_nn" or model.get("stopped") != "time limit" or not limit:
         return None
-    # The pipeline trains twice (validation fit, final fit), or k + 1 times under k-fold validation, each up to the
+    # The pipeline trains twice (validation fit, final fit), or k times under k-fold validation, each up to the
     # limit; the rest is overhead.
     fits = plans.train.pipeline_fits
     overhead = max(0.0, facts.seconds - fits * float(limit))
@@ -338,7 +338,7 @@ def _family(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | Non
         own = (FAMILY_COSTS[name] - 1.0) * facts.without_fits_but("lightgbm", "linear")
         families = dict(track.families)
         if name in TIME_LIMITED_FAMILIES:
-            # What the round may add, shared by the family's fits (two pipeline fits, or k + 1 under k folds). The
+            # What the round may add, shared by the family's fits (two pipeline fits, or k under k folds). The
             # limit bounds them; a small table's fits end before it.
             fits = _limited_fits(plans)
             allowed = min(max(rest + own, FAMILY_SHARE_OF_TIME_LEFT * budget), budget)

@@ -29,7 +29,7 @@ VALIDATION_FOLDS = 5
 
 def validation_folds(summary: TaskSummary) -> int:
     """k for a small table's k-fold validation, 0 for one holdout. Not for a forecast (its holdout is train's
-    last dates) nor for pictures and clips, whose networks would train k + 1 times instead of twice."""
+    last dates) nor for pictures and clips, whose networks would train k times instead of twice."""
     if summary.forecast is not None or summary.images or summary.audio or summary.n_train > SMALL_TABLE_ROWS:
         return 0
     return min(VALIDATION_FOLDS, summary.n_train)

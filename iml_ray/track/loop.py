@@ -295,13 +295,13 @@ def _verified(track: Track, best: Verified, stopped: str) -> Candidate:
         # A later round ran with the parameters an earlier round's search found: that search is what they came from.
         details.setdefault("validation", {})["tuning"] = search
     # What the submission was fitted with goes into the script, so a rerun reproduces it without Ray: the tuned
-    # parameters (run_info's are all the round ran with, an earlier search's and its own), the validated blend and
-    # the settings its final fit refitted it with.
+    # parameters (run_info's are all the round ran with, an earlier search's and its own), the validated blend, the
+    # settings its final fit refitted it with, and the folds whose fits made it under k folds.
     script = (round_dir / f"pipeline_{name}.py").read_text()
     if details.get("tuned_params"):
         script = with_tuned_params(script, details["tuned_params"])
-    for key, constant in (("validated_blend", "VALIDATED_BLEND"), ("validated_refits", "VALIDATED_REFITS")):
-        script = with_constant(script, constant, details[key]) if details.get(key) else script
+    for key in ("validated_blend", "validated_refits", "cross_fit_folds"):       # run_info's key, the constant's
+        script = with_constant(script, key.upper(), details[key]) if details.get(key) else script
     final.write_text(script)
     shutil.copyfile(round_dir / "prep.py", code_dir / "prep.py")
     shutil.copyfile(round_dir / track.module_file("model"), code_dir / track.module_file("model"))

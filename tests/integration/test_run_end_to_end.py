@@ -69,10 +69,13 @@ def test_binary_task_ends_with_verified_submission_and_reproducible_pipeline(tmp
     assert report["chosen"]["valid_score"] == pytest.approx(roc_auc_score(truth, valid["label"]), abs=1e-9)
     assert report["chosen"]["valid_score"] > 0.7
 
-    # k folds may each choose another blend of families: the final fit chooses its own, and the pipeline says so.
+    # k folds may each choose another blend of families: no fit on every row is made, the submission is the fold
+    # fits' average, and the pipeline carries the folds that rebuild it.
     info = json.loads((best / "output" / "run_info.json").read_text())
     assert info["validated_blend"] is None and len(info["validation"]["blends"]) == 1
-    assert not info["final"]["model"]["choice"].startswith("validated"), info["final"]["model"]
+    assert info["final"]["cross_fit"] == 5
+    marks = info["cross_fit_folds"].replace(" ", "")
+    assert [[n for n, mark in enumerate(marks) if mark == str(k)] for k in range(5)] == folds
 
     for name in ("task_summary", "profile", "knowledge", "blueprint", "contract", "holdout"):
         assert (out / "plan" / f"{name}.json").is_file()
@@ -80,7 +83,7 @@ def test_binary_task_ends_with_verified_submission_and_reproducible_pipeline(tmp
     # The standalone pipeline imports no iml_ray and rebuilds the same submission.
     pipeline = (out / "pipeline.py").read_text()
     assert "iml_ray" not in pipeline
-    assert "\nVALIDATED_BLEND = None\n" in pipeline
+    assert "\nVALIDATED_BLEND = None\n" in pipeline and "\nCROSS_FIT_FOLDS = None\n" not in pipeline
     rerun = tmp_path / "rerun"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([sys.executable, str(out / "pipeline.py"), "--data", str(task), "--out", str(rerun)], check=True,

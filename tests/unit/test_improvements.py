@@ -384,10 +384,10 @@ def test_rounds_are_sized_by_what_they_fit_again_when_the_others_fits_are_read_b
 
 
 def test_bagging_is_sized_by_each_familys_seconds_per_fit_times_the_fits_it_makes():
-    """penguins under 5-fold validation (6 pipeline fits): the round before bagging made CatBoost's 7 fits in
-    7.95 s (an inner fit per pipeline fit, one refit: the blends kept it once). Bagged, each pipeline fit makes 5
-    fits per family: 30 CatBoost fits. Sized as two fits per family and pipeline fit (the round x 5 / 2), bagging
-    looked like 37 s and took 55 s, timing out in a 45 s round."""
+    """penguins under 5-fold validation (6 pipeline fits then, 5 now that the fold fits make the submission): the
+    round before bagging made CatBoost's 7 fits in 7.95 s (an inner fit per pipeline fit, one refit: the blends kept
+    it once). Bagged, each pipeline fit makes 5 fits per family: 25 CatBoost fits. Sized as two fits per family
+    and pipeline fit (the round x 5 / 2), bagging looked like 37 s and took 55 s, timing out in a 45 s round."""
     fits = {"made": 31, "reused": 0, "made_s": 12.0,
             "seconds": {"lightgbm": 3.0, "linear": 1.05, "catboost": 7.95},
             "counts": {"lightgbm": 12, "linear": 12, "catboost": 7}}
@@ -399,7 +399,7 @@ def test_bagging_is_sized_by_each_familys_seconds_per_fit_times_the_fits_it_make
     bagging = next_improvement(plans, facts, seconds_left=100.0, exhausted=done)
     per_fit = 3.0 / 12 + 1.05 / 12 + 7.95 / 7
     assert bagging.step == "bagging" and bagging.plans.track.bagging_folds == 5
-    assert bagging.expected_s == pytest.approx(facts.overhead_s + 1.3 * 30 * per_fit)       # 55 s
+    assert bagging.expected_s == pytest.approx(facts.overhead_s + 1.3 * 25 * per_fit)
     assert facts.fresh_s * 5 / 2 < 45.0 < bagging.expected_s
     assert next_improvement(plans, facts, seconds_left=45.0, exhausted=done).step != "bagging"
     # Bagged, a time-limited family's limit is shared by 5 early-stopped fits per pipeline fit, and no refit.
@@ -407,7 +407,7 @@ def test_bagging_is_sized_by_each_familys_seconds_per_fit_times_the_fits_it_make
     catboost = next_improvement(bagged, facts, seconds_left=300.0, exhausted=frozenset({"search"}))
     assert catboost.step == "catboost"
     limit = catboost.plans.track.families["catboost"]["time_limit_s"]
-    assert limit == pytest.approx((300.0 / 3 - facts.overhead_s) / 30, abs=0.05)        # not / (6 x 2.4)
+    assert limit == pytest.approx((300.0 / 3 - facts.overhead_s) / 25, abs=0.05)        # not / (5 x 2.4)
 
 
 def test_no_search_is_planned_where_the_inner_split_is_too_small_for_one():
