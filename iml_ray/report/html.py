@@ -234,6 +234,8 @@ def _leaderboard_section(report: dict, run_dir: Path) -> str:
                 diff = f"<details><summary>diff</summary><pre>{esc(Path(r['diff_file']).read_text()[:20000])}</pre></details>"
             score = "" if r.get("score") is None else f"{r['score']:.5g}"
             kept = "" if r.get("kept") is None else ("kept" if r["kept"] else "not kept")
+            if r.get("kept") is False and r["status"] == "ok" and r.get("diagnosis"):
+                kept += f": {r['diagnosis']}"      # it scored better, within the noise of the validation rows
             kind = (r.get("step") or ("repair" if r["status"] != "ok" else "first")) + \
                 (f" ({r['threads']} threads)" if r.get("threads") else "") + (f", by {r['author']}" if r.get("author") else "")
             round_rows.append([esc(r["round"]), esc(kind),

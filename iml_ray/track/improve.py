@@ -18,6 +18,7 @@ from iml_ray.metrics.registry import get_metric
 from iml_ray.plan.fine_tuning import fine_tune_note
 from iml_ray.plan.improvements import REPEATABLE, RoundFacts, next_improvement
 from iml_ray.plan.repairs import Plans
+from iml_ray.scoring.noise import gain_deviation
 from iml_ray.track.checks import read_json
 from iml_ray.track.job import ModuleSlot, search_pays_off
 
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 # Of a round's wall time, the part more threads speed up (Amdahl's law): starting the process, reading the data and
 # the prep's single-threaded steps stay as they were, and the fits themselves do not scale perfectly.
 PARALLEL_PART = 0.5
+# A round that scores better is kept when its gain is more than this many paired-bootstrap deviations of the score
+# difference on the validation rows (about five chances in six that it is no accident).
+NOISE_DEVIATIONS = 1.0
 
 
 @dataclass(frozen=True)
@@ -109,9 +113,11 @@ def run_step(track, best: Verified, number: int, step: str, change: str, attempt
     attempt = attempt_round(track, number, round_dir)
     seconds = round(time.time() - started, 2)
     kept = attempt.failure is None and (attempt.score > best.score if higher else attempt.score < best.score)
+    noise = _within_noise(track, round_dir, best, step, attempt.score) if kept else None
+    kept = kept and noise is None
     failure = attempt.failure
     track.rounds.append(RepairRound(number, "ok" if failure is None else failure.status, seconds,
-                                    None if failure is None else failure.message, change=change,
+                                    None if failure is None else failure.message, change=change, diagnosis=noise,
                                     score=attempt.score, step=step, kept=kept, threads=track.threads or None,
                                     author=authors(track)))
     log.info("track %s improvement %s: %s (%s)", track.name, step, "kept" if kept else "not kept",
@@ -122,6 +128,25 @@ def run_step(track, best: Verified, number: int, step: str, change: str, attempt
     restore(track, best)
     track.notify("verified", best.number, detail=f"kept round {best.number}", score=best.score)
     return best, False
+
+
+def _within_noise(track, round_dir: Path, best: Verified, step: str, score: float) -> str | None:
+    """Why a round that scored better is not kept: its gain is within NOISE_DEVIATIONS paired-bootstrap deviations
+    of the validation rows (scoring/noise.py), so the track would keep a change that is as likely worse on other
+    rows, and every later step would build on it. None: kept. A step that gives the same model more rows or more
+    time (REPEATABLE) is expected to help and is kept on any gain."""
+    if step in REPEATABLE:
+        return None
+    try:
+        deviation = gain_deviation(round_dir / "output" / "valid_predictions.csv",
+                                   best.round_dir / "output" / "valid_predictions.csv", track.job.summary)
+    except (OSError, ValueError, KeyError):
+        log.debug("no paired bootstrap of round %s against round %s", round_dir.name, best.number, exc_info=True)
+        return None
+    gain = abs(score - best.score)
+    if deviation is None or gain > NOISE_DEVIATIONS * deviation:
+        return None
+    return f"gain {gain:.3g} within the validation rows' noise (paired bootstrap deviation {deviation:.3g})"
 
 
 def _stop_message(best: Verified, facts: RoundFacts, left: float, exhausted: frozenset[str]) -> str:
