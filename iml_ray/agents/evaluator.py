@@ -18,10 +18,6 @@ class Evaluator(Agent):
     warm_imports = ("iml_ray.scoring.evaluate", "sklearn.metrics")
 
     def score(self, valid_predictions_csv: str, summary: TaskSummary) -> float:
-        import pandas as pd
+        from iml_ray.scoring.evaluate import read_valid_predictions, score_valid_predictions
 
-        from iml_ray.scoring.evaluate import score_valid_predictions
-
-        frame = pd.read_csv(valid_predictions_csv, low_memory=False)
-        frame.columns = [str(c) for c in frame.columns]
-        return score_valid_predictions(frame, summary)
+        return score_valid_predictions(read_valid_predictions(valid_predictions_csv), summary)

@@ -141,6 +141,15 @@ def read_target(summary: TaskSummary) -> pd.Series | pd.DataFrame:
     return frame[targets[0]] if len(targets) == 1 else frame
 
 
+def read_valid_predictions(path: Path | str) -> pd.DataFrame:
+    """A candidate's valid_predictions.csv, its column names as strings (a label column named 1 reads as "1")."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, low_memory=False)
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
 def score_valid_predictions(frame: pd.DataFrame, summary: TaskSummary) -> float:
     """Score validation predictions (submission format + __row__) against train.csv's labels."""
     truth = read_target(summary).iloc[frame["__row__"].to_numpy()].reset_index(drop=True)
