@@ -50,6 +50,9 @@ class PrepPlan:
     tfidf_min_df: int = 2
     tfidf_char_ngram_max: int = 0       # > 0: character n-grams (2..this, within words) beside the word terms
     text_clean: bool = False            # decode literal escapes and HTML entities, drop tags, links as ' url '
+    # > 0 (TF-IDF text): each text column's length in characters and words and its this many most frequent words
+    # (not stop words) as dense columns, which trees see (they do not see the TF-IDF block)
+    text_tree_terms: int = 0
     datetime_parts: tuple[str, ...] = ("year", "month", "day", "day_of_week", "day_of_year", "hour", "elapsed_days")
     # pretrained: the encoder's sentence embeddings; tokens: its token ids, for a network that fine-tunes it
     text_mode: Literal["tfidf", "pretrained", "tokens"] = "tfidf"
@@ -245,7 +248,8 @@ class Candidate:
 
     track: str
     code_dir: str
-    status: Literal["verified", "failed"]
+    # "not_run": a track that waited for others' CPUs (track/waiting.py) and had no time left to start
+    status: Literal["verified", "failed", "not_run"]
     metric: str
     valid_score: float | None = None  # computed by the Evaluator, never parsed from stdout
     aps: float = 0.0

@@ -64,6 +64,7 @@ def render_prep(summary: TaskSummary, plan: PrepPlan) -> str:
         "tfidf_min_df": plan.tfidf_min_df,
         "tfidf_char_ngram_max": plan.tfidf_char_ngram_max,
         "text_clean": plan.text_clean,
+        "text_tree_terms": plan.text_tree_terms,
         "datetime_parts": list(plan.datetime_parts),
         "text_mode": plan.text_mode,
         "image": list(plan.image),

@@ -14,7 +14,8 @@ from iml_ray.task.files import TaskSummary
 from iml_ray.task.profile import Profile
 
 PREP_KNOBS = {"max_categories", "min_category_count", "frequency_encoding", "tfidf_max_features", "tfidf_ngram_max",
-              "tfidf_min_df", "tfidf_char_ngram_max", "text_clean", "missing_indicators", "datetime_parts"}
+              "tfidf_min_df", "tfidf_char_ngram_max", "text_clean", "missing_indicators", "datetime_parts",
+              "text_tree_terms"}
 
 
 def make_blueprint(summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],

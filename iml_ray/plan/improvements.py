@@ -10,6 +10,8 @@ the measured wall time of the round it improves on, never by a constant cost mod
                   boosting_time_xgboost: CatBoost or XGBoost that the round adding it stopped so);
 - fine_tune:      a track on a frozen encoder's features fine-tunes the encoder instead (plan/fine_tuning.py);
 - char_ngrams:    character n-grams (2 to 5, within words) beside the word terms of a TF-IDF text;
+- text_words:     trees see a TF-IDF text's length and its most frequent words as columns (where they fit on
+                  other columns and saw none of the text);
 - search:         a Ray Tune search where the verified round had none;
 - bagging:        on a small table, k models per family on k folds, each early-stopped on its own fold,
                   chosen on out-of-fold outputs and averaged;
@@ -37,6 +39,7 @@ from iml_ray.plan.first_fit import FIT_AND_REFIT, MIN_BOOSTED_LIMIT_S
 from iml_ray.plan.repairs import Plans
 from iml_ray.plan.resources import MAX_TUNE_S
 from iml_ray.plan.round_facts import PLANNED_SHARE, Improvement, RoundFacts
+from iml_ray.plan.text_improvements import char_ngrams, text_words, trees_have_columns
 
 MIN_GROWTH = 1.5            # a step that buys less than this factor of compute is not worth a round
 MAX_GROWTH = 4.0
@@ -68,8 +71,6 @@ FAMILY_COSTS = {"catboost": 3.0, "extra_trees": 2.0, "xgboost": 2.0, "knn": 1.5}
 FAMILY_LIBRARIES = {"catboost": "catboost", "extra_trees": "sklearn", "xgboost": "xgboost", "knn": "sklearn"}
 FAMILY_NAMES = {"catboost": "CatBoost", "extra_trees": "extremely randomised trees", "xgboost": "XGBoost",
                 "knn": "k-nearest neighbours"}
-CHAR_NGRAM_MAX = 5
-CHAR_NGRAM_COST = 3.5           # vectorising characters and a linear fit on several times the non-zeros (bbc_news: 3.3x)
 KNN_MAX_ROWS = 20_000           # neighbours are searched by brute force: prediction grows with train rows x rows
 # The traditional template's MIN_INNER_ROWS: a table with fewer rows is fitted as one regularised linear model
 # whatever the plan says, so no step of its traditional track can change the candidate (a 4-row table's track
@@ -222,17 +223,6 @@ def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
                        f"limit at epoch {model.get('epochs', '?')})", overhead + fits * new_limit)
 
 
-def _char_ngrams(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
-    prep, track = plans.prep, plans.track
-    if (track.model_template != "traditional" or not prep.text or prep.text_mode != "tfidf" or prep.tfidf_char_ngram_max
-            or "linear" not in track.models):
-        return None
-    new = prep.replace(tfidf_char_ngram_max=CHAR_NGRAM_MAX)
-    return Improvement(Plans(new, track, plans.train), "char_ngrams",
-                       f"character 2-{CHAR_NGRAM_MAX}-grams beside the word terms of {', '.join(prep.text)}",
-                       CHAR_NGRAM_COST * facts.fresh_s)
-
-
 def _family_of(setting: str) -> str:
     return setting.split(":", 1)[0] if ":" in setting else "lightgbm"
 
@@ -317,12 +307,6 @@ def family_installed(name: str) -> bool:
     return importlib.util.find_spec(FAMILY_LIBRARIES[name]) is not None
 
 
-def _trees_have_columns(plans: Plans) -> bool:
-    """Whether anything but the sparse TF-IDF block (which the trees skip) reaches the models."""
-    prep = plans.prep
-    return prep.text_mode == "pretrained" or bool(set(prep.used_columns) - set(prep.text))
-
-
 def _family(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | None]:
     def add(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
         track = plans.track
@@ -330,7 +314,7 @@ def _family(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | Non
             return None
         if name == "knn" and facts.n_train > KNN_MAX_ROWS:
             return None
-        if name != "knn" and not _trees_have_columns(plans):
+        if name != "knn" and not trees_have_columns(plans):
             return None
         change = f"{FAMILY_NAMES[name]} beside " + " and ".join(track.models)
         # The family's own fits cost FAMILY_COSTS - 1 rounds of the plan's first families; the others are read back.
@@ -393,6 +377,6 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
 # the bagging then averages both.
 STEPS: tuple[Callable[[Plans, RoundFacts, float], Improvement | None], ...] = (
     _more_rows, _longer_network, _longer_boosting, *(_longer_family_boosting(name) for name in TIME_LIMITED_FAMILIES),
-    fine_tune, _char_ngrams, _family("catboost"), _search, _bagging, _family("extra_trees"), _family("xgboost"),
-    _family("knn"), _finer_boosting,
+    fine_tune, char_ngrams, _family("catboost"), _search, _bagging, _family("extra_trees"), _family("xgboost"),
+    _family("knn"), text_words, _finer_boosting,
     *(_family_search(name) for name in FAMILY_SEARCH_SPACES))

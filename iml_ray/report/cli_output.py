@@ -20,8 +20,8 @@ def print_summary(report: dict, out: Path) -> None:
         table.add_column(column)
     for row in report["leaderboard"]:
         score = "" if row["valid_score"] is None else f"{row['valid_score']:.5g}"
-        table.add_row(row["track"], row["status"], score, str(row["repair_rounds"]), _span(row), _resources(row.get("resources")),
-                      row["failure"] or _model(row.get("model")))
+        table.add_row(row["track"], row["status"].replace("_", " "), score, str(row["repair_rounds"]), _span(row),
+                      _resources(row.get("resources")), row["failure"] or _model(row.get("model")))
     console.print(table)
     for note in report.get("blueprint_notes", []):
         if note.startswith("track "):

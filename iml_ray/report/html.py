@@ -190,7 +190,8 @@ def _leaderboard_section(report: dict, run_dir: Path) -> str:
     chosen = (report.get("chosen") or {}).get("track")
     rows = []
     for c in board:
-        status = f"<span class='{'ok' if c['status'] == 'verified' else 'failed'}'>{esc(c['status'])}</span>"
+        css = {"verified": "ok", "not_run": "muted"}.get(c["status"], "failed")
+        status = f"<span class='{css}'>{esc(c['status'].replace('_', ' '))}</span>"
         if c["track"] == chosen:
             status += " <span class='badge'>winner</span>"
         score = "" if c["valid_score"] is None else f"{c['valid_score']:.5g}"

@@ -22,7 +22,7 @@ FREED_GRACE_S = 3.0
 def wait_for_peers(job: TrackJob, coordinator: Any, poll_s: float = POLL_S) -> tuple[TrackJob, Candidate | None]:
     """Block until every track of job.waits_for has finished (the Coordinator has its candidate). Then the job
     runs on the CPUs the Coordinator hands it (cpus_for: the finished tracks' share, as far as the cluster has it
-    free), its plans with as many threads. A failed candidate instead when less than a round's time is left."""
+    free), its plans with as many threads. A "not_run" candidate instead when less than a round's time is left."""
     if not job.waits_for or coordinator is None:
         return job, None
     started = time.time()
@@ -32,7 +32,7 @@ def wait_for_peers(job: TrackJob, coordinator: Any, poll_s: float = POLL_S) -> t
             why = f"not run: waited for {said}, which used the time budget"
             log.info("track %s %s", job.plans.track.track, why)
             now = time.time()
-            return job, Candidate(track=job.plans.track.track, code_dir=job.code_dir, status="failed",
+            return job, Candidate(track=job.plans.track.track, code_dir=job.code_dir, status="not_run",
                                   metric=job.summary.metric, failure=why, wall_s=round(now - started, 2),
                                   started_at=started, finished_at=now, resources=job.resources)
         time.sleep(poll_s)

@@ -364,6 +364,22 @@ def test_text_gets_character_ngrams_before_anything_else_that_fits():
     assert next_improvement(pretrained, _facts(seconds=8.0), 300.0).step == "catboost"
 
 
+def test_trees_are_shown_a_texts_words_only_where_they_fit_on_other_columns():
+    from iml_ray.plan.improvements import STEPS
+    from iml_ray.plan.text_improvements import text_words
+
+    beside = Plans(PrepPlan(text=("name",), numeric=("fare",)), TrackPlan("traditional"), TrainPlan())
+    step = text_words(beside, _facts(seconds=10.0), 300.0)
+    assert step.step == "text_words" and step.plans.prep.text_tree_terms == 30 and step.expected_s == pytest.approx(12.0)
+    assert step.plans.prep.replace(text_tree_terms=0) == beside.prep
+    assert text_words(step.plans, _facts(seconds=10.0), 300.0) is None                   # once
+    alone = Plans(PrepPlan(text=("review",)), TrackPlan("traditional"), TrainPlan())
+    assert text_words(alone, _facts(seconds=10.0), 300.0) is None                        # no trees fit there
+    linear = Plans(beside.prep, TrackPlan("traditional", models=("linear",)), TrainPlan())
+    assert text_words(linear, _facts(seconds=10.0), 300.0) is None
+    assert text_words in STEPS
+
+
 def test_rounds_are_sized_by_what_they_fit_again_when_the_others_fits_are_read_back():
     """The round it improves on took 28 s, 20 of them fitting CatBoost afresh (LightGBM 4 s and the linear model 1 s
     were read back from earlier rounds). Adding XGBoost refits only XGBoost: 8 s of the rest plus one round of the
@@ -588,5 +604,5 @@ def test_a_waiting_track_whose_peers_use_the_budget_ends_unrun_and_says_why(tmp_
     started = time.time()
     _, not_run = wait_for_peers(job, coordinator, poll_s=0.05)
     assert 0.5 <= time.time() - started < 5.0          # until less than a round's time was left, not to the deadline
-    assert not_run.status == "failed" and not_run.track == "custom_nn"
+    assert not_run.status == "not_run" and not_run.track == "custom_nn"
     assert not_run.failure == "not run: waited for traditional, which used the time budget"

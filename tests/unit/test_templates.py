@@ -120,6 +120,7 @@ def test_text_only_task_skips_trees(tmp_path):
     train, test = frame.iloc[:150], frame.iloc[150:].drop(columns="topic")
     root = write_task(tmp_path / "x", train, test, pd.DataFrame({"id": test["id"], "topic": "tech"}))
     summary, blueprint, contract = _plan(root)
+    assert blueprint.prep.text_tree_terms == 0          # text alone: no columns of it for trees
     prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
     model_module = _load(render_traditional(summary, blueprint.tracks[0], blueprint.train, contract), "model")
     model = model_module.fit_model(prep.transform(train), (train["topic"] == "tech").astype(int).to_numpy(),
@@ -384,6 +385,47 @@ def test_character_ngrams_join_the_word_terms_in_the_text_block(tmp_path):
     assert not X[:, words].any() and (X[:, chars] > 0).sum(axis=1).min() >= 2
     without = _load(render_prep(summary, plan.replace(tfidf_char_ngram_max=0)), "prep").Preprocessor().fit(train)
     assert not any("__char_" in n for n in without.feature_names_)
+
+
+def test_trees_see_a_text_columns_length_and_most_frequent_words_beside_other_columns(tmp_path):
+    """text_tree_terms (the text_words improvement): a text's length and its most frequent words (not stop words)
+    are dense columns before the TF-IDF block, so trees fit on them; a label carried by a title in a name is learnt
+    by LightGBM alone."""
+    rng = np.random.default_rng(3)
+    n = 400
+    titles = rng.choice(["mr", "master", "miss"], n)
+    given = rng.choice(["john", "james", "mary", "anna", "george", "william", "elsa", "paul"], n)
+    frame = pd.DataFrame({"id": range(n), "fare": rng.normal(30, 10, n).round(2),
+                          "name": [f"{g.title()} of the {t.title()} {s}" for g, t, s in
+                                   zip(given, titles, rng.choice(["smith", "brown", "jones", "clark"], n))],
+                          "y": (titles == "master").astype(int)})
+    train, test = frame.iloc[:300], frame.iloc[300:].drop(columns="y")
+    root = write_task(tmp_path / "t", train, test, pd.DataFrame({"id": test["id"], "y": 0}), "## Evaluation\nAUC")
+    summary, blueprint, contract = _plan(root)
+    assert blueprint.prep.text == ("name",) and blueprint.prep.text_tree_terms == 0
+    words = blueprint.prep.replace(text_tree_terms=30)
+    prep = _load(render_prep(summary, words), "prep").Preprocessor().fit(train)
+    start = prep.layout_["text"][0]
+    dense = prep.feature_names_[:start]
+    assert {"name__characters", "name__words", "name__word_master", "name__word_mr"} <= set(dense)
+    assert "name__word_the" not in dense and "name__word_of" not in dense          # stop words
+    X = prep.transform(test).toarray()
+    column = prep.feature_names_.index("name__word_master")
+    in_block = prep.feature_names_.index("name__tfidf_master", start)
+    assert np.array_equal(X[:, column], X[:, in_block]) and (X[:, column] > 0).any()
+    assert np.array_equal(X[:, prep.feature_names_.index("name__words")], test["name"].str.split().str.len())
+
+    def lightgbm_auc(prep_plan):
+        prep = _load(render_prep(summary, prep_plan), "prep").Preprocessor().fit(train)
+        plan = blueprint.tracks[0].replace(models=("lightgbm",))
+        module = _load(render_traditional(summary, plan, blueprint.train, contract), "model")
+        model = module.fit_model(prep.transform(train), train["y"].to_numpy(), prep.layout_)
+        truth = frame["y"].iloc[300:].to_numpy()
+        score = module.predict_model(model, prep.transform(test))[:, 1]
+        return np.mean([s_pos > s_neg for s_pos in score[truth == 1] for s_neg in score[truth == 0]])
+
+    assert lightgbm_auc(words) > 0.95
+    assert lightgbm_auc(blueprint.prep) < 0.7      # the fare alone says nothing
 
 
 def test_mape_is_fitted_with_the_objective_that_weighs_rows_as_the_metric_does(tmp_path):
