@@ -27,7 +27,7 @@ def char_ngrams(plans: Plans, facts: RoundFacts, budget: float) -> Improvement |
 
 def text_words(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
     prep, track = plans.prep, plans.track
-    trees = set(track.models) & {"lightgbm", "catboost", "xgboost", "extra_trees"}
+    trees = set(track.models) - {"linear", "knn"}
     if (track.model_template != "traditional" or not prep.text or prep.text_mode != "tfidf" or prep.text_tree_terms
             or not trees or not trees_have_columns(plans)):
         return None
