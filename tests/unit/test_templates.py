@@ -341,9 +341,56 @@ def test_the_linear_model_chooses_whether_the_tfidf_block_is_scaled_like_the_oth
     model = module.fit_model(X, y, prep.layout_)
     grid = module._linear_grid()
     assert tried[:2 * len(grid)] == [s for c in grid for s in (c, {"strength": c, "text": "unit"})]
-    assert model["settings"]["linear"] in tried[:2 * len(grid)]
+    assert model["settings"]["linear"] in tried
     proba = module.predict_model(model, prep.transform(test))
     assert proba.shape == (60, 2) and np.allclose(proba.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("separable", [True, False])
+def test_the_linear_models_strength_goes_past_its_grids_end_while_that_end_keeps_winning(tmp_path, monkeypatch,
+                                                                                         separable):
+    """Classes a line separates want a weaker penalty than any of a grid of strong ones; a label that is noise wants
+    a stronger one than a grid of weak ones. The search goes one grid step past the winning end at a time, while
+    each step beats the last, and the strength chosen is the best it tried."""
+    rng = np.random.default_rng(11)
+    n = 400
+    x = rng.normal(size=(n, 2 if separable else 30))
+    label = (x[:, 0] > 0).astype(int) if separable else rng.integers(0, 2, n)
+    frame = pd.DataFrame({"id": range(n), **{f"x{i}": x[:, i] for i in range(x.shape[1])}, "label": label})
+    train, test = frame.iloc[:320], frame.iloc[320:].drop(columns="label")
+    root = write_task(tmp_path / "s", train, test, pd.DataFrame({"id": test["id"], "label": 0.5}),
+                      "## Evaluation\nlog loss")
+    summary, blueprint, contract = _plan(root)
+    prep = _load(render_prep(summary, blueprint.prep), "prep").Preprocessor().fit(train)
+    module = _load(render_traditional(summary, blueprint.tracks[0], blueprint.train, contract), "model")
+    grid = [0.001, 0.01] if separable else [1.0, 10.0]
+    module.MODEL_CONFIG["models"] = ["linear"]
+    module.MODEL_CONFIG["linear"] = {**module.MODEL_CONFIG["linear"], "c_grid": grid}
+    X, y = prep.transform(train), train["label"].to_numpy()
+    inner_train, inner_valid = module._inner_split(y)
+    scores, fit = {}, module._linear_fit
+
+    def recorded(X_fit, y_fit, cats, setting, text_start=None):
+        fitted = fit(X_fit, y_fit, cats, setting, text_start)
+        if len(y_fit) == len(inner_train):
+            scores[setting] = module._inner_score(y[inner_valid], module._linear_output(fitted, X[inner_valid]))
+        return fitted
+
+    monkeypatch.setattr(module, "_linear_fit", recorded)
+    model = module.fit_model(X, y, prep.layout_)
+    tried = list(scores)
+    edge, step = (grid[-1], 10.0) if separable else (grid[0], 0.1)
+    assert tried[:2] == grid and tried[2] == pytest.approx(edge * step)
+    assert 3 <= len(tried) <= 2 + module.LINEAR_EDGE_STEPS
+    chosen = model["settings"]["linear"]
+    assert chosen not in grid and scores[chosen] == max(scores.values())
+    # Past the grid's end, every strength but the last tried beat the one before it.
+    past = [edge, *tried[2:]]
+    assert all(scores[later] > scores[earlier] for earlier, later in zip(past[:-2], past[1:-1]))
+    assert module._beyond_the_edge({"strength": edge, "text": "unit"})[0] == {"strength": pytest.approx(edge * step),
+                                                                                "text": "unit"}
+    module.MODEL_CONFIG["linear"]["c_grid"] = [0.1, 1.0, 10.0]
+    assert module._beyond_the_edge(1.0) == []
 
 
 def test_greedy_ensemble_selection_weighs_families_by_how_often_they_are_picked(tmp_path):
