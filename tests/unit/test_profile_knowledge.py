@@ -66,6 +66,23 @@ def test_card_settings_merge_by_priority(tmp_path):
     assert settings["lightgbm"]["max_rounds"] == 3000
 
 
+def test_a_large_table_grows_bigger_trees_than_a_medium_one(tmp_path):
+    """Hundreds of thousands of rows support trees of 127 leaves (on 217,000 rows of New York flights: test AUC 0.790
+    with 31 leaves in 1,165 rounds, 0.797 with 127 in 295, in half the time); tens of thousands keep 31 (adult's
+    26,000 rows: 0.9372 with 31, 0.9359 with 127)."""
+    import dataclasses
+
+    train, test, sample = binary_frames(3000, 20)
+    summary = analyze_task(write_task(tmp_path / "t", train, test, sample))
+    profile = profile_task(summary)
+    medium = retrieve(summary, dataclasses.replace(profile, n_train=50_000), ("traditional",))
+    large = retrieve(summary, dataclasses.replace(profile, n_train=250_000), ("traditional",))
+    assert "large-data" in large.card_ids and "large-data" not in medium.card_ids
+    assert medium.settings()["lightgbm"]["num_leaves"] == 31
+    assert large.settings()["lightgbm"]["num_leaves"] == 127
+    assert large.settings()["lightgbm"]["learning_rate"] == 0.1
+
+
 def test_a_large_table_is_sampled_to_fit_the_budget(tmp_path):
     from iml_ray.blueprint import PrepPlan
     from iml_ray.plan.first_fit import estimated_seconds, sample_for_budget
