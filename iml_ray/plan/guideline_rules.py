@@ -188,7 +188,7 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
             # Hundreds of pixel columns of a few hundred levels each: half of them per tree and 63 bins
             # halve the cost of a tree and lose little (neighbouring pixels say much the same).
             lightgbm.setdefault("feature_fraction", 0.5)
-            lightgbm.setdefault("max_bin", 63)
+            lightgbm["max_bin"] = min(int(lightgbm.get("max_bin", 255)), 63)     # also under a large table's 1,023
             reasons.append("LightGBM on pixels: half the columns per tree, 63 bins")
         if prep.audio:
             reasons.append(f"clips as log-mel statistics ({prep.audio_mels} bands) and MFCCs, the first "

@@ -159,7 +159,7 @@ def _resource_steps(plans: Plans, n_rows: int, memory: bool, prep_only: bool = F
         steps.append(_smaller_vocabulary(plans))
         if lgb.get("max_bin", 255) > 63:
             steps.append(Repair(Plans(prep, track.replace(lightgbm={**lgb, "max_bin": 63}), train), "model",
-                                "LightGBM histograms 255 → 63 bins"))
+                                f"LightGBM histograms {lgb.get('max_bin', 255)} → 63 bins"))
     else:
         rate = float(lgb.get("learning_rate", 0.05))
         if rate < 0.2 or int(lgb.get("max_rounds", 3000)) > 500:
