@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODEL_TEMPLATES = ("traditional", "custom_nn")
-TRADITIONAL_MODELS = ("lightgbm", "linear", "catboost", "xgboost", "extra_trees", "knn")
+TRADITIONAL_MODELS = ("lightgbm", "linear", "catboost", "xgboost", "extra_trees", "knn", "lightgbm_log")
 
 
 class GuidelineAgent(Agent):
@@ -126,6 +126,9 @@ def parse(text: str, draft: Blueprint, draft_contract: InterfaceContract, column
             raise BadAnswer(f"track {plan.track}: model_template must be one of {list(MODEL_TEMPLATES)}")
         if plan.model_template == "traditional" and (not plan.models or set(plan.models) - set(TRADITIONAL_MODELS)):
             raise BadAnswer(f"track {plan.track}: models must be a non-empty subset of {list(TRADITIONAL_MODELS)}")
+        if "lightgbm_log" in plan.models and draft_contract.classes:
+            raise BadAnswer(f"track {plan.track}: lightgbm_log fits log1p of a regression target; this task has "
+                            "classes")
     if not blueprint.tracks:
         raise BadAnswer("the blueprint needs at least one track")
     # A dropped column leaves every role (the answer need not repeat the role lists without it).

@@ -174,6 +174,10 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
         reasons.append(f"class weights {model['class_weight']} (imbalance {profile.target.imbalance_ratio}:1)")
     common = dict(track=track, class_weight=model.get("class_weight"), target_transform=target.get("transform"),
                   clip_min=target.get("clip_min"), num_threads=max(1, num_threads))
+    if "lightgbm_log" in settings and not target.get("transform"):
+        # The family's settings make it one an improvement round may add (plan/improvements.py); a target the track
+        # fits on log1p already has no second log to take.
+        common["families"] = {"lightgbm_log": dict(settings["lightgbm_log"])}
     n_classes = len(summary.submission.classes) if summary.problem_type == "multiclass" else 1
     if n_classes > 2:
         # LightGBM grows one tree per class per round: fewer, bolder rounds keep k classes affordable.

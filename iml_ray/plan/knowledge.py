@@ -14,7 +14,7 @@ from iml_ray.task.files import TaskSummary
 from iml_ray.task.profile import Profile
 
 CONDITIONS = {"tracks", "problem_type", "metric", "has_role", "min_rows", "max_rows", "imbalance_min",
-              "any_missing", "max_categorical_unique_min"}
+              "any_missing", "max_categorical_unique_min", "target_skew_min"}
 
 
 @dataclass(frozen=True)
@@ -129,4 +129,9 @@ def _check(key: str, wanted: Any, summary: TaskSummary, profile: Profile, tracks
     if key == "max_categorical_unique_min":
         wide = [c for c in profile.columns if c.role == "categorical" and c.n_unique >= wanted]
         return f"categorical {wide[0].name} has {wide[0].n_unique} values" if wide else None
+    if key == "target_skew_min":
+        target = profile.target
+        if target.skew is None or target.min is None or target.min < 0 or target.skew < wanted:
+            return None
+        return f"target skewed ({target.skew:.2f}), none below 0"
     raise ValueError(f"unknown card condition {key}")

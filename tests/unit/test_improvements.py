@@ -606,3 +606,16 @@ def test_a_waiting_track_whose_peers_use_the_budget_ends_unrun_and_says_why(tmp_
     assert 0.5 <= time.time() - started < 5.0          # until less than a round's time was left, not to the deadline
     assert not_run.status == "not_run" and not_run.track == "custom_nn"
     assert not_run.failure == "not run: waited for traditional, which used the time budget"
+
+
+def test_lightgbm_on_the_log_of_the_target_follows_the_search_only_where_the_plan_prepared_it():
+    plain = Plans(PrepPlan(numeric=("x",)), TRADITIONAL, TrainPlan())
+    skewed = Plans(plain.prep, TRADITIONAL.replace(families={"lightgbm_log": {}}), TrainPlan())
+    assert next_improvement(skewed, _facts(seconds=10.0, can_search=True), 300.0,
+                            exhausted=frozenset({"catboost"})).step == "search"
+    done = frozenset({"catboost", "search"})
+    step = next_improvement(skewed, _facts(seconds=10.0), 300.0, exhausted=done)
+    assert step.step == "lightgbm_log" and step.plans.track.models == ("lightgbm", "linear", "lightgbm_log")
+    assert "log1p" in step.change and step.expected_s == pytest.approx(20.0)
+    assert next_improvement(skewed, _facts(seconds=10.0), 300.0, exhausted=done | {"lightgbm_log"}).step == "bagging"
+    assert next_improvement(plain, _facts(seconds=10.0), 300.0, exhausted=done).step == "bagging"

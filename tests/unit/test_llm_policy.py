@@ -97,6 +97,8 @@ def _parse(summary, blueprint, contract, answer):
     ({"blueprint": {"eval": {"metric": "auc"}}}, "blueprint.eval must stay"),
     ({"blueprint": {"prep": {"numeric": ["x1", "height"]}}}, "prep names column(s) ['height']"),
     ({"blueprint": {"tracks": [{"track": "traditional", "models": ["svm"]}]}}, "models must be a non-empty subset"),
+    ({"blueprint": {"tracks": [{"track": "traditional", "models": ["lightgbm", "lightgbm_log"]}]}},
+     "lightgbm_log fits log1p of a regression target; this task has classes"),
     ({"blueprint": {"prep": {"column_transforms": {"colour": {"transform": "log1p", "why": "skewed"}}}}},
      "'colour' is not one of prep.numeric"),
     ({"blueprint": {"prep": {"column_transforms": {"x1": {"transform": "sqrt", "why": "skewed"}}}}},

@@ -102,3 +102,33 @@ def test_a_large_table_is_sampled_to_fit_the_budget(tmp_path):
     assert three < rows and "for 3 targets" in note3
     startup = 8.0
     assert (estimated_seconds(prep, three, 2) - startup) * 3 <= 0.35 * 120 - startup + 1
+
+
+def _regression_task(tmp_path, y, metric="RMSE"):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"Id": range(len(y)), "a": rng.normal(size=len(y)), "b": rng.normal(size=len(y)), "v": y})
+    root = write_task(tmp_path, frame.iloc[:300], frame.iloc[300:].drop(columns="v"),
+                      pd.DataFrame({"Id": frame["Id"].iloc[300:], "v": 0.0}), f"## Evaluation\n{metric}")
+    summary = analyze_task(root)
+    profile = profile_task(summary)
+    knowledge = retrieve(summary, profile, ("traditional",))
+    return knowledge, make_blueprint(summary, profile, knowledge, ("traditional",), 0, 0.2, 1).tracks[0]
+
+
+def test_a_skewed_non_negative_target_prepares_lightgbm_on_its_log_and_no_other_target_does(tmp_path):
+    rng = np.random.default_rng(1)
+    prices = np.exp(rng.normal(7, 1.0, 380))                 # log-normal: skew about 6
+    knowledge, track = _regression_task(tmp_path / "prices", prices)
+    assert "skewed-target" in knowledge.card_ids and track.families == {"lightgbm_log": {}}
+    assert "lightgbm_log" not in track.models and track.target_transform is None       # an improvement adds it
+    why = next(m.why for m in knowledge.cards if m.card.id == "skewed-target")
+    assert "none below 0" in why
+    shifted = prices - np.median(prices)                      # as skewed, but half below 0: no log to take
+    knowledge, track = _regression_task(tmp_path / "shifted", shifted)
+    assert "skewed-target" not in knowledge.card_ids and "lightgbm_log" not in track.families
+    symmetric = rng.normal(100.0, 10.0, 380)
+    knowledge, track = _regression_task(tmp_path / "symmetric", symmetric)
+    assert "skewed-target" not in knowledge.card_ids and "lightgbm_log" not in track.families
+    # RMSLE: the track fits log1p of the target already.
+    knowledge, track = _regression_task(tmp_path / "rmsle", prices, "RMSLE")
+    assert track.target_transform == "log1p" and "lightgbm_log" not in track.families

@@ -770,3 +770,36 @@ def test_encoded_vectors_are_saved_as_they_come_and_a_later_process_resumes_from
                                    lambda todo: rest.extend(todo) or [np.full(4, float(v.split()[1])) for v in todo])
     assert sorted(rest) == sorted(set(values) - set(encoded)) and len(rest) == 4
     assert vectors.shape == (10, 4) and vectors[:, 0].tolist() == [float(i) for i in range(10)]
+
+
+def test_lightgbm_on_the_log_of_the_target_joins_the_blend_and_predicts_in_the_targets_scale(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 3, size=(400, 2))
+    y = np.exp(2 + 1.5 * x[:, 0] + rng.normal(0, 0.2, 400))
+    frame = pd.DataFrame({"Id": range(400), "a": x[:, 0], "b": x[:, 1], "v": y})
+    root = write_task(tmp_path / "r", frame.iloc[:320], frame.iloc[320:].drop(columns="v"),
+                      pd.DataFrame({"Id": frame["Id"].iloc[320:], "v": 0.0}), "## Evaluation\nRMSE")
+    summary, blueprint, contract = _plan(root)
+    track = blueprint.tracks[0]
+    assert track.families == {"lightgbm_log": {}} and track.target_transform is None
+    layout = {"n_features": 2, "categorical": []}
+    X = frame[["a", "b"]].to_numpy(np.float32)
+    for models in [("lightgbm", "linear", "lightgbm_log"), ("lightgbm_log",)]:
+        module = _load(render_traditional(summary, track.replace(models=models), blueprint.train, contract), "m")
+        fitted = module.fit_model(X[:320], y[:320], layout)
+        assert "lightgbm_log" in fitted["inner_scores"] and isinstance(fitted["settings"]["lightgbm_log"], int)
+        pred = module.predict_model(fitted, X[320:])
+        assert math.sqrt(np.mean((pred - y[320:]) ** 2)) < 0.5 * np.std(y[320:])
+    assert set(fitted["weights"]) == {"lightgbm_log"}
+    assert math.sqrt(np.mean((np.log1p(pred) - np.log1p(y[320:])) ** 2)) < 0.35
+    # The member alone: fitted on log1p(y), its output back in y's scale.
+    member = fitted["members"]["lightgbm_log"][0]
+    own = module._family_output("lightgbm_log", member, X[320:])
+    assert np.allclose(own, np.expm1(member.predict(X[320:], num_iteration=member.best_iteration or None)))
+    assert 0.5 < np.median(own / y[320:]) < 2.0
+
+
+def test_lightgbm_on_the_log_of_the_target_refuses_a_classification(tmp_path):
+    train, test, prep, plan, model_module = _binary_model(tmp_path, models=("lightgbm_log",))
+    with pytest.raises(ValueError, match="regression target"):
+        model_module._family_fit("lightgbm_log", prep.transform(train), train["label"].to_numpy(), [])
