@@ -174,10 +174,10 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
         reasons.append(f"class weights {model['class_weight']} (imbalance {profile.target.imbalance_ratio}:1)")
     common = dict(track=track, class_weight=model.get("class_weight"), target_transform=target.get("transform"),
                   clip_min=target.get("clip_min"), num_threads=max(1, num_threads))
-    if "lightgbm_log" in settings and not target.get("transform"):
-        # The family's settings make it one an improvement round may add (plan/improvements.py); a target the track
-        # fits on log1p already has no second log to take.
-        common["families"] = {"lightgbm_log": dict(settings["lightgbm_log"])}
+    # The family's settings in a tree track's plan make it one an improvement round may add (plan/improvements.py);
+    # a target the track fits on log1p already has no second log to take.
+    families = ({"lightgbm_log": dict(settings["lightgbm_log"])}
+                if "lightgbm_log" in settings and not target.get("transform") else {})
     n_classes = len(summary.submission.classes) if summary.problem_type == "multiclass" else 1
     if n_classes > 2:
         # LightGBM grows one tree per class per round: fewer, bolder rounds keep k classes affordable.
@@ -201,7 +201,7 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
         if tune:
             reasons.append("LightGBM tuned with Ray Tune (Optuna + ASHA) on the inner split")
         return TrackPlan(models=tuple(models), lightgbm=lightgbm, linear=linear, reasons=tuple(reasons), tune=tune,
-                         **common), None
+                         families=families, **common), None
     if track == "pretrained":
         changes: dict = {}
         if prep.text and pretrained.get("text"):
@@ -238,7 +238,8 @@ def plan_track(track: str, summary: TaskSummary, profile: Profile, prep: PrepPla
                            f"{lightgbm['max_bin']} bins and {lightgbm['feature_fraction']:.0%} of the columns per tree "
                            "on the wide embedding block)"]
         return TrackPlan(models=tuple(models), lightgbm=lightgbm, linear=linear, reasons=tuple(reasons),
-                         prep_changes=changes, tune=lightgbm_search(prep.replace(**changes)), **common), None
+                         prep_changes=changes, tune=lightgbm_search(prep.replace(**changes)), families=families,
+                         **common), None
     if track == "custom_nn":
         changes = {}
         if prep.image:
