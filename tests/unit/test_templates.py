@@ -311,7 +311,9 @@ def test_the_final_fit_refits_the_validated_blend_with_the_settings_its_validati
 
 def test_the_linear_model_chooses_whether_the_tfidf_block_is_scaled_like_the_other_columns(tmp_path, monkeypatch):
     """TF-IDF rows have unit length as the vectoriser writes them; scaling each term by its largest value weighs a
-    rare term like a common one. With text, each strength of the grid is tried both ways on the inner split."""
+    rare term like a common one, and a column of unit variance beside them outweighs any term. With text beside
+    other columns, each strength of the grid is tried three ways on the inner split: scaled, as written, and the
+    text alone."""
     rng = np.random.default_rng(3)
     words = ["good", "great", "bad", "awful", "fine", "item", "very", "rare", "ok", "meh"]
     n = 300
@@ -332,16 +334,26 @@ def test_the_linear_model_chooses_whether_the_tfidf_block_is_scaled_like_the_oth
     unit = module._linear_fit(X, y, prep.categorical_indices, {"strength": 10.0, "text": "unit"}, start)
     design = module._linear_design(unit["state"], X)
     assert (design[:, -(X.shape[1] - start):] != X[:, start:]).nnz == 0          # the block as written
+    assert design.shape[1] > X.shape[1] - start                                # beside the other columns
     scaled = module._linear_fit(X, y, prep.categorical_indices, 10.0, start)
     assert (module._linear_design(scaled["state"], X)[:, -(X.shape[1] - start):] != X[:, start:]).nnz > 0
+    alone = module._linear_fit(X, y, prep.categorical_indices, {"strength": 10.0, "text": "alone"}, start)
+    design = module._linear_design(alone["state"], X)
+    assert design.shape == X[:, start:].shape and (design != X[:, start:]).nnz == 0
+    assert alone["model"].coef_.shape[1] == X.shape[1] - start
+    proba = module._linear_output(alone, prep.transform(test))
+    assert proba.shape == (60, 2) and np.allclose(proba.sum(axis=1), 1.0)
 
     tried = []
     fit = module._linear_fit
     monkeypatch.setattr(module, "_linear_fit", lambda X, y, c, setting, t=None: tried.append(setting) or fit(X, y, c, setting, t))
     model = module.fit_model(X, y, prep.layout_)
     grid = module._linear_grid()
-    assert tried[:2 * len(grid)] == [s for c in grid for s in (c, {"strength": c, "text": "unit"})]
+    ways = [{"strength": c, "text": "unit"} for c in grid], [{"strength": c, "text": "alone"} for c in grid]
+    assert tried[:3 * len(grid)] == [s for triple in zip(grid, *ways) for s in triple]
     assert model["settings"]["linear"] in tried
+    # Text with no other column beside it has nothing to leave out: two ways, not three.
+    assert module._linear_settings(0) == [s for pair in zip(grid, ways[0]) for s in pair]
     proba = module.predict_model(model, prep.transform(test))
     assert proba.shape == (60, 2) and np.allclose(proba.sum(axis=1), 1.0)
 
