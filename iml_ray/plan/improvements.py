@@ -35,20 +35,22 @@ from functools import lru_cache
 from typing import Callable
 
 from iml_ray.blueprint import TrackPlan
+from iml_ray.plan.final_rows import final_rows
 from iml_ray.plan.fine_tuning import fine_tune
 from iml_ray.plan.first_fit import FIT_AND_REFIT, MIN_BOOSTED_LIMIT_S
 from iml_ray.plan.repairs import Plans
 from iml_ray.plan.resources import MAX_TUNE_S
-from iml_ray.plan.round_facts import PLANNED_SHARE, Improvement, RoundFacts
+from iml_ray.plan.round_facts import EVERY_ROW_SHARE, PLANNED_SHARE, Improvement, RoundFacts
 from iml_ray.plan.text_improvements import char_ngrams, text_words, trees_have_columns
 
 MIN_GROWTH = 1.5            # a step that buys less than this factor of compute is not worth a round
 MAX_GROWTH = 4.0
-EVERY_ROW_SHARE = 0.95       # a sample of at least this share of the rows takes them all
 MIN_LEARNING_RATE = 0.02
 MAX_BOOSTING_ROUNDS = 20000
 # Steps that may follow themselves while they pay off (each time with more rows, or a longer training).
 REPEATABLE = ("rows", "network_time", "boosting_time", "boosting_time_catboost", "boosting_time_xgboost")
+# Steps that leave the validation as it was (its score is the best round's): kept when they verify, scoring no worse.
+SAME_VALIDATION = ("final_rows",)
 # A search in an improvement round has the round to itself: it may take half of the planned time, and a short one
 # still pays off there (the alternative is the track stopping), unlike in a first round that must leave room.
 SEARCH_SHARE = 0.5
@@ -375,6 +377,7 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
                        tuned_params=tuned if searched else None)
 
 
+# A sampled track's submission learns from every row first: the cheapest round of a large table and its largest gain.
 # A boosted family its time limit stopped while it still improved trains longer before anything else is added: it
 # is in the blend already (adult at 90 s: CatBoost stopped at 4 s with half the blend's weight; at 9 s the holdout
 # AUC went 0.92487 -> 0.92518). Fine-tuning a frozen encoder first when an epoch of it fits (a pretrained encoder
@@ -385,7 +388,7 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
 # LightGBM that errs differently (relative errors), for the blend and the bagging to weigh; before the search it took
 # the search's time at 90 s (nls wages, IMDB votes: its holdout gain under the noise bar, the search's above it).
 STEPS: tuple[Callable[[Plans, RoundFacts, float], Improvement | None], ...] = (
-    _more_rows, _longer_network, _longer_boosting, *(_longer_family_boosting(name) for name in TIME_LIMITED_FAMILIES),
+    final_rows, _more_rows, _longer_network, _longer_boosting, *(_longer_family_boosting(name) for name in TIME_LIMITED_FAMILIES),
     fine_tune, char_ngrams, _family("catboost"), _search, _family("lightgbm_log"), _bagging, _family("extra_trees"),
     _family("xgboost"), _family("knn"), text_words, _finer_boosting,
     *(_family_search(name) for name in FAMILY_SEARCH_SPACES))

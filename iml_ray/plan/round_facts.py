@@ -17,6 +17,7 @@ PLANNED_SHARE = 1.0
 # family pays for that family and the rest of the round, not for the others' fits. Never less than this share of
 # the round it improves on, whatever its fits say.
 MIN_OVERHEAD_SHARE = 0.25
+EVERY_ROW_SHARE = 0.95       # a sample of at least this share of the rows takes them all
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,16 @@ class RoundFacts:
         """The family's seconds per fit over the round (None when the round did not count its fits)."""
         count = int((self._fits().get("counts") or {}).get(family) or 0)
         return self.family_s(family) / count if count else None
+
+    def final_fit_s(self) -> float | None:
+        """The final fit's own seconds of fitting: the process's fits counted after the validation's (None when the
+        round did not count them)."""
+        final = self._fits().get("seconds") or {}
+        validation = ((((self.run_info.get("validation") or {}).get("model") or {}).get("fits") or {})
+                      .get("seconds") or {})
+        if not final:
+            return None
+        return self.scale * max(0.0, sum(final.values()) - sum(validation.values()))
 
     def fitted_families(self) -> list[str]:
         return list(self._fits().get("seconds") or {})

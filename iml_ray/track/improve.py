@@ -16,7 +16,7 @@ from pathlib import Path
 from iml_ray.blueprint import RepairRound
 from iml_ray.metrics.registry import get_metric
 from iml_ray.plan.fine_tuning import fine_tune_note
-from iml_ray.plan.improvements import REPEATABLE, RoundFacts, next_improvement
+from iml_ray.plan.improvements import REPEATABLE, SAME_VALIDATION, RoundFacts, next_improvement
 from iml_ray.plan.repairs import Plans
 from iml_ray.scoring.noise import gain_deviation
 from iml_ray.track.checks import read_json
@@ -112,8 +112,12 @@ def run_step(track, best: Verified, number: int, step: str, change: str, attempt
     started = time.time()
     attempt = attempt_round(track, number, round_dir)
     seconds = round(time.time() - started, 2)
-    kept = attempt.failure is None and (attempt.score > best.score if higher else attempt.score < best.score)
-    noise = _within_noise(track, round_dir, best, step, attempt.score) if kept else None
+    if step in SAME_VALIDATION:
+        # Its validation is the best round's (fits read back): it is kept when it verifies and scores no worse.
+        kept = attempt.failure is None and (attempt.score >= best.score if higher else attempt.score <= best.score)
+    else:
+        kept = attempt.failure is None and (attempt.score > best.score if higher else attempt.score < best.score)
+    noise = _within_noise(track, round_dir, best, step, attempt.score) if kept and step not in SAME_VALIDATION else None
     kept = kept and noise is None
     failure = attempt.failure
     track.rounds.append(RepairRound(number, "ok" if failure is None else failure.status, seconds,

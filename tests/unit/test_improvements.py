@@ -7,6 +7,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from helpers import binary_frames, review_frames, rules_agents, traditional_job, write_task
 
@@ -41,6 +43,27 @@ def test_a_sampled_fit_grows_geometrically_by_the_measured_time_then_takes_every
     # A sample within 5% of every row is every row: no round for the few it left out.
     almost = Plans(PrepPlan(), TRADITIONAL, TrainPlan(max_train_rows=9600))
     assert next_improvement(almost, _facts(seconds=10.0), seconds_left=100.0).step != "rows"
+
+
+def test_a_sampled_tracks_first_step_refits_its_submission_on_every_row_sized_by_its_final_fit():
+    """The final fit's own seconds (the process's fits after the validation's) grow with the rows; the rest of the
+    round stays. Only for a sampled traditional track, once, and not under k folds."""
+    info = {"validation": {"model": {"fits": {"made_s": 6.0, "seconds": {"lightgbm": 5.0, "linear": 1.0}}}},
+            "final": {"model": {"fits": {"made_s": 9.0, "seconds": {"lightgbm": 8.0, "linear": 1.0}}}}}
+    facts = RoundFacts(27.0, info, 8000, False)
+    assert facts.final_fit_s() == pytest.approx(3.0)
+    sampled = Plans(PrepPlan(), TRADITIONAL, TrainPlan(max_train_rows=2000))
+    step = next_improvement(sampled, facts, seconds_left=60.0)
+    assert step.step == "final_rows" and step.plans.train.final_all_rows
+    assert step.plans.train.max_train_rows == 2000 and "every one of the 8000 rows" in step.change
+    assert step.expected_s == pytest.approx((27.0 - 9.0) + 3.0 * 8000 / 2000)
+    # Done once: then the validation's rows grow, the final fit keeping every row.
+    after = next_improvement(step.plans, facts, seconds_left=200.0)
+    assert after.step == "rows" and after.plans.train.final_all_rows
+    assert next_improvement(Plans(PrepPlan(), TRADITIONAL, TrainPlan()), facts, 60.0).step != "final_rows"
+    folds = Plans(PrepPlan(), TRADITIONAL, TrainPlan(max_train_rows=2000, holdout_folds=5))
+    assert next_improvement(folds, facts, 60.0).step != "final_rows"
+    assert next_improvement(Plans(PrepPlan(), NETWORK, TrainPlan(max_train_rows=2000)), facts, 60.0).step != "final_rows"
 
 
 def test_a_table_too_small_for_anything_but_one_linear_model_has_no_traditional_steps():
@@ -228,6 +251,33 @@ def test_the_track_keeps_only_better_rounds_and_says_why_it_stopped(tmp_path):
     assert result.submission_path.endswith(f"round_{best_round}/output/submission.csv")
     model = (tmp_path / "cand" / "model_traditional.py").read_text()
     assert model == (tmp_path / "cand" / f"round_{best_round}" / "model_traditional.py").read_text()
+
+
+def test_a_sampled_track_keeps_its_submission_refitted_on_every_row_at_the_same_validation_score(tmp_path,
+                                                                                                 monkeypatch):
+    """The final_rows round reads its validation's fits back and scores what the first round scored: kept (an
+    equal score, no noise test), its final fit on all 2,400 rows, LightGBM's validated rounds grown 24x."""
+    import iml_ray.plan.improvements as improvements
+    from iml_ray.plan.final_rows import final_rows
+
+    monkeypatch.setattr(improvements, "STEPS", (final_rows,))
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, size=(2500, 2))
+    label = ((x[:, 0] * x[:, 1] > 0) ^ (rng.random(2500) < 0.05)).astype(int)      # a crossing no line draws
+    frame = pd.DataFrame({"id": range(2500), "x1": x[:, 0], "x2": x[:, 1], "label": label})
+    train, test = frame.iloc[:2400], frame.iloc[2400:].drop(columns="label")
+    task = write_task(tmp_path / "big", train, test, pd.DataFrame({"id": test["id"], "label": 0}))
+    result = run_track(_job(tmp_path, task, 240.0), AGENTS)
+    first, refitted = result.rounds
+    assert refitted.step == "final_rows" and refitted.kept and refitted.diagnosis is None
+    assert refitted.score == first.score and result.details["best_round"] == refitted.round
+    infos = [json.loads((tmp_path / "cand" / f"round_{r.round}" / "output" / "run_info.json").read_text())
+             for r in (first, refitted)]
+    assert [info["validation"]["model"]["settings"] for info in infos][0] == infos[1]["validation"]["model"]["settings"]
+    validated = infos[0]["validation"]["model"]["settings"]["lightgbm"]
+    assert infos[0]["final"]["model"]["settings"]["lightgbm"] == validated                  # 100 rows, as validated
+    assert infos[1]["final"]["model"]["settings"]["lightgbm"] == round(validated * 2400 / 100)
+    assert infos[1]["validation"]["model"]["fits"]["reused"] >= 1        # the validation's fits were read back
 
 
 def test_a_step_that_changes_the_searched_settings_runs_its_round_with_them(tmp_path, monkeypatch):
