@@ -141,9 +141,9 @@ class TrainPlan:
     stratified: bool = True
     inner_valid_fraction: float = 0.15
     max_train_rows: int | None = None          # subsample cap, lowered by the Debugger on resource failures
-    # The final fit (the submission's) learns from every row while the validation fit keeps the cap: set by the
-    # final_rows improvement once a sampled round verified (plan/final_rows.py)
-    final_all_rows: bool = False
+    # > 0: the final fit (the submission's) refits what the validation chose on up to this many rows while the
+    # validation fit keeps max_train_rows; set by the final_rows improvement of a sampled track (plan/final_rows.py)
+    final_train_rows: int = 0
 
     def replace(self, **changes: Any) -> "TrainPlan":
         return dataclasses.replace(self, **changes)

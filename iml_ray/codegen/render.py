@@ -102,7 +102,7 @@ def _common_config(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, cont
         "clip_min": plan.clip_min,
         "inner_valid_fraction": train.inner_valid_fraction,
         "max_train_rows": train.max_train_rows,
-        "final_all_rows": train.final_all_rows,
+        "final_train_rows": train.final_train_rows,
         "seed": train.seed,
         "num_threads": plan.num_threads,
         "tune": dict(plan.tune),

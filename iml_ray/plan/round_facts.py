@@ -45,15 +45,14 @@ class RoundFacts:
         count = int((self._fits().get("counts") or {}).get(family) or 0)
         return self.family_s(family) / count if count else None
 
-    def final_fit_s(self) -> float | None:
-        """The final fit's own seconds of fitting: the process's fits counted after the validation's (None when the
-        round did not count them)."""
+    def final_fit_s(self) -> dict[str, float]:
+        """Each family's seconds of fitting in the final fit alone: the process's fits counted after the
+        validation's (empty when the round did not count them)."""
         final = self._fits().get("seconds") or {}
         validation = ((((self.run_info.get("validation") or {}).get("model") or {}).get("fits") or {})
                       .get("seconds") or {})
-        if not final:
-            return None
-        return self.scale * max(0.0, sum(final.values()) - sum(validation.values()))
+        return {name: self.scale * max(0.0, float(seconds) - float(validation.get(name, 0.0)))
+                for name, seconds in final.items()}
 
     def fitted_families(self) -> list[str]:
         return list(self._fits().get("seconds") or {})

@@ -45,21 +45,27 @@ def test_a_sampled_fit_grows_geometrically_by_the_measured_time_then_takes_every
     assert next_improvement(almost, _facts(seconds=10.0), seconds_left=100.0).step != "rows"
 
 
-def test_a_sampled_tracks_first_step_refits_its_submission_on_every_row_sized_by_its_final_fit():
-    """The final fit's own seconds (the process's fits after the validation's) grow with the rows; the rest of the
-    round stays. Only for a sampled traditional track, once, and not under k folds."""
+def test_a_sampled_tracks_first_step_refits_its_submission_on_more_rows_sized_by_its_final_fit():
+    """The final fit's own seconds (the process's fits after the validation's): a boosted family's grow with the
+    square of the rows' growth (its rounds grow with them too), the others' linearly; the rest of the round stays.
+    Every row when the time left allows, else the rows it buys. Only for a sampled traditional track, once, and not
+    under k folds."""
     info = {"validation": {"model": {"fits": {"made_s": 6.0, "seconds": {"lightgbm": 5.0, "linear": 1.0}}}},
-            "final": {"model": {"fits": {"made_s": 9.0, "seconds": {"lightgbm": 8.0, "linear": 1.0}}}}}
+            "final": {"model": {"fits": {"made_s": 9.0, "seconds": {"lightgbm": 7.0, "linear": 2.0}}}}}
     facts = RoundFacts(27.0, info, 8000, False)
-    assert facts.final_fit_s() == pytest.approx(3.0)
+    assert facts.final_fit_s() == {"lightgbm": pytest.approx(2.0), "linear": pytest.approx(1.0)}
     sampled = Plans(PrepPlan(), TRADITIONAL, TrainPlan(max_train_rows=2000))
     step = next_improvement(sampled, facts, seconds_left=60.0)
-    assert step.step == "final_rows" and step.plans.train.final_all_rows
+    assert step.step == "final_rows" and step.plans.train.final_train_rows == 8000
     assert step.plans.train.max_train_rows == 2000 and "every one of the 8000 rows" in step.change
-    assert step.expected_s == pytest.approx((27.0 - 9.0) + 3.0 * 8000 / 2000)
-    # Done once: then the validation's rows grow, the final fit keeping every row.
+    assert step.expected_s == pytest.approx((27.0 - 9.0) + 2.0 * 4 ** 2 + 1.0 * 4)
+    # Less time: the rows it buys (18 + 2 g^2 + g = 40: g = 3.076).
+    fewer = next_improvement(sampled, facts, seconds_left=40.0)
+    assert fewer.step == "final_rows" and fewer.plans.train.final_train_rows == int(2000 * 3.0760)
+    assert fewer.expected_s == pytest.approx(40.0, abs=0.1)
+    # Done once: then the validation's rows grow, the final fit keeping its rows.
     after = next_improvement(step.plans, facts, seconds_left=200.0)
-    assert after.step == "rows" and after.plans.train.final_all_rows
+    assert after.step == "rows" and after.plans.train.final_train_rows == 8000
     assert next_improvement(Plans(PrepPlan(), TRADITIONAL, TrainPlan()), facts, 60.0).step != "final_rows"
     folds = Plans(PrepPlan(), TRADITIONAL, TrainPlan(max_train_rows=2000, holdout_folds=5))
     assert next_improvement(folds, facts, 60.0).step != "final_rows"

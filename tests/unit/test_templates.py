@@ -310,9 +310,9 @@ def test_the_final_fit_refits_the_validated_blend_with_the_settings_its_validati
 
 
 def test_a_sampled_tracks_final_fit_learns_from_every_row_only_when_planned(tmp_path):
-    """A row cap holds the validation fit (with its inner split) on its sample; with final_all_rows the final fit,
-    which refits what the validation chose, takes every row given, its boosted rounds growing with them. Without
-    it, or when the final fit must choose anew, the cap holds there too."""
+    """A row cap holds the validation fit (with its inner split) on its sample; with final_train_rows the final fit,
+    which refits what the validation chose, takes up to that many rows, its boosted rounds growing with them.
+    Without it, or when the final fit must choose anew, the cap holds there too."""
     train, test, prep, plan, module = _binary_model(tmp_path)
     X, y = prep.transform(train), train["label"].to_numpy()
     module.MODEL_CONFIG["max_train_rows"] = 200
@@ -323,16 +323,19 @@ def test_a_sampled_tracks_final_fit_learns_from_every_row_only_when_planned(tmp_
     module.fix_refit({"settings": {"lightgbm": 40}, "rows": 200, "temperature": 1.0})
     capped = module.fit_model(X, y, prep.layout_)
     assert capped["rows"] == 200 and capped["settings"] == {"lightgbm": 40}
-    module.MODEL_CONFIG["final_all_rows"] = True
+    module.MODEL_CONFIG["final_train_rows"] = 300
+    more = module.fit_model(X, y, prep.layout_)
+    assert more["rows"] == 300 and more["settings"] == {"lightgbm": 60}                  # 40 rounds x 300/200 rows
+    module.MODEL_CONFIG["final_train_rows"] = 10_000
     every = module.fit_model(X, y, prep.layout_)
     assert every["rows"] == len(y) == 400 and every["settings"] == {"lightgbm": 80}      # 40 rounds x 400/200 rows
     proba = module.predict_model(every, prep.transform(test))
     assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
-    # A validation fit (no refit to make) keeps the cap whatever final_all_rows says.
+    # A validation fit (no refit to make) keeps the cap whatever final_train_rows says.
     module.fix_blend(None)
     module.fix_refit(None)
     assert module.fit_model(X, y, prep.layout_)["rows"] == 200
-    module.MODEL_CONFIG["final_all_rows"] = False
+    module.MODEL_CONFIG["final_train_rows"] = 0
     module.MODEL_CONFIG["max_train_rows"] = None
 
 
