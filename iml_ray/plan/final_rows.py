@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 
 from iml_ray.plan.repairs import Plans
-from iml_ray.plan.round_facts import EVERY_ROW_SHARE, Improvement, RoundFacts
+from iml_ray.plan.round_facts import EVERY_ROW_SHARE, MIN_GROWTH, Improvement, RoundFacts
 
 # Their refit's rounds grow with the rows (the template's _refit_validated) and each round costs more rows: a
 # boosted family's final fit grows with the square of the rows' growth (digits_6k's LightGBM on pixels, 1,012 ->
-# 6,117 rows, planned as linear at 32 s, ran out of its round at 52 s); the other families' about linearly.
+# 6,117 rows, planned as linear at 32 s, ran out of its round at 52 s); the other families' about linearly. The
+# traditional template's BOOSTED_FAMILIES, whose refits it scales.
 BOOSTED = ("lightgbm", "catboost", "xgboost", "lightgbm_log")
-MIN_GROWTH = 1.5            # fewer more rows are not worth a round
 
 
 def final_rows(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:

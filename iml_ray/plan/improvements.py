@@ -40,10 +40,9 @@ from iml_ray.plan.fine_tuning import fine_tune
 from iml_ray.plan.first_fit import FIT_AND_REFIT, MIN_BOOSTED_LIMIT_S
 from iml_ray.plan.repairs import Plans
 from iml_ray.plan.resources import MAX_TUNE_S
-from iml_ray.plan.round_facts import EVERY_ROW_SHARE, PLANNED_SHARE, Improvement, RoundFacts
+from iml_ray.plan.round_facts import EVERY_ROW_SHARE, MIN_GROWTH, PLANNED_SHARE, Improvement, RoundFacts
 from iml_ray.plan.text_improvements import char_ngrams, text_words, trees_have_columns
 
-MIN_GROWTH = 1.5            # a step that buys less than this factor of compute is not worth a round
 MAX_GROWTH = 4.0
 MIN_LEARNING_RATE = 0.02
 MAX_BOOSTING_ROUNDS = 20000

@@ -18,6 +18,7 @@ PLANNED_SHARE = 1.0
 # the round it improves on, whatever its fits say.
 MIN_OVERHEAD_SHARE = 0.25
 EVERY_ROW_SHARE = 0.95       # a sample of at least this share of the rows takes them all
+MIN_GROWTH = 1.5            # a step that buys less than this factor of compute (or of rows) is not worth a round
 
 
 @dataclass(frozen=True)

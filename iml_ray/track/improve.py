@@ -112,11 +112,9 @@ def run_step(track, best: Verified, number: int, step: str, change: str, attempt
     started = time.time()
     attempt = attempt_round(track, number, round_dir)
     seconds = round(time.time() - started, 2)
-    if step in SAME_VALIDATION:
-        # Its validation is the best round's (fits read back): it is kept when it verifies and scores no worse.
-        kept = attempt.failure is None and (attempt.score >= best.score if higher else attempt.score <= best.score)
-    else:
-        kept = attempt.failure is None and (attempt.score > best.score if higher else attempt.score < best.score)
+    # A step whose validation is the best round's (its fits read back) is kept when it verifies at the same score.
+    kept = attempt.failure is None and ((attempt.score > best.score if higher else attempt.score < best.score)
+                                        or (step in SAME_VALIDATION and attempt.score == best.score))
     noise = _within_noise(track, round_dir, best, step, attempt.score) if kept and step not in SAME_VALIDATION else None
     kept = kept and noise is None
     failure = attempt.failure
