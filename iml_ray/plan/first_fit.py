@@ -5,7 +5,12 @@ decides the first fit, from the columns the prep makes, the classes, and the fit
 """
 from __future__ import annotations
 
-from iml_ray.blueprint import PrepPlan
+from typing import TYPE_CHECKING
+
+from iml_ray.blueprint import PrepPlan, TrackPlan
+
+if TYPE_CHECKING:
+    from iml_ray.plan.repairs import Plans
 
 # A rough cost model of one traditional candidate run on this hardware class,
 # calibrated on the example tasks (2 threads): fixed start-up, then per cell of
@@ -86,3 +91,23 @@ def sample_for_budget(prep: PrepPlan, n_rows: int, num_threads: int, time_budget
 def lightgbm_time_limit(time_budget_s: float, fits: int) -> float:
     """The first round's limit on one early-stopped LightGBM fit, for a pipeline that makes `fits` fits."""
     return round(max(MIN_BOOSTED_LIMIT_S, LIGHTGBM_SHARE * time_budget_s / (max(1, fits) * FIT_AND_REFIT)), 1)
+
+
+def limited_fits(plans: Plans) -> float:
+    """A time-limited family's round, in multiples of its limit: per pipeline fit, the early-stopped fit and the
+    refit; bagged, k early-stopped fits and no refit; after one holdout the final fit only refits."""
+    folds = plans.track.bagging_folds
+    if folds:
+        return plans.train.pipeline_fits * folds
+    if not plans.train.holdout_folds:
+        # The final refit: the validation refit's (FIT_AND_REFIT - 1), its rounds and rows grown by the holdout's.
+        return FIT_AND_REFIT + (FIT_AND_REFIT - 1.0) / (1.0 - plans.train.holdout_fraction) ** 2
+    return plans.train.pipeline_fits * FIT_AND_REFIT
+
+
+def scaled_lightgbm_limit(track: TrackPlan, factor: float) -> TrackPlan:
+    """The plan with its LightGBM time limit (if any) scaled by `factor`."""
+    limit = track.lightgbm.get("time_limit_s")
+    if not limit:
+        return track
+    return track.replace(lightgbm={**track.lightgbm, "time_limit_s": round(float(limit) * factor, 1)})

@@ -12,7 +12,7 @@ the measured wall time of the round it improves on, never by a constant cost mod
 - char_ngrams:    character n-grams (2 to 5, within words) beside the word terms of a TF-IDF text;
 - text_words:     trees see a TF-IDF text's length and its most frequent words as columns (where they fit on
                   other columns and saw none of the text);
-- search:         a Ray Tune search where the verified round had none;
+- search:         a Ray Tune search where the verified round had none (plan/searches.py, as a family's search);
 - bagging:        on a small table, k models per family on k folds, each early-stopped on its own fold,
                   chosen on out-of-fold outputs and averaged;
 - a family:       CatBoost, LightGBM on log1p of a skewed target, extremely randomised trees, XGBoost,
@@ -30,17 +30,15 @@ it was (track/improve.py).
 from __future__ import annotations
 
 import importlib.util
-import math
 from functools import lru_cache
 from typing import Callable
 
-from iml_ray.blueprint import TrackPlan
 from iml_ray.plan.final_rows import final_rows
 from iml_ray.plan.fine_tuning import fine_tune
-from iml_ray.plan.first_fit import FIT_AND_REFIT, MIN_BOOSTED_LIMIT_S
+from iml_ray.plan.first_fit import MIN_BOOSTED_LIMIT_S, limited_fits, scaled_lightgbm_limit
 from iml_ray.plan.repairs import Plans
-from iml_ray.plan.resources import MAX_TUNE_S
 from iml_ray.plan.round_facts import EVERY_ROW_SHARE, MIN_GROWTH, PLANNED_SHARE, Improvement, RoundFacts
+from iml_ray.plan.searches import FAMILY_SEARCH_SPACES, family_search, search
 from iml_ray.plan.text_improvements import char_ngrams, text_words, trees_have_columns
 
 MAX_GROWTH = 4.0
@@ -50,17 +48,6 @@ MAX_BOOSTING_ROUNDS = 20000
 REPEATABLE = ("rows", "network_time", "boosting_time", "boosting_time_catboost", "boosting_time_xgboost")
 # Steps that leave the validation as it was (its score is the best round's): kept when they verify, scoring no worse.
 SAME_VALIDATION = ("final_rows",)
-# A search in an improvement round has the round to itself: it may take half of the planned time, and a short one
-# still pays off there (the alternative is the track stopping), unlike in a first round that must leave room.
-SEARCH_SHARE = 0.5
-MIN_SEARCH_S = 10.0
-# What a search took beyond its seconds, over eight rounds' searches at 90 s: -1.3 to 12.1 s, 2.4 s the median
-# (house_prices: 16.9 s for 12.3 s, and its round was stopped at the track's end).
-SEARCH_OVERRUN_S = 3.0
-# The search refuses an inner validation split under this many rows (the tuning template's tune.min_valid_rows:
-# dozens of trials scored on a hundred rows pick its noise). A round planned for a search it refuses only refits
-# what the round before fitted: penguins and titanic at 90 s spent 8-10 s on one.
-MIN_SEARCH_VALID_ROWS = 300
 BAGGING_FOLDS = 5
 BAGGING_MAX_ROWS = 50_000       # "small": where averaging k fits still pays for its k-fold cost
 # A bag's fit against the mean fit of the round before (its inner fits and its cheaper refits): penguins' CatBoost,
@@ -91,18 +78,6 @@ TIME_LIMITED_FAMILIES = ("catboost", "xgboost")
 # rounds (-552 RMSE on the inner split), at 25 s 942 rounds (-540; the test RMSE 535.5 -> 530.2). Early stopping
 # ends a fit that has converged long before its limit, so a small table's round still takes its estimate.
 FAMILY_SHARE_OF_TIME_LEFT = 1 / 3
-# Ray Tune spaces of the other families, by "family:setting" (the traditional template routes each to its family).
-# LightGBM's is the plan's own space (guideline_rules.lightgbm_search); k-nearest neighbours choose k on the inner
-# split already. A search starts from the family's defaults, so it can only add to them.
-FAMILY_SEARCH_SPACES = {
-    "catboost": {"catboost:learning_rate": ["loguniform", 0.02, 0.3], "catboost:depth": ["int", 4, 10],
-                 "catboost:l2_leaf_reg": ["loguniform", 1.0, 30.0]},
-    "xgboost": {"xgboost:learning_rate": ["loguniform", 0.02, 0.3], "xgboost:max_depth": ["int", 3, 10],
-                "xgboost:min_child_weight": ["loguniform", 0.5, 20.0], "xgboost:subsample": ["uniform", 0.5, 1.0],
-                "xgboost:colsample_bytree": ["uniform", 0.4, 1.0], "xgboost:lambda": ["loguniform", 0.01, 30.0]},
-    "extra_trees": {"extra_trees:min_samples_leaf": ["logint", 1, 20],
-                    "extra_trees:max_features": ["choice", ["sqrt", 0.3, 0.5, 0.7, 1.0]]},
-}
 
 
 def next_improvement(plans: Plans, facts: RoundFacts, seconds_left: float,
@@ -134,16 +109,9 @@ def _more_rows(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | 
     train = plans.train.replace(max_train_rows=new_cap)
     said = "every" if new_cap is None else f"{new_cap} of"
     # A boosting round costs about as many times more as there are rows: the limit grows with them.
-    track = _scaled_lightgbm_limit(plans.track, rows / cap)
+    track = scaled_lightgbm_limit(plans.track, rows / cap)
     return Improvement(Plans(plans.prep, track, train), "rows",
                        f"fit on {said} {facts.n_train} rows (was {cap})", facts.fresh_s * (rows / cap))
-
-
-def _scaled_lightgbm_limit(track: TrackPlan, factor: float) -> TrackPlan:
-    limit = track.lightgbm.get("time_limit_s")
-    if not limit:
-        return track
-    return track.replace(lightgbm={**track.lightgbm, "time_limit_s": round(float(limit) * factor, 1)})
 
 
 def _longer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
@@ -156,10 +124,10 @@ def _longer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improvem
     new_limit = _longer_limit(plans, facts, budget, float(limit))
     if new_limit is None:
         return None
-    return Improvement(Plans(plans.prep, _scaled_lightgbm_limit(track, new_limit / float(limit)), plans.train),
+    return Improvement(Plans(plans.prep, scaled_lightgbm_limit(track, new_limit / float(limit)), plans.train),
                        "boosting_time", f"LightGBM's early-stopped fits may take {new_limit:.0f} s (was {float(limit):g} "
                        "s, which stopped them while they still improved)",
-                       facts.without_fits_but() + _limited_fits(plans) * new_limit)
+                       facts.without_fits_but() + limited_fits(plans) * new_limit)
 
 
 def _longer_family_boosting(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | None]:
@@ -179,7 +147,7 @@ def _longer_family_boosting(name: str) -> Callable[[Plans, RoundFacts, float], I
         return Improvement(Plans(plans.prep, track.replace(families=families), plans.train), f"boosting_time_{name}",
                            f"{FAMILY_NAMES[name]}'s early-stopped fits may take {new_limit:.0f} s (was "
                            f"{float(limit):g} s, which stopped them while they still improved)",
-                           facts.without_fits_but() + _limited_fits(plans) * new_limit)
+                           facts.without_fits_but() + limited_fits(plans) * new_limit)
 
     longer.__name__ = f"_longer_{name}"
     return longer
@@ -194,20 +162,8 @@ def _time_stopped(facts: RoundFacts) -> tuple[str, ...]:
 def _longer_limit(plans: Plans, facts: RoundFacts, budget: float, limit: float) -> float | None:
     """A time-stopped family's longer limit: up to MAX_GROWTH times the old, as the time left allows the round
     (its fits at the new limit, the other families read back); None below MIN_GROWTH times."""
-    new_limit = min(MAX_GROWTH * limit, (budget - facts.without_fits_but()) / _limited_fits(plans))
+    new_limit = min(MAX_GROWTH * limit, (budget - facts.without_fits_but()) / limited_fits(plans))
     return new_limit if new_limit >= MIN_GROWTH * limit else None
-
-
-def _limited_fits(plans: Plans) -> float:
-    """A time-limited family's round, in multiples of its limit: per pipeline fit, the early-stopped fit and the
-    refit; bagged, k early-stopped fits and no refit; after one holdout the final fit only refits."""
-    folds = plans.track.bagging_folds
-    if folds:
-        return plans.train.pipeline_fits * folds
-    if not plans.train.holdout_folds:
-        # The final refit: the validation refit's (FIT_AND_REFIT - 1), its rounds and rows grown by the holdout's.
-        return FIT_AND_REFIT + (FIT_AND_REFIT - 1.0) / (1.0 - plans.train.holdout_fraction) ** 2
-    return plans.train.pipeline_fits * FIT_AND_REFIT
 
 
 def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
@@ -227,65 +183,6 @@ def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
     return Improvement(Plans(plans.prep, track.replace(nn=nn), plans.train), "network_time",
                        f"the network trains up to {new_limit:.0f} s (was {float(limit):.0f} s, stopped by its time "
                        f"limit at epoch {model.get('epochs', '?')})", overhead + fits * new_limit)
-
-
-def _family_of(setting: str) -> str:
-    return setting.split(":", 1)[0] if ":" in setting else "lightgbm"
-
-
-def _search_seconds(rest_s: float, budget: float) -> float | None:
-    # The search runs before the fits, which then take what they take (rest_s), and ends a little after its time:
-    # Ray Tune counts its budget from its first trial and stops a trial at its next report.
-    search_s = min(MAX_TUNE_S, SEARCH_SHARE * budget, budget - rest_s - SEARCH_OVERRUN_S)
-    return search_s if search_s >= MIN_SEARCH_S else None
-
-
-def search_has_rows(plans: Plans, n_train: int) -> bool:
-    """Whether the validation fit's inner split (what a search scores its trials on) has the rows a search needs:
-    the fit's rows are the labelled rows less the holdout (a fold of k), at most the sample's."""
-    train = plans.train
-    held = n_train / train.holdout_folds if train.holdout_folds >= 2 else train.holdout_fraction * n_train
-    rows = n_train - held if train.max_train_rows is None else min(n_train - held, train.max_train_rows)
-    needed = int(plans.track.tune.get("min_valid_rows", MIN_SEARCH_VALID_ROWS))
-    return math.ceil(train.inner_valid_fraction * rows) >= needed
-
-
-def _search(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
-    """A search over the plan's own space (LightGBM's, or the network's)."""
-    space = plans.track.tune.get("space") or {}
-    tuned = facts.run_info.get("tuned_params") or {}
-    if not facts.can_search or not space or any(_family_of(k) != "lightgbm" for k in space) \
-            or any(_family_of(k) == "lightgbm" for k in tuned) or not search_has_rows(plans, facts.n_train):
-        return None
-    rest = facts.without_fits_but("lightgbm")
-    search_s = _search_seconds(rest, budget)
-    if search_s is None:
-        return None
-    return Improvement(plans, "search", f"a Ray Tune search over the model's settings (about {search_s:.0f} s)",
-                       rest + search_s + SEARCH_OVERRUN_S, search_s=round(search_s, 1))
-
-
-def _family_search(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | None]:
-    """A search over another family's settings, once that family is part of the track's blend."""
-    def search(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
-        track = plans.track
-        model = (facts.run_info.get("validation") or {}).get("model") or {}
-        tuned = facts.run_info.get("tuned_params") or {}
-        if (not facts.can_search or track.model_template != "traditional" or name not in track.models
-                or not (model.get("weights") or {}).get(name) or any(_family_of(k) == name for k in tuned)
-                or not search_has_rows(plans, facts.n_train)):
-            return None
-        rest = facts.without_fits_but(name)
-        search_s = _search_seconds(rest, budget)
-        if search_s is None:
-            return None
-        tune = {**track.tune, "space": FAMILY_SEARCH_SPACES[name]}
-        return Improvement(Plans(plans.prep, track.replace(tune=tune), plans.train), f"search_{name}",
-                           f"a Ray Tune search over {FAMILY_NAMES[name]}'s settings (about {search_s:.0f} s)",
-                           rest + search_s + SEARCH_OVERRUN_S, search_s=round(search_s, 1))
-
-    search.__name__ = f"_search_{name}"
-    return search
 
 
 def _bagging(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
@@ -332,7 +229,7 @@ def _family(name: str) -> Callable[[Plans, RoundFacts, float], Improvement | Non
         if name in TIME_LIMITED_FAMILIES:
             # What the round may add, shared by the family's fits (two pipeline fits, or k under k folds). The
             # limit bounds them; a small table's fits end before it.
-            fits = _limited_fits(plans)
+            fits = limited_fits(plans)
             allowed = min(max(rest + own, FAMILY_SHARE_OF_TIME_LEFT * budget), budget)
             limit = max(MIN_BOOSTED_LIMIT_S, (allowed - rest) / fits)
             own = min(own, fits * limit)
@@ -388,6 +285,6 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
 # the search's time at 90 s (nls wages, IMDB votes: its holdout gain under the noise bar, the search's above it).
 STEPS: tuple[Callable[[Plans, RoundFacts, float], Improvement | None], ...] = (
     final_rows, _more_rows, _longer_network, _longer_boosting, *(_longer_family_boosting(name) for name in TIME_LIMITED_FAMILIES),
-    fine_tune, char_ngrams, _family("catboost"), _search, _family("lightgbm_log"), _bagging, _family("extra_trees"),
+    fine_tune, char_ngrams, _family("catboost"), search, _family("lightgbm_log"), _bagging, _family("extra_trees"),
     _family("xgboost"), _family("knn"), text_words, _finer_boosting,
-    *(_family_search(name) for name in FAMILY_SEARCH_SPACES))
+    *(family_search(name, FAMILY_NAMES[name]) for name in FAMILY_SEARCH_SPACES))

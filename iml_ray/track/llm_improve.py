@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import time
 
-from iml_ray.plan.improvements import MIN_SEARCH_S, SEARCH_SHARE
 from iml_ray.plan.resources import LLM_TRACK_SHARE
+from iml_ray.plan.searches import MIN_SEARCH_S, SEARCH_SHARE
 from iml_ray.track.checks import declares_search_space, read_json
 from iml_ray.track.improve import Verified, fit_seconds, round_threads, run_step
 

@@ -100,3 +100,61 @@ def _constant(script: str, name: str):
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name:
             return ast.literal_eval(node.value)
     raise AssertionError(f"no {name} in the pipeline")
+
+
+SEARCH_CHILD = """
+import json, sys, time, types
+import pandas as pd
+sources = json.loads(open(sys.argv[1]).read())
+modules = {}
+for name in ("prep", "model"):
+    modules[name] = types.ModuleType(name)
+    exec(compile(sources[name], name + ".py", "exec"), modules[name].__dict__)
+train = pd.read_csv(sys.argv[2])
+prep = modules["prep"].Preprocessor().fit(train)
+X, y = prep.transform(train), train["label"].to_numpy()
+settings = json.loads(sys.argv[3])
+started = time.time()
+params, summary = modules["model"].tune_model(X, y, prep.layout_, settings)
+summary["wall"] = time.time() - started
+print(json.dumps(summary))
+"""
+
+
+def test_a_search_ends_at_its_seconds_with_rays_start_up_counted(tmp_path):
+    """A round plans its search's seconds and then its fits after it: a search that ends late (Tune counts its
+    own budget from its first step, after its trial processes have started) takes the round past its time."""
+    import subprocess
+    import sys
+
+    import ray
+    from helpers import binary_frames
+
+    from iml_ray.codegen.render import render_prep, render_traditional
+    from iml_ray.plan.guideline_rules import make_blueprint, make_contract
+    from iml_ray.plan.knowledge import retrieve
+    from iml_ray.task.inference import analyze_task
+    from iml_ray.task.profiling import profile_task
+
+    train, test, sample = binary_frames(3000, 100)
+    root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nAUC")
+    summary = analyze_task(root)
+    profile = profile_task(summary)
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0,
+                               0.2, 1)
+    plan = blueprint.tracks[0]
+    assert plan.tune.get("space")
+    sources = {"prep": render_prep(summary, blueprint.prep),
+               "model": render_traditional(summary, plan, blueprint.train, make_contract(summary, blueprint.prep))}
+    (tmp_path / "sources.json").write_text(json.dumps(sources))
+    (tmp_path / "child.py").write_text(SEARCH_CHILD)
+    seconds = 6.0
+    settings = {"address": ray.get_runtime_context().gcs_address, "seconds": seconds, "trials": 200,
+                "concurrency": 2, "trial_cpus": 0.001, "storage": str(tmp_path / "tune"), "cuda_visible_devices": ""}
+    done = subprocess.run([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "sources.json"),
+                           str(root / "train.csv"), json.dumps(settings)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "error" not in result and result["trials"] >= 1, result
+    assert result["seconds"] <= seconds + 3.0, result

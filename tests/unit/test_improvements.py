@@ -176,7 +176,7 @@ def test_catboost_then_a_search_bagging_the_other_families_and_finer_boosting():
 
 
 def test_a_family_the_blend_uses_is_searched_once_lightgbm_has_had_its_search():
-    from iml_ray.plan.improvements import FAMILY_SEARCH_SPACES
+    from iml_ray.plan.searches import FAMILY_SEARCH_SPACES
 
     plans = Plans(PrepPlan(numeric=("x",)), TRADITIONAL.replace(models=("lightgbm", "linear", "catboost", "xgboost")),
                   TrainPlan())
@@ -202,6 +202,43 @@ def test_a_family_the_blend_uses_is_searched_once_lightgbm_has_had_its_search():
     # After a family's search the plan holds that family's space: LightGBM's search does not search it.
     searched = Plans(plans.prep, step.plans.track, plans.train)
     assert next_improvement(searched, facts({"catboost": 1}, {}), 300.0, done - {"search"} | {"search_catboost"}) is None
+
+
+def test_a_search_shortens_its_familys_time_limit_to_what_the_search_leaves_of_the_round():
+    """The settings a search chooses may fit far slower than the defaults the round measured: the searched family's
+    early-stopped fits stop at what the search leaves of the round, shared by the round's fits of it (an
+    early-stopped fit and a refit in the validation, the final refit on every row: 4.59 times the limit after one
+    holdout). Never longer than the plan's own limit, never under the floor of a boosted fit's."""
+    from iml_ray.plan.first_fit import MIN_BOOSTED_LIMIT_S, limited_fits
+
+    limited = TRADITIONAL.replace(lightgbm={**TRADITIONAL.lightgbm, "time_limit_s": 3.6},
+                                  models=("lightgbm", "linear", "catboost"), families={"catboost": {"time_limit_s": 5.0}})
+    plans = Plans(PrepPlan(numeric=("x",)), limited, TrainPlan())
+    assert limited_fits(plans) == pytest.approx(2.4 + 1.4 / 0.8 ** 2)
+    # A round of 10 s, 5 s of it fitting (LightGBM 4 s): 5 s of the round is not fits.
+    info = {"validation": {"model": {"weights": {"lightgbm": 1, "catboost": 1}}},
+            "final": {"model": {"fits": {"made_s": 5.0, "seconds": {"lightgbm": 4.0, "linear": 1.0}}}}}
+    facts = RoundFacts(10.0, info, 10_000, True)
+    done = frozenset({"catboost"})
+    step = next_improvement(plans, facts, 40.0, done)
+    # 20 s of search, 3 s it may overrun, 5 s besides fits: 12 s for LightGBM's fits, 4.59 times the limit.
+    assert step.step == "search" and step.search_s == 20.0
+    assert step.plans.track.lightgbm["time_limit_s"] == pytest.approx(12.0 / limited_fits(plans), abs=0.05)
+    assert step.plans.track.families == limited.families and step.plans.train == plans.train
+    assert step.expected_s == pytest.approx(9.0 + 20.0 + 3.0)           # its estimate: the defaults' fits
+    # Time enough: the plan's limit stays (a longer one is the boosting_time step's, for a fit it stopped).
+    assert next_improvement(plans, facts, 300.0, done).plans == plans
+    # The search leaves at least the limit's floor to the fits: at 30 s, 30 - 3 - (5 + 4.59 x 2) = 12.8 s of search.
+    floor = next_improvement(plans, facts, 30.0, done)
+    assert floor.search_s == pytest.approx(30.0 - 3.0 - 5.0 - limited_fits(plans) * MIN_BOOSTED_LIMIT_S, abs=0.05)
+    assert floor.plans.track.lightgbm["time_limit_s"] == MIN_BOOSTED_LIMIT_S
+    assert next_improvement(plans, facts, 26.0, done).step != "search"          # 8.8 s of search: too short
+    # A family's search shortens that family's limit, not LightGBM's.
+    family = next_improvement(plans, replace(facts, run_info={**info, "tuned_params": {"num_leaves": 20}}), 40.0,
+                              done | {"search", "bagging", "extra_trees", "xgboost", "knn", "finer_boosting"})
+    assert family.step == "search_catboost" and family.plans.track.lightgbm == limited.lightgbm
+    assert family.plans.track.families["catboost"]["time_limit_s"] == pytest.approx(12.0 / limited_fits(plans),
+                                                                                    abs=0.05)
 
 
 def test_a_track_out_of_time_names_the_step_it_would_take_with_the_least_more_time():
@@ -488,7 +525,7 @@ def test_bagging_is_sized_by_each_familys_seconds_per_fit_times_the_fits_it_make
 def test_no_search_is_planned_where_the_inner_split_is_too_small_for_one():
     """The tuning template refuses a search scored on fewer than 300 inner rows; a round planned for one refits
     what the round before fitted. penguins (275 rows, 5 folds): 220 fit rows, 44 inner ones."""
-    from iml_ray.plan.improvements import MIN_SEARCH_VALID_ROWS, search_has_rows
+    from iml_ray.plan.searches import MIN_SEARCH_VALID_ROWS, search_has_rows
 
     plans = Plans(PrepPlan(numeric=("x",)), TRADITIONAL, TrainPlan(holdout_folds=5, inner_valid_fraction=0.2))
     done = frozenset({"catboost"})

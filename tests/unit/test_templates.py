@@ -203,7 +203,7 @@ def test_every_family_of_the_zoo_joins_the_inner_choice(tmp_path, family, beside
 def test_a_familys_search_trial_fits_that_family_with_the_trial_settings_and_reports_its_inner_score(tmp_path, family):
     """What Ray Tune runs per trial of a family's search, called as its trainable does; and the settings it finds,
     applied as pipeline.py applies TUNED_PARAMS, reach that family's fits and leave LightGBM's alone."""
-    from iml_ray.plan.improvements import FAMILY_SEARCH_SPACES
+    from iml_ray.plan.searches import FAMILY_SEARCH_SPACES
 
     train, test, sample = binary_frames(600, 100)
     root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nAUC")
