@@ -50,7 +50,7 @@ def bind_model(code: str) -> str:
     if {"SEARCH_SPACE", "apply_params"} <= names and "tune_model" not in names:
         # The module declares what to tune and how to apply it: the framework's search over its SEARCH_SPACE.
         missing = [source for source in missing if not source.startswith("def tune_model")]
-        missing.append(template("search_space_tuning").strip() + "\n")
+        missing.append(template("search_space_tuning").strip() + "\n\n\n" + template("search_run").strip() + "\n")
     return code.rstrip("\n") + "\n\n\n" + "\n\n".join(missing) if missing else code
 
 

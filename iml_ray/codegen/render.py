@@ -142,7 +142,8 @@ def render_model(summary: TaskSummary, plan: TrackPlan, train: TrainPlan, contra
 
 def _model_module(name: str, summary: TaskSummary, config: dict) -> str:
     # Helpers first: the template's own code may refer to them at import time.
-    parts = {"MODEL_HELPERS": template("model_helpers").strip(), "TUNING": template("tuning").strip(),
+    tuning = template("tuning").strip() + "\n\n\n" + template("search_run").strip()
+    parts = {"MODEL_HELPERS": template("model_helpers").strip(), "TUNING": tuning,
              "MODEL_ZOO": template("model_zoo").strip(),
              "TASK_NAME": summary.name, "MODEL_CONFIG": literal(config)}
     return fill(name, **{k: v for k, v in parts.items() if k in placeholders(name)})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,6 +103,28 @@ def _constant(script: str, name: str):
     raise AssertionError(f"no {name} in the pipeline")
 
 
+def _rules_modules(root, rows: int) -> tuple[dict, Path]:
+    """The rules' prep and traditional model modules (which carry the search) for a binary task of `rows` rows."""
+    from helpers import binary_frames
+
+    from iml_ray.codegen.render import render_prep, render_traditional
+    from iml_ray.plan.guideline_rules import make_blueprint, make_contract
+    from iml_ray.plan.knowledge import retrieve
+    from iml_ray.task.inference import analyze_task
+    from iml_ray.task.profiling import profile_task
+
+    train, test, sample = binary_frames(rows, 100)
+    task = write_task(root, train, test, sample, "## Evaluation\nAUC")
+    summary = analyze_task(task)
+    profile = profile_task(summary)
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0,
+                               0.2, 1)
+    plan = blueprint.tracks[0]
+    assert plan.tune.get("space")
+    return {"prep": render_prep(summary, blueprint.prep),
+            "model": render_traditional(summary, plan, blueprint.train, make_contract(summary, blueprint.prep))}, task
+
+
 SEARCH_CHILD = """
 import json, sys, time, types
 import pandas as pd
@@ -128,24 +151,8 @@ def test_a_search_ends_at_its_seconds_with_rays_start_up_counted(tmp_path):
     import sys
 
     import ray
-    from helpers import binary_frames
 
-    from iml_ray.codegen.render import render_prep, render_traditional
-    from iml_ray.plan.guideline_rules import make_blueprint, make_contract
-    from iml_ray.plan.knowledge import retrieve
-    from iml_ray.task.inference import analyze_task
-    from iml_ray.task.profiling import profile_task
-
-    train, test, sample = binary_frames(3000, 100)
-    root = write_task(tmp_path / "b", train, test, sample, "## Evaluation\nAUC")
-    summary = analyze_task(root)
-    profile = profile_task(summary)
-    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0,
-                               0.2, 1)
-    plan = blueprint.tracks[0]
-    assert plan.tune.get("space")
-    sources = {"prep": render_prep(summary, blueprint.prep),
-               "model": render_traditional(summary, plan, blueprint.train, make_contract(summary, blueprint.prep))}
+    sources, root = _rules_modules(tmp_path / "b", 3000)
     (tmp_path / "sources.json").write_text(json.dumps(sources))
     (tmp_path / "child.py").write_text(SEARCH_CHILD)
     seconds = 6.0
@@ -158,3 +165,49 @@ def test_a_search_ends_at_its_seconds_with_rays_start_up_counted(tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert "error" not in result and result["trials"] >= 1, result
     assert result["seconds"] <= seconds + 3.0, result
+
+
+STUCK_CHILD = """
+import json, sys, time, types
+import ray
+from ray import tune
+module = types.ModuleType("model")
+exec(compile(json.loads(open(sys.argv[1]).read())["model"], "model.py", "exec"), module.__dict__)
+
+def stuck(config):
+    tune.report({"score": config["x"]})
+    time.sleep(120)                  # a step that never ends before the search's deadline
+
+ray.init(address=sys.argv[2])
+started = time.time()
+run = module._iml_search(tune.with_resources(stuck, {"cpu": 0.001}), {"x": tune.uniform(0, 1)},
+                         tune.TuneConfig(metric="score", mode="max", num_samples=2, max_concurrent_trials=2),
+                         sys.argv[3], started + float(sys.argv[4]))
+run["wall"] = time.time() - started
+if not run["running"]:
+    ray.shutdown()
+print(json.dumps(run), flush=True)
+"""
+
+
+def test_a_search_returns_what_its_trials_reported_at_its_deadline_while_a_trial_is_stuck_in_its_step(tmp_path):
+    """Tune waits up to 15 s at its end for a trial still in its step; the search does not wait for Tune."""
+    import subprocess
+    import sys
+
+    import ray
+
+    sources, _ = _rules_modules(tmp_path / "b", 300)
+    (tmp_path / "sources.json").write_text(json.dumps({"model": sources["model"]}))
+    (tmp_path / "child.py").write_text(STUCK_CHILD)
+    seconds = 12.0
+    done = subprocess.run([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "sources.json"),
+                           ray.get_runtime_context().gcs_address, str(tmp_path / "tune"), str(seconds)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = json.loads(done.stdout.strip().splitlines()[-1])
+    assert run["error"] is None and run["errors"] == 0, run
+    # Both trials reported before they got stuck; their scores are what the search returns, on time.
+    assert run["trials"] == 2 and len(run["scored"]) == 2, run
+    assert all(0.0 <= score <= 1.0 and config["x"] == score for config, score in run["scored"]), run
+    assert run["wall"] <= seconds + 3.0, run
