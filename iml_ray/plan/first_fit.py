@@ -1,7 +1,9 @@
 """The first fit's cost model: whether a track's first candidate must train on a sample to surely finish.
 
 A verified candidate is where a track starts (plan/improvements.py grows it from its measured time); this only
-decides the first fit, from the columns the prep makes, the classes, and the fits a validated run makes.
+decides the first fit, from the columns the prep makes, the classes, and the fits a validated run makes. The
+boosted families' time limits are here too: the first round's, and what a round's fits of a time-limited family
+take in multiples of its limit (limited_fits), which the improvement steps size their limits by.
 """
 from __future__ import annotations
 

@@ -20,10 +20,10 @@ from iml_ray.plan.round_facts import Improvement, RoundFacts
 # still pays off there (the alternative is the track stopping), unlike in a first round that must leave room.
 SEARCH_SHARE = 0.5
 MIN_SEARCH_S = 10.0
-# What a search takes beyond its seconds: it ends at its deadline, Ray Tune's start-up included, and kills a trial
-# still stopping a second after it (the tuning template); then Ray's shutdown. 0.2-1.6 s past a 10 s search on a
-# 2-CPU cluster (tests/integration/test_tracks_tuning.py); before the deadline counted Tune's start-up, 2.4 s the
-# median over eight rounds' searches at 90 s and 12.1 s the worst.
+# What a search takes beyond its seconds: it ends at its deadline, Ray Tune's start-up included, and returns a
+# second later whatever Tune still waits for (codegen/templates/search_run.py.tmpl); then Ray's shutdown. 0.1-2.0 s
+# past 6 s searches on a 2-CPU cluster (benchmarks/search_deadline.py); when Tune counted its own budget from its
+# first step, 2.4 s the median over eight rounds' searches at 90 s and 12.1 s the worst.
 SEARCH_OVERRUN_S = 3.0
 # The search refuses an inner validation split under this many rows (the tuning template's tune.min_valid_rows:
 # dozens of trials scored on a hundred rows pick its noise). A round planned for a search it refuses only refits
