@@ -23,42 +23,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-CHILD = """
-import json, sys, types
-import pandas as pd
-sources = json.loads(open(sys.argv[1]).read())
-modules = {}
-for name in ("prep", "model"):
-    modules[name] = types.ModuleType(name)
-    exec(compile(sources[name], name + ".py", "exec"), modules[name].__dict__)
-train = pd.read_csv(sys.argv[2])
-prep = modules["prep"].Preprocessor().fit(train)
-params, summary = modules["model"].tune_model(prep.transform(train), train["label"].to_numpy(), prep.layout_,
-                                              json.loads(sys.argv[3]))
-print(json.dumps(summary))
-"""
-
-
 def _modules(root: Path, rows: int) -> Path:
-    from helpers import binary_frames, write_task
+    from helpers import SEARCH_CHILD, rules_search_modules
 
-    from iml_ray.codegen.render import render_prep, render_traditional
-    from iml_ray.plan.guideline_rules import make_blueprint, make_contract
-    from iml_ray.plan.knowledge import retrieve
-    from iml_ray.task.inference import analyze_task
-    from iml_ray.task.profiling import profile_task
-
-    train, test, sample = binary_frames(rows, 100)
-    task = write_task(root / "task", train, test, sample, "## Evaluation\nAUC")
-    summary = analyze_task(task)
-    profile = profile_task(summary)
-    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0,
-                               0.2, 1)
-    sources = {"prep": render_prep(summary, blueprint.prep),
-               "model": render_traditional(summary, blueprint.tracks[0], blueprint.train,
-                                           make_contract(summary, blueprint.prep))}
+    sources, task = rules_search_modules(root / "task", rows)
     (root / "sources.json").write_text(json.dumps(sources))
-    (root / "child.py").write_text(CHILD)
+    (root / "child.py").write_text(SEARCH_CHILD)
     return task
 
 

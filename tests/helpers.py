@@ -222,3 +222,44 @@ def instrument_clips(n: int, seed: int = 0) -> tuple[list[np.ndarray], list[str]
     spec.loader.exec_module(module)
     clips, labels = module.render_clips(n, seed)
     return clips, labels, module.CLIP_RATE
+
+
+def rules_search_modules(root, rows: int) -> tuple[dict, Path]:
+    """The rules' prep and traditional model modules (which carry the search) for a binary task of `rows` rows."""
+    from iml_ray.codegen.render import render_prep, render_traditional
+    from iml_ray.plan.guideline_rules import make_blueprint, make_contract
+    from iml_ray.plan.knowledge import retrieve
+    from iml_ray.task.inference import analyze_task
+    from iml_ray.task.profiling import profile_task
+
+    train, test, sample = binary_frames(rows, 100)
+    task = write_task(root, train, test, sample, "## Evaluation\nAUC")
+    summary = analyze_task(task)
+    profile = profile_task(summary)
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0,
+                               0.2, 1)
+    plan = blueprint.tracks[0]
+    assert plan.tune.get("space")
+    return {"prep": render_prep(summary, blueprint.prep),
+            "model": render_traditional(summary, plan, blueprint.train, make_contract(summary, blueprint.prep))}, task
+
+
+# A round's search as its pipeline runs it: a child process joining the cluster, the rendered modules' tune_model()
+# on a table (argv: sources.json, train.csv, the settings as JSON); prints the search's summary as JSON.
+SEARCH_CHILD = """
+import json, sys, time, types
+import pandas as pd
+sources = json.loads(open(sys.argv[1]).read())
+modules = {}
+for name in ("prep", "model"):
+    modules[name] = types.ModuleType(name)
+    exec(compile(sources[name], name + ".py", "exec"), modules[name].__dict__)
+train = pd.read_csv(sys.argv[2])
+prep = modules["prep"].Preprocessor().fit(train)
+X, y = prep.transform(train), train["label"].to_numpy()
+settings = json.loads(sys.argv[3])
+started = time.time()
+params, summary = modules["model"].tune_model(X, y, prep.layout_, settings)
+summary["wall"] = time.time() - started
+print(json.dumps(summary))
+"""

@@ -9,12 +9,11 @@ from __future__ import annotations
 import ast
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import local_ray, write_task
+from helpers import SEARCH_CHILD, local_ray, rules_search_modules, write_task
 
 from iml_ray.config import RunConfig
 from iml_ray.run.engine import run_competition
@@ -103,47 +102,6 @@ def _constant(script: str, name: str):
     raise AssertionError(f"no {name} in the pipeline")
 
 
-def _rules_modules(root, rows: int) -> tuple[dict, Path]:
-    """The rules' prep and traditional model modules (which carry the search) for a binary task of `rows` rows."""
-    from helpers import binary_frames
-
-    from iml_ray.codegen.render import render_prep, render_traditional
-    from iml_ray.plan.guideline_rules import make_blueprint, make_contract
-    from iml_ray.plan.knowledge import retrieve
-    from iml_ray.task.inference import analyze_task
-    from iml_ray.task.profiling import profile_task
-
-    train, test, sample = binary_frames(rows, 100)
-    task = write_task(root, train, test, sample, "## Evaluation\nAUC")
-    summary = analyze_task(task)
-    profile = profile_task(summary)
-    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, ("traditional",)), ("traditional",), 0,
-                               0.2, 1)
-    plan = blueprint.tracks[0]
-    assert plan.tune.get("space")
-    return {"prep": render_prep(summary, blueprint.prep),
-            "model": render_traditional(summary, plan, blueprint.train, make_contract(summary, blueprint.prep))}, task
-
-
-SEARCH_CHILD = """
-import json, sys, time, types
-import pandas as pd
-sources = json.loads(open(sys.argv[1]).read())
-modules = {}
-for name in ("prep", "model"):
-    modules[name] = types.ModuleType(name)
-    exec(compile(sources[name], name + ".py", "exec"), modules[name].__dict__)
-train = pd.read_csv(sys.argv[2])
-prep = modules["prep"].Preprocessor().fit(train)
-X, y = prep.transform(train), train["label"].to_numpy()
-settings = json.loads(sys.argv[3])
-started = time.time()
-params, summary = modules["model"].tune_model(X, y, prep.layout_, settings)
-summary["wall"] = time.time() - started
-print(json.dumps(summary))
-"""
-
-
 def test_a_search_ends_at_its_seconds_with_rays_start_up_counted(tmp_path):
     """A round plans its search's seconds and then its fits after it: a search that ends late (Tune counts its
     own budget from its first step, after its trial processes have started) takes the round past its time."""
@@ -152,7 +110,7 @@ def test_a_search_ends_at_its_seconds_with_rays_start_up_counted(tmp_path):
 
     import ray
 
-    sources, root = _rules_modules(tmp_path / "b", 3000)
+    sources, root = rules_search_modules(tmp_path / "b", 3000)
     (tmp_path / "sources.json").write_text(json.dumps(sources))
     (tmp_path / "child.py").write_text(SEARCH_CHILD)
     seconds = 6.0
@@ -197,7 +155,7 @@ def test_a_search_returns_what_its_trials_reported_at_its_deadline_while_a_trial
 
     import ray
 
-    sources, _ = _rules_modules(tmp_path / "b", 300)
+    sources, _ = rules_search_modules(tmp_path / "b", 300)
     (tmp_path / "sources.json").write_text(json.dumps({"model": sources["model"]}))
     (tmp_path / "child.py").write_text(STUCK_CHILD)
     seconds = 12.0
