@@ -132,3 +132,16 @@ def test_a_skewed_non_negative_target_prepares_lightgbm_on_its_log_and_no_other_
     # RMSLE: the track fits log1p of the target already.
     knowledge, track = _regression_task(tmp_path / "rmsle", prices, "RMSLE")
     assert track.target_transform == "log1p" and "lightgbm_log" not in track.families
+
+
+def test_lightgbms_search_shapes_the_trees_at_the_plans_learning_rate(tmp_path):
+    """ASHA compares trials at equal numbers of rounds, where a faster learning rate always leads: searched, the rate
+    went to 0.12-0.2 and the plan's 0.05 was stopped before it converged. The search varies the trees, not the rate."""
+    train, test, sample = binary_frames(400, 100)
+    summary = analyze_task(write_task(tmp_path / "t", train, test, sample))
+    profile = profile_task(summary)
+    tracks = ("traditional",)
+    blueprint = make_blueprint(summary, profile, retrieve(summary, profile, tracks), tracks, 0, 0.2, 1)
+    plan = blueprint.tracks[0]
+    assert {"num_leaves", "min_child_samples", "feature_fraction", "lambda_l2"} <= set(plan.tune["space"])
+    assert "learning_rate" not in plan.tune["space"] and plan.lightgbm["learning_rate"] > 0
