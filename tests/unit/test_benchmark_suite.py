@@ -199,3 +199,40 @@ def test_the_grader_matches_rows_without_an_id_by_the_passthrough_key(tmp_path):
     submission[["positive", "review"]].to_csv(tmp_path / "sub.csv", index=False)     # a passthrough column lost
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['date'\]"):
         grade.grade(tmp_path / "sub.csv", tmp_path / "answers.csv", tmp_path / "answers.json")
+
+
+# The tables added to read how iml-ray carries to tables it was not tuned on (suite_tables.py): metric, task type.
+TABLES = {"credit": ("auc", "binary"), "hpc": ("logloss", "multiclass"), "attrition": ("auc", "binary"),
+          "loans": ("rmse", "regression"), "nmes": ("mae", "regression"), "fishing": ("accuracy", "multiclass"),
+          "default": ("logloss", "binary")}
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("tables")
+    suite.build_suite(base / "tasks", base / "answers", list(TABLES))
+    return base
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_the_added_tables_are_read_as_meant_and_the_baseline_beats_a_constant(tables, name, tmp_path):
+    """Each added table: iml-ray's analysis finds its metric and task type from the description and the data, its
+    answers stay outside, and the plain baseline's submission grades better than the sample's constant answer."""
+    from iml_ray.metrics.registry import get_metric
+    from iml_ray.task.inference import analyze_task
+
+    baseline = load_script("baseline_under_test", BENCHMARKS / "baseline.py")
+    grade = load_script("grade_under_test", BENCHMARKS / "grade.py")
+    task, answers = tables / "tasks" / name, tables / "answers"
+    metric, task_type = TABLES[name]
+    meta = json.loads((answers / f"{name}.json").read_text())
+    assert not answers.resolve().is_relative_to(task.resolve()) and meta["metric"] == metric
+    assert meta["target"] not in pd.read_csv(task / "test.csv", nrows=1).columns
+    summary = analyze_task(task)
+    assert summary.metric == metric and summary.task_type == task_type
+    submission = tmp_path / "baseline.csv"
+    baseline.run_baseline(task, meta).to_csv(submission, index=False)
+    score = grade.grade(submission, answers / f"{name}.csv", answers / f"{name}.json")
+    constant = grade.grade(task / "sample_submission.csv", answers / f"{name}.csv", answers / f"{name}.json")
+    better = get_metric(metric).higher_is_better
+    assert (score > constant) if better else (score < constant)
