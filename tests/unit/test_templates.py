@@ -240,6 +240,34 @@ def test_a_familys_search_trial_fits_that_family_with_the_trial_settings_and_rep
     assert model["inner_scores"][family] > 0.6
 
 
+@pytest.mark.parametrize("family", ["lightgbm", "catboost"])
+def test_a_search_trial_is_scored_on_another_draw_of_the_inner_split_than_the_fits_blend(tmp_path, family):
+    """The best of dozens of trials scores better on the rows that chose it than elsewhere: scored on the fits' own
+    inner rows, the searched family then outweighed the others in the blend chosen on them."""
+    from iml_ray.plan.searches import FAMILY_SEARCH_SPACES
+
+    space = FAMILY_SEARCH_SPACES.get(family) or {"num_leaves": ["logint", 8, 128]}
+    models = ("lightgbm", "linear") if family == "lightgbm" else ("lightgbm", "linear", family)
+    train, _, prep, _, module = _binary_model(tmp_path, models=models, tune={"space": space})
+    X, y = prep.transform(train), train["label"].to_numpy()
+    scored = []
+    real_score = module._inner_score
+
+    def record(y_true, output):
+        scored.append(np.asarray(y_true).copy())
+        return real_score(y_true, output)
+
+    module._inner_score = record
+    trial = {"num_leaves": 7} if family == "lightgbm" else {"catboost:depth": 2}
+    module._tune_trial(trial, X, y, prep.layout_, lambda step, score: None, {"trial_threads": 1})
+    search_rows, fit_rows = module._search_split(y)[1], module._inner_split(y)[1]
+    assert len(search_rows) == len(fit_rows) and set(search_rows) != set(fit_rows)
+    assert scored and all(np.array_equal(rows, y[search_rows]) for rows in scored)
+    scored.clear()
+    module.fit_model(X, y, prep.layout_)
+    assert scored and all(np.array_equal(rows, y[fit_rows]) for rows in scored)
+
+
 def test_bagging_fits_one_model_per_fold_and_family_and_chooses_on_out_of_fold_outputs(tmp_path):
     train, test, prep, plan, module = _binary_model(tmp_path, bagging_folds=5)
     model = module.fit_model(prep.transform(train), train["label"].to_numpy(), prep.layout_)
