@@ -141,33 +141,45 @@ LAYOUTS = {"census_labels": ("mean_auc", "multi-label"), "tx_housing": ("mean_rm
            "instrument_clips": ("accuracy", "multiclass")}
 
 
+def _built(tmp_path_factory, label: str, names: list[str]) -> Path:
+    base = tmp_path_factory.mktemp(label)
+    suite.build_suite(base / "tasks", base / "answers", names)
+    return base
+
+
 @pytest.fixture(scope="module")
 def layouts(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("layouts")
-    suite.build_suite(base / "tasks", base / "answers", list(LAYOUTS))
-    return base
+    return _built(tmp_path_factory, "layouts", list(LAYOUTS))
+
+
+def _read_and_baseline(base: Path, name: str, expected: tuple[str, str], tmp_path: Path):
+    """A built task read by iml-ray's analysis (its metric and task type as `expected`, its answers outside it) and
+    the plain baseline's submission graded: task, answers, meta, summary, the grader, the submission, its score."""
+    from iml_ray.task.inference import analyze_task
+
+    baseline = load_script("baseline_under_test", BENCHMARKS / "baseline.py")
+    grade = load_script("grade_under_test", BENCHMARKS / "grade.py")
+    task, answers = base / "tasks" / name, base / "answers"
+    meta = json.loads((answers / f"{name}.json").read_text())
+    assert not answers.resolve().is_relative_to(task.resolve()) and meta["metric"] == expected[0]
+    summary = analyze_task(task)
+    assert (summary.metric, summary.task_type) == expected
+    submission = tmp_path / "baseline.csv"
+    baseline.run_baseline(task, meta).to_csv(submission, index=False)
+    return task, answers, meta, summary, grade, submission, grade.grade(submission, answers / f"{name}.csv",
+                                                                       answers / f"{name}.json")
 
 
 @pytest.mark.parametrize("name", LAYOUTS)
 def test_layout_tasks_are_read_as_their_competitions_and_the_baseline_grades(layouts, name, tmp_path):
     """Each real-competition layout: iml-ray's analysis reads it as meant, its answers stay outside, and the plain
     baseline's submission is valid for the grader (which matches rows by the id)."""
-    from iml_ray.task.inference import analyze_task, check_task
+    from iml_ray.task.inference import check_task
 
-    baseline = load_script("baseline_under_test", BENCHMARKS / "baseline.py")
-    grade = load_script("grade_under_test", BENCHMARKS / "grade.py")
-    task, answers = layouts / "tasks" / name, layouts / "answers"
-    metric, task_type = LAYOUTS[name]
-    meta = json.loads((answers / f"{name}.json").read_text())
-    assert not answers.resolve().is_relative_to(task.resolve()) and meta["metric"] == metric
+    task, answers, meta, summary, grade, submission, score = _read_and_baseline(layouts, name, LAYOUTS[name], tmp_path)
     assert not check_task(task).archives
-    summary = analyze_task(task)
-    assert summary.metric == metric and summary.task_type == task_type
     assert list(summary.submission.all_columns) == meta["columns"]
     assert summary.submission.target_columns == tuple(meta["targets"])
-    submission = tmp_path / "baseline.csv"
-    baseline.run_baseline(task, meta).to_csv(submission, index=False)
-    score = grade.grade(submission, answers / f"{name}.csv", answers / f"{name}.json")
     assert math.isfinite(score)
     shuffled = pd.read_csv(submission).sample(frac=1.0, random_state=1)
     shuffled.to_csv(submission, index=False)              # rows in another order: matched by key, same score
@@ -209,9 +221,7 @@ TABLES = {"credit": ("auc", "binary"), "hpc": ("logloss", "multiclass"), "attrit
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("tables")
-    suite.build_suite(base / "tasks", base / "answers", list(TABLES))
-    return base
+    return _built(tmp_path_factory, "tables", list(TABLES))
 
 
 @pytest.mark.parametrize("name", TABLES)
@@ -219,20 +229,9 @@ def test_the_added_tables_are_read_as_meant_and_the_baseline_beats_a_constant(ta
     """Each added table: iml-ray's analysis finds its metric and task type from the description and the data, its
     answers stay outside, and the plain baseline's submission grades better than the sample's constant answer."""
     from iml_ray.metrics.registry import get_metric
-    from iml_ray.task.inference import analyze_task
 
-    baseline = load_script("baseline_under_test", BENCHMARKS / "baseline.py")
-    grade = load_script("grade_under_test", BENCHMARKS / "grade.py")
-    task, answers = tables / "tasks" / name, tables / "answers"
-    metric, task_type = TABLES[name]
-    meta = json.loads((answers / f"{name}.json").read_text())
-    assert not answers.resolve().is_relative_to(task.resolve()) and meta["metric"] == metric
+    task, answers, meta, _, grade, _, score = _read_and_baseline(tables, name, TABLES[name], tmp_path)
     assert meta["target"] not in pd.read_csv(task / "test.csv", nrows=1).columns
-    summary = analyze_task(task)
-    assert summary.metric == metric and summary.task_type == task_type
-    submission = tmp_path / "baseline.csv"
-    baseline.run_baseline(task, meta).to_csv(submission, index=False)
-    score = grade.grade(submission, answers / f"{name}.csv", answers / f"{name}.json")
     constant = grade.grade(task / "sample_submission.csv", answers / f"{name}.csv", answers / f"{name}.json")
-    better = get_metric(metric).higher_is_better
+    better = get_metric(meta["metric"]).higher_is_better
     assert (score > constant) if better else (score < constant)
