@@ -113,7 +113,9 @@ def test_a_search_ends_at_its_seconds_with_rays_start_up_counted(tmp_path):
     sources, root = rules_search_modules(tmp_path / "b", 3000)
     (tmp_path / "sources.json").write_text(json.dumps(sources))
     (tmp_path / "child.py").write_text(SEARCH_CHILD)
-    seconds = 6.0
+    # The shortest search the planner starts (MIN_SEARCH_S): a 6 s search on a busy 2-core CI machine ended on time
+    # with no trial started (Tune's start-up took it all), which says nothing of the trials' end.
+    seconds = 10.0
     settings = {"address": ray.get_runtime_context().gcs_address, "seconds": seconds, "trials": 200,
                 "concurrency": 2, "trial_cpus": 0.001, "storage": str(tmp_path / "tune"), "cuda_visible_devices": ""}
     done = subprocess.run([sys.executable, str(tmp_path / "child.py"), str(tmp_path / "sources.json"),
@@ -122,7 +124,7 @@ def test_a_search_ends_at_its_seconds_with_rays_start_up_counted(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert "error" not in result and result["trials"] >= 1, result
-    assert result["seconds"] <= seconds + 3.0, result
+    assert result["seconds"] <= seconds + 3.0, result      # before: 12.2-21.8 s for 10 s (median 13.05)
 
 
 STUCK_CHILD = """
