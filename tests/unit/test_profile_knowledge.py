@@ -136,7 +136,7 @@ def test_a_skewed_non_negative_target_prepares_lightgbm_on_its_log_and_no_other_
 
 def test_lightgbms_search_shapes_the_trees_at_the_plans_learning_rate(tmp_path):
     """ASHA compares trials at equal numbers of rounds, where a faster learning rate always leads: searched, the rate
-    went to 0.12-0.2 and the plan's 0.05 was stopped before it converged. The search varies the trees, not the rate."""
+    went to 0.09-0.21 and the plan's 0.05 was stopped before it converged. The search varies the trees, not the rate."""
     train, test, sample = binary_frames(400, 100)
     summary = analyze_task(write_task(tmp_path / "t", train, test, sample))
     profile = profile_task(summary)
