@@ -5,10 +5,8 @@ framework-owned validation predictions, the same rows every candidate was
 scored on. Whether the blend is kept is decided by cross-fitting: the holdout
 is cut in two, weights fitted on one half are scored on the other (and back),
 and the blend must beat the single candidate that the same half would have
-picked, by more than the paired-bootstrap noise of the holdout's rows (the bar
-a track's rounds pass, scoring/noise.py). The blend itself is the `blend()` of
-the ensemble template, so the submission written here and the one `pipeline.py`
-writes are the same code's.
+picked. The blend itself is the `blend()` of the ensemble template, so the
+submission written here and the one `pipeline.py` writes are the same code's.
 """
 from __future__ import annotations
 
@@ -22,7 +20,6 @@ import pandas as pd
 from iml_ray.blueprint import Candidate
 from iml_ray.metrics.predictions import score_predictions
 from iml_ray.metrics.registry import get_metric
-from iml_ray.scoring.noise import NOISE_DEVIATIONS, paired_deviation
 from iml_ray.task.files import TaskSummary
 
 log = logging.getLogger(__name__)
@@ -42,7 +39,6 @@ class EnsembleFit:
     kept: bool
     reason: str
     folds: list[dict] = field(default_factory=list)
-    gain_deviation: float | None = None       # paired bootstrap of the cross-fitted blend against the cross-fitted pick
     over: str = "answers"                    # what was blended: the members' answers, or their labels' "probabilities"
 
     def to_json(self) -> dict:
@@ -122,7 +118,6 @@ def fit_ensemble(valid: dict[str, pd.DataFrame], truth: pd.Series, summary: Task
     order = np.random.default_rng(seed).permutation(n)
     halves = [np.sort(order[: n // 2]), np.sort(order[n // 2:])]
     blend_scores, single_scores, folds = [], [], []
-    crossed_blend, crossed_single = [], []          # each half's answers, from weights and a pick fitted on the other
     for fit_rows, score_rows in (halves, halves[::-1]):
         part = {k: v.iloc[fit_rows].reset_index(drop=True) for k, v in valid.items()}
         weights = select_weights(part, truth.iloc[fit_rows], summary, fmt=fmt)
@@ -130,10 +125,8 @@ def fit_ensemble(valid: dict[str, pd.DataFrame], truth: pd.Series, summary: Task
         single = (max if better else min)(singles, key=singles.get)
         held = {k: v.iloc[score_rows].reset_index(drop=True) for k, v in valid.items()}
         used = [k for k in names if weights[k] > 0]
-        crossed_blend.append(blend([held[k] for k in used], [weights[k] for k in used], fmt).set_axis(score_rows))
-        crossed_single.append(blend([held[single]], [1.0], fmt).set_axis(score_rows))
-        blend_score = _score(summary, truth.iloc[score_rows], crossed_blend[-1])
-        single_score = _score(summary, truth.iloc[score_rows], crossed_single[-1])
+        blend_score = _score(summary, truth.iloc[score_rows], blend([held[k] for k in used], [weights[k] for k in used], fmt))
+        single_score = _score(summary, truth.iloc[score_rows], blend([held[single]], [1.0], fmt))
         blend_scores.append(blend_score)
         single_scores.append(single_score)
         folds.append({"weights": weights, "single": single, "blend_score": blend_score, "single_score": single_score})
@@ -141,24 +134,15 @@ def fit_ensemble(valid: dict[str, pd.DataFrame], truth: pd.Series, summary: Task
     blend_score, single_score = float(np.mean(blend_scores)), float(np.mean(single_scores))
     members_used = [k for k in names if weights[k] > 0]
     wins = blend_score > single_score if better else blend_score < single_score
-    deviation = None
-    if wins and len(members_used) >= 2:
-        deviation = paired_deviation(pd.concat(crossed_blend).sort_index(), pd.concat(crossed_single).sort_index(),
-                                     truth.reset_index(drop=True), lambda t, frame: _score(summary, t, frame), seed=seed)
-    gain = abs(blend_score - single_score)
     if len(members_used) < 2:
         kept, reason = False, f"selection kept only {members_used[0]}"
     elif not wins:
         kept, reason = False, (f"the blend ({blend_score:.5g}) did not beat the best single candidate ({single_score:.5g}) "
                                "on rows it was not fitted on")
-    elif deviation is not None and gain <= NOISE_DEVIATIONS * deviation:
-        # The blend would replace a model whose every round was judged against the same bar.
-        kept, reason = False, (f"the blend ({blend_score:.5g}) beat the best single candidate ({single_score:.5g}) "
-                               f"by {gain:.3g}, within the holdout rows' noise (paired bootstrap deviation {deviation:.3g})")
     else:
         kept, reason = True, (f"the blend ({blend_score:.5g}) beat the best single candidate ({single_score:.5g}) "
                               "on rows it was not fitted on")
-    return EnsembleFit(names, weights, blend_score, single_score, kept, reason, folds, gain_deviation=deviation)
+    return EnsembleFit(names, weights, blend_score, single_score, kept, reason, folds)
 
 
 def ensemble_script(summary: TaskSummary, fit: EnsembleFit, members: dict[str, str], fmt: dict | None = None) -> str:

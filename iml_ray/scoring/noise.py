@@ -9,23 +9,17 @@ others gained +0.0034 with 0.0013, bagging +0.0120 with 0.0046.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from iml_ray.metrics.predictions import score_predictions
 from iml_ray.scoring.evaluate import read_target, read_valid_predictions
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from iml_ray.task.files import TaskSummary
 
 # Enough for the deviation within about 15 %; each resample scores both candidates (0.6 s for 1,000 rows).
 BOOTSTRAP_RESAMPLES = 30
 MIN_SCORED_RESAMPLES = 10           # fewer (a class missing from most resamples of a tiny holdout): no estimate
-# A change that scores better is kept when its gain is more than this many paired-bootstrap deviations of the score
-# difference on the validation rows (about five chances in six that it is no accident): a track's rounds
-# (track/improve.py) and the Coordinator's blend over the best single candidate (agents/stacking.py).
-NOISE_DEVIATIONS = 1.0
 
 
 def gain_deviation(new_csv: Path | str, best_csv: Path | str, summary: TaskSummary,
@@ -38,26 +32,15 @@ def gain_deviation(new_csv: Path | str, best_csv: Path | str, summary: TaskSumma
     if len(new) != len(best) or not np.array_equal(new["__row__"].to_numpy(), best["__row__"].to_numpy()):
         return None
     truth = read_target(summary).iloc[new["__row__"].to_numpy()].reset_index(drop=True)
-    return paired_deviation(new, best, truth,
-                            lambda picked, frame: score_predictions(summary.metric, picked, frame, summary.submission),
-                            resamples, seed)
-
-
-def paired_deviation(new: pd.DataFrame, best: pd.DataFrame, truth: pd.Series,
-                     score: Callable[[pd.Series, pd.DataFrame], float],
-                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> float | None:
-    """The standard deviation of score(truth, new) - score(truth, best) over paired bootstrap resamples of the rows
-    (the two frames and truth: the same rows in the same order), or None with too few scorable resamples."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     differences = []
     for _ in range(resamples):
         rows = rng.integers(0, len(new), len(new))
         picked = truth.iloc[rows].reset_index(drop=True)
         try:
-            differences.append(score(picked, new.iloc[rows].reset_index(drop=True))
-                               - score(picked, best.iloc[rows].reset_index(drop=True)))
+            differences.append(
+                score_predictions(summary.metric, picked, new.iloc[rows].reset_index(drop=True), summary.submission)
+                - score_predictions(summary.metric, picked, best.iloc[rows].reset_index(drop=True), summary.submission))
         except ValueError:          # a resample the metric cannot score (one class only)
             continue
     if len(differences) < MIN_SCORED_RESAMPLES:

@@ -18,7 +18,7 @@ from iml_ray.metrics.registry import get_metric
 from iml_ray.plan.fine_tuning import fine_tune_note
 from iml_ray.plan.improvements import REPEATABLE, SAME_VALIDATION, RoundFacts, next_improvement
 from iml_ray.plan.repairs import Plans
-from iml_ray.scoring.noise import NOISE_DEVIATIONS, gain_deviation
+from iml_ray.scoring.noise import gain_deviation
 from iml_ray.track.checks import read_json
 from iml_ray.track.job import ModuleSlot, search_pays_off
 
@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # Of a round's wall time, the part more threads speed up (Amdahl's law): starting the process, reading the data and
 # the prep's single-threaded steps stay as they were, and the fits themselves do not scale perfectly.
 PARALLEL_PART = 0.5
+# A round that scores better is kept when its gain is more than this many paired-bootstrap deviations of the score
+# difference on the validation rows (about five chances in six that it is no accident).
+NOISE_DEVIATIONS = 1.0
 
 
 @dataclass(frozen=True)
