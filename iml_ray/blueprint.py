@@ -113,6 +113,7 @@ class TrackPlan:
     # Ray Tune search: {"space": {name: [kind, ...]}, "max_steps": ASHA's rungs, "grace_steps": ...}
     tune: dict[str, Any] = field(default_factory=dict)
     bagging_folds: int = 0          # traditional: k models per family on k folds, averaged (0: one inner split)
+    bagging_repeats: int = 1        # traditional, bagged: the k folds drawn on this many shuffles of the rows
     # traditional: settings of the families beyond LightGBM and the linear model, by name (catboost: {depth: 8}, ...)
     families: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -97,10 +97,10 @@ def lightgbm_time_limit(time_budget_s: float, fits: int) -> float:
 
 def limited_fits(plans: Plans) -> float:
     """A time-limited family's round, in multiples of its limit: per pipeline fit, the early-stopped fit and the
-    refit; bagged, k early-stopped fits and no refit; after one holdout the final fit only refits."""
+    refit; bagged, k early-stopped fits per shuffle and no refit; after one holdout the final fit only refits."""
     folds = plans.track.bagging_folds
     if folds:
-        return plans.train.pipeline_fits * folds
+        return plans.train.pipeline_fits * folds * plans.track.bagging_repeats
     if not plans.train.holdout_folds:
         # The final refit: the validation refit's (FIT_AND_REFIT - 1), its rounds and rows grown by the holdout's.
         return FIT_AND_REFIT + (FIT_AND_REFIT - 1.0) / (1.0 - plans.train.holdout_fraction) ** 2

@@ -21,7 +21,10 @@ the measured wall time of the round it improves on, never by a constant cost mod
                   proposed);
 - finer_boosting: LightGBM with half the learning rate and twice the rounds;
 - a family's search: a Ray Tune search over CatBoost's, XGBoost's or the randomised trees' settings, for a
-                  family the track's blend uses.
+                  family the track's blend uses;
+- bagging_repeats: a bagged track draws its k folds on twice as many shuffles of the rows (AutoGluon's bag
+                  sets), reading the fits of the shuffles it had back: what a small table's track does with
+                  the time every other step left.
 
 The track keeps a round's candidate only when it scores better on the framework's holdout; a step that does
 not pay off is not tried again, and a round that fails or runs out of time leaves the verified candidate as
@@ -45,7 +48,8 @@ MAX_GROWTH = 4.0
 MIN_LEARNING_RATE = 0.02
 MAX_BOOSTING_ROUNDS = 20000
 # Steps that may follow themselves while they pay off (each time with more rows, or a longer training).
-REPEATABLE = ("rows", "network_time", "boosting_time", "boosting_time_catboost", "boosting_time_xgboost")
+REPEATABLE = ("rows", "network_time", "boosting_time", "boosting_time_catboost", "boosting_time_xgboost",
+              "bagging_repeats")
 # Steps that leave the validation as it was (its score is the best round's): kept when they verify, scoring no worse.
 SAME_VALIDATION = ("final_rows",)
 BAGGING_FOLDS = 5
@@ -53,6 +57,9 @@ BAGGING_MAX_ROWS = 50_000       # "small": where averaging k fits still pays for
 # A bag's fit against the mean fit of the round before (its inner fits and its cheaper refits): penguins' CatBoost,
 # 1.52 s per bag fit against 1.14 s per fit the round before (by hand, 5 folds, one thread).
 BAG_FIT_COST = 1.3
+# Shuffles a bagged track may draw its folds on (AutoGluon's num_bag_sets), doubled by each round that pays off: a
+# cap so that a long budget's track ends, at 40 models per family under 5 folds.
+MAX_BAGGING_REPEATS = 8
 # The families a traditional track may add, each with its library and what a round with it costs against the
 # round it improves on (the family is fitted twice, inner split and refit, beside what the round fitted).
 # CatBoost's ordered boosting is the slowest per round; a forest of 300 trees and XGBoost's hist about LightGBM's.
@@ -194,6 +201,24 @@ def _bagging(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | No
                        _bagged_round_s(plans.train.pipeline_fits * BAGGING_FOLDS, facts))
 
 
+def _more_bags(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
+    track = plans.track
+    repeats = track.bagging_repeats
+    if track.model_template != "traditional" or not track.bagging_folds or repeats >= MAX_BAGGING_REPEATS:
+        return None
+    more = min(MAX_BAGGING_REPEATS, 2 * repeats)
+    k = track.bagging_folds
+    # The shuffles the round before drew are read back; the new ones cost what its bag fits cost each.
+    families = facts.fitted_families()
+    per_fit = [facts.family_fit_s(name) for name in families]
+    added = plans.train.pipeline_fits * k * (more - repeats)
+    expected = (facts.seconds * (more - repeats) / repeats if not families or None in per_fit
+                else facts.overhead_s + sum(added * seconds for seconds in per_fit))
+    return Improvement(Plans(plans.prep, track.replace(bagging_repeats=more), plans.train), "bagging_repeats",
+                       f"{k}-fold bagging on {more} shuffles of the rows (was {repeats}): {k * more} models per family, "
+                       "averaged", expected)
+
+
 def _bagged_round_s(fits: int, facts: RoundFacts) -> float:
     """Every family fitted `fits` times (k in each pipeline fit), at the seconds per fit the round measured. The
     round's own fits were fewer than "an inner fit and a refit" per family: only the families a fit's blend keeps
@@ -287,4 +312,4 @@ STEPS: tuple[Callable[[Plans, RoundFacts, float], Improvement | None], ...] = (
     final_rows, _more_rows, _longer_network, _longer_boosting, *(_longer_family_boosting(name) for name in TIME_LIMITED_FAMILIES),
     fine_tune, char_ngrams, _family("catboost"), search, _family("lightgbm_log"), _bagging, _family("extra_trees"),
     _family("xgboost"), _family("knn"), text_words, _finer_boosting,
-    *(family_search(name, FAMILY_NAMES[name]) for name in FAMILY_SEARCH_SPACES))
+    *(family_search(name, FAMILY_NAMES[name]) for name in FAMILY_SEARCH_SPACES), _more_bags)

@@ -13,6 +13,7 @@ import pytest
 from helpers import binary_frames, review_frames, rules_agents, traditional_job, write_task
 
 from iml_ray.blueprint import PrepPlan, TrackPlan, TrainPlan
+from iml_ray.plan import improvements
 from iml_ray.plan.improvements import RoundFacts, next_improvement
 from iml_ray.plan.repairs import Plans
 from iml_ray.task.inference import analyze_task
@@ -520,6 +521,43 @@ def test_bagging_is_sized_by_each_familys_seconds_per_fit_times_the_fits_it_make
     assert catboost.step == "catboost"
     limit = catboost.plans.track.families["catboost"]["time_limit_s"]
     assert limit == pytest.approx((300.0 / 3 - facts.overhead_s) / 25, abs=0.05)        # not / (5 x 2.4)
+
+
+def test_a_bagged_track_with_every_other_step_tried_doubles_its_shuffles_sized_by_the_new_ones_fits():
+    """What a small table's track does with the time left at a long budget (credit, default, loans at 300 s ended
+    "out of improvements" at 50-79% of it): more shuffles of its folds, the ones drawn before read back."""
+    fits = {"made": 20, "reused": 0, "made_s": 12.0, "seconds": {"lightgbm": 6.0, "linear": 2.0},
+            "counts": {"lightgbm": 10, "linear": 10}}
+    info = {"validation": {"model": {}}, "final": {"model": {"fits": fits}}, "tuned_params": {}}
+    track = replace(TRADITIONAL, models=("lightgbm", "linear"), bagging_folds=5)
+    plans = Plans(PrepPlan(numeric=("x",)), track, TrainPlan())
+    facts = RoundFacts(16.0, info, 2000, False)
+    done = frozenset({"catboost", "search", "bagging", "extra_trees", "xgboost", "knn", "finer_boosting"})
+    step = next_improvement(plans, facts, 300.0, exhausted=done)
+    assert step.step == "bagging_repeats" and step.plans.track.bagging_repeats == 2
+    assert step.plans.track.bagging_folds == 5 and step.plans.train == plans.train
+    # One new shuffle: 5 fits per family in each of the 2 pipeline fits, at the round's seconds per fit.
+    assert step.expected_s == pytest.approx(facts.overhead_s + 10 * (6.0 / 10 + 2.0 / 10))
+    assert step.expected_s < 2 * facts.seconds
+    # It may follow itself while it pays off, doubling, up to MAX_BAGGING_REPEATS shuffles.
+    assert "bagging_repeats" in improvements.REPEATABLE
+    shuffles = []
+    while step is not None:
+        shuffles.append(step.plans.track.bagging_repeats)
+        plans = step.plans
+        step = next_improvement(plans, facts, 300.0, exhausted=done)
+    assert shuffles == [2, 4, 8] and shuffles[-1] == improvements.MAX_BAGGING_REPEATS
+    # Sized by the new shuffles alone: 4 -> 8 fits 4 shuffles' fits.
+    four = Plans(plans.prep, track.replace(bagging_repeats=4), plans.train)
+    assert next_improvement(four, facts, 300.0, exhausted=done).expected_s == \
+        pytest.approx(facts.overhead_s + 40 * (6.0 / 10 + 2.0 / 10))
+    # Not for a track that is not bagged, nor when the new shuffles do not fit the time left.
+    assert next_improvement(Plans(plans.prep, track.replace(bagging_folds=0), plans.train), facts, 300.0,
+                            exhausted=done) is None
+    assert next_improvement(Plans(plans.prep, track, plans.train), facts, 10.0, exhausted=done) is None
+    # A time-limited family's limit, once bagged on more shuffles, is shared by all their fits.
+    from iml_ray.plan.first_fit import limited_fits
+    assert limited_fits(four) == 2 * 5 * 4
 
 
 def test_no_search_is_planned_where_the_inner_split_is_too_small_for_one():

@@ -281,6 +281,37 @@ def test_bagging_fits_one_model_per_fold_and_family_and_chooses_on_out_of_fold_o
     assert np.corrcoef(proba[:, 1], test["x1"])[0, 1] > 0.5
 
 
+def test_repeated_bagging_draws_its_folds_on_more_shuffles_and_averages_their_out_of_fold_outputs(tmp_path):
+    """Two shuffles of 3 folds: 6 models per family, each row left out by two of them; the first shuffle's folds
+    are a single bag's (the fits a track's earlier round made), the second's are others."""
+    train, test, prep, plan, module = _binary_model(tmp_path, bagging_folds=3)
+    X, y = prep.transform(train), train["label"].to_numpy()
+    single = module.fit_model(X, y, prep.layout_)
+    module.MODEL_CONFIG["bagging_repeats"] = 2
+    drawn = []
+    real = module._bag_folds
+
+    def record(X_, y_fit, folds, *args):
+        drawn.append([np.sort(valid) for _, valid in folds])
+        return real(X_, y_fit, folds, *args)
+
+    module._bag_folds = record
+    repeated = module.fit_model(X, y, prep.layout_)
+    assert repeated["settings"]["bagging_repeats"] == 2 and "bagging_repeats" not in single["settings"]
+    assert all(len(fitted) == 6 for fitted in repeated["members"].values())
+    folds = drawn[-1]
+    assert len(folds) == 6
+    counts = np.bincount(np.concatenate(folds), minlength=len(y))
+    assert (counts == 2).all()                                      # every row left out once per shuffle
+    assert not any(np.array_equal(folds[0], other) for other in folds[3:])   # the second shuffle draws other folds
+    # Averaged over both shuffles: out-of-fold log loss stays a log loss of probabilities.
+    assert all(-1.0 < score < 0 for score in repeated["inner_scores"].values())
+    assert repeated["inner_scores"] != single["inner_scores"]
+    proba = module.predict_model(repeated, prep.transform(test))
+    assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
+    assert np.corrcoef(proba[:, 1], test["x1"])[0, 1] > 0.5
+
+
 @pytest.mark.parametrize("bagging_folds", [0, 3])
 def test_a_fixed_blend_fits_only_its_families_and_keeps_its_weights(tmp_path, bagging_folds):
     """The final fit reuses the blend its validation chose: only those families are fitted, with those weights.
