@@ -209,25 +209,24 @@ def _more_bags(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | 
     more = min(MAX_BAGGING_REPEATS, 2 * repeats)
     k = track.bagging_folds
     # The shuffles the round before drew are read back; the new ones cost what its bag fits cost each.
-    families = facts.fitted_families()
-    per_fit = [facts.family_fit_s(name) for name in families]
-    added = plans.train.pipeline_fits * k * (more - repeats)
-    expected = (facts.seconds * (more - repeats) / repeats if not families or None in per_fit
-                else facts.overhead_s + sum(added * seconds for seconds in per_fit))
+    expected = _bagged_round_s(plans.train.pipeline_fits * k * (more - repeats), facts, fit_cost=1.0,
+                               uncounted_s=facts.seconds * (more - repeats) / repeats)
     return Improvement(Plans(plans.prep, track.replace(bagging_repeats=more), plans.train), "bagging_repeats",
                        f"{k}-fold bagging on {more} shuffles of the rows (was {repeats}): {k * more} models per family, "
                        "averaged", expected)
 
 
-def _bagged_round_s(fits: int, facts: RoundFacts) -> float:
-    """Every family fitted `fits` times (k in each pipeline fit), at the seconds per fit the round measured. The
-    round's own fits were fewer than "an inner fit and a refit" per family: only the families a fit's blend keeps
-    are refitted (penguins under 5 folds: CatBoost made 7 fits in the round before bagging, 30 under it)."""
+def _bagged_round_s(fits: int, facts: RoundFacts, fit_cost: float = BAG_FIT_COST,
+                    uncounted_s: float | None = None) -> float:
+    """Every family fitted `fits` times (k in each pipeline fit), at the seconds per fit the round measured times
+    fit_cost (1 when that round was bagged already). The round's own fits were fewer than "an inner fit and a refit"
+    per family: only the families a fit's blend keeps are refitted (penguins under 5 folds: CatBoost made 7 fits in
+    the round before bagging, 30 under it). uncounted_s: the estimate when the round did not count its fits."""
     families = facts.fitted_families()
     per_fit = {name: facts.family_fit_s(name) for name in families}
     if not families or None in per_fit.values():
-        return facts.fresh_s * BAGGING_FOLDS / 2       # a round that did not count its fits
-    return facts.overhead_s + sum(BAG_FIT_COST * fits * seconds for seconds in per_fit.values())
+        return facts.fresh_s * BAGGING_FOLDS / 2 if uncounted_s is None else uncounted_s
+    return facts.overhead_s + sum(fit_cost * fits * seconds for seconds in per_fit.values())
 
 
 @lru_cache(maxsize=None)
