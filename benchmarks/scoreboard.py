@@ -139,12 +139,21 @@ def relative_score(outcomes: list[Outcome], system: str) -> float:
 # ------------------------------------------------------------------ markdown
 
 
+# An unsupported cell says why in the table when that is a word or two ("images"); a peer's own message (AutoGluon
+# on a layout it cannot read: a sentence) goes below the table with the failures, where it does not widen a column.
+SHORT_REASON = 24
+
+
+def _short_reason(outcome: Outcome) -> bool:
+    return outcome.status == "unsupported" and 0 < len(outcome.reason) <= SHORT_REASON
+
+
 def _cell(outcome: Outcome | None, best: Outcome | None) -> str:
     if outcome is None:
         return "–"
     if not outcome.valid:
         label = STATUSES[outcome.status]
-        return f"{label} ({outcome.reason})" if outcome.status == "unsupported" and outcome.reason else label
+        return f"{label} ({outcome.reason})" if _short_reason(outcome) else label
     text = f"{outcome.score:.4f}" if abs(outcome.score) < 1000 else f"{outcome.score:.1f}"
     return f"**{text}**" if best is not None and best.score == outcome.score else text
 
@@ -185,8 +194,8 @@ def markdown_tables(outcomes: list[Outcome], systems: list[str], tasks: list[str
               "| task | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
     for task in tasks:
         lines.append(f"| {task} | " + " | ".join(_resources(index.get((task, s))) for s in systems) + " |")
-    notes = [f"- {o.system} on {o.task}: {o.status}: {o.reason}" for o in outcomes
-             if not o.valid and o.status != "unsupported" and o.reason]
+    notes = [f"- {o.system} on {o.task}: {STATUSES[o.status] if o.status == 'unsupported' else o.status}: {o.reason}"
+             for o in outcomes if not o.valid and o.reason and not _short_reason(o)]
     if notes:
         lines += ["", "Why a cell has no score:", "", *notes]
     return "\n".join(lines)

@@ -77,6 +77,15 @@ def test_the_table_marks_unsupported_tasks_and_says_why_a_run_failed():
     assert "**0.9000**" in text and "**0.2500**" in text
 
 
+def test_a_long_reason_for_an_unsupported_task_goes_below_the_table_and_a_short_one_stays_in_its_cell():
+    said = "peer cannot handle c: several targets: one label column per predictor"
+    run = RUN[:-2] + [Outcome("c", "peer", "auc", "tabular", "unsupported", None, said),
+                      Outcome("c", "iml-ray", "auc", "image", "unsupported", None, "images")]
+    text = scoreboard.markdown_tables(run, ["iml-ray", "peer"], ["a", "b", "c"])
+    assert "| c | tabular | auc ↑ | n/a (images) | n/a |" in text
+    assert f"- peer on c: n/a: {said}" in text and text.count(said) == 1
+
+
 def test_every_suite_task_has_a_known_modality_and_there_are_enough_of_each():
     modalities = [task.modality for task in suite.SUITE.values()]
     assert len(suite.SUITE) >= 12
