@@ -194,8 +194,8 @@ def markdown_tables(outcomes: list[Outcome], systems: list[str], tasks: list[str
               "| task | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
     for task in tasks:
         lines.append(f"| {task} | " + " | ".join(_resources(index.get((task, s))) for s in systems) + " |")
-    notes = [f"- {o.system} on {o.task}: {STATUSES[o.status] if o.status == 'unsupported' else o.status}: {o.reason}"
-             for o in outcomes if not o.valid and o.reason and not _short_reason(o)]
+    notes = [f"- {o.system} on {o.task}: {STATUSES[o.status]}: {o.reason}" for o in outcomes
+             if not o.valid and o.reason and not _short_reason(o)]
     if notes:
         lines += ["", "Why a cell has no score:", "", *notes]
     return "\n".join(lines)
