@@ -249,8 +249,9 @@ def section(outcomes: list[Outcome], systems: list[str], tasks: list[str], budge
         "metric; the baseline (`benchmarks/baseline.py`, no search) takes what it takes. " + peers,
         "",
         "Test scores graded by `benchmarks/grade.py` (iml-ray's own metrics) on answers no system saw; best per task "
-        "in bold; ↑/↓ = higher/lower is better. `n/a` = the system cannot take the task (tabular AutoML on image "
-        "tasks) and scores 0, like a failure. APS = mean over all tasks of the score on the iML paper's 0–1 scale "
+        "in bold; ↑/↓ = higher/lower is better. `n/a` = the system cannot take the task (tabular AutoML on images, "
+        "audio, several targets or a layout without one table; a reason longer than a word or two is listed below the "
+        "tables) and scores 0, like a failure. APS = mean over all tasks of the score on the iML paper's 0–1 scale "
         "(`Metric.aps`: [0, 1] metrics as they are, losses exp(-loss)); RS = mean over all tasks of the score "
         "relative to the task's best system (1 = best). Definitions: `benchmarks/README.md`.",
         "",
