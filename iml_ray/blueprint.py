@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 # What a failed round is blamed on: a module, the contract between them (the ErrorAnalyzer's LLM step says
@@ -244,6 +245,7 @@ class RepairRound:
     kept: bool | None = None           # an improvement round: did its candidate replace the track's best?
     threads: int | None = None         # the round's threads, when more than the track's own (its peers had finished)
     author: str | None = None          # who wrote the modules it ran: "rules", "llm" or "prep: llm, model: rules"
+    within_noise: bool = False         # scored better but not kept: its gain was within the validation rows' noise
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,16 @@ class Candidate:
         data = asdict(self)
         data["rounds"] = [asdict(r) for r in self.rounds]
         return data
+
+    def within_noise_rounds(self) -> tuple[RepairRound, ...]:
+        """The verified rounds the track could not tell from its best: better on the validation rows when they ran,
+        but by less than the rows' noise, so the track went on from its best (a blend may still want them)."""
+        return tuple(r for r in self.rounds if r.within_noise and r.status == "ok" and r.score is not None)
+
+    def round_pipeline(self, number: int) -> Path:
+        """Where the track writes the standalone pipeline of one of its within_noise_rounds(), beside its own."""
+        own = Path(self.pipeline_path or f"pipeline_{self.track}.py")
+        return Path(self.code_dir) / f"{own.stem}.round_{number}.py"
 
     @classmethod
     def from_json(cls, data: dict) -> "Candidate":

@@ -92,11 +92,12 @@ class Coordinator:
         return board[0] if board and board[0].status == "verified" else None
 
     def stack(self, summary: TaskSummary, root: str, seed: int = 0, **resources: float) -> EnsembleFit | None:
-        """The stacked ensemble of the verified candidates, kept only when it beats the best one on rows it was not
-        fitted on (a kept blend is written to <root>/pipeline.py and submission.csv); None when there is nothing to
-        blend. `resources` are for the Ray task the actor runs it in."""
+        """The stacked ensemble of the verified candidates and the rounds each track could not tell from its best,
+        kept only when it beats the best one on rows it was not fitted on (a kept blend is written to
+        <root>/pipeline.py and submission.csv); None when there is nothing to blend. `resources` are for the Ray
+        task the actor runs it in."""
         verified = [c for c in self.leaderboard() if c.status == "verified"]
-        if len(verified) < 2:
+        if len(verified) < 2 and not any(c.within_noise_rounds() for c in verified):
             return None
         self.ensemble = self._stack(summary, tuple(verified), root, seed, resources)
         return self.ensemble

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iml_ray.blueprint import Candidate
+from iml_ray.blueprint import Candidate, RepairRound
 from iml_ray.metrics.predictions import score_predictions
 from iml_ray.metrics.registry import get_metric
 from iml_ray.task.files import TaskSummary
@@ -25,7 +25,8 @@ from iml_ray.task.files import TaskSummary
 log = logging.getLogger(__name__)
 
 SELECTION_ROUNDS = 25
-STACK_TOP_K = 3                 # candidates the stacker may blend
+STACK_TOP_K = 3                 # tracks whose best candidates the stacker may blend
+ALTERNATES_PER_TRACK = 2        # and, of each, this many rounds it could not tell from its best
 
 
 @dataclass(frozen=True)
@@ -192,11 +193,38 @@ def _probabilities(summary: TaskSummary, outputs: dict[str, Path]) -> dict | Non
     return probability_format(summary, labels or [])
 
 
+def round_candidate(candidate: Candidate, round_: RepairRound) -> Candidate | None:
+    """One of a track's earlier rounds as a candidate of its own, named <track>.round_<n> (its standalone pipeline
+    beside the track's, its outputs in the round's folder); None when the round's files are not there."""
+    import dataclasses
+
+    pipeline = candidate.round_pipeline(round_.round)
+    outputs = Path(candidate.code_dir) / f"round_{round_.round}" / "output"
+    if not (pipeline.is_file() and (outputs / "submission.csv").is_file() and (outputs / "valid_predictions.csv").is_file()):
+        return None
+    return dataclasses.replace(candidate, track=f"{candidate.track}.round_{round_.round}", valid_score=round_.score,
+                               pipeline_path=str(pipeline), submission_path=str(outputs / "submission.csv"), rounds=())
+
+
+def blend_members(leaderboard: tuple[Candidate, ...], higher_is_better: bool) -> tuple[list[Candidate], list[Candidate]]:
+    """The best verified candidates of the top STACK_TOP_K tracks, and each one's best ALTERNATES_PER_TRACK rounds
+    that scored better than the track's best did when they ran, but within the validation rows' noise: the track
+    could not tell which is better, an average of the two may well beat both, and the cross-fitted test below
+    decides."""
+    tracks = [c for c in leaderboard if c.status == "verified"][:STACK_TOP_K]
+    alternates = []
+    for candidate in tracks:
+        rounds = sorted(candidate.within_noise_rounds(), key=lambda r: r.score, reverse=higher_is_better)
+        alternates += [alt for r in rounds[:ALTERNATES_PER_TRACK] if (alt := round_candidate(candidate, r)) is not None]
+    return tracks, alternates
+
+
 def stack_candidates(summary: TaskSummary, leaderboard: tuple[Candidate, ...], root: Path, seed: int = 0) -> EnsembleFit | None:
-    """Blend the top verified candidates when that beats the best one on unseen rows.
+    """Blend the top verified candidates (blend_members()) when that beats the best one on unseen rows.
 
     A kept blend is staged in <root>/ensemble/, verified, then copied to <root>/pipeline.py and
-    submission.csv; None when the candidates' validation rows differ (nothing to blend on).
+    submission.csv; None when there are fewer than two members, or the tracks' validation rows differ (nothing to
+    blend on; an alternate whose rows differ from its track's is left out).
     """
     import dataclasses
 
@@ -204,16 +232,28 @@ def stack_candidates(summary: TaskSummary, leaderboard: tuple[Candidate, ...], r
     from iml_ray.safety.contract import check_submission
     from iml_ray.scoring.evaluate import read_target
 
-    members = [c for c in leaderboard if c.status == "verified"][:STACK_TOP_K]
-    outputs = {c.track: Path(c.submission_path).parent for c in members}
+    tracks, alternates = blend_members(leaderboard, get_metric(summary.metric).higher_is_better)
+    outputs = {c.track: Path(c.submission_path).parent for c in tracks}
     probabilities = _probabilities(summary, outputs)
     fmt = probabilities or summary.submission.to_json()
     valid_file, test_file = ("valid_proba.csv", "test_proba.csv") if probabilities else \
         ("valid_predictions.csv", "submission.csv")
     valid = {track: read_answer(folder / valid_file) for track, folder in outputs.items()}
-    rows = [int(r) for r in valid[members[0].track]["__row__"]]
+    rows = [int(r) for r in valid[tracks[0].track]["__row__"]] if tracks else []
     if any([int(r) for r in frame["__row__"]] != rows for frame in valid.values()):
         log.warning("stacking skipped: the candidates' validation rows differ")
+        return None
+    members = list(tracks)
+    for alternate in alternates:
+        # Blended as the tracks are (the same labels' probabilities, or answers) on the same rows, or left out.
+        folder = Path(alternate.submission_path).parent
+        if _probabilities(summary, {**outputs, alternate.track: folder}) != probabilities:
+            continue
+        frame = read_answer(folder / valid_file)
+        if [int(r) for r in frame["__row__"]] == rows:
+            members.append(alternate)
+            outputs[alternate.track], valid[alternate.track] = folder, frame
+    if len(members) < 2:
         return None
     truth = read_target(summary).iloc[rows].reset_index(drop=True)
     fit = fit_ensemble({k: v.drop(columns="__row__") for k, v in valid.items()}, truth, summary, seed, fmt)

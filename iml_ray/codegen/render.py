@@ -197,6 +197,18 @@ def with_tuned_params(script: str, params: dict) -> str:
     return with_constant(script, "TUNED_PARAMS", params)
 
 
+def standalone_script(script: str, run_info: dict) -> str:
+    """A round's pipeline with what its submission was fitted with written into it (from the round's run_info), so
+    a rerun reproduces it without Ray: the tuned parameters (run_info's are all the round ran with, an earlier
+    search's and its own), the validated blend, the settings its final fit refitted it with, and the folds whose
+    fits made it under k folds."""
+    if run_info.get("tuned_params"):
+        script = with_tuned_params(script, run_info["tuned_params"])
+    for key in ("validated_blend", "validated_refits", "cross_fit_folds"):       # run_info's key, the constant's
+        script = with_constant(script, key.upper(), run_info[key]) if run_info.get(key) else script
+    return script
+
+
 def with_constant(script: str, name: str, value: Any) -> str:
     """The script with its module-level `name = ...` assignment (one line or several) set to `value`."""
     import ast

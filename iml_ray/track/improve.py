@@ -121,7 +121,7 @@ def run_step(track, best: Verified, number: int, step: str, change: str, attempt
     track.rounds.append(RepairRound(number, "ok" if failure is None else failure.status, seconds,
                                     None if failure is None else failure.message, change=change, diagnosis=noise,
                                     score=attempt.score, step=step, kept=kept, threads=track.threads or None,
-                                    author=authors(track)))
+                                    author=authors(track), within_noise=noise is not None))
     log.info("track %s improvement %s: %s (%s)", track.name, step, "kept" if kept else "not kept",
              f"{attempt.score:.5g} vs {best.score:.5g}" if failure is None else failure.message)
     if kept:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iml_ray.blueprint import Candidate, RepairRound
-from iml_ray.codegen.render import with_constant, with_tuned_params
+from iml_ray.codegen.render import standalone_script, with_tuned_params
 from iml_ray.plan.repairs import Diagnosis, Failure, Plans
 from iml_ray.plan.resources import LLM_TRACK_SHARE
 from iml_ray.safety.sandbox import SandboxResult, run_python
@@ -294,26 +294,24 @@ def _verified(track: Track, best: Verified, stopped: str) -> Candidate:
     if search and "tuning" not in (details.get("validation") or {}):
         # A later round ran with the parameters an earlier round's search found: that search is what they came from.
         details.setdefault("validation", {})["tuning"] = search
-    # What the submission was fitted with goes into the script, so a rerun reproduces it without Ray: the tuned
-    # parameters (run_info's are all the round ran with, an earlier search's and its own), the validated blend, the
-    # settings its final fit refitted it with, and the folds whose fits made it under k folds.
-    script = (round_dir / f"pipeline_{name}.py").read_text()
-    if details.get("tuned_params"):
-        script = with_tuned_params(script, details["tuned_params"])
-    for key in ("validated_blend", "validated_refits", "cross_fit_folds"):       # run_info's key, the constant's
-        script = with_constant(script, key.upper(), details[key]) if details.get(key) else script
-    final.write_text(script)
+    final.write_text(standalone_script((round_dir / f"pipeline_{name}.py").read_text(), details))
     shutil.copyfile(round_dir / "prep.py", code_dir / "prep.py")
     shutil.copyfile(round_dir / track.module_file("model"), code_dir / track.module_file("model"))
     repairs = sum(1 for r in track.rounds if r.step is None and r.status != "ok")
-    return Candidate(track=name, code_dir=str(code_dir), status="verified", metric=job.summary.metric,
-                     valid_score=best.score, aps=aps(job.summary.metric, best.score), repair_rounds=repairs,
-                     rounds=tuple(track.rounds), wall_s=round(time.time() - track.started, 2),
-                     peak_rss_mb=round(track.peak_mb, 1), pipeline_path=str(final),
-                     submission_path=str(round_dir / "output" / "submission.csv"),
-                     details={"run_info": details, "plans": track.plans.to_json(), "modules": modules,
-                              "best_round": best.number, "stopped": stopped},
-                     started_at=track.started, finished_at=time.time(), resources=job.resources)
+    candidate = Candidate(track=name, code_dir=str(code_dir), status="verified", metric=job.summary.metric,
+                          valid_score=best.score, aps=aps(job.summary.metric, best.score), repair_rounds=repairs,
+                          rounds=tuple(track.rounds), wall_s=round(time.time() - track.started, 2),
+                          peak_rss_mb=round(track.peak_mb, 1), pipeline_path=str(final),
+                          submission_path=str(round_dir / "output" / "submission.csv"),
+                          details={"run_info": details, "plans": track.plans.to_json(), "modules": modules,
+                                   "best_round": best.number, "stopped": stopped},
+                          started_at=track.started, finished_at=time.time(), resources=job.resources)
+    for r in candidate.within_noise_rounds():
+        # The Coordinator may blend these with the best (agents/stacking.py): each gets its standalone script too.
+        script, info = code_dir / f"round_{r.round}" / f"pipeline_{name}.py", code_dir / f"round_{r.round}" / "output"
+        if script.is_file():
+            candidate.round_pipeline(r.round).write_text(standalone_script(script.read_text(), read_json(info / "run_info.json")))
+    return candidate
 
 
 def _search_in_effect(track: Track, best: Verified) -> dict | None:

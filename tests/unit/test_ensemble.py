@@ -233,3 +233,58 @@ def test_a_label_tasks_pipeline_writes_each_labels_probability_beside_its_answer
         values = proba[["0", "1"]].astype(float).to_numpy()
         assert np.allclose(values.sum(axis=1), 1.0)
         assert [["0", "1"][i] for i in values.argmax(axis=1)] == answer["label"].tolist()
+
+
+def _round(folder, truth, rng, value):
+    """A track's round folder: its pipeline and the outputs it wrote (validation predictions from noisy scores)."""
+    output = folder / "output"
+    output.mkdir(parents=True)
+    valid = _noisy(truth, rng, 1.0)
+    valid.insert(0, "__row__", range(len(truth)))
+    valid.to_csv(output / "valid_predictions.csv", index=False)
+    (folder / "pipeline_t.py").write_text(MEMBER.replace("VALUE", value))
+    subprocess.run([sys.executable, str(folder / "pipeline_t.py"), "--data", str(folder.parent.parent / "t"),
+                    "--out", str(output)], check=True)
+
+
+def test_a_round_its_track_could_not_tell_from_its_best_is_blended_with_it(tmp_path):
+    """One track: its best round 1, a round 2 that scored better within the validation rows' noise (not kept),
+    a round 3 that scored worse and a round 4 within the noise whose files are gone. The Coordinator stacks the
+    best with round 2 alone, keeps the blend of two independent noisy answers, and its pipeline.py reruns both."""
+    from iml_ray.agents.coordinator import Coordinator
+    from iml_ray.blueprint import Candidate, RepairRound
+
+    summary, truth = _auc_task(tmp_path)
+    rng = np.random.default_rng(12345)
+    code = tmp_path / "cand"
+    for number, value in ((1, "0.25"), (2, "0.75"), (3, "0.5")):
+        _round(code / f"round_{number}", truth, rng, value)
+    for number, name in ((1, "pipeline_t.py"), (2, "pipeline_t.round_2.py"), (3, "pipeline_t.round_3.py")):
+        (code / name).write_text((code / f"round_{number}" / "pipeline_t.py").read_text())
+    rounds = (RepairRound(1, "ok", 1.0, score=0.80), RepairRound(2, "ok", 1.0, score=0.81, step="knn", kept=False,
+                                                                 within_noise=True),
+              RepairRound(3, "ok", 1.0, score=0.70, step="xgboost", kept=False),
+              RepairRound(4, "ok", 1.0, score=0.82, step="catboost", kept=False, within_noise=True))
+    track = Candidate("t", str(code), "verified", "auc", valid_score=0.80, rounds=rounds,
+                      pipeline_path=str(code / "pipeline_t.py"), submission_path=str(code / "round_1/output/submission.csv"))
+    assert [r.round for r in track.within_noise_rounds()] == [2, 4]
+    assert track.round_pipeline(2) == code / "pipeline_t.round_2.py"
+    coordinator = Coordinator("auc", True)
+    coordinator.report(track)
+    root = tmp_path / "run"
+    root.mkdir()
+    fit = coordinator.stack(summary, str(root))
+    assert fit is not None and fit.members == ("t", "t.round_2") and fit.kept, fit
+    assert min(fit.weights.values()) > 0
+    subprocess.run([sys.executable, str(root / "pipeline.py"), "--data", summary.task_dir, "--out", str(tmp_path / "rerun")],
+                   check=True, cwd=tmp_path)
+    rerun = pd.read_csv(tmp_path / "rerun" / "submission.csv")
+    x1 = pd.read_csv(f"{summary.task_dir}/test.csv")["x1"]
+    wanted = fit.weights["t"] * (0.25 + 0.001 * x1) + fit.weights["t.round_2"] * (0.75 + 0.001 * x1)
+    assert np.allclose(rerun["label"], wanted)
+    assert pd.read_csv(root / "submission.csv")["label"].round(6).equals(rerun["label"].round(6))
+
+    plain = Coordinator("auc", True)
+    plain.report(Candidate("t", str(code), "verified", "auc", valid_score=0.80, rounds=rounds[:1] + rounds[2:3],
+                           pipeline_path=str(code / "pipeline_t.py"), submission_path=track.submission_path))
+    assert plain.stack(summary, str(tmp_path / "run")) is None

@@ -288,6 +288,7 @@ def test_the_track_keeps_only_better_rounds_and_says_why_it_stopped(tmp_path):
         within_noise = r.diagnosis is not None and "within the validation rows' noise" in r.diagnosis
         assert r.kept == (r.score is not None and r.score > best and not within_noise), r
         assert not within_noise or (r.score > best and r.step != "rows"), r
+        assert r.within_noise == within_noise, r      # what the stacker reads to offer the round to a blend
         if r.kept:
             best, best_round = r.score, r.round
     assert result.valid_score == best and result.details["best_round"] == best_round
