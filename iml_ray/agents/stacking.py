@@ -209,8 +209,8 @@ def round_candidate(candidate: Candidate, round_: RepairRound) -> Candidate | No
 def blend_members(leaderboard: tuple[Candidate, ...], higher_is_better: bool) -> tuple[list[Candidate], list[Candidate]]:
     """The best verified candidates of the top STACK_TOP_K tracks, and each one's best ALTERNATES_PER_TRACK rounds
     that scored better than the track's best did when they ran, but within the validation rows' noise: the track
-    could not tell which is better, an average of the two may well beat both, and the cross-fitted test below
-    decides."""
+    could not tell which is better, an average of the two may well beat both, and fit_ensemble()'s cross-fitted
+    test decides."""
     tracks = [c for c in leaderboard if c.status == "verified"][:STACK_TOP_K]
     alternates = []
     for candidate in tracks:
@@ -239,7 +239,7 @@ def stack_candidates(summary: TaskSummary, leaderboard: tuple[Candidate, ...], r
     valid_file, test_file = ("valid_proba.csv", "test_proba.csv") if probabilities else \
         ("valid_predictions.csv", "submission.csv")
     valid = {track: read_answer(folder / valid_file) for track, folder in outputs.items()}
-    rows = [int(r) for r in valid[tracks[0].track]["__row__"]] if tracks else []
+    rows = [int(r) for r in valid[tracks[0].track]["__row__"]]
     if any([int(r) for r in frame["__row__"]] != rows for frame in valid.values()):
         log.warning("stacking skipped: the candidates' validation rows differ")
         return None
