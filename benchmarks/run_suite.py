@@ -1,7 +1,7 @@
 """One command: rebuild the suite, run every system on it at an equal budget, grade, and rewrite RESULTS.md's top.
 
     .venv/bin/python benchmarks/run_suite.py [--time-budget 600] [--systems iml-ray autogluon flaml baseline]
-                                             [--only mnist titanic ...] [--out benchmarks/out/suite]
+                                             [--only mnist titanic ...] [--out benchmarks/out/suite] [--resume]
 
 1. Installs what the suite's data needs into the running venv
    (benchmarks/requirements*.txt) and, for AutoGluon and FLAML, creates their
@@ -21,7 +21,9 @@
    APS, RS and the valid rate (benchmarks/scoreboard.py), writes
    OUT/results.json and replaces the section between the run_suite markers at
    the top of benchmarks/RESULTS.md (--results to write elsewhere, --no-results
-   to leave it alone).
+   to leave it alone). With --resume, the outcomes OUT/results.json already
+   holds for the budget are kept where the system's code is unchanged
+   (benchmarks/suite_resume.py), and only the rest run: a long suite in parts.
 
 MLE-bench: with `--mlebench-data DIR --mlebench COMP ...` and the `mlebench`
 package installed, the prepared competitions DIR/COMP/prepared/public are run
@@ -43,7 +45,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -57,6 +59,7 @@ from grade import grade  # noqa: E402
 from measured_run import LEFTOVER_GRACE_S, run_measured  # noqa: E402
 from scoreboard import Outcome, markdown_tables  # noqa: E402
 from suite import SUITE, build_suite  # noqa: E402
+from suite_resume import ResumeError, code_digest, earlier_outcomes, git_commit  # noqa: E402
 
 log = logging.getLogger("run_suite")
 
@@ -228,8 +231,9 @@ def machine() -> str:
 
 
 def section(outcomes: list[Outcome], systems: list[str], tasks: list[str], budget: float, cmd: str,
-            versions: dict, peers_env: dict | None, started: str) -> str:
+            versions: dict, peers_env: dict | None, parts: list[str]) -> str:
     smoke = len(tasks) < len(SUITE)
+    started = parts[-1]
     title = (f"## The suite: {' vs. '.join(systems)}, {budget:g} s per task ({started[:10]})"
              + (f" — partial run, {len(tasks)} of {len(SUITE)} tasks" if smoke else ""))
     peers = ""
@@ -238,12 +242,18 @@ def section(outcomes: list[Outcome], systems: list[str], tasks: list[str], budge
         peers = (f"Peers run in `benchmarks/.peers-venv` (made by this script: "
                  f"{peers_env.get('size_mib', 0) / 1024:.1f} GiB, {peers_env.get('install_s', '?')} s to install): "
                  + ", ".join(f"{k} {v[k]}" for k in v) + ". ")
+    commit = f" (commit {versions['commit']})" if versions.get("commit") else ""
+    when = (f"Started {started}." if len(parts) == 1 else
+            f"Run in {len(parts)} parts with `--resume` (started {'; '.join(parts)}); a part kept an earlier part's "
+            "outcome only when the system's code digest was the same (`code_digest`: iml-ray's packages; a peer's "
+            "script and venv; the baseline's script; the suite's builders and grader), so every system ran one version "
+            "throughout.")
     return "\n".join([
         BEGIN, title, "",
         "    " + cmd, "",
-        f"Machine: {machine()}. Started {started}. Every system gets the same {budget:g} s budget on the same tasks "
-        "in the same invocation, one process at a time (never two systems at once). "
-        f"iml-ray {versions.get('iml-ray', '?')} runs as a user runs it (`iml run TASK --out DIR --time-budget "
+        f"Machine: {machine()}. {when} Every system gets the same {budget:g} s budget on the same tasks, "
+        "one process at a time (never two systems at once). "
+        f"iml-ray {versions.get('iml-ray', '?')}{commit} runs as a user runs it (`iml run TASK --out DIR --time-budget "
         f"{budget:g} --force`, rules policy, its own local Ray); AutoGluon (`TabularPredictor`, default preset, "
         "`time_limit`) and FLAML (`AutoML`, default estimators, `time_budget`) get the raw columns and are told the "
         "metric; the baseline (`benchmarks/baseline.py`, no search) takes what it takes. " + peers,
@@ -284,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "out" / "suite")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="the markdown file to update")
     parser.add_argument("--no-results", action="store_true", help="leave RESULTS.md alone")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the outcomes OUT/results.json already holds for this budget when the system's code "
+                             "is unchanged, and run only the rest (a long suite in parts)")
     parser.add_argument("--mlebench-data", type=Path, help="an MLE-bench data dir with prepared competitions")
     parser.add_argument("--mlebench", nargs="+", default=[], metavar="COMPETITION", help="competition ids to add")
     args = parser.parse_args(argv)
@@ -295,11 +308,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--mlebench needs --mlebench-data DIR and the `mlebench` command (pip install it from its "
                      "repository; it is not on PyPI)")
 
+    out = args.out.resolve()
+    try:
+        earlier = earlier_outcomes(out / "results.json", args.time_budget) if args.resume else {}
+    except ResumeError as exc:
+        parser.error(str(exc))
     ensure_suite_packages()
     peers_env = ensure_peers_venv() if TABULAR_PEERS & set(args.systems) else None
     if peers_env:
         log.info("peers venv: %s", peers_env)
-    out = args.out.resolve()
     tasks_dir, answers_dir = out / "tasks", out / "answers"
     names = args.only or list(SUITE)
     info = build_suite(tasks_dir, answers_dir, names)
@@ -308,23 +325,35 @@ def main(argv: list[str] | None = None) -> int:
     tasks += [Task(f"mle:{c}", args.mlebench_data / c / "prepared" / "public", "mlebench", "mlebench", None, None)
               for c in args.mlebench]
     import iml_ray
-    versions = {"iml-ray": getattr(iml_ray, "__version__", "?")}
+    versions = {"iml-ray": getattr(iml_ray, "__version__", "?"), "commit": git_commit()}
+    digests = {system: code_digest(system, peers_env) for system in args.systems}
+    selected = {(t.name, s) for t in tasks for s in args.systems}
+    # Outcomes of tasks or systems this invocation does not run stay in results.json for a later --resume.
+    carried = [o for key, o in earlier.items() if key not in selected]
 
     outcomes: list[Outcome] = []
     for task in tasks:
         grader = grade_mlebench(args.mlebench_data) if task.answers_json is None else grade_suite
         for system in args.systems:
-            outcome = run_one(system, task, args.time_budget, out, grader)
+            kept = earlier.get((task.name, system))
+            if kept is not None and kept.code == digests[system]:
+                outcome = kept
+                log.info("%s on %s: kept from an earlier part (%s)", system, task.name, kept.status)
+            else:
+                outcome = replace(run_one(system, task, args.time_budget, out, grader), code=digests[system],
+                                  started=started)
+                log.info("%s on %s: %s %s (%s s, %s MiB) %s", system, task.name, outcome.status,
+                         "" if outcome.score is None else f"{outcome.score:.4f}", outcome.wall_s, outcome.peak_mib,
+                         outcome.reason)
             outcomes.append(outcome)
-            log.info("%s on %s: %s %s (%s s, %s MiB) %s", system, task.name, outcome.status,
-                     "" if outcome.score is None else f"{outcome.score:.4f}", outcome.wall_s, outcome.peak_mib,
-                     outcome.reason)
             (out / "results.json").write_text(json.dumps(
-                {"command": cmd, "started": started, "time_budget": args.time_budget, "systems": args.systems,
-                 "tasks": [t.name for t in tasks], "peers_env": peers_env, "versions": versions,
-                 "outcomes": [o.to_json() for o in outcomes]}, indent=2) + "\n")
+                {"command": cmd, "started": started, "time_budget": args.time_budget,
+                 "systems": args.systems, "tasks": [t.name for t in tasks], "peers_env": peers_env,
+                 "versions": versions, "digests": digests,
+                 "outcomes": [o.to_json() for o in outcomes + carried]}, indent=2) + "\n")
+    parts = sorted({o.started for o in outcomes if o.started}) or [started]
     text = section(outcomes, args.systems, [t.name for t in tasks], args.time_budget, cmd, versions, peers_env,
-                   started)
+                   parts)
     print(text)
     if not args.no_results:
         write_results(args.results, text)

@@ -50,6 +50,8 @@ class Outcome:
     wall_s: float | None = None
     peak_mib: float | None = None    # peak resident memory of the whole process tree
     lower_is_better: bool | None = None   # only for metrics the registry does not know (MLE-bench)
+    code: str = ""                   # digest of what produced it (run_suite.code_digest); --resume keeps it if equal
+    started: str = ""                # when the invocation that ran it started (ISO); a resumed suite has several
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -244,3 +244,88 @@ def test_the_added_tables_are_read_as_meant_and_the_baseline_beats_a_constant(ta
     constant = grade.grade(task / "sample_submission.csv", answers / f"{name}.csv", answers / f"{name}.json")
     better = get_metric(meta["metric"]).higher_is_better
     assert (score > constant) if better else (score < constant)
+
+
+# ------------------------------------------------------------------ a suite run in parts (--resume)
+
+run_suite = load_script("run_suite_under_test", BENCHMARKS / "run_suite.py")
+resume = sys.modules["suite_resume"]          # the module run_suite imported, not a second copy
+
+
+def _project(root: Path) -> Path:
+    """The files code_digest reads, in a project tree of its own."""
+    for name in (*resume.SUITE_FILES, "baseline.py", "peers.py", "requirements-peers.txt"):
+        (root / "benchmarks").mkdir(parents=True, exist_ok=True)
+        (root / "benchmarks" / name).write_text(f"# {name}\n")
+    for path in ("pyproject.toml", "iml_ray/__init__.py", "iml_ray/track/loop.py", "actors/coordinator.py"):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(f"# {path}\n")
+    return root
+
+
+def test_a_systems_code_digest_moves_with_its_own_code_and_the_suites_not_with_another_systems(tmp_path):
+    root = _project(tmp_path)
+    peers_env = {"versions": {"autogluon.tabular": "1.6.3"}}
+    digest = {s: resume.code_digest(s, peers_env, root) for s in ("iml-ray", "autogluon", "baseline")}
+    (root / "iml_ray" / "__pycache__").mkdir()
+    (root / "iml_ray" / "__pycache__" / "loop.cpython-311.pyc").write_bytes(b"\0")
+    assert resume.code_digest("iml-ray", peers_env, root) == digest["iml-ray"]      # bytecode is not code
+
+    (root / "iml_ray" / "track" / "loop.py").write_text("# a changed track loop\n")
+    assert resume.code_digest("iml-ray", peers_env, root) != digest["iml-ray"]
+    assert resume.code_digest("baseline", peers_env, root) == digest["baseline"]
+    assert resume.code_digest("autogluon", peers_env, root) == digest["autogluon"]
+    assert resume.code_digest("autogluon", {"versions": {"autogluon.tabular": "1.7.0"}}, root) != digest["autogluon"]
+
+    (root / "benchmarks" / "grade.py").write_text("# another grader\n")
+    assert resume.code_digest("baseline", peers_env, root) != digest["baseline"]
+
+
+def test_resume_refuses_a_results_file_of_another_budget_or_not_a_suites(tmp_path):
+    path = tmp_path / "results.json"
+    assert resume.earlier_outcomes(path, 300) == {}
+    path.write_text(json.dumps({"time_budget": 90, "outcomes": [
+        {"task": "wine", "system": "baseline", "metric": "accuracy", "modality": "tabular", "status": "valid",
+         "score": 0.9}]}))
+    assert resume.earlier_outcomes(path, 90)[("wine", "baseline")].score == 0.9
+    with pytest.raises(resume.ResumeError, match="at 90 s per task, not 300 s"):
+        resume.earlier_outcomes(path, 300)
+    path.write_text("[1, 2]")
+    with pytest.raises(resume.ResumeError, match="not a suite's results.json"):
+        resume.earlier_outcomes(path, 90)
+
+
+def test_a_resumed_suite_keeps_what_its_unchanged_code_ran_and_runs_again_what_changed(tmp_path, monkeypatch, caplog):
+    """Through run_suite's main, the baseline on one task: a second invocation with --resume keeps the first's graded
+    outcome; an outcome recorded for other code is run again; without --resume everything runs."""
+    monkeypatch.setattr(run_suite, "ensure_suite_packages", lambda: None)   # the one task needs no extra package
+    out = tmp_path / "suite"
+    args = ["--time-budget", "30", "--systems", "baseline", "--only", "wine", "--out", str(out), "--no-results"]
+
+    def recorded() -> dict:
+        data = json.loads((out / "results.json").read_text())
+        [only] = data["outcomes"]
+        return only
+
+    assert run_suite.main(args + ["--resume"]) == 0
+    first = recorded()
+    assert first["status"] == "valid" and 0.5 < first["score"] <= 1
+    assert first["code"] == resume.code_digest("baseline") and first["started"]
+
+    (out / "baseline" / "submissions" / "wine.csv").unlink()     # a kept outcome is not run or graded again
+    with caplog.at_level("INFO", logger="run_suite"):
+        assert run_suite.main(args + ["--resume"]) == 0
+    assert recorded() == first and "kept from an earlier part" in caplog.text
+
+    stale = dict(first, code="another-version", score=0.125)
+    (out / "results.json").write_text(json.dumps(dict(json.loads((out / "results.json").read_text()),
+                                                      outcomes=[stale])))
+    assert run_suite.main(args + ["--resume"]) == 0
+    again = recorded()
+    assert again["score"] == pytest.approx(first["score"]) and again["started"] != "" and again["code"] == first["code"]
+    assert (out / "baseline" / "submissions" / "wine.csv").exists()
+
+    with pytest.raises(SystemExit) as refused:
+        run_suite.main(["--time-budget", "60", "--systems", "baseline", "--only", "wine", "--out", str(out),
+                        "--no-results", "--resume"])
+    assert refused.value.code == 2
