@@ -254,8 +254,8 @@ resume = sys.modules["suite_resume"]          # the module run_suite imported, n
 
 def _project(root: Path) -> Path:
     """The files code_digest reads, in a project tree of its own."""
+    (root / "benchmarks").mkdir(parents=True, exist_ok=True)
     for name in (*resume.SUITE_FILES, "baseline.py", "peers.py", "requirements-peers.txt"):
-        (root / "benchmarks").mkdir(parents=True, exist_ok=True)
         (root / "benchmarks" / name).write_text(f"# {name}\n")
     for path in ("pyproject.toml", "iml_ray/__init__.py", "iml_ray/track/loop.py", "actors/coordinator.py"):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
