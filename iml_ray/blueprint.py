@@ -117,6 +117,9 @@ class TrackPlan:
     bagging_repeats: int = 1        # traditional, bagged: the k folds drawn on this many shuffles of the rows
     # traditional: settings of the families beyond LightGBM and the linear model, by name (catboost: {depth: 8}, ...)
     families: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # > 0: too costly to start beside the other tracks, the track waits for them and starts on the CPUs they free,
+    # when its encoding (this many seconds on one idle thread) fits a share of the time then left (track/waiting.py)
+    deferred_encode_s: float = 0.0
 
     def replace(self, **changes: Any) -> "TrackPlan":
         return dataclasses.replace(self, **changes)

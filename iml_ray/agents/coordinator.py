@@ -34,14 +34,17 @@ class Coordinator:
         self.status: dict[str, TrackStatus] = {}
         self.ensemble: EnsembleFit | None = None
         self.shares: dict[str, float] = {}     # each track's CPUs, as Ray granted them
+        self.waits: dict[str, tuple[str, ...]] = {}     # a waiting track → the tracks it waits for
 
     def set_eval(self, metric: str, higher_is_better: bool) -> None:
         """The blueprint's metric (the actor is started before the plan has it, so its process is up by then)."""
         self.metric, self.higher_is_better = metric, higher_is_better
 
-    def track_shares(self, shares: dict[str, float]) -> None:
-        """The CPUs each of the competition's tracks holds (set when they are launched)."""
+    def track_shares(self, shares: dict[str, float], waits: dict[str, tuple[str, ...]] | None = None) -> None:
+        """The CPUs each of the competition's tracks holds, and which tracks wait for which (set when they are
+        launched)."""
         self.shares = dict(shares)
+        self.waits = {t: tuple(others) for t, others in (waits or {}).items() if others}
 
     def cpus_for(self, track: str, as_free: bool = True) -> float:
         """The CPUs a track's next round may use: its own share, and an even part of what the competition's
@@ -53,7 +56,8 @@ class Coordinator:
         shares are handed on, so a batch's other competitions are not crowded out.
         """
         own = self.shares.get(track, 0.0)
-        running = [t for t in self.shares if t not in self.candidates]
+        # A track still waiting for others takes no part of what they free until it starts.
+        running = [t for t in self.shares if t not in self.candidates and self.finished(list(self.waits.get(t, ())))]
         freed = sum(share for t, share in self.shares.items() if t in self.candidates)
         if track not in running or freed <= 0:
             return own

@@ -42,15 +42,17 @@ class GuidelineAgent(Agent):
     def plan(self, summary: TaskSummary, profile: Profile, knowledge: Knowledge, tracks: tuple[str, ...],
              seed: int, holdout_fraction: float, num_threads: int,
              time_budget_s: float | None = None, allow_hub: bool = False,
-             gpus: float = 0.0, cpus: float | None = None) -> tuple[Blueprint, InterfaceContract]:
+             gpus: float = 0.0, cpus: float | None = None,
+             alone_cpus: float | None = None) -> tuple[Blueprint, InterfaceContract]:
         """allow_hub: a model hub id may be chosen when no local encoder exists (the generated code then
         downloads it, so it must run with the network: --allow-network). gpus: what the GPU tracks get; cpus:
-        what each track gets (a share of a CPU when tracks outnumber CPUs)."""
+        what each track gets (a share of a CPU when tracks outnumber CPUs); alone_cpus: what a track too costly
+        beside the others gets when they stop (make_blueprint)."""
         from iml_ray.plan.guideline_rules import make_blueprint, make_contract
 
         pretrained = find_encoders(summary, profile, allow_hub) if "pretrained" in tracks else {}
         blueprint = make_blueprint(summary, profile, knowledge, tracks, seed, holdout_fraction, num_threads, time_budget_s,
-                                   pretrained, cpus=cpus, gpus=gpus)
+                                   pretrained, cpus=cpus, gpus=gpus, alone_cpus=alone_cpus)
         contract = make_contract(summary, blueprint.prep)
         revised = self._with_llm("the rules blueprint",
                                  lambda brain: ask_llm(brain, summary, profile, knowledge, blueprint, contract, pretrained,
@@ -148,6 +150,9 @@ def parse(text: str, draft: Blueprint, draft_contract: InterfaceContract, column
         _check_fine_tuning(plan, blueprint.prep.with_changes(plan.prep_changes))
     why = str(answer.get("why", ""))[:300]
     before = {t.track: t for t in draft.tracks}
+    # Whether a track waits for the others' CPUs follows from the cluster and the encoders' measured cost.
+    blueprint = replace(blueprint, tracks=tuple(plan.replace(deferred_encode_s=before[plan.track].deferred_encode_s)
+                                                for plan in blueprint.tracks))
     blueprint = replace(blueprint, tracks=tuple(_with_reasons(plan, before[plan.track], why) for plan in blueprint.tracks))
     # The contract's facts follow from the data and the prep: re-derived, whatever the answer said of them; only its
     # prose (the APIs and the matrix) is the model's to change.

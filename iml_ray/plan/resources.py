@@ -106,26 +106,32 @@ def trees_lead_on(prep: PrepPlan) -> bool:
     return not (prep.image or prep.audio or (prep.text and prep.text_mode != "tfidf"))
 
 
-def waiting_tracks(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str, float],
-                   trees_lead: bool) -> dict[str, str]:
-    """Which tracks wait for which: where the trees lead (trees_lead_on()), on a cluster without GPUs, with fewer
-    than WAIT_BELOW_CPUS_PER_TRACK CPUs per track, a track of WAITING_TRACKS beside the one it waits for (none when
-    the configuration fixes the CPUs per track)."""
-    if not trees_lead or config.cpus_per_track or float(cluster.get("GPU", 0.0)) >= 0.01:
-        return {}
-    if float(cluster.get("CPU", 1.0)) / max(1, len(tracks)) >= WAIT_BELOW_CPUS_PER_TRACK:
-        return {}
-    return {t: first for t, first in WAITING_TRACKS.items() if t in tracks and first in tracks}
+def waiting_tracks(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str, float], trees_lead: bool,
+                   deferred: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """Which tracks wait for which (track → the tracks it waits for). Where the trees lead (trees_lead_on()), on a
+    cluster without GPUs, with fewer than WAIT_BELOW_CPUS_PER_TRACK CPUs per track, a track of WAITING_TRACKS beside
+    the one it waits for (none when the configuration fixes the CPUs per track). A deferred track (its plan's
+    deferred_encode_s: too costly beside the others) waits for every other track that does not wait itself."""
+    waiting: dict[str, tuple[str, ...]] = {}
+    shared = float(cluster.get("CPU", 1.0)) / max(1, len(tracks)) < WAIT_BELOW_CPUS_PER_TRACK
+    if trees_lead and shared and not config.cpus_per_track and float(cluster.get("GPU", 0.0)) < 0.01:
+        waiting = {t: (first,) for t, first in WAITING_TRACKS.items() if t in tracks and first in tracks}
+    for track in deferred:
+        others = tuple(t for t in tracks if t != track and t not in deferred)
+        if track in tracks and others:
+            waiting[track] = others
+    return waiting
 
 
 def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str, float],
-                   memory_fraction: float = 1.0, waiting: dict[str, str] | None = None) -> dict[str, TrackResources]:
+                   memory_fraction: float = 1.0,
+                   waiting: dict[str, tuple[str, ...]] | None = None) -> dict[str, TrackResources]:
     """Each track's resources, from what the cluster has (decided before anything is submitted).
 
     All tracks run at once: with fewer CPUs than tracks each asks for a fraction of
     one, so none waits for another to finish; a GPU goes only to the tracks that
     can use one, and only when the cluster has GPUs at all. A track in `waiting`
-    (waiting_tracks(): track → the track it waits for) asks for a sliver of a CPU
+    (waiting_tracks(): track → the tracks it waits for) asks for a sliver of a CPU
     and leaves its share to the others; it takes theirs when they finish.
     """
     import psutil
@@ -134,7 +140,8 @@ def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str
     total_cpus = float(cluster.get("CPU", 1.0))
     total_gpus = float(cluster.get("GPU", 0.0))
     usable = max(0.01, total_cpus - TUNE_RESERVE_CPUS) if config.tune != "off" else total_cpus
-    waiting = {t: first for t, first in (waiting or {}).items() if t in tracks and first in tracks}
+    waiting = {t: tuple(w for w in others if w in tracks) for t, others in (waiting or {}).items() if t in tracks}
+    waiting = {t: others for t, others in waiting.items() if others}
     if config.cpus_per_track:
         share = float(min(config.cpus_per_track, usable))
     else:
@@ -151,8 +158,8 @@ def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str
         # Leave room for Ray and the other tracks on the node.
         memory = int(psutil.virtual_memory().total / 2**20 * 0.6 / n * memory_fraction)
     threads = max(1, int(round(share)))
-    return {t: TrackResources(WAITING_CPUS, 1, 0.0, memory, (waiting[t],)) if t in waiting
-            else TrackResources(share, threads, gpus if t in GPU_TRACKS else 0.0, memory) for t in tracks}
+    return {t: TrackResources(WAITING_CPUS if t in waiting else share, 1 if t in waiting else threads,
+                              gpus if t in GPU_TRACKS else 0.0, memory, waiting.get(t, ())) for t in tracks}
 
 
 def ray_auth_env() -> dict[str, str]:

@@ -205,6 +205,9 @@ class Run:
             summary, profile, self.config.tracks)), Knowledge.to_json, Knowledge.from_json)
         resources = self._track_resources(llm)
         threads = min(r.threads for r in resources.values())
+        # What one track holds once the others have stopped: all the competition's CPUs, unless the configuration
+        # fixes each track's.
+        alone = None if self.config.cpus_per_track else sum(r.num_cpus for r in resources.values())
         planned: list = []
 
         def plan_once() -> list:
@@ -213,7 +216,7 @@ class Run:
                     summary, profile, knowledge, self.config.tracks, self.config.seed, self.config.holdout_fraction,
                     threads, self.config.plan_budget, self.config.allow_network,
                     max((r.num_gpus for r in resources.values()), default=0.0),
-                    min(r.num_cpus for r in resources.values()))))
+                    min(r.num_cpus for r in resources.values()), alone)))
             return planned
 
         blueprint = stages.stage("blueprint", lambda: plan_once()[0], Blueprint.to_json, Blueprint.from_json)
@@ -221,10 +224,12 @@ class Run:
         stages.stage("holdout", lambda: _holdout(summary, blueprint), lambda held: held, lambda held: held)
         running = tuple(plan.track for plan in blueprint.tracks)
         trees_lead = trees_lead_on(blueprint.prep)
-        if running and (set(running) != set(resources) or trees_lead):
+        deferred = tuple(plan.track for plan in blueprint.tracks if plan.deferred_encode_s)
+        if running and (set(running) != set(resources) or trees_lead or deferred):
             # A track the blueprint skipped (no text or images for a pretrained encoder) leaves its share to the
-            # others; where the trees and the linear model lead, with few CPUs the network waits for them.
-            resources = self._track_resources(llm, running, trees_lead)
+            # others; where the trees and the linear model lead, with few CPUs the network waits for them; a track
+            # too costly beside the others waits for them all.
+            resources = self._track_resources(llm, running, trees_lead, deferred)
         return Planned(summary, profile, knowledge, blueprint, contract, rundir.plan / "holdout.json", resources)
 
     def _analyze(self, agents: RunAgents, state: dict, task_root: str) -> TaskSummary | None:
@@ -248,10 +253,11 @@ class Run:
         self.timings["task_summary"] = round(time.time() - t0, 2)
         return analysis
 
-    def _track_resources(self, llm, tracks: tuple[str, ...] | None = None,
-                         trees_lead: bool = False) -> dict[str, TrackResources]:
+    def _track_resources(self, llm, tracks: tuple[str, ...] | None = None, trees_lead: bool = False,
+                         deferred: tuple[str, ...] = ()) -> dict[str, TrackResources]:
         """Each track's share of this competition's part of the cluster, net of what local model servers hold
-        (tracks: those that will run; the configured ones by default; trees_lead: trees_lead_on(the prep))."""
+        (tracks: those that will run; the configured ones by default; trees_lead: trees_lead_on(the prep);
+        deferred: tracks planned to wait for all the others)."""
         import ray
 
         from actors.llm import llm_server_resources
@@ -263,7 +269,7 @@ class Run:
             cluster["GPU"] = max(0.0, cluster.get("GPU", 0.0) - held["num_gpus"])
         cluster = {k: v * self.cluster_share for k, v in cluster.items()}
         tracks = tracks or self.config.tracks
-        waiting = waiting_tracks(tracks, self.config, cluster, trees_lead)
+        waiting = waiting_tracks(tracks, self.config, cluster, trees_lead, deferred)
         return plan_resources(tracks, self.config, cluster, self.cluster_share, waiting)
 
     def _finish(self, planned: Planned, explorer: Explorer, rundir: RunDir) -> Finished:

@@ -104,8 +104,9 @@ class Explorer:
         pending: dict[Any, str] = {}
         # What the LLM coders are told of the plan phase (the rules' coders read the plans alone).
         context = coder_context(planned) if self.llm is not None else {}
-        ray.get(self.coordinator.track_shares.remote({plan.track: planned.resources[plan.track].num_cpus
-                                                      for plan in planned.blueprint.tracks}))
+        tracks = [plan.track for plan in planned.blueprint.tracks]
+        ray.get(self.coordinator.track_shares.remote({t: planned.resources[t].num_cpus for t in tracks},
+                                                     {t: planned.resources[t].waits_for for t in tracks}))
         for plan in planned.blueprint.tracks:
             finished = self.state["candidates"].get(plan.track)
             if finished and finished.get("status") == "verified" and Path(finished.get("pipeline_path") or "").exists():

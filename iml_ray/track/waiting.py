@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from iml_ray.blueprint import Candidate
+from iml_ray.plan.encoding_cost import ENCODE_BUDGET_SHARE
 from iml_ray.track.improve import threads_handed_on
 from iml_ray.track.job import TrackJob
 
@@ -22,25 +23,35 @@ FREED_GRACE_S = 3.0
 def wait_for_peers(job: TrackJob, coordinator: Any, poll_s: float = POLL_S) -> tuple[TrackJob, Candidate | None]:
     """Block until every track of job.waits_for has finished (the Coordinator has its candidate). Then the job
     runs on the CPUs the Coordinator hands it (cpus_for: the finished tracks' share, as far as the cluster has it
-    free), its plans with as many threads. A "not_run" candidate instead when less than a round's time is left."""
+    free), its plans with as many threads. A "not_run" candidate instead when less than a round's time is left, or
+    when a track deferred for its encoding's cost (TrackPlan.deferred_encode_s) would not encode on those threads
+    within ENCODE_BUDGET_SHARE of the time left."""
     if not job.waits_for or coordinator is None:
         return job, None
     started = time.time()
+    said = " and ".join(job.waits_for)
     while not _finished(coordinator, job.waits_for):
         if job.deadline - time.time() < job.min_round_s:
-            said = " and ".join(job.waits_for)
-            why = f"not run: waited for {said}, which used the time budget"
-            log.info("track %s %s", job.plans.track.track, why)
-            now = time.time()
-            return job, Candidate(track=job.plans.track.track, code_dir=job.code_dir, status="not_run",
-                                  metric=job.summary.metric, failure=why, wall_s=round(now - started, 2),
-                                  started_at=started, finished_at=now, resources=job.resources)
+            return job, _not_run(job, started, f"not run: waited for {said}, which used the time budget")
         time.sleep(poll_s)
     threads = _threads_once_freed(coordinator, job.plans.track.track, job.cpus, poll_s)
-    log.info("track %s starts after %s, on %d threads", job.plans.track.track, " and ".join(job.waits_for), threads)
+    encode_s, left = job.plans.track.deferred_encode_s / max(1, threads), job.deadline - time.time()
+    if encode_s > ENCODE_BUDGET_SHARE * left:
+        return job, _not_run(job, started, f"not run: waited for {said}; encoding would then take about "
+                                           f"{encode_s:.0f} s on {threads} threads, more than "
+                                           f"{ENCODE_BUDGET_SHARE:.0%} of the {max(0.0, left):.0f} s left")
+    log.info("track %s starts after %s, on %d threads", job.plans.track.track, said, threads)
     plans = job.plans.with_threads(max(threads, job.plans.track.num_threads))
     tune = dataclasses.replace(job.tune, concurrency=threads) if job.tune is not None else None
     return dataclasses.replace(job, cpus=threads, plans=plans, tune=tune), None
+
+
+def _not_run(job: TrackJob, started: float, why: str) -> Candidate:
+    log.info("track %s %s", job.plans.track.track, why)
+    now = time.time()
+    return Candidate(track=job.plans.track.track, code_dir=job.code_dir, status="not_run", metric=job.summary.metric,
+                     failure=why, wall_s=round(now - started, 2), started_at=started, finished_at=now,
+                     resources=job.resources)
 
 
 def _finished(coordinator: Any, tracks: tuple[str, ...]) -> bool:

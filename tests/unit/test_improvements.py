@@ -436,6 +436,21 @@ def test_the_coordinator_hands_on_only_what_finished_tracks_held_and_the_cluster
     assert coordinator.cpus_for("traditional", as_free=False) == pytest.approx(1.95)   # had the cluster freed it all
 
 
+def test_a_track_still_waiting_takes_no_part_of_what_finished_tracks_freed():
+    """The network waits for the trees, the deferred pretrained track for both: when the trees stop, the network
+    takes all they held; when it stops too, the pretrained track takes what both held."""
+    from iml_ray.agents.coordinator import Coordinator
+    from iml_ray.blueprint import Candidate
+
+    coordinator = Coordinator("auc", True)
+    coordinator.track_shares({"traditional": 1.85, "custom_nn": 0.05, "pretrained": 0.05},
+                             {"custom_nn": ("traditional",), "pretrained": ("traditional", "custom_nn")})
+    coordinator.report(Candidate(track="traditional", code_dir="", status="verified", metric="auc", valid_score=0.8))
+    assert coordinator.cpus_for("custom_nn") == pytest.approx(1.9)
+    coordinator.report(Candidate(track="custom_nn", code_dir="", status="verified", metric="auc", valid_score=0.7))
+    assert coordinator.cpus_for("pretrained") == pytest.approx(1.95)
+
+
 def test_a_round_is_sized_without_its_search_and_expected_faster_but_not_proportionally_on_more_threads():
     from iml_ray.track.improve import fit_seconds, scaled_seconds
 
@@ -738,6 +753,36 @@ def test_a_waiting_track_whose_peers_use_the_budget_ends_unrun_and_says_why(tmp_
     assert 0.5 <= time.time() - started < 5.0          # until less than a round's time was left, not to the deadline
     assert not_run.status == "not_run" and not_run.track == "custom_nn"
     assert not_run.failure == "not run: waited for traditional, which used the time budget"
+
+
+def test_a_track_deferred_for_its_encoding_starts_only_when_the_encoding_fits_the_time_left_on_the_freed_threads(
+        tmp_path):
+    import dataclasses
+
+    from iml_ray.agents.coordinator import Coordinator
+    from iml_ray.blueprint import Candidate
+    from iml_ray.track.waiting import wait_for_peers
+
+    train, test, sample = binary_frames(200, 40)
+    task = write_task(tmp_path / "toy", train, test, sample)
+    job = traditional_job(tmp_path, analyze_task(task), time.time() + 60.0, track="traditional")
+    job = dataclasses.replace(job, waits_for=("custom_nn",))
+    coordinator = Coordinator("auc", True)
+    coordinator.track_shares({"custom_nn": 1.9, "traditional": 0.05}, {"traditional": ("custom_nn",)})
+    coordinator.report(Candidate(track="custom_nn", code_dir="", status="verified", metric="auc", valid_score=0.9))
+
+    def deferred(seconds):
+        return dataclasses.replace(job, plans=dataclasses.replace(job.plans, track=job.plans.track.replace(
+            deferred_encode_s=seconds)))
+
+    # 30 s on one thread is 15 s on the two freed: within 30% of the minute left.
+    waited, not_run = wait_for_peers(deferred(30.0), coordinator, poll_s=0.05)
+    assert not_run is None and waited.cpus == 2
+    # 60 s is 30 s on two threads: more than 30% of the minute left.
+    _, not_run = wait_for_peers(deferred(60.0), coordinator, poll_s=0.05)
+    assert not_run.status == "not_run" and not_run.track == "traditional"
+    assert not_run.failure.startswith("not run: waited for custom_nn; encoding would then take about 30 s on 2 threads, "
+                                      "more than 30% of the ")
 
 
 def test_lightgbm_on_the_log_of_the_target_follows_the_search_only_where_the_plan_prepared_it():

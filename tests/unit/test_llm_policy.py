@@ -1,6 +1,8 @@
 """The agents under the llm policy, against the scripted chat-completions server (no Ray here)."""
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import json
 
@@ -124,6 +126,18 @@ def test_a_partial_blueprint_answer_is_merged_into_the_draft(tmp_path):
     assert merged.tracks[0].models == ("linear",)
     assert merged.tracks[0].lightgbm == blueprint.track("traditional").lightgbm   # the rest of the track kept
     assert merged_contract == contract and why == "tiny data: a linear model only"
+
+
+def test_whether_a_track_waits_for_the_others_cpus_stays_the_drafts(tmp_path):
+    """It follows from the cluster and the encoders' measured cost, which the model does not see."""
+    summary, blueprint, contract = _draft(tmp_path)
+    draft = dataclasses.replace(blueprint, tracks=(blueprint.tracks[0].replace(deferred_encode_s=40.0),
+                                                   *blueprint.tracks[1:]))
+    answer = {"blueprint": {"tracks": [{"track": "traditional", "deferred_encode_s": 0.0, "models": ["linear"]},
+                                       {"track": "custom_nn", "deferred_encode_s": 12.0}]}, "contract": {}}
+    merged, _, _ = _parse(summary, draft, contract, answer)
+    assert merged.track("traditional").models == ("linear",)                 # the rest of the answer is taken
+    assert [t.deferred_encode_s for t in merged.tracks] == [40.0, 0.0]
 
 
 def test_a_partial_answer_merges_as_the_prompt_documents_it(tmp_path):

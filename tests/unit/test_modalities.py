@@ -211,7 +211,7 @@ def test_on_a_table_with_few_cpus_the_network_waits_for_the_trees_which_take_the
     config = RunConfig(tracks=("traditional", "custom_nn"))
     two_cpus = {"CPU": 2.0}
     waiting = waiting_tracks(config.tracks, config, two_cpus, trees_lead=True)
-    assert waiting == {"custom_nn": "traditional"}
+    assert waiting == {"custom_nn": ("traditional",)}
     shares = plan_resources(config.tracks, config, two_cpus, waiting=waiting)
     assert shares["custom_nn"].waits_for == ("traditional",) and shares["custom_nn"].num_cpus == WAITING_CPUS
     assert shares["custom_nn"].to_json()["waits_for"] == ["traditional"]
@@ -225,9 +225,26 @@ def test_on_a_table_with_few_cpus_the_network_waits_for_the_trees_which_take_the
     assert waiting_tracks(config.tracks, config.replace(cpus_per_track=1.0), two_cpus, trees_lead=True) == {}
     assert waiting_tracks(("custom_nn",), config, {"CPU": 1.0}, trees_lead=True) == {}
     three = ("traditional", "pretrained", "custom_nn")
-    assert waiting_tracks(three, config, {"CPU": 4.0}, trees_lead=True) == {"custom_nn": "traditional"}
+    assert waiting_tracks(three, config, {"CPU": 4.0}, trees_lead=True) == {"custom_nn": ("traditional",)}
     at_once = plan_resources(config.tracks, config, two_cpus)
     assert not any(r.waits_for for r in at_once.values()) and at_once["traditional"].threads == 1
+
+
+def test_a_track_deferred_for_its_cost_waits_for_every_other_track_and_leaves_them_its_cpus():
+    three = ("traditional", "pretrained", "custom_nn")
+    config = RunConfig(tracks=three)
+    two_cpus = {"CPU": 2.0}
+    waiting = waiting_tracks(three, config, two_cpus, trees_lead=True, deferred=("pretrained",))
+    assert waiting == {"custom_nn": ("traditional",), "pretrained": ("traditional", "custom_nn")}
+    shares = plan_resources(three, config, two_cpus, waiting=waiting)
+    assert shares["pretrained"].waits_for == ("traditional", "custom_nn")
+    assert shares["pretrained"].num_cpus == shares["custom_nn"].num_cpus == WAITING_CPUS
+    assert shares["traditional"].threads == 2
+    assert shares["traditional"].num_cpus == pytest.approx(2.0 - TUNE_RESERVE_CPUS - 2 * WAITING_CPUS)
+    # Where the others run side by side (an encoder's images), it waits for both; alone, it waits for nobody.
+    assert waiting_tracks(three, config, two_cpus, trees_lead=False, deferred=("pretrained",)) == {
+        "pretrained": ("traditional", "custom_nn")}
+    assert waiting_tracks(("pretrained",), config, two_cpus, trees_lead=False, deferred=("pretrained",)) == {}
 
 
 def test_encoding_cost_shrinks_the_image_encoder_or_skips_the_track_on_a_short_budget(tmp_path):
@@ -276,3 +293,42 @@ def test_long_texts_skip_the_pretrained_track_only_when_the_budget_is_short(tmp_
     assert any("track pretrained skipped: encoding" in note for note in blueprint.notes)
     long = make_blueprint(summary, profile, knowledge, ("pretrained",), 0, 0.2, 1, 900.0, pretrained={"text": MINILM})
     assert [t.track for t in long.tracks] == ["pretrained"]
+    assert long.tracks[0].deferred_encode_s == 0.0
+
+
+def test_a_pretrained_track_too_costly_beside_the_others_waits_for_them_when_it_would_fit_on_their_cpus(tmp_path):
+    """Three tracks on two cores hold 0.65 of a CPU each: 5,000 reviews of about 400 characters take some 380 s at that
+    share, more than 30% of 600 s, and some 127 s on the 1.95 CPUs the others free when they stop, which fits. At
+    90 s neither fits: the track is skipped, as it is when nothing is freed (alone_cpus unknown)."""
+    from iml_ray.plan.encoding_cost import ENCODE_BUDGET_SHARE, encoding_seconds
+
+    rng = np.random.default_rng(0)
+    words = ["tea", "great", "bad", "smell", "taste", "price", "box", "fresh"]
+    texts = [" ".join(rng.choice(words, size=80)) for _ in range(200)]
+    frame = pd.DataFrame({"id": range(200), "review": texts, "y": rng.integers(0, 2, 200)})
+    root = write_task(tmp_path / "reviews", frame.iloc[:150], frame.iloc[150:].drop(columns="y"))
+    summary = analyze_task(root)
+    profile = dataclasses.replace(profile_task(summary), n_train=4000, n_test=1000)
+    tracks = ("traditional", "pretrained", "custom_nn")
+    knowledge = retrieve(summary, profile, tracks)
+
+    def plan(budget, alone_cpus):
+        return make_blueprint(summary, profile, knowledge, tracks, 0, 0.2, 1, budget, pretrained={"text": MINILM},
+                              cpus=0.65, alone_cpus=alone_cpus)
+
+    waits = plan(600.0, 1.95)
+    pretrained = waits.track("pretrained")
+    prep = waits.prep_for("pretrained")
+    changes = {"text_encoder": prep.text_encoder}
+    assert pretrained.deferred_encode_s == pytest.approx(encoding_seconds(changes, profile, prep, 1, 1.0), abs=0.1)
+    assert encoding_seconds(changes, profile, prep, 1, cpus=0.65) > ENCODE_BUDGET_SHARE * 600.0
+    assert pretrained.deferred_encode_s / 2 <= ENCODE_BUDGET_SHARE * 600.0
+    assert any("track pretrained waits for the other tracks" in note for note in waits.notes)
+    assert any("waits for the other tracks" in reason for reason in pretrained.reasons)
+    assert not waits.track("traditional").deferred_encode_s and not waits.track("custom_nn").deferred_encode_s
+    # The others' first fit is sized as it would be without the waiting track.
+    assert waits.train.max_train_rows == plan(600.0, None).train.max_train_rows
+    for skipped in (plan(600.0, None), plan(90.0, 1.95)):
+        assert [t.track for t in skipped.tracks] == ["traditional", "custom_nn"]
+        assert any("track pretrained skipped: encoding" in note for note in skipped.notes)
+    assert any("even on 1.95 CPUs" in note for note in plan(90.0, 1.95).notes)
