@@ -286,18 +286,19 @@ def _fit_encoding(changes: dict, profile: Profile, prep: PrepPlan, num_threads: 
     fitted, seconds = fit_encoders_to_budget(changes, profile, prep, num_threads, time_budget_s, cpus, gpus)
     if seconds <= allowed:
         return fitted, 0.0, None
-    beside = (f"encoding {profile.n_train + profile.n_test} rows would take about {seconds:.0f} s, more than "
-              f"{ENCODE_BUDGET_SHARE:.0%} of the {time_budget_s:.0f} s budget")
+    rows = profile.n_train + profile.n_test
+    over = f"more than {ENCODE_BUDGET_SHARE:.0%} of the {time_budget_s:.0f} s budget"
     if not alone_cpus or alone_cpus <= (cpus or float(num_threads)) + 1e-9:
-        return changes, 0.0, f"track pretrained skipped: {beside}"
+        return changes, 0.0, f"track pretrained skipped: encoding {rows} rows would take about {seconds:.0f} s, {over}"
     alone_threads = max(1, int(round(alone_cpus)))
     fitted, alone_s = fit_encoders_to_budget(changes, profile, prep, alone_threads, time_budget_s, alone_cpus, gpus)
     if alone_s > allowed:
-        return changes, 0.0, f"track pretrained skipped: {beside} (about {alone_s:.0f} s even on {alone_cpus:g} CPUs)"
+        return changes, 0.0, (f"track pretrained skipped: encoding {rows} rows would take about {seconds:.0f} s "
+                              f"beside the other tracks and {alone_s:.0f} s even on {alone_cpus:g} CPUs, {over}")
     return fitted, encoding_seconds(fitted, profile, prep, 1, 1.0, gpus), (
-        f"track pretrained waits for the other tracks: {beside} beside them, about {alone_s:.0f} s on the "
-        f"{alone_cpus:g} CPUs they free; it starts when they stop, if it then fits {ENCODE_BUDGET_SHARE:.0%} of the "
-        "time left")
+        f"track pretrained waits for the other tracks: encoding {rows} rows beside them would take about "
+        f"{seconds:.0f} s, {over}, and about {alone_s:.0f} s on the {alone_cpus:g} CPUs they free; it starts when "
+        f"they stop, if it then fits {ENCODE_BUDGET_SHARE:.0%} of the time left")
 
 
 ENCODER_MIN_SIDE = 96

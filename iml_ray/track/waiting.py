@@ -1,5 +1,6 @@
-"""A track that waits for others (plan/resources.py, WAITING_TRACKS): it starts when they have finished, on the CPUs
-they freed, or ends unrun when they used the time budget."""
+"""A track that waits for others (plan/resources.py: the network for the trees, WAITING_TRACKS; a track too costly
+beside the others for all of them, TrackPlan.deferred_encode_s): it starts when they have finished, on the CPUs they
+freed, or ends unrun when they used the time budget or left too little for its encoding."""
 from __future__ import annotations
 
 import dataclasses

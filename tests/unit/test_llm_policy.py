@@ -1,9 +1,8 @@
 """The agents under the llm policy, against the scripted chat-completions server (no Ray here)."""
 from __future__ import annotations
 
-import dataclasses
-
 import asyncio
+import dataclasses
 import json
 
 import pandas as pd

@@ -331,4 +331,4 @@ def test_a_pretrained_track_too_costly_beside_the_others_waits_for_them_when_it_
     for skipped in (plan(600.0, None), plan(90.0, 1.95)):
         assert [t.track for t in skipped.tracks] == ["traditional", "custom_nn"]
         assert any("track pretrained skipped: encoding" in note for note in skipped.notes)
-    assert any("even on 1.95 CPUs" in note for note in plan(90.0, 1.95).notes)
+    assert any("s even on 1.95 CPUs, more than 30% of the 90 s budget" in note for note in plan(90.0, 1.95).notes)
