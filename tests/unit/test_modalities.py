@@ -279,14 +279,18 @@ def test_encoding_cost_shrinks_the_image_encoder_or_skips_the_track_on_a_short_b
             < encoding_seconds({"image_encoder": on_gpu.image_encoder}, profile, on_gpu, 1, cpus=0.65))
 
 
-def test_long_texts_skip_the_pretrained_track_only_when_the_budget_is_short(tmp_path):
+def _long_reviews(tmp_path):
+    """A task of reviews of about 400 characters, profiled as if it had 5,000 rows (the cost model scales with rows)."""
     rng = np.random.default_rng(0)
     words = ["tea", "great", "bad", "smell", "taste", "price", "box", "fresh"]
     texts = [" ".join(rng.choice(words, size=80)) for _ in range(200)]
     frame = pd.DataFrame({"id": range(200), "review": texts, "y": rng.integers(0, 2, 200)})
-    root = write_task(tmp_path / "reviews", frame.iloc[:150], frame.iloc[150:].drop(columns="y"))
-    summary = analyze_task(root)
-    profile = dataclasses.replace(profile_task(summary), n_train=4000, n_test=1000)
+    summary = analyze_task(write_task(tmp_path / "reviews", frame.iloc[:150], frame.iloc[150:].drop(columns="y")))
+    return summary, dataclasses.replace(profile_task(summary), n_train=4000, n_test=1000)
+
+
+def test_long_texts_skip_the_pretrained_track_only_when_the_budget_is_short(tmp_path):
+    summary, profile = _long_reviews(tmp_path)
     knowledge = retrieve(summary, profile, ("pretrained",))
     blueprint = make_blueprint(summary, profile, knowledge, ("pretrained",), 0, 0.2, 1, 90.0, pretrained={"text": MINILM})
     assert blueprint.tracks == ()
@@ -302,13 +306,7 @@ def test_a_pretrained_track_too_costly_beside_the_others_waits_for_them_when_it_
     90 s neither fits: the track is skipped, as it is when nothing is freed (alone_cpus unknown)."""
     from iml_ray.plan.encoding_cost import ENCODE_BUDGET_SHARE, encoding_seconds
 
-    rng = np.random.default_rng(0)
-    words = ["tea", "great", "bad", "smell", "taste", "price", "box", "fresh"]
-    texts = [" ".join(rng.choice(words, size=80)) for _ in range(200)]
-    frame = pd.DataFrame({"id": range(200), "review": texts, "y": rng.integers(0, 2, 200)})
-    root = write_task(tmp_path / "reviews", frame.iloc[:150], frame.iloc[150:].drop(columns="y"))
-    summary = analyze_task(root)
-    profile = dataclasses.replace(profile_task(summary), n_train=4000, n_test=1000)
+    summary, profile = _long_reviews(tmp_path)
     tracks = ("traditional", "pretrained", "custom_nn")
     knowledge = retrieve(summary, profile, tracks)
 
