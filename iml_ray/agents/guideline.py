@@ -151,9 +151,9 @@ def parse(text: str, draft: Blueprint, draft_contract: InterfaceContract, column
     why = str(answer.get("why", ""))[:300]
     before = {t.track: t for t in draft.tracks}
     # Whether a track waits for the others' CPUs follows from the cluster and the encoders' measured cost.
-    blueprint = replace(blueprint, tracks=tuple(plan.replace(deferred_encode_s=before[plan.track].deferred_encode_s)
-                                                for plan in blueprint.tracks))
-    blueprint = replace(blueprint, tracks=tuple(_with_reasons(plan, before[plan.track], why) for plan in blueprint.tracks))
+    blueprint = replace(blueprint, tracks=tuple(
+        _with_reasons(plan.replace(deferred_encode_s=before[plan.track].deferred_encode_s), before[plan.track], why)
+        for plan in blueprint.tracks))
     # The contract's facts follow from the data and the prep: re-derived, whatever the answer said of them; only its
     # prose (the APIs and the matrix) is the model's to change.
     derived = contract_for(blueprint.prep)

@@ -4,6 +4,7 @@ Plain Python (the cluster's totals are passed in), so it is testable without Ray
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import dataclass, field
@@ -123,6 +124,24 @@ def waiting_tracks(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str
     return waiting
 
 
+def most_at_once(tracks: tuple[str, ...], waiting: dict[str, tuple[str, ...]]) -> int:
+    """The most tracks that can run at the same time: the largest set none of whose tracks waits, directly or
+    through another, for one of the set (waiting: track → the tracks it waits for)."""
+    def before(track: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(waiting.get(track, ()))
+        while todo:
+            other = todo.pop()
+            if other not in seen:
+                seen.add(other)
+                todo.extend(waiting.get(other, ()))
+        return seen
+
+    after = {t: before(t) for t in tracks}
+    return max((len(group) for size in range(1, len(tracks) + 1) for group in itertools.combinations(tracks, size)
+                if not any(a in after[b] for a in group for b in group)), default=1)
+
+
 def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str, float],
                    memory_fraction: float = 1.0,
                    waiting: dict[str, tuple[str, ...]] | None = None) -> dict[str, TrackResources]:
@@ -132,7 +151,8 @@ def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str
     one, so none waits for another to finish; a GPU goes only to the tracks that
     can use one, and only when the cluster has GPUs at all. A track in `waiting`
     (waiting_tracks(): track → the tracks it waits for) asks for a sliver of a CPU
-    and leaves its share to the others; it takes theirs when they finish.
+    and leaves its share to the others; it takes theirs when they finish. Memory: 60% of the node's RAM, split
+    over the most tracks that run at once (most_at_once()).
     """
     import psutil
 
@@ -140,8 +160,8 @@ def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str
     total_cpus = float(cluster.get("CPU", 1.0))
     total_gpus = float(cluster.get("GPU", 0.0))
     usable = max(0.01, total_cpus - TUNE_RESERVE_CPUS) if config.tune != "off" else total_cpus
-    waiting = {t: tuple(w for w in others if w in tracks) for t, others in (waiting or {}).items() if t in tracks}
-    waiting = {t: others for t, others in waiting.items() if others}
+    waiting = {t: kept for t, others in (waiting or {}).items()
+               if t in tracks and (kept := tuple(w for w in others if w in tracks))}
     if config.cpus_per_track:
         share = float(min(config.cpus_per_track, usable))
     else:
@@ -155,8 +175,9 @@ def plan_resources(tracks: tuple[str, ...], config: RunConfig, cluster: dict[str
     if config.memory_mb:
         memory = config.memory_mb
     else:
-        # Leave room for Ray and the other tracks on the node.
-        memory = int(psutil.virtual_memory().total / 2**20 * 0.6 / n * memory_fraction)
+        # Leave room for Ray and for the other tracks running beside this one (a waiting track runs after those it
+        # waits for, so it shares the node with fewer).
+        memory = int(psutil.virtual_memory().total / 2**20 * 0.6 / most_at_once(tracks, waiting) * memory_fraction)
     threads = max(1, int(round(share)))
     return {t: TrackResources(WAITING_CPUS if t in waiting else share, 1 if t in waiting else threads,
                               gpus if t in GPU_TRACKS else 0.0, memory, waiting.get(t, ())) for t in tracks}

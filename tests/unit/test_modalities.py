@@ -16,7 +16,14 @@ from iml_ray.config import RunConfig
 from iml_ray.errors import TaskError
 from iml_ray.plan.guideline_rules import make_blueprint, make_contract
 from iml_ray.plan.knowledge import retrieve
-from iml_ray.plan.resources import TUNE_RESERVE_CPUS, WAITING_CPUS, plan_resources, trees_lead_on, waiting_tracks
+from iml_ray.plan.resources import (
+    TUNE_RESERVE_CPUS,
+    WAITING_CPUS,
+    most_at_once,
+    plan_resources,
+    trees_lead_on,
+    waiting_tracks,
+)
 from iml_ray.safety.contract import check_layout
 from iml_ray.task.files import TaskSummary
 from iml_ray.task.inference import analyze_task, check_task
@@ -245,6 +252,28 @@ def test_a_track_deferred_for_its_cost_waits_for_every_other_track_and_leaves_th
     assert waiting_tracks(three, config, two_cpus, trees_lead=False, deferred=("pretrained",)) == {
         "pretrained": ("traditional", "custom_nn")}
     assert waiting_tracks(("pretrained",), config, two_cpus, trees_lead=False, deferred=("pretrained",)) == {}
+
+
+def test_memory_is_split_over_the_tracks_that_run_at_once_not_over_those_that_wait():
+    three = ("traditional", "pretrained", "custom_nn")
+    config = RunConfig(tracks=three)
+    assert most_at_once(three, {}) == 3
+    assert most_at_once(three, {"custom_nn": ("traditional",)}) == 2
+    assert most_at_once(three, {"custom_nn": ("traditional",), "pretrained": ("traditional", "custom_nn")}) == 1
+    # Two tracks waiting for the same one run beside each other once it has finished.
+    assert most_at_once(three, {"custom_nn": ("traditional",), "pretrained": ("traditional",)}) == 2
+    # A wait that runs through another track counts: pretrained after custom_nn after traditional.
+    assert most_at_once(three, {"custom_nn": ("traditional",), "pretrained": ("custom_nn",)}) == 1
+    at_once = plan_resources(three, config, {"CPU": 2.0})
+    one_waits = plan_resources(three, config, {"CPU": 2.0}, waiting={"custom_nn": ("traditional",)})
+    all_wait = plan_resources(three, config, {"CPU": 2.0},
+                              waiting={"custom_nn": ("traditional",), "pretrained": ("traditional", "custom_nn")})
+    each = at_once["traditional"].memory_mb
+    assert one_waits["traditional"].memory_mb == one_waits["custom_nn"].memory_mb == pytest.approx(each * 3 / 2, abs=2)
+    assert all_wait["pretrained"].memory_mb == pytest.approx(each * 3, abs=3)
+    # A limit the configuration fixes stays as given.
+    fixed = plan_resources(three, config.replace(memory_mb=1000), {"CPU": 2.0}, waiting={"custom_nn": ("traditional",)})
+    assert {r.memory_mb for r in fixed.values()} == {1000}
 
 
 def test_encoding_cost_shrinks_the_image_encoder_or_skips_the_track_on_a_short_budget(tmp_path):
