@@ -346,11 +346,15 @@ def main(argv: list[str] | None = None) -> int:
                          "" if outcome.score is None else f"{outcome.score:.4f}", outcome.wall_s, outcome.peak_mib,
                          outcome.reason)
             outcomes.append(outcome)
+            # Until this invocation reaches them, the earlier parts' outcomes of the tasks still ahead stay in the
+            # file: an invocation cut short must not lose what an earlier one ran.
+            done = {(o.task, o.system) for o in outcomes}
+            ahead = [o for key, o in earlier.items() if key in selected and key not in done]
             (out / "results.json").write_text(json.dumps(
                 {"command": cmd, "started": started, "time_budget": args.time_budget,
                  "systems": args.systems, "tasks": [t.name for t in tasks], "peers_env": peers_env,
                  "versions": versions, "digests": digests,
-                 "outcomes": [o.to_json() for o in outcomes + carried]}, indent=2) + "\n")
+                 "outcomes": [o.to_json() for o in outcomes + ahead + carried]}, indent=2) + "\n")
     parts = sorted({o.started for o in outcomes if o.started}) or [started]
     text = section(outcomes, args.systems, [t.name for t in tasks], args.time_budget, cmd, versions, peers_env,
                    parts)

@@ -329,3 +329,27 @@ def test_a_resumed_suite_keeps_what_its_unchanged_code_ran_and_runs_again_what_c
         run_suite.main(["--time-budget", "60", "--systems", "baseline", "--only", "wine", "--out", str(out),
                         "--no-results", "--resume"])
     assert refused.value.code == 2
+
+
+def test_a_resumed_suite_cut_short_keeps_the_earlier_outcomes_of_the_tasks_it_had_not_reached(tmp_path, monkeypatch):
+    """The baseline on two tasks; the second invocation keeps the first task, then dies running the second again
+    (its outcome was recorded for other code): results.json still holds the second task's earlier outcome."""
+    monkeypatch.setattr(run_suite, "ensure_suite_packages", lambda: None)
+    out = tmp_path / "suite"
+    args = ["--time-budget", "30", "--systems", "baseline", "--only", "wine", "penguins", "--out", str(out),
+            "--no-results", "--resume"]
+    assert run_suite.main(args) == 0
+    first = {o["task"]: o for o in json.loads((out / "results.json").read_text())["outcomes"]}
+    assert set(first) == {"wine", "penguins"} and all(o["status"] == "valid" for o in first.values())
+    stale = dict(first["penguins"], code="another-version")
+    (out / "results.json").write_text(json.dumps(dict(json.loads((out / "results.json").read_text()),
+                                                      outcomes=[first["wine"], stale])))
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_suite, "run_one", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite.main(args)
+    after = {o["task"]: o for o in json.loads((out / "results.json").read_text())["outcomes"]}
+    assert after == {"wine": first["wine"], "penguins": stale}
