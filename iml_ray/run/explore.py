@@ -54,13 +54,18 @@ class Explorer:
         self.agents = agents
         self.llm = llm
         self.coordinator = None
+        self.warm_worker = None     # the ref of the process warmed for the first track
 
     def start(self) -> None:
-        """The competition's Coordinator actor, started while the plan phase runs (its process then costs the
-        tracks no wait); the blueprint's metric reaches it when the tracks are launched."""
+        """The competition's Coordinator actor and a worker process for its first track, started while the plan
+        phase runs (their processes then cost the tracks no wait); the blueprint's metric reaches the Coordinator
+        when the tracks are launched. One warm worker, not one per track: on two cores a second process starting
+        beside a kept agents' short plan phase slowed the plan more than it saved."""
         from actors import agents as actors
+        from actors.track import warm_track_worker
 
         self.coordinator = actors.Coordinator.remote("", True)
+        self.warm_worker = warm_track_worker.remote()
 
     def explore(self, planned: Planned, deadline: float) -> dict[str, Candidate]:
         """Every track's candidate (resumed ones as they were)."""

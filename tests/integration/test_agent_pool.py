@@ -128,3 +128,19 @@ def test_a_new_ray_session_in_the_same_process_gets_new_agents(tmp_path):
     finally:
         ray.shutdown()
         next(local_ray(num_cpus=2))             # a cluster again for the module's fixture to shut down
+
+
+def test_a_competition_starts_a_worker_for_its_first_track_while_it_plans():
+    import os
+
+    import ray
+
+    from iml_ray.run.explore import Explorer
+
+    explorer = Explorer(RunConfig(), progress=None, rundir=None, state={}, agents=None, llm=None)
+    explorer.start()
+    pid, modules = ray.get(explorer.warm_worker, timeout=120)
+    # A worker process of the job, not the driver, holding the track's code before any track is launched.
+    assert pid != os.getpid()
+    assert "iml_ray.track.loop" in modules and "iml_ray.track.job" in modules
+    assert ray.get(explorer.coordinator.snapshot.remote(), timeout=120) is not None
