@@ -32,8 +32,8 @@ def run_track_task(job: TrackJob, prep_coder, model_coder, assembler, error_anal
 def warm_track_worker() -> tuple[int, list[str]]:
     """A job's process for its first track, started while the plan phase runs: Ray gives the track's task the job's
     idle worker, which has the track's code imported, so the track does not wait for a process to start (on a warm
-    cluster with kept agents the first track began 1.5 s after the plan ended, 0.4 s with this). Returns the
-    process id and the track modules it holds."""
+    cluster, a job that creates its agents began its first track 1.4-2.0 s after the plan ended, 0.15-1.0 s with
+    this). Returns the process id and the track modules it holds."""
     import os
     import sys
 
