@@ -15,8 +15,6 @@ the measured wall time of the round it improves on, never by a constant cost mod
 - search:         a Ray Tune search where the verified round had none (plan/searches.py, as a family's search);
 - bagging:        on a small table, k models per family on k folds, each early-stopped on its own fold,
                   chosen on out-of-fold outputs and averaged;
-- network_bagging: the network track fits k networks, each on its own draw of the inner split with its own
-                  initial weights, and averages them (AutoGluon bags its networks);
 - a family:       CatBoost, LightGBM on log1p of a skewed target, extremely randomised trees, XGBoost,
                   k-nearest neighbours, one per round, beside the families the track has (each kept, blended or
                   dropped by the inner split's ensemble selection; a family whose library is not installed is not
@@ -55,7 +53,6 @@ REPEATABLE = ("rows", "network_time", "boosting_time", "boosting_time_catboost",
 # Steps that leave the validation as it was (its score is the best round's): kept when they verify, scoring no worse.
 SAME_VALIDATION = ("final_rows",)
 BAGGING_FOLDS = 5
-NETWORK_BAGS = 5                # networks a bagged network track averages
 BAGGING_MAX_ROWS = 50_000       # "small": where averaging k fits still pays for its k-fold cost
 # A bag's fit against the mean fit of the round before (its inner fits and its cheaper refits): penguins' CatBoost,
 # 1.52 s per bag fit against 1.14 s per fit the round before (by hand, 5 folds, one thread).
@@ -183,8 +180,8 @@ def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
     if track.model_template != "custom_nn" or model.get("stopped") != "time limit" or not limit:
         return None
     # The pipeline trains twice (validation fit, final fit), or k times under k-fold validation, each up to the
-    # limit (each network of a bag); the rest is overhead.
-    fits = plans.train.pipeline_fits * _network_bags(track)
+    # limit; the rest is overhead.
+    fits = plans.train.pipeline_fits
     overhead = max(0.0, facts.seconds - fits * float(limit))
     new_limit = min(MAX_GROWTH * float(limit), (budget - overhead) / fits)
     if new_limit < MIN_GROWTH * float(limit):
@@ -193,25 +190,6 @@ def _longer_network(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
     return Improvement(Plans(plans.prep, track.replace(nn=nn), plans.train), "network_time",
                        f"the network trains up to {new_limit:.0f} s (was {float(limit):.0f} s, stopped by its time "
                        f"limit at epoch {model.get('epochs', '?')})", overhead + fits * new_limit)
-
-
-def _network_bags(track) -> int:
-    return max(1, int(track.nn.get("bags") or 1))
-
-
-def _network_bagging(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
-    """k networks averaged, costing k times the one network's training in each of the pipeline's fits."""
-    track = plans.track
-    model = (facts.run_info.get("validation") or {}).get("model") or {}
-    if track.model_template != "custom_nn" or _network_bags(track) > 1 or not model.get("seconds"):
-        return None
-    fits = plans.train.pipeline_fits
-    one = float(model["seconds"])
-    overhead = max(0.0, facts.seconds - fits * one)
-    nn = {**track.nn, "bags": NETWORK_BAGS}
-    return Improvement(Plans(plans.prep, track.replace(nn=nn), plans.train), "network_bagging",
-                       f"{NETWORK_BAGS} networks, each on its own draw of the inner split, averaged",
-                       overhead + fits * NETWORK_BAGS * one)
 
 
 def _bagging(plans: Plans, facts: RoundFacts, budget: float) -> Improvement | None:
@@ -329,9 +307,8 @@ def _finer_boosting(plans: Plans, facts: RoundFacts, budget: float) -> Improveme
 # the bagging then averages both. LightGBM on a skewed target's log after the search: a fit as cheap as the first
 # LightGBM that errs differently (relative errors), for the blend and the bagging to weigh; before the search it took
 # the search's time at 90 s (nls wages, IMDB votes: its holdout gain under the noise bar, the search's above it).
-# A network's bag after its search: the bag averages the searched network.
 STEPS: tuple[Callable[[Plans, RoundFacts, float], Improvement | None], ...] = (
     final_rows, _more_rows, _longer_network, _longer_boosting, *(_longer_family_boosting(name) for name in TIME_LIMITED_FAMILIES),
-    fine_tune, char_ngrams, _family("catboost"), search, _network_bagging, _family("lightgbm_log"), _bagging,
-    _family("extra_trees"), _family("xgboost"), _family("knn"), text_words, _finer_boosting,
+    fine_tune, char_ngrams, _family("catboost"), search, _family("lightgbm_log"), _bagging, _family("extra_trees"),
+    _family("xgboost"), _family("knn"), text_words, _finer_boosting,
     *(family_search(name, FAMILY_NAMES[name]) for name in FAMILY_SEARCH_SPACES), _more_bags)

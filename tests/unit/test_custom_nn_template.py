@@ -108,28 +108,6 @@ def test_same_data_same_predictions(tmp_path):
     assert np.array_equal(first, second)
 
 
-def test_a_bag_of_networks_averages_networks_fitted_on_their_own_splits_and_seeds(tmp_path):
-    from helpers import binary_frames
-
-    train, test, sample = binary_frames(n_train=400, n_test=100)
-    root = write_task(tmp_path / "bag", train, test, sample, "Evaluated on AUC.")
-    _, prep_module, model_module = _modules(root, max_epochs=15, bags=3)
-    prep = prep_module.Preprocessor().fit(train)
-    X, X_test = prep.transform(train), prep.transform(test)
-    bag = model_module.fit_model(X, train["label"].to_numpy(), prep.layout_)
-    described = model_module.describe_model(bag)
-    assert described["bag"] == 3 and len(described["bag_inner_scores"]) == 3
-    assert described["inner_score"] == pytest.approx(np.mean(described["bag_inner_scores"]), abs=1e-6)
-    members = [model_module.predict_model(member, X_test) for member in bag["bag"]]
-    # Each network learnt on its own draw of the inner split from its own initial weights: they differ.
-    assert not np.allclose(members[0], members[1]) and not np.allclose(members[1], members[2])
-    proba = model_module.predict_model(bag, X_test)
-    assert np.allclose(proba, np.mean(members, axis=0)) and np.allclose(proba.sum(axis=1), 1.0)
-    # Seeded: the same bag again.
-    again = model_module.predict_model(model_module.fit_model(X, train["label"].to_numpy(), prep.layout_), X_test)
-    assert np.array_equal(again, proba)
-
-
 def test_regression_on_a_log_scale_target_predicts_in_the_original_scale(tmp_path):
     rng = np.random.default_rng(1)
     n = 700

@@ -119,24 +119,6 @@ def test_a_network_stopped_by_its_time_limit_trains_longer_one_stopped_early_doe
     assert next_improvement(plans, _facts(seconds=25.0, stopped="early stopping"), 200.0) is None
 
 
-def test_a_network_track_out_of_other_steps_bags_its_network_sized_by_its_measured_fit():
-    plans = Plans(PrepPlan(), NETWORK, TrainPlan())
-    info = {"validation": {"model": {"stopped": "early stopping", "epochs": 7, "seconds": 4.0}}, "tuned_params": {}}
-    step = next_improvement(plans, RoundFacts(10.0, info, 3000, False), seconds_left=200.0)
-    assert step.step == "network_bagging" and step.plans.track.nn["bags"] == improvements.NETWORK_BAGS
-    assert step.plans.track.nn["time_limit_s"] == 10.0
-    # The round's overhead (10 s less its two fits) and five networks in each of the pipeline's two fits.
-    assert step.expected_s == pytest.approx(2.0 + 2 * 5 * 4.0)
-    assert next_improvement(plans, RoundFacts(10.0, info, 3000, False), seconds_left=40.0) is None
-    # Once bagged, no second bag; a bag its time limit stopped trains longer, each network of it.
-    bagged = Plans(PrepPlan(), step.plans.track, TrainPlan())
-    assert next_improvement(bagged, RoundFacts(45.0, info, 3000, False), seconds_left=400.0) is None
-    stopped = {"validation": {"model": {"stopped": "time limit", "epochs": 7, "seconds": 40.0}}, "tuned_params": {}}
-    longer = next_improvement(bagged, RoundFacts(105.0, stopped, 3000, False), seconds_left=400.0)
-    assert longer.step == "network_time" and longer.plans.track.nn["bags"] == improvements.NETWORK_BAGS
-    assert longer.expected_s == pytest.approx(5.0 + 2 * 5 * longer.plans.track.nn["time_limit_s"])
-
-
 def test_lightgbm_stopped_by_its_time_limit_trains_longer_and_more_rows_get_more_time():
     limited = TRADITIONAL.replace(lightgbm={**TRADITIONAL.lightgbm, "time_limit_s": 4.0})
     plans = Plans(PrepPlan(numeric=("x",)), limited, TrainPlan())
