@@ -22,7 +22,7 @@ from iml_ray.errors import UserError
 from iml_ray.plan.knowledge import Knowledge
 from iml_ray.plan.resources import PLAN_LLM_SHARE, TrackResources, plan_resources, trees_lead_on, waiting_tracks
 from iml_ray.report.run_report import build_report, write_html_report
-from iml_ray.run.agent_pool import PLAN_AGENTS, PoolSettings, RunAgents, job_pool, pool_settings
+from iml_ray.run.agent_pool import PLAN_AGENTS, TRACK_AGENTS, PoolSettings, RunAgents, job_pool, pool_settings
 from iml_ray.run.explore import Explorer
 from iml_ray.run.progress import LogProgress, Progress
 from iml_ray.run.ray_session import ray_session
@@ -108,7 +108,6 @@ class Run:
             self.progress.phase("starting Ray")
             with ray_session():
                 self.timings["ray_start"] = round(time.time() - started, 2)
-                _import_in_background("sklearn.model_selection")     # the holdout's, while the agents plan
                 state = rundir.load_state() if self.resume else {"stages": {}, "candidates": {}}
                 state.setdefault("stages", {})
                 state.setdefault("candidates", {})
@@ -244,12 +243,14 @@ class Run:
         self.progress.phase("task summary")
         t0 = time.time()
         ref = agents["task_analyzer"].analyze.remote(task_root, description)
-        # The agents' processes start in the order the run needs them, the plan's while the task is analysed, the
-        # tracks' while it is planned: on a small machine ten processes starting at once hold up the one it waits for.
+        # The agents' processes start in the order the run needs them: the plan's while the task is analysed, the
+        # PreprocessingCoder (a track's first call) while it is planned, the other track agents as the tracks launch
+        # (their first calls come after the prep module has run). On a small machine processes starting at once
+        # hold up the one the run waits for.
         agents.started("task_analyzer")
         agents.start_all(PLAN_AGENTS)
         analysis = ray.get(ref)
-        agents.start_all()
+        agents.start_all(PLAN_AGENTS + TRACK_AGENTS[:1])
         self.timings["task_summary"] = round(time.time() - t0, 2)
         return analysis
 
@@ -336,20 +337,6 @@ def _ensemble_choice(summary: TaskSummary, ensemble, rundir: RunDir) -> dict[str
 
     return {"track": "ensemble", "valid_score": ensemble.blend_score, "aps": aps(summary.metric, ensemble.blend_score),
             "weights": ensemble.weights, "pipeline": str(rundir.root / "pipeline.py"), "scored": "cross-fitted on the holdout"}
-
-
-def _import_in_background(module: str) -> None:
-    """Import a module the driver will need in a thread: the main thread mostly waits on Ray meanwhile."""
-    import importlib
-    import threading
-
-    def load() -> None:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:  # noqa: BLE001 - the code that needs it says what is wrong
-            log.debug("importing %s in the background failed: %s", module, exc)
-
-    threading.Thread(target=load, name=f"import-{module}", daemon=True).start()
 
 
 def _holdout(summary: TaskSummary, blueprint: Blueprint) -> list[int] | dict:

@@ -48,7 +48,8 @@ def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray
     """Row positions of train.csv held out for validation (labelled rows only), sorted."""
     import numpy as np
     import pandas as pd
-    from sklearn.model_selection import train_test_split
+
+    from iml_ray.scoring.splits import holdout_positions
 
     train, labelled = _labelled(summary)
     if summary.forecast is not None:
@@ -60,8 +61,7 @@ def make_holdout(summary: TaskSummary, fraction: float, seed: int) -> np.ndarray
         # Stratify when every class can appear on both sides of the split.
         if counts.min() >= 2 and len(counts) <= fraction * len(labelled):
             stratify = labels.to_numpy()
-    _, held = train_test_split(labelled, test_size=fraction, random_state=seed, stratify=stratify)
-    return np.sort(held)
+    return np.sort(labelled[holdout_positions(len(labelled), fraction, seed, stratify)])
 
 
 def _labelled(summary: TaskSummary) -> tuple[pd.Series | pd.DataFrame, np.ndarray]:
@@ -77,15 +77,16 @@ def _folds(summary: TaskSummary, train: pd.Series | pd.DataFrame, labelled: np.n
            seed: int) -> list[np.ndarray]:
     import numpy as np
     import pandas as pd
-    from sklearn.model_selection import KFold, StratifiedKFold
 
-    splitter, labels = KFold(k, shuffle=True, random_state=seed), None
+    from iml_ray.scoring.splits import fold_positions
+
+    labels = None
     if summary.problem_type != "regression" and isinstance(train, pd.Series):
-        labels = train.iloc[labelled].astype(str).to_numpy()
+        classes = train.iloc[labelled].astype(str)
         # Stratified when every class has a row for every fold.
-        if pd.Series(labels).value_counts().min() >= k:
-            splitter = StratifiedKFold(k, shuffle=True, random_state=seed)
-    return [np.sort(labelled[held]) for _, held in splitter.split(labelled, labels)]
+        if classes.value_counts().min() >= k:
+            labels = classes.to_numpy()
+    return [np.sort(labelled[held]) for held in fold_positions(len(labelled), k, seed, labels)]
 
 
 def holdout_json(folds: list[np.ndarray]) -> list[int] | dict[str, list[list[int]]]:
