@@ -1,4 +1,5 @@
-"""A batch submitted with `ray job submit` (through examples/submit_batch.py) to a real head on 127.0.0.1."""
+"""A real head on 127.0.0.1 (`ray start --head`): a batch submitted to it with `ray job submit` (through
+examples/submit_batch.py), and `iml run` joining it (RAY_ADDRESS), the warm path."""
 from __future__ import annotations
 
 import json
@@ -34,12 +35,12 @@ def head(tmp_path_factory):
                     "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--include-dashboard=true",
                     "--num-cpus=2", "--disable-usage-stats", f"--temp-dir={temp}"],
                    check=True, env=env, capture_output=True, timeout=180)
-    yield f"http://127.0.0.1:{dashboard}", env
+    yield f"http://127.0.0.1:{dashboard}", env, f"127.0.0.1:{port}"
     subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
 def test_submitted_batch_succeeds_and_resubmission_is_idempotent(head, tmp_path):
-    address, env = head
+    address, env, _ = head
     tasks = []
     for seed in (3, 4):
         train, test, sample = binary_frames(200, 40, seed=seed)
@@ -59,3 +60,37 @@ def test_submitted_batch_succeeds_and_resubmission_is_idempotent(head, tmp_path)
     again = subprocess.run(submit, capture_output=True, text=True, env=env, timeout=120)
     assert again.returncode == 0
     assert f"{submission_id}: already SUCCEEDED; not submitting again" in again.stdout
+
+
+def _head_node(env: dict, gcs: str) -> str:
+    probe = "import ray; ray.init(address=%r, logging_level='ERROR'); print(ray.get_runtime_context().get_node_id())"
+    found = subprocess.run([sys.executable, "-c", probe % gcs], capture_output=True, text=True, env=env, timeout=120)
+    assert found.returncode == 0, found.stderr[-2000:]
+    return found.stdout.split()[-1]
+
+
+def test_iml_run_joins_the_running_cluster_and_refuses_bad_input_before_writing(head, tmp_path):
+    """The warm path: `iml run` with RAY_ADDRESS runs its agents on the head's node (it does not start a cluster of
+    its own); a bad task gets one line, exit 2 and nothing written, as on a cluster of its own."""
+    _, env, gcs = head
+    env = dict(env, RAY_ADDRESS=gcs)
+    train, test, sample = binary_frames(200, 40, seed=5)
+    task = write_task(tmp_path / "joined", train, test, sample)
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "iml_ray.cli", "run", str(task), "--out", str(out),
+                             "--time-budget", "40", "--tracks", "traditional"],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "ok" and (out / "submission.csv").is_file()
+    node = _head_node(env, gcs)
+    assert {row["node"] for rows in report["actors"]["agents"].values() for row in rows} == {node}
+
+    renamed = write_task(tmp_path / "renamed", train, test.rename(columns={c: f"{c}_2" for c in test.columns
+                                                                             if c != "id"}), sample)
+    refused = subprocess.run([sys.executable, "-m", "iml_ray.cli", "run", str(renamed), "--out", str(tmp_path / "out2"),
+                              "--time-budget", "40"], capture_output=True, text=True, env=env, timeout=300)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "Traceback" not in refused.stderr
+    assert "error: test.csv has column(s) that train.csv lacks" in refused.stderr
+    assert not (tmp_path / "out2").exists()
