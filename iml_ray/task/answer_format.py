@@ -16,6 +16,7 @@ import pandas as pd
 from iml_ray.errors import TaskError
 from iml_ray.metrics.labels import class_sort_key
 from iml_ray.metrics.submission import SubmissionFormat
+from iml_ray.task.class_columns import classes_of_columns
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +92,14 @@ def submission_format(id_column: str | None, prediction_cols: tuple[str, ...], c
     positive, positive_why = (positive_class(classes, stated, description, target, y) if problem_type == "binary"
                               else (None, ""))
     if len(prediction_cols) > 1:
-        by_name = {str(c): c for c in classes}
-        unknown = [c for c in prediction_cols if c not in by_name]
-        if unknown or len(prediction_cols) != len(classes):
+        matched = classes_of_columns(prediction_cols, classes)
+        if matched is None:
             raise TaskError(f"the sample submission's columns {list(prediction_cols)} do not match the classes of "
                             f"'{target}' ({[str(c) for c in classes][:10]})",
-                            "Name one column per class, exactly as the class values in train.csv.")
-        ordered = tuple(by_name[c] for c in prediction_cols)
-        decisions["submission"] = "one probability column per class (the sample submission's columns are the classes)"
+                            "Name one column per class, as the class values in train.csv (a shared prefix such as "
+                            f"'{target}_' is fine).")
+        ordered, how = matched
+        decisions["submission"] = f"one probability column per class (the sample submission's columns are {how})"
         return SubmissionFormat(id_column, prediction_cols, "class_probabilities", ordered, positive, **shared)
     evidence = None
     if problem_type == "binary":

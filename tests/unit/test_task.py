@@ -69,6 +69,48 @@ def test_one_probability_column_per_class(tmp_path):
     assert summary.submission.classes == ("Gentoo", "Adelie", "Chinstrap")
 
 
+def test_probability_columns_named_with_a_prefix_are_matched_to_their_classes(tmp_path):
+    # The cirrhosis playground's layout: target Status holds C, CL, D; the submission asks for Status_C, ...
+    from iml_ray.metrics.predictions import score_predictions
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"id": range(120), "x": rng.normal(size=120), "Status": np.tile(["C", "CL", "D"], 40)})
+    train, test = frame.iloc[:90], frame.iloc[90:].drop(columns="Status")
+    sample = pd.DataFrame({"id": test["id"], "Status_D": 1 / 3, "Status_C": 1 / 3, "Status_CL": 1 / 3})
+    summary = analyze_task(write_task(tmp_path / "c", train, test, sample, "Scored on multi-class log loss."))
+    fmt = summary.submission
+    assert (summary.target, fmt.kind) == ("Status", "class_probabilities")
+    assert fmt.classes == ("D", "C", "CL")
+    assert "'Status_<class>'" in summary.decisions["submission"]
+    truth = pd.Series(["C", "CL", "D", "D"])
+    sure = pd.DataFrame({f"Status_{c}": (truth == c).astype(float) * 0.98 + 0.01 for c in ("D", "C", "CL")})
+    assert score_predictions("logloss", truth, sure, fmt) < 0.05
+    swapped = sure.rename(columns={"Status_C": "Status_D", "Status_D": "Status_C"})
+    assert score_predictions("logloss", truth, swapped, fmt) > 1.0
+
+
+def test_class_columns_match_exactly_then_ignoring_case_then_with_shared_affixes():
+    from iml_ray.task.class_columns import classes_of_columns
+
+    assert classes_of_columns(["b", "a"], ["a", "b"]) == (("b", "a"), "named exactly as the classes")
+    assert classes_of_columns(["Died", "Adoption"], ["adoption", "died"])[0] == ("died", "adoption")
+    assert classes_of_columns(["class_1", "class_0"], [0, 1]) == ((1, 0), "named 'class_<class>'")
+    assert classes_of_columns(["p_yes", "p_no"], ["no", "yes"])[0] == ("yes", "no")
+    assert classes_of_columns(["x_1", "x_11"], [1, 11])[0] == (1, 11)
+    assert classes_of_columns(["Class_1", "Class_2"], [1, 3]) is None          # a class has no column
+    assert classes_of_columns(["a_1", "b_2"], [1, 2]) is None                  # no prefix shared by all
+    assert classes_of_columns(["p_0", "p_1", "p_2"], [0, 1]) is None           # more columns than classes
+
+
+def test_probability_columns_that_name_no_class_are_refused(tmp_path):
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"id": range(90), "x": rng.normal(size=90), "kind": np.tile(["u", "v", "w"], 30)})
+    train, test = frame.iloc[:60], frame.iloc[60:].drop(columns="kind")
+    sample = pd.DataFrame({"id": test["id"], "first": 0.3, "second": 0.3, "third": 0.4})
+    with pytest.raises(TaskError, match="do not match the classes of 'kind'"):
+        analyze_task(write_task(tmp_path / "k", train, test, sample, "Scored on multi-class log loss.", "target: kind\n"))
+
+
 def test_train_only_columns_are_dropped_and_recorded(tmp_path):
     train, test, sample = binary_frames()
     train["leak"] = train["label"]
