@@ -39,9 +39,10 @@ UNSUPPORTED = 3
 AUTOGLUON_METRICS = {"accuracy": "accuracy", "auc": "roc_auc", "logloss": "log_loss", "rmse": "root_mean_squared_error",
                      "rmsle": "root_mean_squared_error", "mae": "mean_absolute_error", "mse": "mean_squared_error",
                      "r2": "r2", "balanced_accuracy": "balanced_accuracy", "f1": "f1", "f1_macro": "f1_macro",
-                     "qwk": "quadratic_kappa", "mcc": "mcc"}
+                     "qwk": "quadratic_kappa", "mcc": "mcc", "gini": "roc_auc", "pearson": "pearsonr",
+                     "spearman": "spearmanr"}
 FLAML_METRICS = {"accuracy": "accuracy", "auc": "roc_auc", "logloss": "log_loss", "rmse": "rmse", "rmsle": "rmse",
-                 "mae": "mae", "mse": "mse", "r2": "r2", "f1": "f1", "f1_macro": "macro_f1"}
+                 "mae": "mae", "mse": "mse", "r2": "r2", "f1": "f1", "f1_macro": "macro_f1", "gini": "roc_auc"}
 
 
 class Unsupported(Exception):

@@ -28,12 +28,15 @@ from iml_ray.metrics.scores import (
     _f1,
     _f1_macro,
     _f1_weighted,
+    _gini,
     _ignoring_classes,
     _logloss,
     _mape,
+    _pearson,
     _qwk,
     _rmsle,
     _smape,
+    _spearman,
     pinball,
     sklearn_metric,
 )
@@ -196,6 +199,17 @@ _REGISTRY = (
     Metric("mcc", True, "label", CLASSIFICATION, "half_shift",
            (r"matthews['’]?s?[ -]correlation(?:[ -]coefficient)?", r"mcc"),
            _ignoring_classes(sklearn_metric("matthews_corrcoef"))),
+    # Porto Seguro's normalized Gini: 2 AUC - 1, so it ranks submissions as AUC does.
+    Metric("gini", True, "proba", CLASSIFICATION, "half_shift",
+           (r"normali[sz]ed gini(?:[ -]coefficient)?", r"gini[ -]coefficient", r"gini[ -]score"),
+           _gini),
+    Metric("pearson", True, "value", REGRESSION, "half_shift",
+           (r"pearson['’]?s?(?: product[ -]moment)? correlation(?: coefficient)?", r"pearson['’]?s? r",
+            r"pearson correlation"),
+           _pearson),
+    Metric("spearman", True, "value", REGRESSION, "half_shift",
+           (r"spearman['’]?s?(?: rank)?(?:[ -]order)? correlation(?: coefficient)?", r"spearman['’]?s? (?:rho|ρ)"),
+           _spearman),
 )
 
 # Several targets: each column scored with its unit metric, then averaged (jigsaw's mean column-wise ROC AUC,
@@ -220,6 +234,11 @@ _COLUMN_WISE = (
     Metric("mean_mae", False, "value", REGRESSION, "exp_neg",
            (r"mean column[ -]?wise (?:mae|mean[ -]absolute[ -]error)", r"column[ -]?wise mae"),
            _ignoring_classes(sklearn_metric("mean_absolute_error")), unit="mae"),
+    # Google QUEST: "mean column-wise Spearman's correlation coefficient".
+    Metric("mean_spearman", True, "value", REGRESSION, "half_shift",
+           (r"mean column[ -]?wise spearman['’]?s?", r"column[ -]?wise (?:mean )?spearman['’]?s?",
+            r"spearman['’]?s?[^.]{0,60}averaged (?:over|across) (?:the |all |each )?(?:columns|labels|targets)"),
+           _spearman, unit="spearman"),
 )
 _REGISTRY = _REGISTRY + _COLUMN_WISE
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _REGISTRY}
@@ -267,6 +286,11 @@ ALIASES: dict[str, str] = {
     **dict.fromkeys(("mean_column_wise_rmse", "mean_columnwise_rmse", "columnwise_rmse"), "mcrmse"),
     **dict.fromkeys(("mean_column_wise_rmsle", "columnwise_rmsle", "average_rmsle"), "mean_rmsle"),
     **dict.fromkeys(("mean_column_wise_mae", "columnwise_mae"), "mean_mae"),
+    **dict.fromkeys(("normalized_gini", "normalised_gini", "gini_coefficient", "gini_normalized"), "gini"),
+    **dict.fromkeys(("pearson_r", "pearsonr", "pearson_correlation", "pearson_correlation_coefficient"), "pearson"),
+    **dict.fromkeys(("spearman_r", "spearmanr", "spearman_rho", "spearman_correlation",
+                     "spearman_rank_correlation"), "spearman"),
+    **dict.fromkeys(("mean_column_wise_spearman", "columnwise_spearman"), "mean_spearman"),
     **dict.fromkeys(("mean_column_wise_logloss", "columnwise_logloss"), "mean_logloss"),
 }
 

@@ -180,6 +180,26 @@ def _qwk(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
     return skm.cohen_kappa_score(y_true, y_pred, labels=labels, weights="quadratic")
 
 
+def _gini(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    # The normalized Gini coefficient of Kaggle's graders equals 2 AUC - 1 (ties counted half, as AUC counts them).
+    return 2.0 * _auc(y_true, y_pred, classes) - 1.0
+
+
+def _pearson(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    # Constant predictions (or truth) have no correlation; graders score them 0 rather than failing.
+    import numpy as np
+    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    if len(y_true) < 2 or np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
+        return 0.0
+    return float(np.clip(np.corrcoef(y_true, y_pred)[0, 1], -1.0, 1.0))
+
+
+def _spearman(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+    # Pearson's correlation of the ranks, ties given their mean rank (scipy.stats.spearmanr's definition).
+    import pandas as pd
+    return _pearson(pd.Series(y_true).rank().to_numpy(), pd.Series(y_pred).rank().to_numpy(), classes)
+
+
 def _ignoring_classes(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[..., float]:
     return lambda y_true, y_pred, classes: fn(y_true, y_pred)
 

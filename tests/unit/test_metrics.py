@@ -14,10 +14,11 @@ from iml_ray.metrics.registry import METRICS, Metric, UnknownMetric, get_metric
 from iml_ray.metrics.submission import SubmissionFormat
 
 CANONICAL = ("accuracy", "auc", "balanced_accuracy", "balanced_logloss", "f1", "f1_macro", "f1_weighted", "logloss",
-             "mae", "mape", "mcc", "mse", "qwk", "r2", "rmse", "rmsle", "smape")
+             "mae", "mape", "mcc", "mse", "qwk", "r2", "rmse", "rmsle", "smape", "gini", "pearson", "spearman")
 LOSSES = ("logloss", "balanced_logloss", "rmse", "rmsle", "mae", "mse", "mape", "smape")
 # Several targets: each the mean over target columns of its unit metric.
-COLUMN_WISE = {"mean_auc": "auc", "mean_logloss": "logloss", "mean_rmsle": "rmsle", "mcrmse": "rmse", "mean_mae": "mae"}
+COLUMN_WISE = {"mean_auc": "auc", "mean_logloss": "logloss", "mean_rmsle": "rmsle", "mcrmse": "rmse", "mean_mae": "mae",
+               "mean_spearman": "spearman"}
 
 
 def score(name, y_true, y_pred, classes=None):
@@ -176,6 +177,26 @@ def test_qwk_orders_numeric_string_labels_by_value():
     assert score("qwk", ["1", "2", "10"], ["1", "2", "2"]) == pytest.approx(2 / 3)
 
 
+def test_gini_is_twice_the_auc_minus_one():
+    y_true, y_pred = np.array([0, 0, 1, 1, 0, 1]), np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.7])
+    assert score("gini", y_true, y_pred) == pytest.approx(2 * skm.roc_auc_score(y_true, y_pred) - 1)
+    assert score("gini", y_true, 1 - y_pred) == pytest.approx(-score("gini", y_true, y_pred))
+
+
+def test_pearson_and_spearman_correlations():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    y_true = rng.normal(size=40)
+    y_pred = np.round(y_true + rng.normal(scale=0.8, size=40), 1)        # rounding makes ties for the ranks
+    assert score("pearson", y_true, y_pred) == pytest.approx(stats.pearsonr(y_true, y_pred)[0])
+    assert score("spearman", y_true, y_pred) == pytest.approx(stats.spearmanr(y_true, y_pred)[0])
+    assert score("spearman", y_true, np.exp(y_true)) == pytest.approx(1.0)   # ranks only
+    assert score("pearson", y_true, np.full(40, 3.0)) == 0.0                 # constant: no correlation, not NaN
+    truth, pred = np.column_stack([y_true, -y_true]), np.column_stack([y_pred, y_true])
+    assert score("mean_spearman", truth, pred) == pytest.approx((stats.spearmanr(y_true, y_pred)[0] - 1.0) / 2)
+
+
 def test_mcc():
     # tp 1, fn 1, tn 2, fp 0 → 2 / sqrt(1·2·2·3)
     assert score("mcc", [1, 1, 0, 0], [1, 0, 0, 0]) == pytest.approx(1 / math.sqrt(3))
@@ -216,8 +237,9 @@ def test_the_registry_holds_the_canonical_metrics():
 def test_directions_needs_and_problem_types(name):
     metric = get_metric(name)
     assert metric.higher_is_better is (name not in LOSSES)
-    expected_needs = ("proba" if name in ("auc", "logloss", "balanced_logloss")
-                      else "value" if name in ("rmse", "rmsle", "mae", "mse", "r2", "mape", "smape") else "label")
+    expected_needs = ("proba" if name in ("auc", "logloss", "balanced_logloss", "gini")
+                      else "value" if name in ("rmse", "rmsle", "mae", "mse", "r2", "mape", "smape", "pearson", "spearman")
+                      else "label")
     assert metric.needs == expected_needs
     expected_types = ("regression",) if expected_needs == "value" else ("binary", "multiclass")
     assert metric.problem_types == expected_types
@@ -227,7 +249,8 @@ def test_directions_needs_and_problem_types(name):
 @pytest.mark.parametrize("name, normalisation", [
     *[(n, "identity") for n in ("auc", "accuracy", "balanced_accuracy", "f1", "f1_macro", "f1_weighted", "r2")],
     *[(n, "exp_neg") for n in LOSSES],
-    ("qwk", "half_shift"), ("mcc", "half_shift"),
+    ("qwk", "half_shift"), ("mcc", "half_shift"), ("gini", "half_shift"), ("pearson", "half_shift"),
+    ("spearman", "half_shift"),
 ])
 def test_each_metric_has_its_aps_normalisation(name, normalisation):
     assert get_metric(name).normalisation == normalisation
@@ -270,6 +293,7 @@ def test_aps_of_a_failure_is_zero(name):
     ("quadratic_weighted_kappa", "qwk"), ("kappa", "qwk"), ("QWK", "qwk"),
     ("matthews", "mcc"), ("matthews_corrcoef", "mcc"),
     ("weighted_f1", "f1_weighted"), ("Weighted F1", "f1_weighted"), ("balanced log loss", "balanced_logloss"),
+    ("normalized_gini", "gini"), ("Normalized Gini", "gini"), ("pearsonr", "pearson"), ("Spearman rho", "spearman"),
 ])
 def test_aliases_resolve_case_insensitively(alias, canonical):
     assert get_metric(alias).name == canonical
@@ -286,8 +310,9 @@ def test_unknown_metric_lists_the_known_names():
         get_metric("foo")
     assert isinstance(info.value, ValueError)
     assert str(info.value) == ("unknown metric 'foo'; known metrics: accuracy, auc, balanced_accuracy, balanced_logloss, "
-                               "f1, f1_macro, f1_weighted, logloss, mae, mape, mcc, mcrmse, mean_auc, mean_logloss, "
-                               "mean_mae, mean_rmsle, mse, qwk, r2, rmse, rmsle, smape, pinball_<level> (e.g. pinball_0.9)")
+                               "f1, f1_macro, f1_weighted, gini, logloss, mae, mape, mcc, mcrmse, mean_auc, mean_logloss, "
+                               "mean_mae, mean_rmsle, mean_spearman, mse, pearson, qwk, r2, rmse, rmsle, smape, spearman, "
+                               "pinball_<level> (e.g. pinball_0.9)")
 
 
 # ------------------------------------------------------------------ descriptions
@@ -321,6 +346,11 @@ def test_unknown_metric_lists_the_known_names():
     ("Submissions are evaluated on balanced accuracy.", "balanced_accuracy"),
     ("The metric is the binary cross-entropy of your probabilities.", "logloss"),
     ("The metric is ROC AUC.", "auc"),
+    ("Submissions will be evaluated using the Normalized Gini Coefficient.", "gini"),
+    ("Submissions are evaluated on the Pearson correlation coefficient between the predicted and the actual scores.",
+     "pearson"),
+    ("Submissions are evaluated on the mean column-wise Spearman's correlation coefficient.", "mean_spearman"),
+    ("The score is Spearman's rank correlation between predictions and the truth.", "spearman"),
     ("SUBMISSIONS ARE EVALUATED ON AREA UNDER THE ROC CURVE.", "auc"),
     ("Nothing about scoring here.", None),
     ("", None),
