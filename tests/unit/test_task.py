@@ -43,6 +43,16 @@ def test_probability_placeholder_in_sample_defaults_to_auc(tmp_path):
     assert summary.submission.kind == "probability"
 
 
+def test_a_gini_task_submits_probabilities_even_with_label_placeholders(tmp_path):
+    # Porto Seguro's layout: 0/1 target, a sample of zeros, "Normalized Gini Coefficient" in the description.
+    train, test, sample = binary_frames()
+    sample["label"] = 0
+    summary = analyze_task(write_task(tmp_path / "g", train, test, sample,
+                                      "## Evaluation\nSubmissions are evaluated using the Normalized Gini Coefficient."))
+    assert (summary.metric, summary.problem_type) == ("gini", "binary")
+    assert (summary.submission.kind, summary.submission.positive_class) == ("probability", 1)
+
+
 def test_regression_with_rmsle_from_description(tmp_path):
     rng = np.random.default_rng(1)
     frame = pd.DataFrame({"Id": range(200), "area": rng.uniform(50, 300, 200), "zone": rng.choice(list("abc"), 200)})
