@@ -58,7 +58,7 @@ def ask_llm(brain: Brain, task_dir: str, draft: TaskSummary | None, description:
     test = files.read("test", nrows=5)
     train_columns, test_columns = [str(c) for c in train.columns], [str(c) for c in test.columns]
     sample_columns = [str(c) for c in read_table(files.sample_submission, nrows=2).columns] if files.sample_submission else None
-    metrics = [*sorted(METRICS), "pinball_<level>"]   # the pinball loss names its level: pinball_0.9
+    metrics = [*sorted(METRICS), "pinball_<level>", "map@<k>"]   # levels in the name: pinball_0.9, map@3
     if draft is not None:
         now = {k: getattr(draft, k) for k in FIELDS}
         shown = {**now, "why": {k: draft.decisions.get(k, "") for k in FIELDS}}

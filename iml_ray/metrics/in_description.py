@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from iml_ray.metrics.registry import METRICS, quantile_metric
+from iml_ray.metrics.registry import METRICS, map_metric, quantile_metric
 
 _ORDER = tuple(METRICS.values())       # the registry's order breaks ties between phrases at one position
 
@@ -17,6 +17,9 @@ _QUANTILE_LEVELS = (
     re.compile(r"(?:quantile|percentile|tau|τ|alpha|α|level)\s*(?:level\s*)?(?:of\s*)?[=:]?\s*(0?\.\d+)(?!\d)", re.IGNORECASE),
     re.compile(r"(?<![\d.])(\d{1,2}(?:\.\d+)?)\s*(?:th|st|nd|rd)?[ -](?:percentile|quantile)", re.IGNORECASE),
 )
+# MAP@k names its k: "MAP@3", "Mean Average Precision @ 5", "mean average precision at 3".
+_MAP_AT_K = re.compile(r"(?<!\w)(?:(?:mean[ -]average[ -]precision|map)\s*@\s*|mean[ -]average[ -]precision at\s*)"
+                       r"(\d{1,2})(?!\d)", re.IGNORECASE)
 _ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})\s*(.*?)\s*#*\s*$")
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)\s*$")
 _EVALUATION_TITLE = re.compile(r"evaluat|metric|scoring", re.IGNORECASE)
@@ -49,6 +52,10 @@ def _earliest_metric(text: str) -> str | None:
                 candidate = (match.start(), match.start() - match.end(), position)
                 best = candidate if best is None else min(best, candidate)
     quantile = _QUANTILE_LOSS.search(text)
+    at_k = _MAP_AT_K.search(text)
+    if at_k is not None and int(at_k.group(1)) >= 1 and (best is None or at_k.start() <= best[0]) \
+            and (quantile is None or at_k.start() < quantile.start()):
+        return map_metric(int(at_k.group(1))).name
     if quantile is not None and (best is None or quantile.start() <= best[0]):
         return _quantile_named(text)
     return None if best is None else _ORDER[best[2]].name

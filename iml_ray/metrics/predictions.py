@@ -42,6 +42,8 @@ def score_predictions(metric: Metric | str, truth: pd.Series | pd.DataFrame, fra
     y_true = _spelled(truth, spell)
     classes = [spell(c) for c in fmt.classes] or natural_order(y_true)
     positive = _positive_class(fmt, classes, spell)
+    if fmt.kind == "label" and fmt.top_k > 1:
+        return _score_labels(metric, y_true, _spelled_ranked(values.iloc[:, 0], spell), classes, positive)
     if fmt.kind == "label":
         return _score_labels(metric, y_true, _spelled(values.iloc[:, 0], spell), classes, positive)
     if fmt.kind == "probability":
@@ -134,6 +136,12 @@ def _spelled(values: pd.Series, spell: Callable[[Any], str]) -> np.ndarray:
     import pandas as pd
     spelling = {value: spell(value) for value in pd.unique(values)}
     return np.array([spelling[value] for value in values], dtype=object)
+
+
+def _spelled_ranked(values: pd.Series, spell: Callable[[Any], str]) -> np.ndarray:
+    """Rows of space-separated ranked labels, each label spelled as the truth is."""
+    import numpy as np
+    return np.array([" ".join(spell(label) for label in str(value).split()) for value in values], dtype=object)
 
 
 def _positive_class(fmt: SubmissionFormat, classes: list[str], spell: Callable[[Any], str]) -> str | None:

@@ -37,6 +37,7 @@ from iml_ray.metrics.scores import (
     _rmsle,
     _smape,
     _spearman,
+    mean_average_precision,
     pinball,
     sklearn_metric,
 )
@@ -314,6 +315,25 @@ def quantile_metric(level: float) -> Metric:
     return Metric(f"pinball_{level:g}", False, "value", REGRESSION, "exp_neg", (), pinball(level))
 
 
+# Mean average precision at k ranks up to k labels per row (Kaggle's MAP@3): map@3, map_3, map3.
+_MAP_NAME = re.compile(r"^map(?:_at_|@|_)?(\d{1,2})$")
+
+
+def map_level(name: str) -> int | None:
+    """The k of a MAP@k metric's name (3 for map@3), None for any other metric."""
+    match = _MAP_NAME.match(re.sub(r"[\s-]+", "_", str(name).strip().lower()))
+    if match is None:
+        return None
+    k = int(match.group(1))
+    return k if k >= 1 else None
+
+
+def map_metric(k: int) -> Metric:
+    """Mean average precision at k over rows with one true label each, named map@<k>: a row scores 1/rank of its
+    true label among its (up to k, space-separated) predicted labels, 0 when it is not among them."""
+    return Metric(f"map@{k}", True, "label", CLASSIFICATION, "identity", (), mean_average_precision(k))
+
+
 def get_metric(name: str) -> Metric:
     """The metric for a canonical name or an alias, case-insensitively."""
     if isinstance(name, Metric):
@@ -322,7 +342,9 @@ def get_metric(name: str) -> Metric:
     metric = METRICS.get(ALIASES.get(key, key))
     if metric is None and quantile_level(key) is not None:
         return quantile_metric(quantile_level(key))
+    if metric is None and map_level(key) is not None:
+        return map_metric(map_level(key))
     if metric is None:
         raise UnknownMetric(f"unknown metric '{name}'; known metrics: {', '.join(sorted(METRICS))}, "
-                            "pinball_<level> (e.g. pinball_0.9)")
+                            "pinball_<level> (e.g. pinball_0.9), map@<k> (e.g. map@3)")
     return metric

@@ -213,3 +213,19 @@ def pinball(alpha: float):
         return float(np.mean(np.maximum(alpha * diff, (alpha - 1.0) * diff)))
 
     return score
+
+
+def mean_average_precision(k: int):
+    """MAP@k with one true label per row, as Kaggle's apk computes it: a row's first k predicted labels (best first,
+    separated by whitespace) score 1/i when the i-th is its true label and no earlier one was, else 0. A prediction
+    that is one of `classes` as a whole is one label, spaces and all."""
+    def score(y_true: np.ndarray, y_pred: np.ndarray, classes: list | None) -> float:
+        known = {str(c) for c in classes or ()}
+        total = 0.0
+        for truth, predicted in zip(y_true.tolist(), y_pred.tolist()):
+            ranked = [str(predicted)] if str(predicted) in known else str(predicted).split()[:k]
+            if str(truth) in ranked:
+                total += 1.0 / (ranked.index(str(truth)) + 1)
+        return total / len(y_true)
+
+    return score

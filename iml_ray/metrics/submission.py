@@ -20,7 +20,8 @@ class SubmissionFormat:
     """Columns of the answer file and what their values mean.
 
     kind:
-      label                one column of predicted labels (values from `classes`)
+      label                one column of predicted labels (values from `classes`); with `top_k` > 1, up to
+                           top_k labels per row, best first, separated by spaces (MAP@k)
       probability          binary only: one column, probability of `positive_class`
       class_probabilities  one column per class; `target_columns[i]` holds P(classes[i])
       value                regression: one numeric column
@@ -39,6 +40,7 @@ class SubmissionFormat:
     columns: tuple[str, ...] = ()
     # Columns copied from each row's test row, neither the id nor predicted (MLE-bench's insults: Date, Comment).
     passthrough: tuple[str, ...] = ()
+    top_k: int = 1                         # label: how many ranked labels each row holds
 
     @property
     def all_columns(self) -> tuple[str, ...]:

@@ -293,8 +293,10 @@ def _diagnostics_section(report: dict, run_dir: Path, data: dict) -> str:
         p = frame[fmt.target_columns[0]].to_numpy(dtype=float)
         negative = next(k for k in keys if k != str(fmt.positive_class))
         labels = np.where(p >= 0.5, str(fmt.positive_class), negative)
-    else:
+    else:                                        # ranked labels (MAP@k): the chart shows the first
         labels = frame[fmt.target_columns[0]].astype(str).to_numpy()
+        if fmt.top_k > 1:
+            labels = np.array([(value.split() or [""])[0] for value in labels])
     true = truth.astype(str).to_numpy()
     shown = keys[:12]
     matrix = [[int(((true == a) & (labels == b)).sum()) for b in shown] for a in shown]

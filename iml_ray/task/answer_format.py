@@ -114,7 +114,26 @@ def submission_format(id_column: str | None, prediction_cols: tuple[str, ...], c
             log.warning("metric %s needs probabilities but the submission has one label column; submitting labels", spec.name)
         decisions["submission"] = "predicted labels" + ("" if sample is None else " (the sample submission holds labels)")
         kind = "label"
+        top_k = ranked_labels(spec.name, classes)
+        if top_k > 1:
+            decisions["submission"] = (f"up to {top_k} labels per row, best first, separated by spaces (the metric "
+                                       f"{spec.name} ranks them)")
+            return SubmissionFormat(id_column, prediction_cols, kind, tuple(classes), positive, **shared, top_k=top_k)
     return SubmissionFormat(id_column, prediction_cols, kind, tuple(classes), positive, **shared)
+
+
+def ranked_labels(metric: str, classes: list[Any]) -> int:
+    """How many labels, best first, each row of a label submission holds: k for MAP@k, else 1. Labels holding
+    whitespace cannot be told apart in a space-separated list, so they get one."""
+    from iml_ray.metrics.registry import map_level
+
+    k = map_level(metric)
+    if k is None or k <= 1:
+        return 1
+    if any(re.search(r"\s", str(c)) for c in classes):
+        log.warning("metric %s ranks space-separated labels but some labels hold spaces; submitting one per row", metric)
+        return 1
+    return min(k, len(classes))
 
 
 # Labels that name the event a binary task predicts (what a probability is conventionally of).

@@ -312,7 +312,7 @@ def test_unknown_metric_lists_the_known_names():
     assert str(info.value) == ("unknown metric 'foo'; known metrics: accuracy, auc, balanced_accuracy, balanced_logloss, "
                                "f1, f1_macro, f1_weighted, gini, logloss, mae, mape, mcc, mcrmse, mean_auc, mean_logloss, "
                                "mean_mae, mean_rmsle, mean_spearman, mse, pearson, qwk, r2, rmse, rmsle, smape, spearman, "
-                               "pinball_<level> (e.g. pinball_0.9)")
+                               "pinball_<level> (e.g. pinball_0.9), map@<k> (e.g. map@3)")
 
 
 # ------------------------------------------------------------------ descriptions
