@@ -41,6 +41,10 @@ class SubmissionFormat:
     # Columns copied from each row's test row, neither the id nor predicted (MLE-bench's insults: Date, Comment).
     passthrough: tuple[str, ...] = ()
     top_k: int = 1                         # label: how many ranked labels each row holds
+    # A column of the sample submission numbering the test rows in order, from row_number_start (digit-recognizer's
+    # ImageId 1..n): written as those numbers, neither predicted nor copied from the test table.
+    row_number_column: str | None = None
+    row_number_start: int = 0
 
     @property
     def all_columns(self) -> tuple[str, ...]:

@@ -156,6 +156,11 @@ def check_submission(path: Path, summary: TaskSummary) -> list[str]:
         missing = set(test[fmt.id_column].astype(str)) - set(ids)
         if missing:
             problems.append(f"submission lacks {len(missing)} test id(s), e.g. {sorted(missing)[0]!r}")
+    numbered = fmt.row_number_column
+    if numbered in frame.columns and len(frame) == summary.n_test:
+        expected = fmt.row_number_start + np.arange(len(frame))
+        if not (pd.to_numeric(frame[numbered], errors="coerce").to_numpy() == expected).all():
+            problems.append(f"submission column '{numbered}' does not number the test rows from {fmt.row_number_start}")
     if not problems:
         problems += passthrough_problems(frame, summary)
     problems += check_answer_frame(frame, summary, "submission")

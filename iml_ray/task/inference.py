@@ -19,6 +19,7 @@ from iml_ray.task.archives import check_archive
 from iml_ray.task.files import ID_NAME, YAML_KEYS, TaskFiles, TaskSummary, locate_task, read_table, read_task_yaml
 from iml_ray.task.forecasting import find_forecast
 from iml_ray.task.media import NAME_LABEL, AudioSource, ImageSource, find_audio_sources, find_image_sources
+from iml_ray.task.row_keys import infer_id, key_like, row_number_column, row_number_start
 from iml_ray.task.several_targets import several_targets
 from iml_ray.task.tables import count_rows, read_columns
 from iml_ray.task.target_values import check_target_values
@@ -44,10 +45,12 @@ class ColumnResolution:
     dropped_columns: tuple[str, ...]
     decisions: dict[str, str]
     targets: tuple[str, ...] = ()           # several: multi-label or multi-target regression
+    row_number: str | None = None           # a sample column counting the test rows (digit-recognizer's ImageId)
 
     @property
     def prediction_columns(self) -> list[str]:
-        return [c for c in self.submission_columns if c != self.id_column and c not in self.passthrough]
+        return [c for c in self.submission_columns
+                if c != self.id_column and c not in self.passthrough and c != self.row_number]
 
 
 def resolve_columns(train_cols: list[str], test_head: pd.DataFrame, sample_cols: list[str] | None,
@@ -65,7 +68,11 @@ def resolve_columns(train_cols: list[str], test_head: pd.DataFrame, sample_cols:
                             f"{files.test.name} has: {_preview(test_cols)}. Fix `id_column:` in task.yaml.")
         decisions["id_column"] = "stated in task.yaml"
     else:
-        id_column = _infer_id(test_head, sample_cols, decisions)
+        id_column = infer_id(test_head, sample_cols, decisions)
+    row_number = None if id_column or "id_column" in stated else row_number_column(sample_cols, train_set, test_set)
+    if row_number:
+        decisions["id_column"] = (f"inferred: none in {files.test.name}; the sample submission's '{row_number}' is "
+                                  "not a column of train or test, so it counts the test rows in order")
     # Test columns the sample submission repeats (MLE-bench's insults: Date, Comment) are copied into the
     # submission from their test row; the grader may match rows by them.
     passthrough = tuple(c for c in sample_cols if c in test_set and c != id_column)
@@ -82,7 +89,7 @@ def resolve_columns(train_cols: list[str], test_head: pd.DataFrame, sample_cols:
                             f"{files.train.name} has: {_preview(train_cols)}. Fix `target:` in task.yaml.")
         decisions["target"] = "stated in task.yaml"
     else:
-        predicted = [c for c in sample_cols if c != id_column and c not in passthrough]
+        predicted = [c for c in sample_cols if c != id_column and c not in passthrough and c != row_number]
         targets = _infer_targets(train_cols, test_cols, predicted, sample_cols, id_column, files, decisions)
     target = targets[0]
 
@@ -104,42 +111,7 @@ def resolve_columns(train_cols: list[str], test_head: pd.DataFrame, sample_cols:
 
     submission_columns = tuple(sample_cols) if sample_cols else tuple(c for c in (id_column, *targets) if c)
     return ColumnResolution(target, id_column, submission_columns, passthrough, features, dropped, decisions,
-                            tuple(targets))
-
-
-def _infer_id(test_head: pd.DataFrame, sample_cols: list[str], decisions: dict[str, str]) -> str | None:
-    """The column that names a row: shared by the sample submission and test, and named or shaped like a key.
-
-    A shared column of free text or repeated values (a comment, a date) is not a key: it is passed through."""
-    test_cols = [str(c) for c in test_head.columns]
-    shared = [c for c in sample_cols if c in test_cols]
-    named = [c for c in shared if ID_NAME.match(c)]
-    if named:
-        decisions["id_column"] = f"inferred: '{named[0]}' appears in both sample_submission and test and is named like an id"
-        return named[0]
-    keys = [c for c in shared if _key_like(test_head[c])]
-    if keys:
-        decisions["id_column"] = f"inferred: '{keys[0]}' appears in both sample_submission and test, one distinct value per row"
-        return keys[0]
-    if not sample_cols:
-        named = [c for c in test_cols if ID_NAME.match(c)]
-        if named:
-            decisions["id_column"] = f"inferred: '{named[0]}' is named like an id"
-            return named[0]
-    decisions["id_column"] = "inferred: none (rows are matched by position)"
-    return None
-
-
-def _key_like(values: pd.Series) -> bool:
-    """Distinct, present in every row, and not free text: integers, or short strings without spaces."""
-    if values.isna().any() or values.duplicated().any():
-        return False
-    if pd.api.types.is_integer_dtype(values):
-        return True
-    if pd.api.types.is_float_dtype(values) or pd.api.types.is_bool_dtype(values):
-        return False
-    text = values.astype(str)
-    return bool((text.str.len() <= 64).all() and not text.str.contains(r"\s").any())
+                            tuple(targets), row_number)
 
 
 def _infer_targets(train_cols: list[str], test_cols: list[str], predicted: list[str], sample_cols: list[str],
@@ -249,7 +221,7 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
     train_head = files.read("train", nrows=HEAD_ROWS)
     test_head = files.read("test", nrows=HEAD_ROWS)
     hinted_id = stated.get("id_column") if "id_column" in hinted else None
-    if hinted_id in test_head.columns and not (ID_NAME.match(hinted_id) or _key_like(test_head[hinted_id])):
+    if hinted_id in test_head.columns and not (ID_NAME.match(hinted_id) or key_like(test_head[hinted_id])):
         # A text or repeated column (a comment, a date) is not a row key, whatever the hint says: taken as the
         # id it would be dropped from the features. It stays a passthrough column.
         log.info("hinted id column %r is not a key (free text or repeated values); not used as the id", hinted_id)
@@ -285,7 +257,7 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
     y = labels[cols.target].dropna()
     sample = None
     if files.sample_submission is not None:
-        wanted = [c for c in sample_cols if c == cols.id_column or c in cols.prediction_columns[:1]]
+        wanted = [c for c in sample_cols if c in (cols.id_column, cols.row_number) or c in cols.prediction_columns[:1]]
         sample = read_columns(files.sample_submission, wanted)
     if sample is not None and len(sample) != n_test:
         raise TaskError(f"{files.sample_submission.name} has {len(sample)} rows but {_test_name(files)} has {n_test}",
@@ -328,6 +300,13 @@ def analyze_task(path: str | Path, hints: dict[str, Any] | None = None, hints_fr
         if missing:
             raise TaskError(f"{len(missing)} id(s) of {files.sample_submission.name} are not in {_test_name(files)} "
                             f"(e.g. {sorted(missing)[0]!r})", "The sample submission must list the test ids.")
+
+    if cols.row_number and sample is not None:
+        from dataclasses import replace
+
+        start = row_number_start(sample[cols.row_number], cols.row_number, files.sample_submission.name, n_test)
+        fmt = replace(fmt, row_number_column=cols.row_number, row_number_start=start)
+        decisions["submission"] += f"; '{cols.row_number}' numbers the test rows from {start}"
 
     forecast = None
     if problem_type == "regression" and len(cols.targets) == 1 and files.layout is None and not images and not audio:

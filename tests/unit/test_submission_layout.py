@@ -146,3 +146,41 @@ def test_a_hinted_id_that_is_free_text_stays_a_passthrough_feature(tmp_path):
     summary = analyze_task(task, hints={"id_column": "Comment"}, hints_from="llm TaskAnalyzer")
     assert summary.id_column is None and "Comment" in summary.feature_columns
     assert summary.submission.passthrough == ("Date", "Comment")
+
+
+def _digit_recognizer(root: Path, start: int = 1) -> Path:
+    """Kaggle's digit recognizer: train (label, pixels), test (pixels only), sample (ImageId 1..n, Label)."""
+    from helpers import write_task
+
+    rng = np.random.default_rng(5)
+    n = 360
+    label = rng.integers(0, 3, n)
+    frame = pd.DataFrame({"label": label, **{f"pixel{i}": label * (i % 3) + rng.normal(0, 0.5, n) for i in range(6)}})
+    train, test = frame.iloc[:300], frame.iloc[300:].drop(columns="label").reset_index(drop=True)
+    sample = pd.DataFrame({"ImageId": start + np.arange(len(test)), "Label": 0})
+    return write_task(root, train, test, sample, "The evaluation metric is the categorization accuracy.")
+
+
+def test_a_sample_column_numbering_the_test_rows_is_written_as_their_numbers(tmp_path):
+    summary = analyze_task(_digit_recognizer(tmp_path / "digits"))
+    fmt = summary.submission
+    assert (summary.target, summary.id_column, summary.problem_type) == ("label", None, "multiclass")
+    assert (fmt.kind, fmt.target_columns, fmt.columns) == ("label", ("Label",), ("ImageId", "Label"))
+    assert (fmt.row_number_column, fmt.row_number_start) == ("ImageId", 1)
+    assert "counts the test rows" in summary.decisions["id_column"]
+    result = verified_candidate(tmp_path, summary, time.time() + 300)
+    submission = Path(result.submission_path)
+    written = pd.read_csv(submission)
+    assert list(written.columns) == ["ImageId", "Label"]
+    assert written["ImageId"].tolist() == list(range(1, summary.n_test + 1))
+    assert check_submission(submission, summary) == []
+    written.assign(ImageId=written["ImageId"] - 1).to_csv(tmp_path / "shifted.csv", index=False)
+    assert any("does not number the test rows from 1" in p for p in check_submission(tmp_path / "shifted.csv", summary))
+
+
+def test_a_sample_column_that_neither_test_has_nor_counts_its_rows_is_refused(tmp_path):
+    root = _digit_recognizer(tmp_path / "digits")
+    sample = pd.read_csv(root / "sample_submission.csv")
+    sample.assign(ImageId=sample["ImageId"] * 7).to_csv(root / "sample_submission.csv", index=False)
+    with pytest.raises(TaskError, match="'ImageId' is not a column of the test table and does not number its rows"):
+        analyze_task(root)
