@@ -17,22 +17,39 @@ def classes_of_columns(columns: list[str] | tuple[str, ...], classes: list[Any])
     """The class of each column, in column order, and how they were matched; None when they do not match."""
     if len(columns) != len(classes) or not columns:
         return None
+    # Classes as written, then whole numbers without their ".0" (a target with gaps is read as floats).
+    for spell in (str, _whole_numbers_bare):
+        found = _match(columns, classes, spell)
+        if found is not None:
+            return found
+    return None
+
+
+def _whole_numbers_bare(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(number)) if number.is_integer() and not isinstance(value, str) else str(value)
+
+
+def _match(columns, classes, spell) -> tuple[tuple[Any, ...], str] | None:
     for fold, how in ((str, "named exactly as the classes"), (str.casefold, "named as the classes, ignoring case")):
-        by_name = {fold(str(c)): c for c in classes}
+        by_name = {fold(spell(c)): c for c in classes}
         if len(by_name) == len(classes) and all(fold(c) in by_name for c in columns) \
                 and len({fold(c) for c in columns}) == len(columns):
             return tuple(by_name[fold(c)] for c in columns), how
-    found = _with_shared_affixes(columns, classes)
+    found = _with_shared_affixes(columns, classes, spell)
     if found is None:
         return None
     pairing, prefix, suffix = found
     return pairing, f"named '{prefix}<class>{suffix}'"
 
 
-def _with_shared_affixes(columns, classes) -> tuple[tuple[Any, ...], str, str] | None:
+def _with_shared_affixes(columns, classes, spell) -> tuple[tuple[Any, ...], str, str] | None:
     """The one pairing where every column is prefix + class + suffix for a prefix and suffix shared by all."""
     folded_columns = [str(c).casefold() for c in columns]
-    names = {str(c).casefold(): c for c in classes}
+    names = {spell(c).casefold(): c for c in classes}
     if len(names) != len(classes):
         return None
     pairings: dict[tuple, tuple[str, str]] = {}

@@ -107,6 +107,7 @@ def test_class_columns_match_exactly_then_ignoring_case_then_with_shared_affixes
     assert classes_of_columns(["class_1", "class_0"], [0, 1]) == ((1, 0), "named 'class_<class>'")
     assert classes_of_columns(["p_yes", "p_no"], ["no", "yes"])[0] == ("yes", "no")
     assert classes_of_columns(["x_1", "x_11"], [1, 11])[0] == (1, 11)
+    assert classes_of_columns(["Class_2", "Class_1"], [1.0, 2.0])[0] == (2.0, 1.0)   # a target with gaps reads as floats
     assert classes_of_columns(["Class_1", "Class_2"], [1, 3]) is None          # a class has no column
     assert classes_of_columns(["a_1", "b_2"], [1, 2]) is None                  # no prefix shared by all
     assert classes_of_columns(["p_0", "p_1", "p_2"], [0, 1]) is None           # more columns than classes
