@@ -178,7 +178,7 @@ def locate_task(path: str | Path) -> TaskFiles:
     task_yaml = next((p for p in (root / "task.yaml", root / "task.yml") if p.is_file()), None)
     sample_columns = [] if sample is None else [str(c) for c in read_table(sample, nrows=1).columns]
     refuse(unsupported_output(root, sample_columns))
-    train = _find_table(root, "train")
+    train = _find_table(root, "train") or _labels_table(root)
     layout = None
     archives = media_archives(root)
     if archives:
@@ -205,6 +205,20 @@ def locate_task(path: str | Path) -> TaskFiles:
             raise TaskError(f"no test file in {root}", "Add test.csv with the rows to predict.")
     return TaskFiles(root, name, train, test, sample, description, task_yaml,
                      _extras(root, train, test, sample, description, task_yaml), layout)
+
+
+# The labels of files named by their ids, as image competitions ship them beside a train/ folder: dog breeds'
+# labels.csv, histopathology's train_labels.csv, CIFAR-10's trainLabels.csv.
+_LABELS_STEMS = ("labels", "train_labels", "trainLabels", "training_labels", "train-labels")
+
+
+def _labels_table(root: Path) -> Path | None:
+    """The train table of a task whose train files are named by the ids of a labels table; None when train/ holds
+    class folders (the folders are the labels then) or there is no such table."""
+    train_dir = root / "train"
+    if train_dir.is_dir() and sum(1 for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith(".")) >= 2:
+        return None
+    return next((found for stem in _LABELS_STEMS if (found := _find_table(root, stem)) is not None), None)
 
 
 def _extras(root: Path, *known: Path | None) -> tuple[str, ...]:

@@ -179,3 +179,40 @@ def test_broken_folders_are_one_clear_error(tmp_path, breakage, message):
     with pytest.raises(TaskError, match=message) as caught:
         analyze_task(root) if breakage == "some_foreign_ids" else check_task(root)
     assert "\n" not in caught.value.problem and caught.value.fix
+
+
+def _labels_task(root, labels_name, per_class=12, n_test=9):
+    """Dog breeds' layout: train/<id>.png and test/<id>.png named by ids, the labels in `labels_name` (id, kind),
+    the sample submission one probability column per class."""
+    rng = np.random.default_rng(1)
+    (root / "train").mkdir(parents=True)
+    (root / "test").mkdir()
+    rows = []
+    for n in range(per_class * 3):
+        kind = CLASSES[n % 3]
+        _bar(kind, rng).save(root / "train" / f"img{n:04d}.png")
+        rows.append({"id": f"img{n:04d}", "kind": kind})
+    pd.DataFrame(rows).to_csv(root / labels_name, index=False)
+    test_ids = [f"tst{n:04d}" for n in range(n_test)]
+    for n, name in enumerate(test_ids):
+        _bar(CLASSES[n % 3], rng).save(root / "test" / f"{name}.png")
+    pd.DataFrame({"id": test_ids, **{c: 1 / 3 for c in CLASSES}}).to_csv(root / "sample_submission.csv", index=False)
+    (root / "description.md").write_text("# Bars\nSubmissions are evaluated on multi-class log loss.\n")
+    return root
+
+
+@pytest.mark.parametrize("labels_name", ["labels.csv", "train_labels.csv", "trainLabels.csv"])
+def test_the_labels_of_files_named_by_their_ids_are_the_train_table(tmp_path, labels_name):
+    root = _labels_task(tmp_path / "dogs", labels_name)
+    summary = analyze_task(root)
+    assert (summary.train_file, summary.target, summary.id_column) == (labels_name, "kind", "id")
+    assert [source.column for source in summary.images] == ["id"]
+    assert (summary.submission.kind, summary.submission.classes) == ("class_probabilities", CLASSES)
+    assert summary.n_train == 36 and summary.n_test == 9
+
+
+def test_class_folders_are_the_labels_even_beside_a_labels_table(tmp_path):
+    root, _ = _folder_task(tmp_path / "bars")
+    pd.DataFrame({"file": ["x"], "species": ["vertical"]}).to_csv(root / "labels.csv", index=False)
+    summary = analyze_task(root)
+    assert summary.layout is not None and summary.train_file != "labels.csv"
