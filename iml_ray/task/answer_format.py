@@ -61,6 +61,19 @@ def sample_asks_for_probability(sample: pd.DataFrame | None, prediction_cols: li
     return None
 
 
+def sample_ranks_labels(sample: pd.DataFrame | None, prediction_cols: list[str], y: pd.Series) -> int:
+    """How many space-separated classes each row of the sample's one prediction column lists, when every row lists
+    two or more (a MAP@k answer: "14-35-14 10-26-26 Urea"); 0 otherwise."""
+    if sample is None or len(prediction_cols) != 1 or prediction_cols[0] not in sample.columns or not len(sample):
+        return 0
+    rows = sample[prediction_cols[0]].astype(str).str.split()
+    counts = rows.str.len()
+    known = {str(c) for c in y.unique()}
+    if counts.min() < 2 or not all(label in known for row in rows.head(1000) for label in row):
+        return 0
+    return int(counts.max())
+
+
 def default_metric(problem_type: str, sample: pd.DataFrame | None, prediction_cols: list[str],
                    y: pd.Series) -> tuple[str, str]:
     """The metric when neither task.yaml nor the description names one, and why: it follows the format."""
@@ -68,6 +81,9 @@ def default_metric(problem_type: str, sample: pd.DataFrame | None, prediction_co
         return "rmse", "rmse for regression (the description names no metric)"
     if len(prediction_cols) > 1:
         return "logloss", "log loss, since the sample submission asks for one probability per class"
+    k = sample_ranks_labels(sample, prediction_cols, y)
+    if k:
+        return f"map@{k}", f"MAP@{k}, since the sample submission lists {k} labels per row"
     why = sample_asks_for_probability(sample, prediction_cols, y) if problem_type == "binary" else None
     if why:
         return "auc", f"AUC for one probability column ({why})"

@@ -79,6 +79,17 @@ def test_a_map_task_answers_up_to_k_labels_per_row(tmp_path):
     assert SubmissionFormat.from_json(fmt.to_json()) == fmt
 
 
+def test_with_no_metric_named_a_sample_listing_k_labels_per_row_asks_for_map_at_k(tmp_path):
+    _digits_task(tmp_path)
+    (tmp_path / "t" / "description.md").write_text("Name the digit.")
+    summary = analyze_task(tmp_path / "t")
+    assert (summary.metric, summary.submission.top_k) == ("map@3", 3)
+    assert summary.decisions["metric"] == "default: MAP@3, since the sample submission lists 3 labels per row"
+    sample = pd.read_csv(tmp_path / "t" / "sample_submission.csv")
+    sample.assign(name="one").to_csv(tmp_path / "t" / "sample_submission.csv", index=False)
+    assert analyze_task(tmp_path / "t").metric == "accuracy"
+
+
 def test_labels_holding_spaces_are_answered_one_per_row(tmp_path):
     summary, _ = _digits_task(tmp_path, labels=("a b", "c", "d e", "f"))
     assert (summary.metric, summary.submission.top_k) == ("map@3", 1)
