@@ -195,7 +195,7 @@ def locate_task(path: str | Path) -> TaskFiles:
             raise TaskError(f"no train file in {root}", "Add train.csv (or .tsv, .parquet, .json, .jsonl, gzipped or zipped), "
                             "or the training images in one folder per class (train/<class>/<image>).")
         test = _find_table(root, "test")
-        if test is None and sample is not None and _holds_media(root / "test"):
+        if test is None and sample is not None and _test_media_folder(root) is not None:
             # No test table, a test/ folder of images or clips (aerial-cactus, whale): the test rows are the
             # sample submission's ids, its first column.
             return TaskFiles(root, name, train, sample, sample, description, task_yaml,
@@ -224,6 +224,16 @@ def _labels_table(root: Path) -> Path | None:
 def _extras(root: Path, *known: Path | None) -> tuple[str, ...]:
     """The task directory's other entries (hidden ones aside)."""
     return tuple(sorted(p.name for p in root.iterdir() if p not in known and not p.name.startswith(".")))
+
+
+def _test_media_folder(root: Path) -> Path | None:
+    """The folder of test images or clips when there is no test table: test/, else the one folder named like it
+    (cassava's test_images/, a test_audio/)."""
+    if _holds_media(root / "test"):
+        return root / "test"
+    named = [p for p in sorted(root.iterdir()) if p.is_dir() and re.match(r"test[_-]?(?:images?|imgs?|audio|clips|files|data)$",
+                                                                          p.name, re.IGNORECASE) and _holds_media(p)]
+    return named[0] if len(named) == 1 else None
 
 
 def _holds_media(folder: Path) -> bool:

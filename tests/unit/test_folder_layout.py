@@ -216,3 +216,32 @@ def test_class_folders_are_the_labels_even_beside_a_labels_table(tmp_path):
     pd.DataFrame({"file": ["x"], "species": ["vertical"]}).to_csv(root / "labels.csv", index=False)
     summary = analyze_task(root)
     assert summary.layout is not None and summary.train_file != "labels.csv"
+
+
+def test_a_test_images_folder_with_no_test_table_takes_the_samples_ids(tmp_path):
+    """Cassava's layout: train.csv (image_id = file name, label), train_images/, test_images/ and no test table."""
+    import time
+
+    from helpers import verified_candidate
+
+    rng = np.random.default_rng(2)
+    root = tmp_path / "cassava"
+    (root / "train_images").mkdir(parents=True)
+    (root / "test_images").mkdir()
+    rows = []
+    for n in range(60):
+        kind = CLASSES[n % 3]
+        _bar(kind, rng).save(root / "train_images" / f"{7000 + n}.png")
+        rows.append({"image_id": f"{7000 + n}.png", "label": CLASSES.index(kind)})
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+    test_ids = [f"{9000 + n}.png" for n in range(12)]
+    for n, name in enumerate(test_ids):
+        _bar(CLASSES[n % 3], rng).save(root / "test_images" / name)
+    pd.DataFrame({"image_id": test_ids[::-1], "label": 4}).to_csv(root / "sample_submission.csv", index=False)
+    (root / "description.md").write_text("Submissions are evaluated on categorization accuracy.\n")
+    summary = analyze_task(root)
+    assert (summary.test_file, summary.test_columns, summary.n_test) == ("sample_submission.csv", ("image_id",), 12)
+    assert [(s.train_pattern, s.test_pattern) for s in summary.images] == [("train_images/{}", "test_images/{}")]
+    result = verified_candidate(tmp_path, summary, time.time() + 300)
+    written = pd.read_csv(result.submission_path)
+    assert written["image_id"].tolist() == test_ids[::-1] and set(written["label"]) <= {0, 1, 2}
