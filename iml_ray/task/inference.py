@@ -114,6 +114,11 @@ def resolve_columns(train_cols: list[str], test_head: pd.DataFrame, sample_cols:
                             tuple(targets), row_number)
 
 
+# Names a single target goes by when the sample submission calls its column something else (jigsaw's unintended
+# bias: train's `target`, the sample's `prediction`).
+TARGET_NAMES = ("target", "label", "labels", "y", "class", "outcome")
+
+
 def _infer_targets(train_cols: list[str], test_cols: list[str], predicted: list[str], sample_cols: list[str],
                    id_column: str | None, files: TaskFiles, decisions: dict[str, str]) -> list[str]:
     test_set = set(test_cols)
@@ -126,6 +131,17 @@ def _infer_targets(train_cols: list[str], test_cols: list[str], predicted: list[
         decisions["target"] = (f"inferred: {_preview(named_in_train)} are the sample submission's columns that train "
                                "has and test lacks: several targets")
         return named_in_train
+    folded = {c.casefold(): c for c in train_only}
+    named_ignoring_case = [folded[c.casefold()] for c in predicted if c.casefold() in folded]
+    if len(named_ignoring_case) == 1 and len(predicted) == 1:
+        decisions["target"] = (f"inferred: '{named_ignoring_case[0]}' is the sample submission's column "
+                               f"'{predicted[0]}' in another case, which train has and test lacks")
+        return named_ignoring_case
+    named_like_a_target = [c for c in train_only if c.casefold() in TARGET_NAMES]
+    if len(train_only) > 1 and len(predicted) == 1 and len(named_like_a_target) == 1:
+        decisions["target"] = (f"inferred: '{named_like_a_target[0]}' is named like a target, of the columns train has "
+                               f"and test lacks; the sample submission's '{predicted[0]}' holds its predictions")
+        return named_like_a_target
     if len(train_only) == 1:
         reason = "the only column train has and test lacks"
         if predicted and not named_in_train:

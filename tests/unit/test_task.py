@@ -122,6 +122,25 @@ def test_probability_columns_that_name_no_class_are_refused(tmp_path):
         analyze_task(write_task(tmp_path / "k", train, test, sample, "Scored on multi-class log loss.", "target: kind\n"))
 
 
+def test_a_sample_column_named_otherwise_finds_the_target_named_like_one(tmp_path):
+    # jigsaw's unintended bias: train has `target` and other columns test lacks; the sample asks for `prediction`.
+    train, test, sample = binary_frames()
+    train = train.rename(columns={"label": "target"}).assign(severe_toxicity=0.1, insult=0.2)
+    summary = analyze_task(write_task(tmp_path / "j", train, test, sample.rename(columns={"label": "prediction"}),
+                                      "Scored on AUC."))
+    assert (summary.target, summary.submission.target_columns) == ("target", ("prediction",))
+    assert set(summary.dropped_columns) == {"severe_toxicity", "insult"}
+    assert "named like a target" in summary.decisions["target"]
+
+
+def test_the_samples_column_names_the_target_in_another_case(tmp_path):
+    train, test, sample = binary_frames()
+    train = train.rename(columns={"label": "Label"}).assign(leak=1)
+    summary = analyze_task(write_task(tmp_path / "c", train, test, sample, "Scored on accuracy."))
+    assert (summary.target, summary.submission.target_columns) == ("Label", ("label",))
+    assert "in another case" in summary.decisions["target"]
+
+
 def test_train_only_columns_are_dropped_and_recorded(tmp_path):
     train, test, sample = binary_frames()
     train["leak"] = train["label"]
