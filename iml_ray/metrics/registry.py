@@ -300,12 +300,18 @@ ALIASES: dict[str, str] = {
 _QUANTILE_NAME = re.compile(r"^(?:pinball|quantile)(?:_loss)?[_@=:]?(0?\.\d+|\d{1,2})$")
 
 
+def _number_in_name(pattern: re.Pattern[str], name: str) -> str | None:
+    """The number a metric's name carries (its level, its k), as the pattern's group reads it; None if no match."""
+    match = pattern.match(re.sub(r"[\s-]+", "_", str(name).strip().lower()))
+    return None if match is None else match.group(1)
+
+
 def quantile_level(name: str) -> float | None:
     """The level of a pinball-loss metric's name (0.9 for pinball_0.9 or pinball@90), None for any other metric."""
-    match = _QUANTILE_NAME.match(re.sub(r"[\s-]+", "_", str(name).strip().lower()))
-    if match is None:
+    number = _number_in_name(_QUANTILE_NAME, name)
+    if number is None:
         return None
-    level = float(match.group(1))
+    level = float(number)
     level = level / 100.0 if level >= 1.0 else level
     return level if 0.0 < level < 1.0 else None
 
@@ -321,11 +327,8 @@ _MAP_NAME = re.compile(r"^map(?:_at_|@|_)?(\d{1,2})$")
 
 def map_level(name: str) -> int | None:
     """The k of a MAP@k metric's name (3 for map@3), None for any other metric."""
-    match = _MAP_NAME.match(re.sub(r"[\s-]+", "_", str(name).strip().lower()))
-    if match is None:
-        return None
-    k = int(match.group(1))
-    return k if k >= 1 else None
+    number = _number_in_name(_MAP_NAME, name)
+    return None if number is None or int(number) < 1 else int(number)
 
 
 def map_metric(k: int) -> Metric:
