@@ -13,7 +13,7 @@ from typing import Any
 
 from iml_ray.blueprint import InterfaceContract, PrepPlan, TrackPlan, TrainPlan
 from iml_ray.task.files import TaskSummary
-from iml_ray.task.media import class_folders_source
+from iml_ray.task.media import class_folders_source, media_paths_source
 from iml_ray.task.table_file import table_file_source
 
 PLACEHOLDER = re.compile(r"__([A-Z][A-Z0-9_]*)__")
@@ -172,12 +172,13 @@ def render_runner(summary: TaskSummary, contract: InterfaceContract) -> str:
     readers = class_folders_source() + "\n\n" if summary.layout is not None else ""
     forecast = template("forecast").strip() + "\n\n\n" if summary.forecast is not None else ""
     return fill("runner", TASK=literal(task), TUNED_PARAMS="{}", READ_TABLE=table_file_source().rstrip("\n"),
-                TABLE_READERS=readers, FORECAST=forecast)
+                TABLE_READERS=readers, FORECAST=forecast, MEDIA_PATHS=media_paths_source().rstrip("\n"))
 
 
 def render_prep_probe() -> str:
     """The prep check's script: it runs the (untrusted) prep module on the data in the sandbox and reports."""
-    return fill("prep_probe", READ_TABLE=table_file_source().rstrip("\n"), CLASS_FOLDERS=class_folders_source() + "\n")
+    return fill("prep_probe", READ_TABLE=table_file_source().rstrip("\n"), CLASS_FOLDERS=class_folders_source() + "\n",
+                MEDIA_PATHS=media_paths_source().rstrip("\n"))
 
 
 def model_bindings() -> dict[str, str]:

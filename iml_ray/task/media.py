@@ -169,11 +169,41 @@ def class_folders_source() -> str:
     return inspect.getsource(read_class_folders)
 
 
+# Standalone: only os, so its source can be copied into the generated pipeline and the prep probe.
+def media_paths(data, pattern, values):
+    """The path of the file each value names below the task directory `data` (None for a missing value).
+
+    A pattern is a path with {} for the value ("train_images/{}.png"); "<folder>/**/<name>" names a file anywhere
+    below the folder, found by its name (paddy's train_images/<label>/<image_id>), None when there is none."""
+    import os
+    index = None
+    if "/**/" in pattern:
+        folder, pattern = pattern.split("/**/", 1)
+        index = {}
+        for current, _, files in os.walk(os.path.join(data, folder)):
+            for file in files:
+                index.setdefault(file, os.path.join(current, file))
+    paths = []
+    for value in values:
+        if value is None or (isinstance(value, float) and value != value):
+            paths.append(None)
+        elif index is not None:
+            paths.append(index.get(pattern.format(str(value).strip())))
+        else:
+            paths.append(os.path.join(data, pattern.format(str(value).strip())))
+    return paths
+
+
+def media_paths_source() -> str:
+    """The source of media_paths, to copy into scripts that must not import iml_ray."""
+    return inspect.getsource(media_paths)
+
+
 def find_image_sources(train: pd.DataFrame, test: pd.DataFrame, root: Path, columns: Iterable[str]) -> list[ImageSource]:
     """ImageSources for the given columns whose values name image files in both splits."""
     sources = []
     for column, train_pattern, test_pattern, how in _file_columns(train, test, root, columns, IMAGE_SUFFIXES):
-        first = root / train_pattern.format(_sample(train[column])[0])
+        first = Path(media_paths(str(root), train_pattern, _sample(train[column])[:1])[0])
         width, height, mode = _image_facts(first)
         sources.append(ImageSource(f"{column}__image", column, train_pattern, test_pattern, how, width, height, mode))
     return sources
@@ -186,8 +216,8 @@ def find_audio_sources(train: pd.DataFrame, test: pd.DataFrame, root: Path, colu
     error here, at analysis, rather than a pipeline of silence."""
     sources = []
     for column, train_pattern, test_pattern, how in _file_columns(train, test, root, columns, AUDIO_SUFFIXES):
-        paths = [root / train_pattern.format(v) for v in _sample(train[column])]
-        paths += [root / test_pattern.format(v) for v in _sample(test[column])]
+        paths = [Path(p) for p in media_paths(str(root), train_pattern, _sample(train[column]))
+                 + media_paths(str(root), test_pattern, _sample(test[column])) if p]
         facts, bad = [], []
         for path in paths:
             try:
@@ -223,13 +253,14 @@ def audio_facts(path: Path) -> tuple[int, int, float]:
 
 def _file_columns(train: pd.DataFrame, test: pd.DataFrame, root: Path, columns: Iterable[str], suffixes: tuple[str, ...]):
     """(column, train pattern, test pattern, how it was found) for the columns naming files with these suffixes."""
+    below: dict[str, dict[str, int]] = {}          # each folder's file names, counted, listed once per analysis
     for column in columns:
         if column not in train.columns or column not in test.columns:
             continue
-        train_pattern = _pattern(train[column], root, "train", suffixes)
+        train_pattern = _pattern(train[column], root, "train", suffixes, below=below)
         if train_pattern is None:
             continue
-        test_pattern = _pattern(test[column], root, "test", suffixes, prefer=train_pattern)
+        test_pattern = _pattern(test[column], root, "test", suffixes, prefer=train_pattern, below=below)
         if test_pattern is None:
             log.info("column %s names files in train but not in test; not used", column)
             continue
@@ -246,7 +277,8 @@ def _sample(values: pd.Series) -> list[str]:
     return values.tolist()
 
 
-def _pattern(values: pd.Series, root: Path, split: str, suffixes: tuple[str, ...], prefer: str | None = None) -> str | None:
+def _pattern(values: pd.Series, root: Path, split: str, suffixes: tuple[str, ...], prefer: str | None = None,
+             below: dict[str, dict[str, int]] | None = None) -> str | None:
     sample = _sample(values)
     if not sample:
         return None
@@ -273,6 +305,27 @@ def _pattern(values: pd.Series, root: Path, split: str, suffixes: tuple[str, ...
                 break
         else:
             return pattern
+    return _pattern_below(sample, root, split, suffixes, has_suffix, {} if below is None else below)
+
+
+def _pattern_below(sample: list[str], root: Path, split: str, suffixes: tuple[str, ...], has_suffix: bool,
+                   below: dict[str, dict[str, int]]) -> str | None:
+    """"<folder>/**/<name>" when the values name files found, once each, anywhere below one of the split's folders
+    (paddy keeps its train images in train_images/<label>/ and names them in train.csv)."""
+    tails = ["{}"] if has_suffix else ["{}" + suffix for suffix in suffixes]
+    for folder in FOLDERS[split]:
+        if not folder or not (root / folder).is_dir():
+            continue
+        if folder not in below:
+            counts: dict[str, int] = {}
+            for _, _, files in os.walk(root / folder):
+                for file in files:
+                    counts[file] = counts.get(file, 0) + 1
+            below[folder] = counts
+        for tail in tails:
+            found = sum(below[folder].get(tail.format(value), 0) == 1 for value in sample)
+            if found >= MIN_FOUND * len(sample):
+                return f"{folder}/**/{tail}"
     return None
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from iml_ray.task.files import TaskSummary
+from iml_ray.task.media import media_paths
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def _sampled_paths(source, train: pd.DataFrame, test: pd.DataFrame, root: Path, 
     for frame, pattern in ((train, source.train_pattern), (test, source.test_pattern)):
         values = frame[source.column].dropna().astype(str)
         values = values.sample(min(len(values), sample // 2), random_state=0) if len(values) else values
-        paths += [root / pattern.format(v) for v in values]
+        paths += [Path(p) for p in media_paths(str(root), pattern, values.tolist()) if p]
     return paths
 
 

@@ -245,3 +245,34 @@ def test_a_test_images_folder_with_no_test_table_takes_the_samples_ids(tmp_path)
     result = verified_candidate(tmp_path, summary, time.time() + 300)
     written = pd.read_csv(result.submission_path)
     assert written["image_id"].tolist() == test_ids[::-1] and set(written["label"]) <= {0, 1, 2}
+
+
+def test_train_images_in_class_folders_named_by_the_train_table_are_found_by_name(tmp_path):
+    """Paddy's layout: train.csv (image_id, label, variety), train_images/<label>/<image_id>, test_images/<image_id>,
+    no test table."""
+    import time
+
+    from helpers import verified_candidate
+
+    rng = np.random.default_rng(4)
+    root = tmp_path / "paddy"
+    rows = []
+    for n in range(60):
+        kind = CLASSES[n % 3]
+        (root / "train_images" / kind).mkdir(parents=True, exist_ok=True)
+        _bar(kind, rng).save(root / "train_images" / kind / f"{1000 + n}.png")
+        rows.append({"image_id": f"{1000 + n}.png", "label": kind, "variety": "ADT45"})
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+    (root / "test_images").mkdir()
+    test_ids = [f"{2000 + n}.png" for n in range(12)]
+    for n, name in enumerate(test_ids):
+        _bar(CLASSES[n % 3], rng).save(root / "test_images" / name)
+    pd.DataFrame({"image_id": test_ids, "label": ""}).to_csv(root / "sample_submission.csv", index=False)
+    (root / "description.md").write_text("Submissions are evaluated on categorization accuracy.\n")
+    summary = analyze_task(root)
+    assert [(s.train_pattern, s.test_pattern) for s in summary.images] == [("train_images/**/{}", "test_images/{}")]
+    result = verified_candidate(tmp_path, summary, time.time() + 300)
+    written = pd.read_csv(result.submission_path)
+    truth = [CLASSES[n % 3] for n in range(12)]
+    assert written["image_id"].tolist() == test_ids
+    assert np.mean(written["label"].to_numpy() == np.asarray(truth)) >= 0.5     # the bars are easy to tell apart
