@@ -69,6 +69,8 @@ def resolve_columns(train_cols: list[str], test_head: pd.DataFrame, sample_cols:
         decisions["id_column"] = "stated in task.yaml"
     else:
         id_column = infer_id(test_head, sample_cols, decisions)
+    if id_column is None and "id_column" not in stated:
+        _refuse_an_id_spelled_otherwise(sample_cols, test_cols, files)
     row_number = None if id_column or "id_column" in stated else row_number_column(sample_cols, train_set, test_set)
     if row_number:
         decisions["id_column"] = (f"inferred: none in {files.test.name}; the sample submission's '{row_number}' is "
@@ -112,6 +114,18 @@ def resolve_columns(train_cols: list[str], test_head: pd.DataFrame, sample_cols:
     submission_columns = tuple(sample_cols) if sample_cols else tuple(c for c in (id_column, *targets) if c)
     return ColumnResolution(target, id_column, submission_columns, passthrough, features, dropped, decisions,
                             tuple(targets), row_number)
+
+
+def _refuse_an_id_spelled_otherwise(sample_cols: list[str], test_cols: list[str], files: TaskFiles) -> None:
+    """A sample column named like an id that test has only in another case (ID for id): one clear line, not a
+    guess at which spelling the grader reads."""
+    test_folded = {c.casefold(): c for c in test_cols}
+    for column in sample_cols:
+        other = test_folded.get(column.casefold())
+        if other is not None and other != column and ID_NAME.match(column):
+            sample_name = files.sample_submission.name if files.sample_submission else "the sample submission"
+            raise TaskError(f"{sample_name}'s id column '{column}' is '{other}' in {files.test.name}",
+                            "Spell the id column the same way in both files.")
 
 
 # Names a single target goes by when the sample submission calls its column something else (jigsaw's unintended

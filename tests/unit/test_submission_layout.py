@@ -16,7 +16,7 @@ from helpers import bbc_comments, verified_candidate
 
 from iml_ray.errors import TaskError
 from iml_ray.safety.contract import check_submission
-from iml_ray.task.inference import STRIPPED_DESCRIPTION, analyze_task
+from iml_ray.task.inference import STRIPPED_DESCRIPTION, analyze_task, check_task
 
 
 def _insults_task(root: Path, description: str = "Predict whether a comment is an insult. Submissions are "
@@ -184,3 +184,13 @@ def test_a_sample_column_that_neither_test_has_nor_counts_its_rows_is_refused(tm
     sample.assign(ImageId=sample["ImageId"] * 7).to_csv(root / "sample_submission.csv", index=False)
     with pytest.raises(TaskError, match="'ImageId' is not a column of the test table and does not number its rows"):
         analyze_task(root)
+
+
+def test_an_id_spelled_otherwise_in_the_sample_is_one_clear_line(tmp_path):
+    from helpers import binary_frames, write_task
+
+    train, test, sample = binary_frames()
+    root = write_task(tmp_path / "t", train, test, sample.rename(columns={"id": "ID"}), "Scored on accuracy.")
+    with pytest.raises(TaskError, match="sample_submission.csv's id column 'ID' is 'id' in test.csv") as info:
+        check_task(root)
+    assert info.value.fix == "Spell the id column the same way in both files."
