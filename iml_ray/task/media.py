@@ -203,7 +203,8 @@ def find_image_sources(train: pd.DataFrame, test: pd.DataFrame, root: Path, colu
     """ImageSources for the given columns whose values name image files in both splits."""
     sources = []
     for column, train_pattern, test_pattern, how in _file_columns(train, test, root, columns, IMAGE_SUFFIXES):
-        first = Path(media_paths(str(root), train_pattern, _sample(train[column])[:1])[0])
+        # A value found below a folder names a path; one of the few it may miss names none.
+        first = Path(next(p for p in media_paths(str(root), train_pattern, _sample(train[column])) if p))
         width, height, mode = _image_facts(first)
         sources.append(ImageSource(f"{column}__image", column, train_pattern, test_pattern, how, width, height, mode))
     return sources

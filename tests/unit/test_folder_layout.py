@@ -276,3 +276,23 @@ def test_train_images_in_class_folders_named_by_the_train_table_are_found_by_nam
     truth = [CLASSES[n % 3] for n in range(12)]
     assert written["image_id"].tolist() == test_ids
     assert np.mean(written["label"].to_numpy() == np.asarray(truth)) >= 0.5     # the bars are easy to tell apart
+
+
+def test_files_found_below_a_folder_tolerate_a_few_missing(tmp_path):
+    from iml_ray.task.media import find_image_sources, media_paths
+
+    rng = np.random.default_rng(6)
+    for n in range(1, 12):
+        folder = tmp_path / "train_images" / CLASSES[n % 3]
+        folder.mkdir(parents=True, exist_ok=True)
+        _bar(CLASSES[n % 3], rng).save(folder / f"{n}.png")
+    (tmp_path / "test_images").mkdir()
+    for n in range(3):
+        _bar(CLASSES[n], rng).save(tmp_path / "test_images" / f"t{n}.png")
+    train = pd.DataFrame({"image_id": [f"{n}.png" for n in range(12)]})      # 0.png is missing: 11 of 12 found
+    test = pd.DataFrame({"image_id": [f"t{n}.png" for n in range(3)]})
+    [source] = find_image_sources(train, test, tmp_path, ["image_id"])
+    assert (source.train_pattern, source.width, source.height) == ("train_images/**/{}", 12, 12)
+    paths = media_paths(str(tmp_path), source.train_pattern, ["0.png", "4.png", None, float("nan")])
+    assert paths[0] is None and paths[2] is None and paths[3] is None
+    assert paths[1] == str(tmp_path / "train_images" / CLASSES[1] / "4.png")
