@@ -110,19 +110,14 @@ def check_answer_frame(frame: pd.DataFrame, summary: TaskSummary, what: str) -> 
             problems.append(f"{what} has probabilities outside [0, 1]")
         elif fmt.kind == "value" and not np.isfinite(numeric.to_numpy(dtype=float)).all():
             problems.append(f"{what} has infinite predictions")
-    if fmt.kind == "label" and fmt.top_k > 1:
-        known = {str(c) for c in fmt.classes}
-        rows = [str(v).split() for v in values.iloc[:, 0]]
-        unknown = {label for row in rows for label in row} - known
+    if fmt.kind == "label":
+        # One label per row, or (MAP@k) up to top_k of them separated by spaces.
+        rows = [str(v).split() if fmt.top_k > 1 else [str(v)] for v in values.iloc[:, 0]]
+        unknown = {label for row in rows for label in row} - {str(c) for c in fmt.classes}
         if unknown:
             problems.append(f"{what} predicts unknown label(s) {sorted(unknown)[:3]}")
-        if any(not 1 <= len(row) <= fmt.top_k for row in rows):
+        if fmt.top_k > 1 and any(not 1 <= len(row) <= fmt.top_k for row in rows):
             problems.append(f"{what} has rows without 1 to {fmt.top_k} space-separated labels")
-    elif fmt.kind == "label":
-        known = {str(c) for c in fmt.classes}
-        unknown = set(values.iloc[:, 0].astype(str)) - known
-        if unknown:
-            problems.append(f"{what} predicts unknown label(s) {sorted(unknown)[:3]}")
     return problems
 
 

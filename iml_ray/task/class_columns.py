@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from iml_ray.metrics.labels import as_number
+
 
 def classes_of_columns(columns: list[str] | tuple[str, ...], classes: list[Any]) -> tuple[tuple[Any, ...], str] | None:
     """The class of each column, in column order, and how they were matched; None when they do not match."""
@@ -26,11 +28,8 @@ def classes_of_columns(columns: list[str] | tuple[str, ...], classes: list[Any])
 
 
 def _whole_numbers_bare(value: Any) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return str(int(number)) if number.is_integer() and not isinstance(value, str) else str(value)
+    number = None if isinstance(value, str) else as_number(value)
+    return str(int(number)) if number is not None and number.is_integer() else str(value)
 
 
 def _match(columns, classes, spell) -> tuple[tuple[Any, ...], str] | None:
